@@ -1,0 +1,3 @@
+from rootseed.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""Options every command accepts, gathered into one :class:`Settings`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from rootseed.settings import Settings, default_cache_dir, default_tree
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_COMMON: list[Callable[[F], F]] = [
+    click.option("--tree", "tree", type=click.Path(path_type=Path, file_okay=False),
+                 default=None, help="Package tree root (default: the tree shipped with rootseed)."),
+    click.option("--mirror", "mirrors", type=click.Path(path_type=Path, file_okay=False),
+                 multiple=True, help="Local mirror directory, searched by file name first "
+                 "(repeatable)."),
+    click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                 help="Cache directory (default: $ROOTSEED_CACHE_DIR or ~/.cache/rootseed)."),
+    click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
+                 show_default=True, help="Output directory for OCI image layouts."),
+    click.option("--offline", is_flag=True, help="Use local mirrors and the cache only."),
+    click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                 help="Parallel jobs (default: number of CPUs)."),
+    click.option("--json", "json_out", is_flag=True, help="Machine-readable output on stdout."),
+    click.option("--debug", is_flag=True, help="Show exact commands and tracebacks."),
+]
+
+
+def common_options(func: F) -> F:
+    """Add the common options; the command receives them as one ``settings`` argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, tree: Path | None, mirrors: tuple[Path, ...],
+                cache_dir: Path | None, out: Path, offline: bool, jobs: int | None,
+                json_out: bool, debug: bool, **kwargs: Any) -> Any:
+        defaults = Settings()
+        settings = Settings(
+            tree=(tree or default_tree()).resolve(),
+            mirrors=tuple(m.resolve() for m in mirrors),
+            cache_dir=(cache_dir or default_cache_dir()).resolve(),
+            out=out.resolve(),
+            offline=offline,
+            jobs=jobs or defaults.jobs,
+            json=json_out,
+            debug=debug,
+        )
+        ctx = click.get_current_context()
+        ctx.meta["rootseed.debug"] = debug
+        return func(*args, settings=settings, **kwargs)
+
+    for option in reversed(_COMMON):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,25 @@
+"""Where output goes: results on stdout, progress and diagnostics on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+#: Diagnostics, progress bars and summaries for people.
+err = Console(stderr=True, highlight=False)
+#: Results (tables for people; JSON for machines goes through :func:`emit_json`).
+out = Console(highlight=False)
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no insignificant whitespace: the one JSON form rootseed writes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def emit_json(obj: Any) -> None:
+    """Print a machine-readable result on stdout (pretty, stable key order)."""
+    sys.stdout.write(json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

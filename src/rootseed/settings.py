@@ -1,0 +1,33 @@
+"""Run-wide settings shared by every command (frozen: nothing changes them mid-run)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+def default_tree() -> Path:
+    """The tree shipped with rootseed (``packages/`` of this checkout), else ``./packages``."""
+    shipped = Path(__file__).resolve().parents[2] / "packages"
+    return shipped if shipped.is_dir() else Path.cwd() / "packages"
+
+
+def default_cache_dir() -> Path:
+    """``$ROOTSEED_CACHE_DIR`` or the XDG cache dir (``~/.cache/rootseed``)."""
+    env = os.environ.get("ROOTSEED_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("rootseed"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    tree: Path = field(default_factory=default_tree)
+    mirrors: tuple[Path, ...] = ()
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    out: Path = Path("out")
+    offline: bool = False
+    jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    json: bool = False
+    debug: bool = False
