@@ -1,0 +1,1 @@
+"""Execute a package's Containerfile in sandboxes and write a deterministic OCI image."""
