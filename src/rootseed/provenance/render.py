@@ -68,10 +68,11 @@ def to_mermaid(root: TraceNode) -> str:
     ids = _ids(root)
     lines = ["flowchart TD"]
     for node in root.walk():
-        label = f"{node.package}<br/>{short(node.digest)}…"
+        parts = [node.package, f"{short(node.digest)}…"]
         if node.seeds:
-            label += "<br/>seed: " + ", ".join(s.file for s in node.seeds)
-        lines.append(f'    {ids[node.key]}["{_mermaid_text(label)}"]')
+            parts.append("seed: " + ", ".join(s.file for s in node.seeds))
+        label = "<br/>".join(_mermaid_text(p) for p in parts)
+        lines.append(f'    {ids[node.key]}["{label}"]')
     for node in root.walk():
         for parent in node.parents:
             lines.append(f"    {ids[parent.key]} --> {ids[node.key]}")
