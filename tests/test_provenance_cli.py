@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from provenance_fixtures import CHILD_PKG, GRANDCHILD_PKG, SEED_PKG, three_level_chain
 
+from provenance_fixtures import CHILD_PKG, GRANDCHILD_PKG, SEED_PKG, three_level_chain
 from rootseed.provenance.render import to_dot, to_mermaid
 from rootseed.provenance.trace import trace
 

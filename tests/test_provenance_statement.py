@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provenance_fixtures import SEED_SHA, plain_source, record, seed_source, sha
 
+from provenance_fixtures import SEED_SHA, plain_source, record, seed_source, sha
 from rootseed.build.record import ParentImage
 from rootseed.console import canonical_json
 from rootseed.errors import RootseedError

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from provenance_fixtures import (
     CHILD_PKG,
     GRANDCHILD_PKG,
@@ -22,7 +23,6 @@ from provenance_fixtures import (
     three_level_chain,
     write_layout,
 )
-
 from rootseed.build.record import ParentImage
 from rootseed.errors import RootseedError
 from rootseed.provenance.statement import write_statement
