@@ -92,9 +92,9 @@ def collect(out: Path, packages: list[str] | None = None, *, cache_dir: Path | N
     return [infos[n] for n in sorted(infos)]
 
 
-def _layers(infos: list[PackageInfo]) -> list[list[str]]:
+def _depths(infos: list[PackageInfo]) -> dict[str, int]:
     """Longest-path layering: a package sits one row below its lowest parent."""
-    parents = {i.package: [p for p in i.parents] for i in infos}
+    parents = {i.package: list(i.parents) for i in infos}
     depth: dict[str, int] = {}
 
     def visit(name: str, stack: frozenset[str]) -> int:
@@ -107,37 +107,75 @@ def _layers(infos: list[PackageInfo]) -> list[list[str]]:
 
     for name in sorted(parents):
         visit(name, frozenset())
+    return depth
+
+
+@dataclass
+class _Graph:
+    """Rows of slots: package names, and NUL-prefixed waypoints where long edges cross rows."""
+
+    rows: list[list[str]]
+    edges: list[tuple[str, str, list[str]]]  # parent, child, waypoint slots between them
+
+
+def _layout(infos: list[PackageInfo]) -> _Graph:
+    depth = _depths(infos)
     rows: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for name in sorted(depth):
         rows[depth[name]].append(name)
-    # order each row by the mean position of its parents (fewer crossings), then by name
+    edges: list[tuple[str, str, list[str]]] = []
+    above: dict[str, list[str]] = {}  # slot -> the slots it hangs from (for ordering)
+    for info in sorted(infos, key=lambda i: i.package):
+        for parent in info.parents:
+            if parent not in depth or depth[parent] >= depth[info.package]:
+                continue  # a forged cycle: nothing sensible to draw
+            waypoints = []
+            prev = parent
+            for r in range(depth[parent] + 1, depth[info.package]):
+                slot = f"\0{parent}>{info.package}:{r}"
+                rows[r].append(slot)
+                above[slot] = [prev]
+                waypoints.append(slot)
+                prev = slot
+            above.setdefault(info.package, []).append(prev)
+            edges.append((parent, info.package, waypoints))
+    # order each row by the mean position of what hangs above it (fewer crossings)
     pos: dict[str, float] = {}
     for row in rows:
-        def key(n: str) -> tuple[float, str]:
-            ps = [pos[p] for p in parents.get(n, []) if p in pos]
-            return (sum(ps) / len(ps) if ps else 0.0, n)
+        def key(n: str) -> tuple[float, int, str]:
+            ps = [pos[p] for p in above.get(n, []) if p in pos]
+            return (sum(ps) / len(ps) if ps else 0.0, n.startswith("\0"), n)
         row.sort(key=key)
         for i, n in enumerate(row):
             pos[n] = float(i)
-    return rows
+    return _Graph(rows=rows, edges=edges)
 
 
 def _trim(text: str, n: int = 26) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+WAY_W = 16  # width of a waypoint slot of a long edge
+
+
 def render_svg(infos: list[PackageInfo]) -> str:
-    rows = _layers(infos)
+    graph = _layout(infos)
     by_name = {i.package: i for i in infos}
-    widest = max((len(r) for r in rows), default=1)
-    width = MARGIN * 2 + widest * NODE_W + (widest - 1) * H_GAP
-    height = MARGIN * 2 + len(rows) * NODE_H + max(len(rows) - 1, 0) * V_GAP
-    xy: dict[str, tuple[int, int]] = {}
-    for r, row in enumerate(rows):
-        row_w = len(row) * NODE_W + (len(row) - 1) * H_GAP
-        x0 = (width - row_w) // 2
-        for i, name in enumerate(row):
-            xy[name] = (x0 + i * (NODE_W + H_GAP), MARGIN + r * (NODE_H + V_GAP))
+
+    def slot_w(slot: str) -> int:
+        return WAY_W if slot.startswith("\0") else NODE_W
+
+    def row_w(row: list[str]) -> int:
+        return sum(slot_w(s) for s in row) + max(len(row) - 1, 0) * H_GAP
+
+    width = MARGIN * 2 + max((row_w(r) for r in graph.rows), default=NODE_W)
+    height = MARGIN * 2 + len(graph.rows) * NODE_H + max(len(graph.rows) - 1, 0) * V_GAP
+    xy: dict[str, tuple[int, int]] = {}  # top-left corner of each slot
+    for r, row in enumerate(graph.rows):
+        x = (width - row_w(row)) // 2
+        for slot in row:
+            xy[slot] = (x, MARGIN + r * (NODE_H + V_GAP))
+            x += slot_w(slot) + H_GAP
     e = html.escape
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" width="{width}" '
@@ -147,23 +185,27 @@ def render_svg(infos: list[PackageInfo]) -> str:
         'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#555"/></marker></defs>',
     ]
-    for info in infos:
-        for parent in info.parents:
-            if parent not in xy or info.package not in xy:
-                continue
-            px, py = xy[parent]
-            cx, cy = xy[info.package]
-            x1, y1 = px + NODE_W // 2, py + NODE_H
-            x2, y2 = cx + NODE_W // 2, cy
-            mid = (y1 + y2) // 2
-            parts.append(f'<path class="edge" data-from="{e(parent)}" data-to="{e(info.package)}"'
-                         f' d="M{x1},{y1} C{x1},{mid} {x2},{mid} {x2},{y2 - 2}" '
-                         'marker-end="url(#arrow)"/>')
+    for parent, child, waypoints in graph.edges:
+        px, py = xy[parent]
+        x, y = px + NODE_W // 2, py + NODE_H
+        d = f"M{x},{y}"
+        for slot in waypoints:  # pass straight down through each intermediate row
+            wx, wy = xy[slot]
+            wx += WAY_W // 2
+            d += f" C{x},{(y + wy) // 2} {wx},{(y + wy) // 2} {wx},{wy} L{wx},{wy + NODE_H}"
+            x, y = wx, wy + NODE_H
+        cx, cy = xy[child]
+        x2 = cx + NODE_W // 2
+        mid = (y + cy) // 2
+        d += f" C{x},{mid} {x2},{mid} {x2},{cy - 2}"
+        parts.append(f'<path class="edge" data-from="{e(parent)}" data-to="{e(child)}" '
+                     f'd="{d}" marker-end="url(#arrow)"/>')
     for name, (x, y) in sorted(xy.items()):
+        if name.startswith("\0"):
+            continue
         info = by_name[name]
         sub = short(info.digest) + "…" if info.digest else info.status
-        seed = bool(info.detail.get("sources")) and any(
-            s.get("seed") for s in info.detail.get("sources", []))
+        seed = any(s.get("seed") for s in info.detail.get("sources", []))
         cls = f"node {info.status}" + (" seed" if seed else "")
         parts.append(
             f'<g class="{cls}" data-package="{e(name)}" tabindex="0" role="button" '
@@ -188,7 +230,7 @@ main{display:flex;gap:16px;padding:16px;align-items:flex-start}
 #details h2{margin:0 0 8px;font-size:16px}
 #details h3{margin:12px 0 4px;font-size:13px;text-transform:uppercase;color:#555}
 #details code,#details pre{font:12px monospace}
-#details pre{background:#f5f5f5;padding:6px;overflow:auto}
+#details pre{background:#f5f5f5;padding:6px;overflow:auto;white-space:pre-wrap}
 #details ul{margin:0;padding-left:18px}
 .status-verified{color:#2e7d32}.status-broken{color:#c62828}.status-missing{color:#757575}
 .edge{fill:none;stroke:#555;stroke-width:1.5}
