@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -19,8 +20,8 @@ GOOD_SHA = sha(GOOD)
 
 
 class Handler(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, bytes, int | None]] = {}
-    hits: list[str] = []
+    routes: ClassVar[dict[str, tuple[int, bytes, int | None]]] = {}
+    hits: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
