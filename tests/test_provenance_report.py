@@ -25,6 +25,8 @@ from provenance_fixtures import (
     three_level_chain,
 )
 from rootseed.provenance.report import collect, render_html, write_report
+from rootseed.tree import Tree
+from treegen import stagex_like_tree
 
 BROKEN_PKG = "core-broken"
 ORPHAN_PARENT = "core-unbuilt"
@@ -62,6 +64,19 @@ def test_collect_statuses(tmp_path: Path) -> None:
     assert infos[ORPHAN_PARENT].status == "missing"
     assert infos[CHILD_PKG].challenge == {"result": "match", "rebuilt_digest": digests[CHILD_PKG]}
     assert infos[GRANDCHILD_PKG].parents == [CHILD_PKG]
+
+
+def test_collect_with_tree(tmp_path: Path) -> None:
+    digests = make_out(tmp_path / "out")
+    tree = Tree.load(stagex_like_tree(tmp_path / "tree"))
+    deps = {name: pkg.deps for name, pkg in tree.packages.items()}
+    infos = {i.package: i for i in collect(tmp_path / "out", deps)}
+    assert sorted(infos) == sorted({*digests, BROKEN_PKG, ORPHAN_PARENT, *tree.packages})
+    # built images keep what their provenance says; the rest come from the tree, unbuilt
+    assert infos[CHILD_PKG].status == "verified"
+    assert infos["core-gcc"].status == "unbuilt"
+    assert infos["core-gcc"].parents == ["bootstrap-stage1"]
+    assert infos["core-gcc-cross"].parents == ["bootstrap-stage1", "core-gcc"]
 
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
@@ -160,12 +175,14 @@ def chromium(tmp: Path) -> Iterator[CDP]:
 @needs_chromium
 def test_report_click_shows_details(tmp_path: Path) -> None:
     digests = make_out(tmp_path / "out")
+    tree = Tree.load(stagex_like_tree(tmp_path / "tree"))
+    expected = collect(tmp_path / "out", {n: p.deps for n, p in tree.packages.items()})
     r = subprocess.run([sys.executable, "-m", "rootseed", "report", "--out", "out",
-                        "--output", "report.html"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+                        "--tree", "tree", "--output", "report.html"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     report = tmp_path / "report.html"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "report.html"]  # no temp left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "report.html", "tree"]
 
     with chromium(tmp_path) as cdp:
         cdp.call("Network.enable")
@@ -180,8 +197,9 @@ def test_report_click_shows_details(tmp_path: Path) -> None:
             panel: document.getElementById('details').getAttribute('data-package')})""")
         state = json.loads(graph)
         assert state["svgs"] == 1
-        assert sorted(state["nodes"]) == sorted([*digests, BROKEN_PKG, ORPHAN_PARENT])
-        assert state["edges"] == 3
+        assert sorted(state["nodes"]) == sorted(i.package for i in expected)
+        assert {*digests, BROKEN_PKG, ORPHAN_PARENT, "core-gcc"} <= set(state["nodes"])
+        assert state["edges"] == sum(len(i.parents) for i in expected) >= 3
         assert state["panel"] is None  # nothing selected before the click
 
         # a real mouse click at the centre of the child's node box

@@ -6,18 +6,32 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from rootseed.cli.common import common_options
 from rootseed.console import emit_json, err, out
+from rootseed.errors import RootseedError
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
 from rootseed.provenance.report import collect, write_report
 from rootseed.provenance.trace import QuorumStatus, Tracer
 from rootseed.settings import Settings
+from rootseed.tree import Tree
 
 
 def quorum_hook(settings: Settings) -> QuorumStatus | None:
     """Signature/quorum status per image; wired to the trust module once it exists."""
     return None
+
+
+def tree_deps(settings: Settings) -> dict[str, tuple[str, ...]] | None:
+    """Each tree package's dependencies, or None (with a warning) if the tree does not load."""
+    try:
+        tree = Tree.load(settings.tree)
+    except RootseedError as e:
+        err.print(f"[yellow]warning:[/] {escape(e.message)}; reporting only the images in "
+                  f"{escape(str(settings.out))}")
+        return None
+    return {name: pkg.deps for name, pkg in tree.packages.items()}
 
 
 @click.command("trace")
@@ -53,10 +67,10 @@ def trace_cmd(package: str, fmt: str, settings: Settings) -> None:
 @common_options
 def report_cmd(output: Path, settings: Settings) -> None:
     """Write one self-contained HTML page with the trust chain of every built image."""
-    infos = collect(settings.out, cache_dir=settings.cache_dir,
+    infos = collect(settings.out, tree_deps(settings), cache_dir=settings.cache_dir,
                     quorum_status=quorum_hook(settings))
     path = write_report(output, infos)
-    broken = [i.package for i in infos if i.status != "verified"]
+    broken = [i.package for i in infos if i.status in ("broken", "missing")]
     if settings.json:
         emit_json({"report": str(output), "packages": len(infos), "broken": broken})
     else:

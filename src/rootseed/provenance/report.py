@@ -11,6 +11,7 @@ import html
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 200, 56, 28, 64, 24
 @dataclass
 class PackageInfo:
     package: str
-    status: str  # "verified" | "broken" | "missing"
+    status: str  # "verified" | "broken" | "unbuilt" (in the tree only) | "missing"
     digest: str | None = None
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -51,10 +52,15 @@ def out_packages(out: Path) -> list[str]:
                   if p.is_dir() and (is_layout(p) or (p / PROVENANCE_FILE).is_file()))
 
 
-def collect(out: Path, packages: list[str] | None = None, *, cache_dir: Path | None = None,
+def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
+            cache_dir: Path | None = None,
             quorum_status: QuorumStatus | None = None) -> list[PackageInfo]:
-    """Trace every package; a broken chain is recorded (with its message), not raised."""
-    names = out_packages(out) if packages is None else sorted(packages)
+    """Trace every image in ``out``; a broken chain is recorded (with its message), not raised.
+
+    ``tree_deps`` (package → the packages it is built from, from the package tree) adds the
+    tree's packages that have no image yet, as "unbuilt", with their declared edges.
+    """
+    names = out_packages(out)
     tracer = Tracer(out, cache_dir=cache_dir, quorum_status=quorum_status)
     infos: dict[str, PackageInfo] = {}
     for name in names:
@@ -84,6 +90,10 @@ def collect(out: Path, packages: list[str] | None = None, *, cache_dir: Path | N
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 info.challenge = {"error": f"unreadable {CHALLENGE_FILE}: {e}"}
         infos[name] = info
+    for name, deps in sorted((tree_deps or {}).items()):
+        if name not in infos:
+            infos[name] = PackageInfo(package=name, status="unbuilt", parents=sorted(set(deps)),
+                                      error=f"{name} has not been built (no out/{name})")
     for info in list(infos.values()):
         for parent in info.parents:
             if parent not in infos:
@@ -232,13 +242,13 @@ main{display:flex;gap:16px;padding:16px;align-items:flex-start}
 #details code,#details pre{font:12px monospace}
 #details pre{background:#f5f5f5;padding:6px;overflow:auto;white-space:pre-wrap}
 #details ul{margin:0;padding-left:18px}
-.status-verified{color:#2e7d32}.status-broken{color:#c62828}.status-missing{color:#757575}
+.status-verified{color:#2e7d32}.status-broken{color:#c62828}.status-missing,.status-unbuilt{color:#757575}
 .edge{fill:none;stroke:#555;stroke-width:1.5}
 .node{cursor:pointer}
 .node rect{stroke-width:2}
 .node.verified rect{fill:#e8f5e9;stroke:#2e7d32}
 .node.broken rect{fill:#ffebee;stroke:#c62828}
-.node.missing rect{fill:#f5f5f5;stroke:#9e9e9e;stroke-dasharray:5 3}
+.node.missing rect,.node.unbuilt rect{fill:#f5f5f5;stroke:#9e9e9e;stroke-dasharray:5 3}
 .node.seed rect{stroke-width:3}
 .node.selected rect{stroke:#1565c0;stroke-width:4}
 .node:focus{outline:none}.node:focus rect{stroke:#1565c0}
@@ -336,8 +346,9 @@ def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of cus
     verified = sum(1 for i in infos if i.status == "verified")
     broken = sum(1 for i in infos if i.status == "broken")
     missing = sum(1 for i in infos if i.status == "missing")
+    unbuilt = sum(1 for i in infos if i.status == "unbuilt")
     summary = (f"{len(infos)} packages: {verified} traced to the seed, {broken} broken, "
-               f"{missing} missing. Click a package for its details.")
+               f"{missing} missing, {unbuilt} not built. Click a package for its details.")
     data = {"packages": [i.as_json() for i in infos]}
     e = html.escape
     return (
