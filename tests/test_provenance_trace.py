@@ -135,6 +135,18 @@ def test_parent_found_in_cache(tmp_path: Path) -> None:
         trace(out, GRANDCHILD_PKG)  # without the cache the link is broken
 
 
+def test_damaged_parent_in_out_intact_in_cache(tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    chain = three_level_chain(out)
+    hexd = chain.child.split(":")[1]
+    shutil.copytree(out / CHILD_PKG, cache / "images" / hexd)
+    (out / CHILD_PKG / "blobs" / "sha256" / hexd).write_bytes(b"{}")
+    root = trace(out, GRANDCHILD_PKG, cache_dir=cache)
+    assert root.parents[0].location == f"cache/images/{hexd}"
+    with pytest.raises(RootseedError, match=f"{CHILD_PKG}: manifest blob .* was changed"):
+        trace(out, GRANDCHILD_PKG, cache_dir=tmp_path / "empty-cache")
+
+
 def test_missing_parent(tmp_path: Path) -> None:
     three_level_chain(tmp_path)
     shutil.rmtree(tmp_path / CHILD_PKG)

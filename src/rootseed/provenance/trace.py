@@ -103,13 +103,20 @@ class Tracer:
         if self.cache_dir is not None:
             candidates.append((self.cache_dir / "images" / hexd, f"cache/images/{hexd}"))
         found: list[str] = []
+        damaged: list[RootseedError] = []
         for layout, location in candidates:
             if not is_layout(layout):
                 continue
-            actual = self._digest(layout, package)
+            try:
+                actual = self._digest(layout, package)
+            except RootseedError as e:  # a damaged copy; another candidate may be intact
+                damaged.append(e)
+                continue
             if actual == digest:
                 return layout, location
             found.append(f"{location} has {actual}")
+        if damaged:
+            raise damaged[0]
         if not found:
             raise RootseedError(
                 f"{child}: missing parent {package}: no image layout at out/{package}"
