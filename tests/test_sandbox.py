@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from rootseed.errors import RootseedError
-from rootseed.sandbox import SandboxSpec, bwrap_argv, run
+from rootseed.sandbox import SandboxSpec, bwrap_argv, options, run
 from rootseed.sandbox import execute as execute_mod
-from rootseed.sandbox import options
 from rootseed.sandbox.rootpath import plan_stubs, resolve_in_root
 
 BUSYBOX = Path("/usr/bin/busybox")
@@ -107,8 +106,8 @@ def test_bwrap_argv_order_and_no_shell(tmp_path: Path) -> None:
     tmpfs = argv.index("--tmpfs")
     ctx = argv.index("/tmp/ctx")
     assert root < tmpfs < ctx < sep
-    assert ["--ro-bind", "/usr/bin/qemu-i386", "/usr/bin/qemu-i386"] == \
-        argv[argv.index("/usr/bin/qemu-i386") - 1:argv.index("/usr/bin/qemu-i386") + 2]
+    assert argv[argv.index("/usr/bin/qemu-i386") - 1:argv.index("/usr/bin/qemu-i386") + 2] == \
+        ["--ro-bind", "/usr/bin/qemu-i386", "/usr/bin/qemu-i386"]
     assert argv.index("--clearenv") < argv.index("--setenv")
     assert argv[argv.index("--chdir") + 1] == "/src"
     assert "--die-with-parent" in argv and "--unshare-net" in argv
@@ -219,7 +218,7 @@ def test_no_network(rootfs: Path) -> None:
                                      input=b"", capture_output=True, timeout=60)
             assert outside.returncode == 0, outside.stderr
             assert len(accepted) == 1
-            rc, output = sandbox(rootfs, probe)
+            rc, _output = sandbox(rootfs, probe)
             assert rc != 0
             assert len(accepted) == 1
         finally:
@@ -251,7 +250,7 @@ def test_writes_outside_rootfs_impossible(rootfs: Path, tmp_path: Path) -> None:
     (ctx / "in").write_text("context")
     script = (f"echo x > {victim}; echo x > /../../{victim.name}; echo x > /ctx/in; "
               "touch /ctx/new; cat /ctx/in")
-    rc, output = sandbox(rootfs, ["sh", "-c", script], ro_binds=[(ctx, "/ctx")])
+    _rc, output = sandbox(rootfs, ["sh", "-c", script], ro_binds=[(ctx, "/ctx")])
     assert "context" in output  # the bind was visible, read-only
     assert victim.read_text() == "untouched"
     assert sorted(os.listdir(ctx)) == ["in"] and (ctx / "in").read_text() == "context"
