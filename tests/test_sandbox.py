@@ -189,6 +189,8 @@ def test_cwd(rootfs: Path) -> None:
     (rootfs / "src").mkdir()
     rc, output = sandbox(rootfs, ["sh", "-c", "pwd"], cwd="/src")
     assert (rc, output.strip()) == (0, "/src")
+    with pytest.raises(RootseedError, match="working directory /nope does not exist"):
+        sandbox(rootfs, ["sh", "-c", "pwd"], cwd="/nope")
 
 
 @needs_bwrap
