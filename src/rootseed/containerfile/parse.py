@@ -37,7 +37,7 @@ SUPPORTED = ("FROM", "ARG", "ENV", "WORKDIR", "SHELL", "RUN", "ADD", "COPY", "LA
              "ENTRYPOINT", "CMD")
 
 # "<<EOF", "<<-EOF", '<<"EOF"', "<<-'EOF'", optionally preceded by a file descriptor.
-_HEREDOC_WORD = re.compile(r"""^(\d*)<<(-?)\s*(["']?)([A-Za-z0-9_.\-]+)\3$""")
+HEREDOC_WORD = re.compile(r"""^(\d*)<<(-?)\s*(["']?)([A-Za-z0-9_.\-]+)\3$""")
 _HEREDOC_ANY = re.compile(r"""(\d*)<<(-?)\s*(["']?)([A-Za-z0-9_.\-]+)\3""")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 
@@ -259,7 +259,7 @@ class _Parser:
         docs = list(self.heredocs(command, words[:-1]))
         sources: list[str | Heredoc] = []
         for word in words[:-1]:
-            match = _HEREDOC_WORD.match(word)
+            match = HEREDOC_WORD.match(word)
             if match and docs and docs[0].name == match.group(4):
                 sources.append(docs.pop(0))
             else:
