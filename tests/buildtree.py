@@ -35,6 +35,7 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin"]
 ENV PATH=/bin
 ARG HELLO_SOURCE
 ADD fetch/${HELLO_SOURCE} /src/
+COPY --from=fetch ${HELLO_SOURCE} /archives/
 WORKDIR /src/hello-1.0
 RUN ./greet.sh base > /greeting
 """
@@ -57,10 +58,15 @@ EOF
 
 FROM rs/bootstrap-base AS other
 RUN echo other > /other.txt
+RUN <<EOF
+#!/bin/sh
+echo ran by sh > /shebang
+EOF
 
 FROM scratch
 COPY --from=build /out /
 COPY --from=other /other.txt /share/
+COPY --from=other /shebang /shebang
 COPY --from=rs/bootstrap-base /greeting /share/greeting
 LABEL org.example.name=app
 CMD ["/bin/true"]
