@@ -18,6 +18,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -189,11 +190,17 @@ def _apply_layer(state: _State, blob: Path, media_type: str, digest: str,
         else:
             raise RootseedError(f"unsupported layer media type {media_type!r} ({blob})",
                                 hint="rootseed reads tar and tar+gzip layers")
-        with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
-                          encoding="utf-8", errors="surrogateescape") as tar:
-            _extract(state, tar)
-        stream.drain()
-        compressed.drain()
+        try:
+            with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
+                              encoding="utf-8", errors="surrogateescape") as tar:
+                _extract(state, tar)
+            stream.drain()
+            compressed.drain()
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise RootseedError(f"layer blob {blob} ({digest}) is not a readable "
+                                f"{media_type}: {e}",
+                                hint="the layout is corrupt; rebuild or re-fetch the image"
+                                ) from e
     if compressed.digest != digest:
         raise RootseedError(f"layer blob {blob} does not match its digest {digest}",
                             hint="the layout is corrupt; rebuild or re-fetch the image")

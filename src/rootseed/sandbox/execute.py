@@ -13,7 +13,7 @@ from pathlib import Path
 from rootseed.console import err
 from rootseed.errors import RootseedError
 from rootseed.sandbox.options import API_MOUNTS, all_binds, bwrap_argv
-from rootseed.sandbox.rootpath import find_command, plan_stubs, remove_stubs
+from rootseed.sandbox.rootpath import find_command, plan_stubs, remove_stubs, resolve_in_root
 from rootseed.sandbox.spec import SandboxSpec
 
 #: What execvp searches when the sandbox environment has no PATH.
@@ -35,6 +35,11 @@ def _check(spec: SandboxSpec) -> None:
         raise RootseedError(f"sandbox root filesystem {spec.rootfs} is not a directory")
     if not spec.argv:
         raise RootseedError("empty command for the sandbox")
+    cwd = resolve_in_root(spec.rootfs, spec.cwd)
+    if cwd is None or not cwd.is_dir():
+        raise RootseedError(
+            f"working directory {spec.cwd} does not exist in the image's root filesystem",
+            hint="WORKDIR creates it; the builder must create it before the RUN step")
     argv0 = spec.argv[0]
     if spec.runner:
         if not Path(spec.runner[0]).is_file():
