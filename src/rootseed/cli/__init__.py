@@ -36,7 +36,9 @@ def _register() -> None:
 
 
 #: One module per command family; each exposes ``COMMANDS: list[click.Command]``.
-COMMAND_MODULES: list[str] = ["tree_cmds", "tool", "provenance", "challenge"]
+COMMAND_MODULES: list[str] = [
+    "bootstrap", "tree_cmds", "build", "challenge", "provenance", "tool",
+]
 
 
 _register()

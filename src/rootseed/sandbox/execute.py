@@ -46,6 +46,8 @@ def _check(spec: SandboxSpec) -> None:
             raise RootseedError(f"emulator runner {spec.runner[0]} does not exist on this host",
                                 hint="install qemu-user-static, or run on an x86 host")
         return  # the emulator, not the kernel, resolves argv[0]
+    if any(dest == argv0 for _, dest in spec.ro_binds):
+        return  # a file bound in for this command (e.g. a heredoc script)
     if find_command(spec.rootfs, argv0, spec.env.get("PATH", _EXECVP_DEFAULT_PATH)) is None:
         where = "" if "/" in argv0 else f" (searched PATH={spec.env.get('PATH', '')!r})"
         raise RootseedError(

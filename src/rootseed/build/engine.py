@@ -1,0 +1,495 @@
+"""The builder: packages in dependency order, stages as a DAG, cache, OCI output."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rootseed import __version__
+from rootseed.build import fsops
+from rootseed.build.cache import BuildCache, CachedStage, copy_layout
+from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.build.stage import StageContext, StageRunner, StageState
+from rootseed.console import canonical_json, err
+from rootseed.containerfile import (
+    NAMED_CONTEXTS,
+    Containerfile,
+    Copy,
+    Stage,
+    parse_file,
+)
+from rootseed.containerfile.scope import DEFAULT_PATH, global_arg_values, platform_args, try_expand
+from rootseed.errors import RootseedError
+from rootseed.fetch import Fetcher
+from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
+from rootseed.tree import Package, Tree
+
+CREATED = "1970-01-01T00:00:01Z"
+EPOCH = 1
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    target: str | None = None  # for the packages named on the command line
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    jobs: int = 1
+    debug: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    package: str
+    image: Path  # <out>/<stage>-<name>/ (OCI image layout)
+    manifest_digest: str  # "sha256:<hex>"
+    cached: bool  # nothing had to be executed
+    record: BuildRecord
+    stages_built: tuple[str, ...] = ()
+    stages_cached: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Parent:
+    package: str
+    reference: str
+    layout: Path
+    digest: str
+
+
+@dataclass
+class _StagePlan:
+    stage: Stage
+    key: str = ""
+    base: str = "scratch"  # "scratch" | "stage:<i>" | "image:<ref>"
+    needs: set[int] = field(default_factory=set)  # stage indexes this one needs
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+class Builder:
+    """Build packages of ``tree`` into ``out`` using ``cache_dir`` (see DESIGN.md)."""
+
+    def __init__(self, tree: Tree, *, cache_dir: Path, out: Path,
+                 fetcher: Fetcher | None = None, mirrors: Sequence[Path] = (),
+                 offline: bool = False):
+        self.tree = tree
+        self.cache = BuildCache(cache_dir)
+        self.out = out
+        self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
+                                          base_dir=tree.root)
+        self._slots: threading.BoundedSemaphore | None = None
+        self._cancel = threading.Event()
+        self._print_lock = threading.Lock()
+
+    # -- public ------------------------------------------------------------------------
+    def build(self, names: Iterable[str], options: BuildOptions | None = None
+              ) -> list[BuildResult]:
+        """Build ``names`` and everything they need; results in build order."""
+        options = options or BuildOptions()
+        requested = list(dict.fromkeys(names))
+        for name in requested:
+            self.tree.get(name)
+        order = self.tree.order(requested)
+        self._slots = threading.BoundedSemaphore(max(1, options.jobs))
+        self._cancel = threading.Event()
+        futures: dict[str, Future[BuildResult]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(order)),
+                                thread_name_prefix="rootseed-pkg") as pool:
+            for name in order:
+                deps = {d: futures[d] for d in self.tree.get(name).deps}
+                target = options.target if name in requested else None
+                futures[name] = pool.submit(self._package_task, name, deps, target, options)
+            results: list[BuildResult] = []
+            first_error: BaseException | None = None
+            for name in order:
+                try:
+                    results.append(futures[name].result())
+                except BaseException as e:
+                    self._cancel.set()
+                    first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+        return results
+
+    # -- packages ----------------------------------------------------------------------
+    def _say(self, options: BuildOptions, text: str) -> None:
+        if options.progress:
+            with self._print_lock:
+                err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def _package_task(self, name: str, deps: Mapping[str, Future[BuildResult]],
+                      target: str | None, options: BuildOptions) -> BuildResult:
+        dep_results = {}
+        for dep, future in deps.items():
+            try:
+                dep_results[dep] = future.result()
+            except BaseException as e:
+                raise RootseedError(f"{name}: not built because its dependency {dep} failed"
+                                    ) from e
+        return _PackageBuild(self, self.tree.get(name), dep_results, target, options).run()
+
+
+class _PackageBuild:
+    def __init__(self, builder: Builder, package: Package, deps: Mapping[str, BuildResult],
+                 target: str | None, options: BuildOptions):
+        self.b = builder
+        self.pkg = package
+        self.deps = deps
+        self.options = options
+        try:
+            display = package.containerfile.relative_to(builder.tree.root.parent).as_posix()
+        except ValueError:
+            display = str(package.containerfile)
+        self.cf: Containerfile = parse_file(package.containerfile, display=display)
+        self.build_args = {**package.build_args(), **options.build_args}
+        self.platform = package.platforms[0] if package.platforms else "linux/386"
+        try:
+            self.global_values = global_arg_values(self.cf.global_args, self.build_args,
+                                                   platform_args(self.platform))
+        except ValueError as e:
+            raise RootseedError(f"{package.name}: {display}: cannot expand a global ARG: {e}"
+                                ) from e
+        self.target = self._target_stage(target)
+        self.parents: dict[str, _Parent] = {}
+        self.plans = self._plan()
+
+    def say(self, text: str) -> None:
+        self.b._say(self.options, f"[{self.pkg.name}] {text}")
+
+    # -- planning ----------------------------------------------------------------------
+    def _target_stage(self, target: str | None) -> Stage:
+        if target is None:
+            return self.cf.stages[-1]
+        stage = self.cf.stage(target)
+        if stage is None:
+            names = ", ".join(s.label for s in self.cf.stages)
+            raise RootseedError(f"{self.pkg.name}: no stage {target!r} in {self.cf.display}",
+                                hint=f"stages: {names}")
+        return stage
+
+    def _parent(self, ref: str, line: int) -> _Parent:
+        if ref in self.parents:
+            return self.parents[ref]
+        dep = self.b.tree.package_for_image(ref)
+        if dep is None or dep not in self.deps:
+            raise RootseedError(
+                f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} is not built by this "
+                f"tree (namespace {self.b.tree.namespace!r})",
+                hint="rootseed never pulls images: refer to another package as "
+                     f"{self.b.tree.namespace}/<stage>-<name>, or to a stage of this file")
+        result = self.deps[dep]
+        parent = _Parent(package=dep, reference=ref, layout=result.image,
+                         digest=result.manifest_digest)
+        self.parents[ref] = parent
+        return parent
+
+    def _operand(self, word: str, line: int) -> str:
+        """``FROM``/``--from`` operand → "scratch", "stage:<i>", "fetch" or "image:<ref>"."""
+        ref = try_expand(word, self.global_values)
+        if ref == "scratch":
+            return "scratch"
+        if ref in NAMED_CONTEXTS:
+            return ref
+        stage = self.cf.stage(ref)
+        if stage is not None:
+            return f"stage:{stage.index}"
+        self._parent(ref, line)
+        return f"image:{ref}"
+
+    def _plan(self) -> dict[int, _StagePlan]:
+        plans: dict[int, _StagePlan] = {}
+        todo = [self.target.index]
+        while todo:
+            index = todo.pop()
+            if index in plans:
+                continue
+            stage = self.cf.stages[index]
+            plan = _StagePlan(stage=stage, base=self._operand(stage.base, stage.line))
+            if plan.base == "fetch":
+                raise RootseedError(f"{self.pkg.name}: {self.cf.where(stage.line)}: FROM fetch "
+                                    "is not an image", hint="use COPY --from=fetch")
+            for i in stage.instructions:
+                if isinstance(i, Copy) and i.from_ is not None:
+                    operand = self._operand(i.from_, i.line)
+                    if operand.startswith("stage:"):
+                        plan.needs.add(int(operand[6:]))
+            if plan.base.startswith("stage:"):
+                plan.needs.add(int(plan.base[6:]))
+            if index in plan.needs:
+                raise RootseedError(f"{self.pkg.name}: {self.cf.where(stage.line)}: stage "
+                                    f"{stage.label} refers to itself")
+            plans[index] = plan
+            todo.extend(plan.needs)
+        self._check_cycles(plans)
+        self.context_files = fsops.hash_tree(self.pkg.directory)
+        context_modes = {rel: fsops.mode_bits(self.pkg.directory, rel)
+                         for rel in self.context_files}
+        self.context_key = _sha({"files": self.context_files, "modes": context_modes})
+        self.sources_key = _sha({s.file: s.hash for s in self.pkg.sources})
+        for index in self._topo(plans):
+            plans[index].key = self._key(plans[index], plans)
+        return plans
+
+    def _check_cycles(self, plans: Mapping[int, _StagePlan]) -> None:
+        state: dict[int, int] = {}
+
+        def visit(i: int) -> None:
+            if state.get(i) == 1:
+                raise RootseedError(f"{self.pkg.name}: {self.cf.display}: stages depend on "
+                                    f"each other in a cycle (stage {plans[i].stage.label})")
+            if state.get(i) == 2:
+                return
+            state[i] = 1
+            for n in plans[i].needs:
+                visit(n)
+            state[i] = 2
+
+        for i in plans:
+            visit(i)
+
+    def _topo(self, plans: Mapping[int, _StagePlan]) -> list[int]:
+        done: list[int] = []
+
+        def visit(i: int) -> None:
+            if i in done:
+                return
+            for n in sorted(plans[i].needs):
+                visit(n)
+            done.append(i)
+
+        for i in sorted(plans):
+            visit(i)
+        return done
+
+    def _key(self, plan: _StagePlan, plans: Mapping[int, _StagePlan]) -> str:
+        def operand_key(operand: str) -> str:
+            if operand.startswith("stage:"):
+                return "stage:" + plans[int(operand[6:])].key
+            if operand.startswith("image:"):
+                return "image:" + self.parents[operand[6:]].digest
+            return operand
+
+        steps: list[dict[str, str]] = []
+        for i in plan.stage.instructions:
+            step = {"i": i.original}
+            if isinstance(i, Copy):
+                if i.from_ is not None:
+                    operand = self._operand(i.from_, i.line)
+                    step["from"] = (("fetch:" + self.sources_key) if operand == "fetch"
+                                    else operand_key(operand))
+                else:
+                    step["context"] = self.context_key
+                    step["fetch"] = self.sources_key
+            steps.append(step)
+        return _sha({
+            "rootseed": __version__, "platform": self.platform, "args": self.build_args,
+            "version": self.pkg.version, "base": operand_key(plan.base), "steps": steps,
+        })
+
+    # -- running -----------------------------------------------------------------------
+    def run(self) -> BuildResult:
+        started = time.monotonic()
+        target_plan = self.plans[self.target.index]
+        built: list[str] = []
+        cached: list[str] = []
+        hit = None if self.options.no_cache else self.b.cache.lookup(target_plan.key)
+        if hit is not None:
+            cached.append(self.target.label)
+            final = hit
+        else:
+            final = self._execute(built, cached)
+        self._verify_outputs(final)
+        image = self.b.out / self.pkg.name
+        if not self._same_output(image, final.manifest_digest):
+            with self.b.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
+                copy_layout(final.layout, image)
+        seconds = time.monotonic() - started
+        result = BuildResult(
+            package=self.pkg.name, image=image, manifest_digest=final.manifest_digest,
+            cached=not built, record=self._record(final.manifest_digest),
+            stages_built=tuple(built), stages_cached=tuple(cached), seconds=seconds)
+        state = "cached" if result.cached else f"built ({len(built)} stages)"
+        self.say(f"{state} {final.manifest_digest} in {seconds:.2f}s")
+        return result
+
+    def _same_output(self, image: Path, digest: str) -> bool:
+        try:
+            return manifest_digest(image) == digest
+        except (RootseedError, OSError, ValueError, KeyError):
+            return False
+
+    def _execute(self, built: list[str], cached: list[str]) -> CachedStage:
+        with self.b.cache.workdir() as work:
+            fetch_dir = work / "fetch"
+            fetch_dir.mkdir()
+            if self.pkg.sources:
+                self.say("fetching sources")
+                for sid, path in self.b.fetcher.fetch_package(self.pkg).items():
+                    source = self.pkg.source(sid)
+                    link = fetch_dir / source.file
+                    try:
+                        os.link(path, link)
+                    except OSError:
+                        link.write_bytes(path.read_bytes())
+            results: dict[int, Future[CachedStage]] = {}
+            order = self._topo(self.plans)
+            ctx_lock = threading.Lock()
+            with ThreadPoolExecutor(max_workers=len(order),
+                                    thread_name_prefix=f"rootseed-{self.pkg.name}") as pool:
+                for index in order:
+                    results[index] = pool.submit(self._stage_task, index, results, work,
+                                                 fetch_dir, built, cached, ctx_lock)
+                errors: list[BaseException] = []
+                for index in order:
+                    try:
+                        results[index].result()
+                    except BaseException as e:
+                        self.b._cancel.set()
+                        errors.append(e)
+            if errors:
+                real = [e for e in errors if "stopped because another step failed" not in str(e)
+                        and "not built because" not in str(e)]
+                raise (real or errors)[0]
+            return results[self.target.index].result()
+
+    def _stage_task(self, index: int, results: Mapping[int, Future[CachedStage]], work: Path,
+                    fetch_dir: Path, built: list[str], cached: list[str],
+                    lock: threading.Lock) -> CachedStage:
+        plan = self.plans[index]
+        needed: dict[int, CachedStage] = {}
+        for n in sorted(plan.needs):
+            try:
+                needed[n] = results[n].result()
+            except BaseException as e:
+                raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} not built "
+                                    "because a stage it needs failed") from e
+        with self.b.cache.lock(f"build-{plan.key}"):
+            if not self.options.no_cache:
+                hit = self.b.cache.lookup(plan.key)
+                if hit is not None:
+                    with lock:
+                        cached.append(plan.stage.label)
+                    return hit
+            assert self.b._slots is not None
+            with self.b._slots:
+                if self.b._cancel.is_set():
+                    raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} stopped "
+                                        "because another step failed")
+                self.say(f"stage {plan.stage.label}: building")
+                entry = self._build_stage(plan, needed, work, fetch_dir)
+            with lock:
+                built.append(plan.stage.label)
+            return entry
+
+    def _build_stage(self, plan: _StagePlan, needed: Mapping[int, CachedStage], work: Path,
+                     fetch_dir: Path) -> CachedStage:
+        stage = plan.stage
+        stage_dir = work / f"stage-{stage.index}"
+        rootfs = stage_dir / "rootfs"
+        if plan.base == "scratch":
+            rootfs.mkdir(parents=True)
+            os.chmod(rootfs, 0o755)
+            state = StageState()
+        elif plan.base.startswith("stage:"):
+            parent = needed[int(plan.base[6:])]
+            fsops.copy_tree(self.b.cache.rootfs(parent.layout, parent.manifest_digest), rootfs)
+            state = StageState.from_json(parent.state["config"])
+        else:
+            image = self.parents[plan.base[6:]]
+            fsops.copy_tree(self.b.cache.rootfs(image.layout, image.digest), rootfs)
+            config = read_image(image.layout).config
+            state = StageState(
+                env=[(e.partition("=")[0], e.partition("=")[2]) for e in config.env],
+                workdir=config.working_dir, user=config.user,
+                entrypoint=config.entrypoint, cmd=config.cmd, labels=dict(config.labels))
+
+        def source_root(operand: str) -> Path:
+            kind = self._operand(operand, stage.line)
+            if kind == "fetch":
+                return fetch_dir
+            if kind == "scratch":
+                raise RootseedError("COPY --from=scratch has no files")
+            if kind.startswith("stage:"):
+                src = needed[int(kind[6:])]
+                return self.b.cache.rootfs(src.layout, src.manifest_digest)
+            image = self.parents[kind[6:]]
+            return self.b.cache.rootfs(image.layout, image.digest)
+
+        ctx = StageContext(
+            package=self.pkg.name, containerfile=self.cf, context_dir=self.pkg.directory,
+            fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
+            global_values=self.global_values, build_args=self.build_args,
+            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel)
+        state = StageRunner(ctx, stage, rootfs, state).execute()
+        env = dict(state.env)
+        if "PATH" not in env:  # Docker gives every image a PATH
+            state.env = [("PATH", DEFAULT_PATH), *state.env]
+        config = ImageConfig(
+            architecture=self.platform.split("/")[1] if "/" in self.platform else "386",
+            os=self.platform.split("/")[0], env=tuple(f"{k}={v}" for k, v in state.env),
+            entrypoint=state.entrypoint, cmd=state.cmd, working_dir=state.workdir,
+            user=state.user, labels=state.labels)
+        entry = work / f"entry-{stage.index}"
+        entry.mkdir()
+        digest = write_image(entry / "image", rootfs, config, self._annotations(), epoch=EPOCH)
+        fsops.remove_tree(stage_dir)
+        return self.b.cache.commit(entry, plan.key, {
+            "manifest_digest": digest, "package": self.pkg.name, "stage": stage.label,
+            "config": state.to_json()}, replace=self.options.no_cache)
+
+    def _annotations(self) -> dict[str, str]:
+        return {"org.opencontainers.image.created": CREATED,
+                "org.opencontainers.image.ref.name": self.pkg.version}
+
+    # -- after the build ---------------------------------------------------------------
+    def _verify_outputs(self, final: CachedStage) -> None:
+        if not self.pkg.outputs:
+            return
+        rootfs = self.b.cache.rootfs(final.layout, final.manifest_digest)
+        problems: list[str] = []
+        for path, (sha, size) in sorted(self.pkg.outputs.items()):
+            host = fsops.resolve(rootfs, path)
+            if not host.is_file():
+                problems.append(f"  {path}: missing from the image (expected sha256 {sha}, "
+                                f"{size} bytes)")
+                continue
+            actual = hashlib.sha256(host.read_bytes()).hexdigest()
+            actual_size = host.stat().st_size
+            if actual != sha or actual_size != size:
+                problems.append(f"  {path}: expected sha256 {sha} ({size} bytes), "
+                                f"got sha256 {actual} ({actual_size} bytes)")
+        if problems:
+            raise RootseedError(
+                f"{self.pkg.name}: {len(problems)} declared output(s) do not match the built "
+                f"image {final.manifest_digest} (nothing was written to {self.b.out}):\n"
+                + "\n".join(problems),
+                hint="the build is not what package.toml [outputs] pins: find the cause "
+                     "before updating the pins")
+
+    def _record(self, digest: str) -> BuildRecord:
+        used = {p.reference: p for p in self.parents.values()}
+        return BuildRecord(
+            package=self.pkg.name, version=self.pkg.version, namespace=self.b.tree.namespace,
+            containerfile_sha256=hashlib.sha256(self.pkg.containerfile.read_bytes()).hexdigest(),
+            target=self.target.label if self.target is not self.cf.stages[-1] else None,
+            build_args=dict(sorted(self.build_args.items())),
+            sources=tuple(ResolvedSource(id=s.id, file=s.file, sha256=s.hash,
+                                         uri=s.mirrors[0] if s.mirrors else "", seed=s.seed)
+                          for s in self.pkg.sources),
+            parents=tuple(ParentImage(package=p.package, reference=p.reference,
+                                      manifest_digest=p.digest)
+                          for _, p in sorted(used.items())),
+            manifest_digest=digest, rootseed_version=__version__,
+            context_files=dict(self.context_files))
+

@@ -1,0 +1,101 @@
+"""``rootseed build`` and ``rootseed digests``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rootseed.build import Builder, BuildOptions, BuildResult
+from rootseed.build.digests import check_digests, read_digests, write_digests
+from rootseed.cli.common import common_options, load_tree, make_fetcher
+from rootseed.console import emit_json
+from rootseed.errors import RootseedError
+from rootseed.settings import Settings
+from rootseed.tree import Tree
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}",
+                                     param_hint="--build-arg")
+        args[key] = val
+    return args
+
+
+def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
+         build_args: dict[str, str], no_cache: bool) -> list[BuildResult]:
+    builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                      fetcher=make_fetcher(settings, tree))
+    options = BuildOptions(target=target, build_args=build_args, no_cache=no_cache,
+                           jobs=settings.jobs, debug=settings.debug, progress=not settings.json)
+    return builder.build(names, options)
+
+
+def _digests_dir(tree: Tree, given: Path | None) -> Path:
+    return given.resolve() if given is not None else tree.root.parent / "digests"
+
+
+def _result_json(r: BuildResult) -> dict[str, object]:
+    return {"package": r.package, "image": str(r.image), "manifest_digest": r.manifest_digest,
+            "cached": r.cached, "stages_built": list(r.stages_built),
+            "stages_cached": list(r.stages_cached)}
+
+
+@click.command("build")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("--target", default=None, help="Stage to stop at (default: the last stage).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
+              help="Override a build argument (repeatable).")
+@click.option("--no-cache", is_flag=True, help="Rebuild every stage.")
+@click.option("--check", is_flag=True,
+              help="Fail when a built digest differs from the one in digests/<stage>.txt.")
+@click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where digests/<stage>.txt live (default: beside the tree).")
+@common_options
+def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[str, ...],
+              no_cache: bool, check: bool, digests_dir: Path | None, settings: Settings) -> None:
+    """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out."""
+    tree = load_tree(settings)
+    results = _run(settings, tree, list(packages), target, _build_args(build_args), no_cache)
+    problems: list[str] = []
+    if check:
+        recorded = read_digests(_digests_dir(tree, digests_dir))
+        problems = check_digests(((r.package, r.manifest_digest) for r in results), recorded)
+    if settings.json:
+        emit_json({"results": [_result_json(r) for r in results], "check": problems})
+    else:
+        for r in results:
+            state = "cached" if r.cached else "built"
+            click.echo(f"{r.manifest_digest} {r.package} ({state})")
+    if problems:
+        raise RootseedError("digest check failed:\n  " + "\n  ".join(problems),
+                            hint="the build is not reproducible here, or digests/ is stale "
+                                 "(`rootseed digests` records the current build)")
+
+
+@click.command("digests")
+@click.argument("packages", nargs=-1)
+@click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where to write digests/<stage>.txt (default: beside the tree).")
+@common_options
+def digests_cmd(packages: tuple[str, ...], digests_dir: Path | None, settings: Settings) -> None:
+    """Build PACKAGES (default: all; cached builds are instant) and record their digests."""
+    tree = load_tree(settings)
+    names = list(packages) or sorted(tree.packages)
+    results = _run(settings, tree, names, None, {}, False)
+    directory = _digests_dir(tree, digests_dir)
+    written = write_digests(directory, {r.package: r.manifest_digest for r in results},
+                            {r.package: tree.get(r.package).stage for r in results})
+    if settings.json:
+        emit_json({"files": [str(p) for p in written],
+                   "digests": {r.package: r.manifest_digest for r in results}})
+    else:
+        for path in written:
+            click.echo(f"wrote {path}")
+
+
+COMMANDS = [build_cmd, digests_cmd]
