@@ -21,9 +21,6 @@ from pathlib import Path
 
 import pytest
 
-# Until the builder is merged this module has nothing to run against.
-pytest.importorskip("rootseed.build.engine")
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 PACKAGES = ("seed-hex0", "seed-hello")

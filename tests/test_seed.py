@@ -240,15 +240,16 @@ def test_example_hello_runs(seed_binary: Path, workdir: Path) -> None:
 
 def test_example_tree_loads_and_fetches_offline(tmp_path: Path) -> None:
     """The tree model reads examples/ and every source resolves from mirror/ offline."""
-    tree_module = pytest.importorskip("rootseed.tree")
-    fetch_module = pytest.importorskip("rootseed.fetch")
-    tree = tree_module.Tree.load(EXAMPLES)
+    from rootseed.fetch import Fetcher
+    from rootseed.tree import Tree
+
+    tree = Tree.load(EXAMPLES)
     assert tree.namespace == "rootseed-examples"
     assert tree.order(["seed-hello"]) == ["seed-hex0", "seed-hello"]
     assert tree.get("seed-hello").deps == ("seed-hex0",)
     seeds = [s for p in tree.packages.values() for s in p.sources if s.seed]
     assert [s.id for s in seeds] == ["hex0_seed"]
-    fetcher = fetch_module.Fetcher(tmp_path / "cache", offline=True, progress=False,
+    fetcher = Fetcher(tmp_path / "cache", offline=True, progress=False,
                                    base_dir=tree.root)
     for package in tree.packages.values():
         for source_id, path in fetcher.fetch_package(package).items():

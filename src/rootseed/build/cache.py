@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,12 +131,18 @@ class BuildCache:
                 continue
 
 
-def copy_layout(src: Path, dest: Path) -> None:
-    """Copy an image layout to ``dest`` atomically (temp dir + rename; never half)."""
+def copy_layout(src: Path, dest: Path, prepare: Callable[[Path], object] | None = None
+                ) -> None:
+    """Copy an image layout to ``dest`` atomically (temp dir + rename; never half).
+
+    ``prepare`` may add files (provenance) to the copy before it takes the name.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.partial"
     try:
         shutil.copytree(src, tmp, symlinks=True)
+        if prepare is not None:
+            prepare(tmp)
         if dest.exists() or dest.is_symlink():
             old = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.old"
             os.replace(dest, old)

@@ -29,6 +29,7 @@ from rootseed.containerfile.scope import DEFAULT_PATH, global_arg_values, platfo
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
+from rootseed.provenance.statement import write_statement
 from rootseed.tree import Package, Tree
 
 CREATED = "1970-01-01T00:00:01Z"
@@ -311,13 +312,16 @@ class _PackageBuild:
             final = self._execute(built, cached)
         self._verify_outputs(final)
         image = self.b.out / self.pkg.name
-        if not self._same_output(image, final.manifest_digest):
-            with self.b.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
-                copy_layout(final.layout, image)
+        record = self._record(final.manifest_digest)
+        with self.b.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
+            if self._same_output(image, final.manifest_digest):
+                write_statement(image, record)  # deterministic: same bytes when present
+            else:
+                copy_layout(final.layout, image, prepare=lambda d: write_statement(d, record))
         seconds = time.monotonic() - started
         result = BuildResult(
             package=self.pkg.name, image=image, manifest_digest=final.manifest_digest,
-            cached=not built, record=self._record(final.manifest_digest),
+            cached=not built, record=record,
             stages_built=tuple(built), stages_cached=tuple(cached), seconds=seconds)
         state = "cached" if result.cached else f"built ({len(built)} stages)"
         self.say(f"{state} {final.manifest_digest} in {seconds:.2f}s")

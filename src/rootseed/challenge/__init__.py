@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rootseed.build.digests import read_digests
 from rootseed.challenge.compare import Difference, compare_trees
 from rootseed.errors import RootseedError
 from rootseed.fetch.cache import SourceCache
@@ -71,14 +72,11 @@ def recorded_digest(settings: Settings, tree: Tree, package: str,
     layout = settings.out / package
     if (layout / "index.json").is_file():
         return manifest_digest(layout), str(layout), layout
-    stage = tree.get(package).stage
-    path = (digests_dir or tree.root.parent / "digests") / f"{stage}.txt"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            words = line.split()
-            if len(words) == 2 and words[1] == package:
-                return f"sha256:{words[0]}", str(path), None
-    return None, f"neither {layout} nor {path}", None
+    directory = digests_dir or tree.root.parent / "digests"
+    recorded = read_digests(directory).get(package)
+    if recorded is not None:
+        return f"sha256:{recorded}", str(directory / f"{tree.get(package).stage}.txt"), None
+    return None, f"neither {layout} nor {directory}", None
 
 
 def _conditions(settings: Settings) -> Conditions:

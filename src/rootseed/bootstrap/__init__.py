@@ -1,0 +1,161 @@
+"""``rootseed bootstrap``: stage0 from the 181-byte seed, built, verified and explained.
+
+The steps: fetch every pinned source (refused on any sha256 mismatch before anything
+runs), build ``bootstrap-stage0`` in the sandbox, check that the image's ``/bin`` holds
+exactly the expected tools with the pinned digests, compare with ``digests/``, and (when
+the Python tools are available) replay the chain independently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rootseed.build.digests import read_digests
+from rootseed.build.engine import Builder, BuildOptions, BuildResult
+from rootseed.errors import RootseedError
+from rootseed.fetch import Fetcher, FetchError
+from rootseed.settings import Settings
+from rootseed.tree import Package, Tree
+
+STAGE0 = "bootstrap-stage0"
+DEMO = "seed-hello"
+
+
+@dataclass(frozen=True)
+class Tool:
+    path: str  # in the image, e.g. "bin/M1"
+    sha256: str
+    size: int
+    expected: bool  # matches the pinned [outputs] entry
+
+
+@dataclass
+class BootstrapReport:
+    package: str
+    demo: bool
+    tree: str
+    manifest_digest: str
+    cached: bool
+    seconds: float
+    seed: dict[str, Any]
+    sources: list[dict[str, str]]
+    tools: list[Tool]
+    verified: list[str]
+    recorded_digest: str | None
+    checks: list[dict[str, Any]] = field(default_factory=list)  # crosscheck results
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "package": self.package, "demo": self.demo, "tree": self.tree,
+            "manifest_digest": self.manifest_digest, "cached": self.cached,
+            "seconds": round(self.seconds, 3), "seed": self.seed, "sources": self.sources,
+            "tools": [{"path": t.path, "sha256": t.sha256, "size": t.size,
+                       "expected": t.expected} for t in self.tools],
+            "verified": self.verified, "recorded_digest": self.recorded_digest,
+            "crosscheck": self.checks,
+        }
+
+
+def default_examples() -> Path:
+    """The example tree shipped with rootseed (``examples/`` of this checkout)."""
+    return Path(__file__).resolve().parents[3] / "examples"
+
+
+def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
+    needed = "\n".join(f"  {s.file}  sha256 {s.hash}" for s in package.sources)
+    return RootseedError(
+        f"{e.message}\n\nrootseed bootstrap needs these files:\n{needed}",
+        hint="put them in a directory and run `rootseed bootstrap --mirror DIR` (files are "
+             "found by name and checked by sha256); to see the whole chain work with no "
+             "download at all, run `rootseed bootstrap --demo` (rootseed's own seed, "
+             "built from examples/)")
+
+
+def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:
+    """Every regular file under /bin of the image, checked against [outputs]."""
+    rootfs = builder.cache.rootfs(result.image, result.manifest_digest)
+    tools: list[Tool] = []
+    for path in sorted((rootfs / "bin").iterdir()) if (rootfs / "bin").is_dir() else []:
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        rel = f"bin/{path.name}"
+        digest = hashlib.sha256(data).hexdigest()
+        tools.append(Tool(rel, digest, len(data), package.outputs.get(rel) == (digest,
+                                                                              len(data))))
+    return tools
+
+
+def bootstrap(settings: Settings, *, demo: bool = False,
+              crosscheck: Callable[[Builder, BuildResult], list[dict[str, Any]]] | None = None,
+              no_cache: bool = False) -> BootstrapReport:
+    started = time.monotonic()
+    tree = Tree.load(default_examples() if demo else settings.tree)
+    name = DEMO if demo else STAGE0
+    package = tree.get(name)
+    fetcher = Fetcher(settings.cache_dir, settings.mirrors, offline=settings.offline,
+                      progress=not settings.json, base_dir=tree.root)
+    try:
+        # Every input of the chain is verified before anything runs.
+        for dep in tree.order([name]):
+            try:
+                fetcher.fetch_package(tree.packages[dep])
+            except FetchError as e:
+                raise _missing_sources_error(tree.packages[dep], e) from e
+        builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                          fetcher=fetcher)
+        results = builder.build([name], BuildOptions(jobs=settings.jobs, debug=settings.debug,
+                                                     progress=not settings.json,
+                                                     no_cache=no_cache))
+    finally:
+        fetcher.close()
+    result = next(r for r in results if r.package == name)
+    tools = _image_tools(builder, result, package)
+    present = {t.path for t in tools}
+    missing = sorted(set(package.outputs) - present)
+    unexpected = sorted(present - set(package.outputs))
+    wrong = [t for t in tools if t.path in package.outputs and not t.expected]
+    if missing or unexpected or wrong:
+        lines = [f"  missing: {m}" for m in missing] + [
+            f"  not expected: {u}" for u in unexpected] + [
+            f"  {t.path}: expected sha256 {package.outputs[t.path][0]} "
+            f"({package.outputs[t.path][1]} bytes), got {t.sha256} ({t.size} bytes)"
+            for t in wrong]
+        pins = package.directory / "package.toml"
+        raise RootseedError(f"{name}: the image's /bin is not what {pins} pins:\n"
+                            + "\n".join(lines))
+
+    seeds = [s for dep in tree.order([name]) for s in tree.packages[dep].sources if s.seed]
+    seed = seeds[0] if seeds else None
+    sources = [{"package": dep, "file": s.file, "sha256": s.hash}
+               for dep in tree.order([name]) for s in tree.packages[dep].sources]
+    recorded_hex = read_digests(tree.root.parent / "digests").get(name)
+    recorded = f"sha256:{recorded_hex}" if recorded_hex else None
+    verified = [
+        f"{len(sources)} pinned sources verified by sha256 before use",
+        f"/bin holds exactly the {len(tools)} expected files, each matching its pinned "
+        "sha256 and size",
+    ]
+    if recorded is not None:
+        if recorded != result.manifest_digest:
+            raise RootseedError(
+                f"{name}: built manifest {result.manifest_digest} differs from the recorded "
+                f"{recorded} in {tree.root.parent / 'digests'}",
+                hint="a build that is not reproducible, or an out-of-date digests file: run "
+                     "`rootseed challenge` to see which files differ")
+        verified.append("manifest digest equals the recorded one in "
+                        f"digests/{package.stage}.txt")
+    report = BootstrapReport(
+        package=name, demo=demo, tree=str(tree.root), manifest_digest=result.manifest_digest,
+        cached=result.cached, seconds=0.0,
+        seed={"file": seed.file, "sha256": seed.hash} if seed else {},
+        sources=sources, tools=tools, verified=verified, recorded_digest=recorded)
+    if crosscheck is not None:
+        report.checks = crosscheck(builder, result)
+    report.seconds = time.monotonic() - started
+    return report

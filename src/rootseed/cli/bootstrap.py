@@ -1,0 +1,69 @@
+"""``rootseed bootstrap``: the main job: stage0 from the 181-byte seed, proven."""
+
+from __future__ import annotations
+
+import click
+from rich.panel import Panel
+from rich.table import Table
+
+from rootseed.bootstrap import BootstrapReport, bootstrap
+from rootseed.cli.common import common_options
+from rootseed.console import emit_json, out
+from rootseed.settings import Settings
+
+CHAIN = ("hex0-seed → hex0 → kaem-minimal, hex1 → hex2-0 → catm → M0 → cc_x86 → M2 → "
+         "blood-elf-0 → M1-0 → hex2-1 → M1 → hex2 → kaem, M2-Mesoplanet, blood-elf, "
+         "get_machine, M2-Planet → sha256sum, match, mkdir, untar, ungz, unbz2, unxz, catm, "
+         "cp, chmod, rm, replace, wrap")
+DEMO_CHAIN = ("hex0-seed (rootseed's own, from seeds/x86/hex0.hex0) → hex0 rebuilds itself "
+              "→ hello")
+
+
+def render(report: BootstrapReport) -> None:
+    title = ("rootseed bootstrap --demo: rootseed's own seed (examples/, no download)"
+             if report.demo else "rootseed bootstrap: stage0 from the 181-byte seed")
+    seed = report.seed
+    lines = [f"[bold]chain[/]  {DEMO_CHAIN if report.demo else CHAIN}"]
+    if seed:
+        lines.append(f"[bold]seed[/]   {seed['file']}  sha256:{seed['sha256']}")
+    lines.append(f"[bold]image[/]  {report.package}  {report.manifest_digest}"
+                 + ("  (cached)" if report.cached else ""))
+    out.print(Panel("\n".join(lines), title=title, expand=True))
+    table = Table(title=f"{len(report.tools)} tools in /bin")
+    for col, justify in (("tool", "left"), ("sha256", "left"), ("bytes", "right"),
+                         ("pinned", "center")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for t in report.tools:
+        table.add_row(t.path, t.sha256, str(t.size), "[green]✓[/]" if t.expected else "[red]✗[/]")
+    out.print(table)
+    out.print("[bold]verified[/]")
+    for line in report.verified:
+        out.print(f"  [green]✓[/] {line}")
+    for check in report.checks:
+        mark = "[green]✓[/]" if check.get("identical") else "[red]✗[/]"
+        out.print(f"  {mark} crosscheck: {check.get('summary', check)}", markup=True)
+    if report.recorded_digest is None and not report.demo:
+        out.print("  [yellow]•[/] no recorded digest in digests/ to compare with")
+    out.print(f"[bold]elapsed[/] {report.seconds:.1f} s")
+
+
+@click.command("bootstrap")
+@click.option("--demo", is_flag=True,
+              help="Build rootseed's own seed chain from examples/ (offline, seconds) "
+                   "instead of the upstream stage0.")
+@click.option("--no-cache", is_flag=True, help="Rebuild even if the cache has the image.")
+@common_options
+def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
+    """Build stage0 from the 181-byte hex0 seed and verify every output.
+
+    Fetches the pinned sources (or finds them with --mirror DIR), builds bootstrap-stage0
+    hermetically, checks the 20 tools against their pinned sha256 and prints the chain.
+    """
+    report = bootstrap(settings, demo=demo, no_cache=no_cache)
+    if settings.json:
+        emit_json(report.as_dict())
+    else:
+        render(report)
+
+
+COMMANDS = [bootstrap_cmd]
