@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,9 @@ def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
     else:
         _render(package, result, directory, found=bool(files))
     if not result.passed:
-        raise click.exceptions.Exit(1)
+        # Not click's Exit: rootseed.cli.main runs click with standalone_mode=False, where
+        # click turns Exit(1) into a return value that main() does not pass on.
+        sys.exit(1)
 
 
 def _short(fpr: str | None) -> str:
