@@ -19,7 +19,7 @@ from rootseed.settings import Settings
 from rootseed.trust import gpg, store
 from rootseed.trust import payload as payload_mod
 from rootseed.trust.facts import CryptoStatus
-from rootseed.trust.quorum import QuorumPolicy, QuorumResult
+from rootseed.trust.quorum import QuorumPolicy, QuorumResult, Verdict
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
         subkey = ("" if mine.signing_fingerprint == mine.primary_fingerprint
                   else f" (subkey {mine.signing_fingerprint})")
         out.print(f"signed {escape(reference)} {digest}\n  by {mine.primary_fingerprint}"
-                  f"{subkey}\n  -> {escape(str(path))}")
+                  f"{subkey}\n  -> {escape(str(path))}", soft_wrap=True)
 
 
 @click.command("verify")
@@ -202,25 +202,32 @@ def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
         sys.exit(1)
 
 
-def _short(fpr: str | None) -> str:
-    return "-" if fpr is None else fpr
+def _signer(v: Verdict) -> str:
+    if v.signer is not None:
+        text = v.signer
+    elif v.signing_key is not None:
+        text = f"{v.signing_key} (unknown key)"
+    else:
+        return "-"
+    if v.signing_key is not None and v.signing_key != v.signer and v.signer is not None:
+        text += f"\nsubkey {v.signing_key}"
+    return escape(text if v.user_id is None else f"{text}\n{v.user_id}")
 
 
 def _render(package: str, result: QuorumResult, directory: Path, *, found: bool) -> None:
     table = Table(title=f"{escape(package)} {result.digest}", title_justify="left")
-    table.add_column("signature")
-    table.add_column("signer (primary key)")
-    table.add_column("user id")
-    table.add_column("valid")
-    table.add_column("why not")
+    table.add_column("signature", no_wrap=True)
+    table.add_column("signer (primary key)", overflow="fold")
+    table.add_column("valid", no_wrap=True)
+    table.add_column("why not", overflow="fold")
     for v in result.verdicts:
-        table.add_row(escape(v.name), _short(v.signer), escape(v.user_id or "-"),
+        table.add_row(escape(v.name), _signer(v),
                       "[green]yes[/]" if v.counted else "[red]no[/]",
                       "" if v.reason is None else escape(f"{v.reason.value}: {v.detail}"))
     if found:
         out.print(table)
     else:
-        err.print(f"no signatures in {escape(str(directory))}")
+        err.print(f"no signatures in {escape(str(directory))}", soft_wrap=True)
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     out.print(f"{verdict}: {len(result.valid_signers)} of {result.quorum} required "
               f"(distinct trusted signers; {len(result.trusted)} trusted keys)")

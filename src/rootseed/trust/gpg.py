@@ -234,7 +234,7 @@ def _facts(name: str, run: _Run, payload: bytes | None) -> SignatureFacts:
         fpr = f[6].upper() if len(f) > 6 and f[6] not in ("", "-") else None
         if (len(f) > 5 and f[5] == "9") or run.first("NO_PUBKEY") is not None:
             return SignatureFacts(name, CryptoStatus.NO_PUBKEY,
-                                  f"ERRSIG/NO_PUBKEY: key {fpr or key_id} is not in the keyring",
+                                  "ERRSIG/NO_PUBKEY: the signing key is not in the keyring",
                                   key_id=key_id, signing_fingerprint=fpr)
         rc = f[5] if len(f) > 5 else "?"
         return SignatureFacts(name, CryptoStatus.UNREADABLE,
