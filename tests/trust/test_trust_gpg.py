@@ -13,6 +13,7 @@ from rootseed.errors import RootseedError
 from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
+from rootseed.trust.verify import ImageVerifier
 
 PKG = "bootstrap-stage0"
 REGISTRY = "rootseed"
@@ -314,3 +315,14 @@ def test_keyring_check_facts(env: Env) -> None:
         facts = keyring.check(sig, name="s")
     assert facts.status is CryptoStatus.NO_PUBKEY
     assert facts.payload is None and facts.primary_fingerprint is None
+
+
+def test_image_verifier_status_line_for_the_provenance_hook(env: Env) -> None:
+    k = env.keys
+    env.sign(k.alice + "!")
+    env.sign(k.bob)
+    with ImageVerifier(env.keyring(k.alice, k.bob), signatures=env.sigs, registry=REGISTRY,
+                       quorum=2) as verifier:
+        assert verifier.status(PKG, env.digest) == "quorum 2/2 met"
+        assert verifier.status(PKG, "sha256:" + "0" * 64) == "quorum 0/2 NOT met"
+        assert verifier.check(PKG, env.digest, tag="2.0").passed is False

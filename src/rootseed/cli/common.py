@@ -9,7 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
+from rootseed.fetch import Fetcher
 from rootseed.settings import Settings, default_cache_dir, default_tree
+from rootseed.tree import Tree
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,3 +58,12 @@ def common_options(func: F) -> F:
     for option in reversed(_COMMON):
         wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]
+
+
+def load_tree(settings: Settings) -> Tree:
+    return Tree.load(settings.tree)
+
+
+def make_fetcher(settings: Settings, tree: Tree) -> Fetcher:
+    return Fetcher(settings.cache_dir, settings.mirrors, offline=settings.offline,
+                   progress=not settings.json, base_dir=tree.root)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +15,12 @@ from rootseed.cli.common import common_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
+from rootseed.tree import Tree
 from rootseed.trust import gpg, store
 from rootseed.trust import payload as payload_mod
 from rootseed.trust.facts import CryptoStatus
-from rootseed.trust.quorum import QuorumPolicy, QuorumResult, Verdict
+from rootseed.trust.quorum import QuorumResult, Verdict
+from rootseed.trust.verify import ImageVerifier
 
 
 @dataclass(frozen=True)
@@ -29,26 +30,10 @@ class _PackageInfo:
 
 
 def _package_info(settings: Settings, name: str) -> _PackageInfo:
-    """The tree's namespace and the package's version.
-
-    TODO(tree): replace the body with ``tree = Tree.load(settings.tree);
-    pkg = tree.get(name); return _PackageInfo(tree.namespace, pkg.version)`` once
-    ``rootseed.tree`` is on main. Until then: a minimal reader of the documented layout.
-    """
-    root = settings.tree
-    namespace = "stagex"
-    config = root / "rootseed.toml"
-    try:
-        if config.is_file():
-            namespace = str(tomllib.loads(config.read_text()).get("tree", {})
-                            .get("namespace", namespace))
-        stage, _, pname = name.partition("-")
-        toml = root / stage / pname / "package.toml"
-        version = tomllib.loads(toml.read_text())["package"]["version"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
-        raise RootseedError(f"cannot find the version of package {name} in tree {root}: {e}",
-                            hint="pass --tree, or give --registry and --tag explicitly") from e
-    return _PackageInfo(namespace, str(version))
+    """The tree's namespace and the version of the package that makes image ``name``."""
+    tree = Tree.load(settings.tree)
+    package = tree.get(tree.images.get(name, name))
+    return _PackageInfo(tree.namespace, package.version)
 
 
 def _manifest_digest(image_dir: Path) -> str:
@@ -182,20 +167,15 @@ def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
         digest = _manifest_digest(settings.out / package)
     if registry is None:
         registry = _package_info(settings, package).namespace
-    reference = f"{registry}/{package}" + (f":{tag}" if tag is not None else "")
-    payload_mod.parse_reference(reference)
-    directory = store.signature_dir(signatures, registry, package, digest)
-    files = store.list_signatures(directory)
-
-    with gpg.Keyring.from_file(keyring_path) as keyring:
-        policy = QuorumPolicy(keyring.fingerprints, quorum)
-        facts = [keyring.check_file(f) for f in files]
-    result = policy.evaluate(facts, digest=digest, reference=reference)
+    with ImageVerifier(keyring_path, signatures=signatures, registry=registry,
+                       quorum=quorum) as verifier:
+        directory = verifier.directory(package, digest)
+        result = verifier.check(package, digest, tag=tag)
 
     if settings.json:
         emit_json({"package": package, **result.to_json()})
     else:
-        _render(package, result, directory, found=bool(files))
+        _render(package, result, directory)
     if not result.passed:
         # Not click's Exit: rootseed.cli.main runs click with standalone_mode=False, where
         # click turns Exit(1) into a return value that main() does not pass on.
@@ -214,7 +194,7 @@ def _signer(v: Verdict) -> str:
     return escape(text if v.user_id is None else f"{text}\n{v.user_id}")
 
 
-def _render(package: str, result: QuorumResult, directory: Path, *, found: bool) -> None:
+def _render(package: str, result: QuorumResult, directory: Path) -> None:
     table = Table(title=f"{escape(package)} {result.digest}", title_justify="left")
     table.add_column("signature", no_wrap=True)
     table.add_column("signer (primary key)", overflow="fold")
@@ -224,7 +204,7 @@ def _render(package: str, result: QuorumResult, directory: Path, *, found: bool)
         table.add_row(escape(v.name), _signer(v),
                       "[green]yes[/]" if v.counted else "[red]no[/]",
                       "" if v.reason is None else escape(f"{v.reason.value}: {v.detail}"))
-    if found:
+    if result.verdicts:
         out.print(table)
     else:
         err.print(f"no signatures in {escape(str(directory))}", soft_wrap=True)

@@ -1,0 +1,113 @@
+"""``rootseed list``, ``graph`` and ``fetch``: look at a package tree and fetch its sources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from rootseed.cli.common import common_options, load_tree, make_fetcher
+from rootseed.console import emit_json, err, out
+from rootseed.settings import Settings
+from rootseed.tree import Package, Tree
+
+
+def package_json(p: Package) -> dict[str, Any]:
+    return {
+        "name": p.name, "stage": p.stage, "version": p.version,
+        "description": p.description, "license": p.license, "website": p.website,
+        "platforms": list(p.platforms), "subpackages": list(p.subpackages),
+        "deps": list(p.deps),
+        "sources": [{"id": s.id, "file": s.file, "sha256": s.hash, "version": s.version,
+                     "mirrors": list(s.mirrors), "seed": s.seed} for s in p.sources],
+        "outputs": {k: {"sha256": v[0], "size": v[1]} for k, v in sorted(p.outputs.items())},
+    }
+
+
+@click.command("list")
+@common_options
+def list_cmd(settings: Settings) -> None:
+    """List the tree's packages: versions, sources and dependencies."""
+    tree = load_tree(settings)
+    packages = [tree.packages[n] for n in tree.order(tree.packages)]
+    if settings.json:
+        emit_json({"tree": str(tree.root), "namespace": tree.namespace,
+                   "packages": [package_json(p) for p in packages]})
+        return
+    table = Table(title=f"{tree.root} (namespace {tree.namespace})")
+    for col in ("package", "version", "sources", "depends on"):
+        table.add_column(col)
+    for p in packages:
+        version = p.version if len(p.version) <= 16 else p.version[:12] + "…"
+        table.add_row(p.name, version, "\n".join(s.file for s in p.sources) or "-",
+                      ", ".join(p.deps) or "-")
+    out.print(table)
+
+
+def _graph_text(tree: Tree, names: list[str], fmt: str) -> str:
+    order = tree.order(names)
+    if fmt == "dot":
+        lines = ["digraph rootseed {", "  rankdir=BT;"]
+        lines += [f'  "{n}";' for n in order]
+        lines += [f'  "{n}" -> "{d}";' for n in order for d in tree.packages[n].deps]
+        return "\n".join([*lines, "}"])
+    if fmt == "mermaid":
+        ids = {n: f"p{i}" for i, n in enumerate(order)}
+        lines = ["graph BT"] + [f'  {ids[n]}["{n}"]' for n in order]
+        lines += [f"  {ids[n]} --> {ids[d]}" for n in order for d in tree.packages[n].deps]
+        return "\n".join(lines)
+    width = len(str(len(order)))
+    return "\n".join(
+        f"{i:>{width}}. {n}" + (f"  (after {', '.join(tree.packages[n].deps)})"
+                                 if tree.packages[n].deps else "")
+        for i, n in enumerate(order, 1))
+
+
+@click.command("graph")
+@click.argument("packages", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]),
+              default="text", show_default=True, help="Build order (text) or a DAG.")
+@common_options
+def graph_cmd(packages: tuple[str, ...], fmt: str, settings: Settings) -> None:
+    """Show the build order (dependencies first) or the dependency graph."""
+    tree = load_tree(settings)
+    names = list(packages) or sorted(tree.packages)
+    if settings.json:
+        order = tree.order(names)
+        emit_json({"order": order, "edges": [[n, d] for n in order
+                                             for d in tree.packages[n].deps]})
+        return
+    click.echo(_graph_text(tree, names, fmt))
+
+
+@click.command("fetch")
+@click.argument("packages", nargs=-1)
+@common_options
+def fetch_cmd(packages: tuple[str, ...], settings: Settings) -> None:
+    """Fetch and verify (sha256) the pinned sources of PACKAGES (default: all)."""
+    tree = load_tree(settings)
+    names = list(packages) or sorted(tree.packages)
+    for name in names:
+        tree.get(name)
+    fetcher = make_fetcher(settings, tree)
+    results: list[dict[str, str]] = []
+    try:
+        for name in names:
+            package = tree.packages[name]
+            paths = fetcher.fetch_package(package)
+            for source in package.sources:
+                results.append({"package": name, "source": source.id, "file": source.file,
+                                "sha256": source.hash, "path": str(paths[source.id])})
+                if not settings.json:
+                    err.print(f"[green]verified[/] {name}: {source.file}  sha256:{source.hash}",
+                              markup=True, highlight=False)
+    finally:
+        fetcher.close()
+    if settings.json:
+        emit_json({"fetched": results})
+    else:
+        err.print(f"{len(results)} sources verified (cache {settings.cache_dir})")
+
+
+COMMANDS = [list_cmd, graph_cmd, fetch_cmd]

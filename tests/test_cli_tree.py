@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from treegen import sha, stagex_like_tree, write_package
+
+
+def rootseed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_list_json(tmp_path: Path) -> None:
+    tree = stagex_like_tree(tmp_path / "t")
+    r = rootseed("list", "--tree", str(tree), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert [p["name"] for p in data["packages"]] == [
+        "bootstrap-stage0", "bootstrap-stage1", "core-gcc", "core-gcc-cross"]
+    assert data["packages"][1]["deps"] == ["bootstrap-stage0"]
+
+
+def test_graph_formats(tmp_path: Path) -> None:
+    tree = str(stagex_like_tree(tmp_path / "t"))
+    text = rootseed("graph", "core-gcc", "--tree", tree).stdout
+    assert text.splitlines()[0].strip() == "1. bootstrap-stage0"
+    dot = rootseed("graph", "--tree", tree, "--format", "dot").stdout
+    assert dot.startswith("digraph") and '"core-gcc" -> "bootstrap-stage1";' in dot
+    mermaid = rootseed("graph", "--tree", tree, "--format", "mermaid").stdout
+    assert mermaid.startswith("graph BT") and "-->" in mermaid
+
+
+def test_fetch_with_mirror_and_corrupt_copy(tmp_path: Path) -> None:
+    data = b"source bytes"
+    write_package(tmp_path / "t", "a", "x", f'''
+[package]
+name = "x"
+version = "1"
+description = "d"
+license = "MIT"
+[sources.src]
+hash = "{sha(data)}"
+mirrors = ["https://unreachable.invalid/x-{{version}}.tar"]
+''', "FROM scratch\n")
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    (mirror / "x-1.tar").write_bytes(data)
+    common = ["--tree", str(tmp_path / "t"), "--mirror", str(mirror), "--offline"]
+    ok = rootseed("fetch", "a-x", *common, "--cache-dir", str(tmp_path / "c1"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["fetched"][0]["sha256"] == sha(data)
+    (mirror / "x-1.tar").write_bytes(b"tampered")
+    bad = rootseed("fetch", "a-x", *common, "--cache-dir", str(tmp_path / "c2"))
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    assert f"expected {sha(data)}, got {sha(b'tampered')}" in bad.stderr.replace("\n", "")
+    assert not (tmp_path / "c2" / "sources" / "sha256" / sha(data)).exists()
+
+
+def test_bad_tree_is_one_clear_error(tmp_path: Path) -> None:
+    write_package(tmp_path, "a", "x", "[package]\nname='x'\n", "FROM scratch\n")
+    r = rootseed("list", "--tree", str(tmp_path))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "package.toml" in r.stderr and "version" in r.stderr
+    r = rootseed("list", "--tree", str(tmp_path), "--debug")
+    assert "Traceback" in r.stderr
+
+
+def test_unknown_package(tmp_path: Path) -> None:
+    tree = str(stagex_like_tree(tmp_path / "t"))
+    r = rootseed("fetch", "core-gc", "--tree", tree)
+    assert r.returncode == 1 and "did you mean core-gcc" in r.stderr
