@@ -326,3 +326,11 @@ def test_image_verifier_status_line_for_the_provenance_hook(env: Env) -> None:
         assert verifier.status(PKG, env.digest) == "quorum 2/2 met"
         assert verifier.status(PKG, "sha256:" + "0" * 64) == "quorum 0/2 NOT met"
         assert verifier.check(PKG, env.digest, tag="2.0").passed is False
+
+
+def test_sign_refuses_a_corrupt_layout(env: Env) -> None:
+    blob = env.out / PKG / "blobs" / "sha256" / env.digest.removeprefix("sha256:")
+    blob.write_bytes(blob.read_bytes() + b" ")
+    code, _, err = env.sign(env.keys.alice + "!")
+    assert code == 1 and "does not match its digest" in err
+    assert not env.sigs.exists()

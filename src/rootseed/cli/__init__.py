@@ -36,7 +36,7 @@ def _register() -> None:
 
 
 #: One module per command family; each exposes ``COMMANDS: list[click.Command]``.
-COMMAND_MODULES: list[str] = ["tree_cmds", "tool", "provenance", "trust"]
+COMMAND_MODULES: list[str] = ["tree_cmds", "tool", "provenance", "challenge", "trust"]
 
 
 _register()

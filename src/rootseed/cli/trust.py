@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from rootseed import oci
 from rootseed.cli.common import common_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
@@ -36,19 +36,15 @@ def _package_info(settings: Settings, name: str) -> _PackageInfo:
     return _PackageInfo(tree.namespace, package.version)
 
 
-def _manifest_digest(image_dir: Path) -> str:
-    """``<image_dir>/index.json`` → ``manifests[0].digest``.
-
-    TODO(oci): use ``rootseed.oci.manifest_digest()`` once the oci module is on main.
-    """
-    index = image_dir / "index.json"
-    try:
-        digest = json.loads(index.read_text())["manifests"][0]["digest"]
-        return payload_mod.check_manifest_digest(digest)
-    except (OSError, ValueError, LookupError, TypeError) as e:
-        raise RootseedError(f"cannot read the image's manifest digest from {index}: {e}",
+def _manifest_digest(image_dir: Path, *, check_blobs: bool = False) -> str:
+    """The local image's manifest digest; with ``check_blobs``, also verify its blobs."""
+    if not (image_dir / "index.json").is_file():
+        raise RootseedError(f"no image at {image_dir} (index.json is missing)",
                             hint="build the package first (rootseed build), pass --out, or "
-                                 "give --digest / --digests-file") from e
+                                 "give --digest / --digests-file")
+    if check_blobs:
+        return oci.read_image(image_dir).manifest_digest
+    return payload_mod.check_manifest_digest(oci.manifest_digest(image_dir))
 
 
 def _digest_from_file(path: Path, name: str) -> str:
@@ -97,7 +93,7 @@ def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
     StageX format) as the next signature-N; a key that already signed this digest is
     refused.
     """
-    digest = _manifest_digest(settings.out / package)
+    digest = _manifest_digest(settings.out / package, check_blobs=True)
     if registry is None or tag is None:
         info = _package_info(settings, package)
         registry = registry if registry is not None else info.namespace

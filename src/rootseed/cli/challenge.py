@@ -1,0 +1,69 @@
+"""``rootseed challenge PKG``: rebuild independently and compare with the recorded digest."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from rootseed.challenge import challenge
+from rootseed.cli.common import common_options, load_tree
+from rootseed.console import canonical_json, emit_json, err, out
+from rootseed.settings import Settings
+
+
+@click.command("challenge")
+@click.argument("package")
+@click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where digests/<stage>.txt live (default: beside the tree).")
+@click.option("--diff", "diff_tool", type=click.Choice(["diffoscope"]), default=None,
+              help="Also run diffoscope on the two filesystems when they differ.")
+@click.option("--keep", is_flag=True, help="Keep the rebuild's work directory.")
+@common_options
+def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None, keep: bool,
+                  settings: Settings) -> None:
+    """Rebuild PACKAGE from verified sources under different conditions and compare.
+
+    Exit status: 0 identical, 2 differs, 1 could not decide.
+    """
+    tree = load_tree(settings)
+    with err.status(f"rebuilding {package} independently (fresh cache, other conditions)…"):
+        result = challenge(settings, tree, package, digests_dir=digests_dir,
+                           diff_tool=diff_tool, keep=keep)
+    layout = settings.out / package
+    if (layout / "index.json").is_file():
+        tmp = layout / ".challenge.json.tmp"
+        tmp.write_text(canonical_json(result.as_dict()) + "\n")
+        os.replace(tmp, layout / "challenge.json")
+    if settings.json:
+        emit_json(result.as_dict())
+        sys.exit(result.exit_code)
+    colour = {"identical": "green", "differs": "red"}.get(result.verdict, "yellow")
+    out.print(f"[bold]{package}[/]")
+    out.print(f"  recorded: {result.recorded or '-'}  ({result.recorded_from})")
+    out.print(f"  rebuilt:  {result.rebuilt or '-'}")
+    out.print(f"  under:    {', '.join(result.conditions)}")
+    out.print(f"  verdict:  [bold {colour}]{result.verdict}[/]")
+    if result.reason:
+        out.print(f"  reason:   {result.reason}", markup=False)
+    if result.differences:
+        table = Table(title="differing files")
+        for col in ("path", "what", "recorded sha256", "size", "rebuilt sha256", "size"):
+            table.add_column(col)
+        for d in result.differences:
+            a, b = d.recorded, d.rebuilt
+            table.add_row(d.path, d.what, (a.sha256 or a.kind) if a else "-",
+                          str(a.size) if a else "-", (b.sha256 or b.kind) if b else "-",
+                          str(b.size) if b else "-")
+        out.print(table)
+    if result.diffoscope:
+        out.print(result.diffoscope, markup=False)
+    if result.rebuild_log:
+        out.print(f"  rebuild log: {result.rebuild_log}")
+    sys.exit(result.exit_code)
+
+
+COMMANDS = [challenge_cmd]

@@ -1,0 +1,30 @@
+"""What one sandboxed command is: a frozen description, no behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The hostname every sandbox reports (Docker would show a random container id).
+DEFAULT_HOSTNAME = "rootseed"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """One command to run in ``rootfs`` (bound read-write at ``/``).
+
+    ``env`` is the *whole* environment the command sees (nothing is inherited from the
+    host). ``ro_binds`` are extra ``(host path, path inside)`` read-only bind mounts.
+    ``runner`` is an optional emulator prefix (e.g. ``("/usr/bin/qemu-i386-static",)``):
+    its first element is a host path, bound read-only at the same path inside.
+    """
+
+    rootfs: Path
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: str = "/"
+    hostname: str = DEFAULT_HOSTNAME
+    ro_binds: Sequence[tuple[Path, str]] = ()
+    umask: int = 0o022
+    runner: Sequence[str] = ()
