@@ -37,7 +37,7 @@ def _register() -> None:
 
 #: One module per command family; each exposes ``COMMANDS: list[click.Command]``.
 COMMAND_MODULES: list[str] = [
-    "bootstrap", "tree_cmds", "build", "challenge", "provenance", "tool",
+    "bootstrap", "tree_cmds", "build", "challenge", "trust", "provenance", "tool",
 ]
 
 
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear message and a non-zero exit code on failure."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="rootseed", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="rootseed", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except RootseedError as e:
         if debug:
             traceback.print_exc()
