@@ -194,6 +194,17 @@ def test_cwd(rootfs: Path) -> None:
 
 
 @needs_bwrap
+def test_relative_command_resolves_against_cwd(rootfs: Path) -> None:
+    """``./tools/x`` is found relative to the working directory, as execve does."""
+    (rootfs / "work" / "tools").mkdir(parents=True)
+    os.symlink("/bin/busybox", rootfs / "work" / "tools" / "echo")
+    rc, output = sandbox(rootfs, ["./tools/echo", "relative"], cwd="/work")
+    assert (rc, output.strip()) == (0, "relative")
+    with pytest.raises(RootseedError, match="'./tools/echo' does not exist"):
+        sandbox(rootfs, ["./tools/echo", "x"], cwd="/")
+
+
+@needs_bwrap
 def test_no_network(rootfs: Path) -> None:
     accepted: list[int] = []
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-import httpx
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from rootseed import __version__
@@ -21,6 +21,9 @@ from rootseed.console import err
 from rootseed.errors import RootseedError
 from rootseed.fetch.cache import CHUNK, SourceCache, sha256_file
 from rootseed.tree import Package, Source
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["FetchError", "Fetcher", "sha256_file"]
 
@@ -147,6 +150,8 @@ class Fetcher:
         return (self.base_dir or Path.cwd()) / relative
 
     def _download(self, url: str, tmp: Path, *, label: str) -> None:
+        import httpx  # deferred: only downloads need it, and it is slow to import
+
         if self._client is None:
             self._client = httpx.Client(follow_redirects=True, timeout=self.timeout,
                                         headers={"User-Agent": f"rootseed/{__version__}"})
@@ -184,6 +189,8 @@ def _progress(enabled: bool) -> Progress:
 
 
 def _describe_http_error(e: httpx.HTTPError) -> str:
+    import httpx
+
     if isinstance(e, httpx.ConnectError):
         return f"cannot connect: {e}"
     if isinstance(e, httpx.TimeoutException):

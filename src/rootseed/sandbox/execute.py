@@ -48,7 +48,8 @@ def _check(spec: SandboxSpec) -> None:
         return  # the emulator, not the kernel, resolves argv[0]
     if any(dest == argv0 for _, dest in spec.ro_binds):
         return  # a file bound in for this command (e.g. a heredoc script)
-    if find_command(spec.rootfs, argv0, spec.env.get("PATH", _EXECVP_DEFAULT_PATH)) is None:
+    if find_command(spec.rootfs, argv0, spec.env.get("PATH", _EXECVP_DEFAULT_PATH),
+                    spec.cwd) is None:
         where = "" if "/" in argv0 else f" (searched PATH={spec.env.get('PATH', '')!r})"
         raise RootseedError(
             f"command {argv0!r} does not exist in the image's root filesystem{where}",

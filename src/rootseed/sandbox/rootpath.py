@@ -54,12 +54,15 @@ def resolve_in_root(root: Path, path: str) -> Path | None:
     return root.joinpath(*done)
 
 
-def find_command(root: Path, argv0: str, path_var: str) -> Path | None:
-    """Where ``argv0`` is inside ``root``, searched as execvp would (``path_var`` = $PATH)."""
+def find_command(root: Path, argv0: str, path_var: str, cwd: str = "/") -> Path | None:
+    """Where ``argv0`` is inside ``root``, searched as execvp would (``path_var`` = $PATH).
+
+    A relative name (``./x/tool``, or an empty/relative PATH entry) is relative to ``cwd``.
+    """
     candidates = [argv0] if "/" in argv0 else [
         f"{d or '.'}/{argv0}" for d in path_var.split(":")]
     for cand in candidates:
-        host = resolve_in_root(root, cand if cand.startswith("/") else "/" + cand)
+        host = resolve_in_root(root, cand if cand.startswith("/") else f"{cwd.rstrip('/')}/{cand}")
         if host is not None and host.is_file():
             return host
     return None
