@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from m1_inputs import m1_source, run_tool
 
+from m1_inputs import m1_source, run_tool
 from rootseed.tools._numbers import ByteMode, ToolError
 from rootseed.tools.blood_elf import generate, labels
 

@@ -5,8 +5,9 @@ Debian's 1.4.0 differs from the pinned commit (08d5a067, "M1 1.5.0") in ways the
 below document one by one (``test_differs_from_1_4_0``): 1.4.0 does not evaluate ``$``
 and ``&`` numbers, never refuses a number as out of range (it masks before it checks),
 gives a string-valued DEFINE's value to the wrong token (so the macro is then undefined),
-and on knight encodes numbers above 65536 instead of leaving them undefined. The differential tests use inputs outside those differences; the pinned
-behaviour itself is checked against the real chain's M1 in test_tools_stage0_chain.py.
+and on knight encodes numbers above 65536 instead of leaving them undefined. The
+differential tests use inputs outside those differences; the pinned behaviour itself is
+checked against the real chain's M1 in test_tools_stage0_chain.py.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from m1_inputs import defined_names_only, m1_source, run_tool
 
+from m1_inputs import defined_names_only, m1_source, run_tool
 from rootseed.tools._numbers import ByteMode, ToolError
 from rootseed.tools.m1 import assemble, main
 
