@@ -10,4 +10,7 @@ from __future__ import annotations
 #: ``rootseed tool NAME`` → module under ``rootseed.tools`` that provides ``main(argv)``.
 TOOLS: dict[str, str] = {
     "hex0": "hex0",
+    "M0": "m0",
+    "M1": "m1",
+    "blood-elf": "blood_elf",
 }
