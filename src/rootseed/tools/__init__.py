@@ -10,4 +10,10 @@ from __future__ import annotations
 #: ``rootseed tool NAME`` → module under ``rootseed.tools`` that provides ``main(argv)``.
 TOOLS: dict[str, str] = {
     "hex0": "hex0",
+    "hex1": "hex1",
+    "hex2": "hex2",
+    "hex2-0": "hex2_0",
+    "catm": "catm",
+    "sha256sum": "sha256sum",
+    "kaem-minimal": "kaem_minimal",
 }
