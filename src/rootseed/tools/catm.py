@@ -19,8 +19,8 @@ _CHUNK = 4096
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
-    except OSError:
-        return False
+    except OSError:  # the output need not exist yet: upstream creates it first
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def concatenate(output: str, inputs: list[str]) -> bytes:
@@ -31,7 +31,7 @@ def concatenate(output: str, inputs: list[str]) -> bytes:
             if len(out) >= _CHUNK:
                 raise ToolError(f"input {name} is the output file and would be copied "
                                 "without end")
-            out += out
+            out += bytes(out)
         else:
             try:
                 out += read_input(name)
