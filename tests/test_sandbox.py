@@ -200,7 +200,7 @@ def test_relative_command_resolves_against_cwd(rootfs: Path) -> None:
     os.symlink("/bin/busybox", rootfs / "work" / "tools" / "echo")
     rc, output = sandbox(rootfs, ["./tools/echo", "relative"], cwd="/work")
     assert (rc, output.strip()) == (0, "relative")
-    with pytest.raises(RootseedError, match="'./tools/echo' does not exist"):
+    with pytest.raises(RootseedError, match=r"'\./tools/echo' does not exist"):
         sandbox(rootfs, ["./tools/echo", "x"], cwd="/")
 
 
