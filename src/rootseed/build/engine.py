@@ -123,6 +123,30 @@ class Builder:
             raise first_error
         return results
 
+    def stage(self, package: str, stage: str, options: BuildOptions | None = None
+              ) -> CachedStage:
+        """One stage of ``package``: its cache entry, built first if needed.
+
+        After a build of the package this is a cache hit (stages are cached by key). The
+        package's own output ``<out>/<package>/`` is not written; packages it depends on
+        are built as :meth:`build` builds them.
+        """
+        options = options or BuildOptions(progress=False)
+        pkg = self.tree.get(package)
+        deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
+        self._slots = threading.BoundedSemaphore(max(1, options.jobs))
+        self._cancel = threading.Event()
+        run = _PackageBuild(self, pkg, deps, stage, options)
+        hit = None if options.no_cache else self.cache.lookup(run.plans[run.target.index].key)
+        return hit if hit is not None else run._execute([], [])
+
+    def stage_rootfs(self, package: str, stage: str, options: BuildOptions | None = None
+                     ) -> Path:
+        """The unpacked root filesystem of one stage of ``package`` (see :meth:`stage`);
+        shared with the cache: read it, never change it."""
+        entry = self.stage(package, stage, options)
+        return self.cache.rootfs(entry.layout, entry.manifest_digest)
+
     # -- packages ----------------------------------------------------------------------
     def _say(self, options: BuildOptions, text: str) -> None:
         if options.progress:

@@ -37,7 +37,7 @@ def _register() -> None:
 
 #: One module per command family; each exposes ``COMMANDS: list[click.Command]``.
 COMMAND_MODULES: list[str] = [
-    "bootstrap", "tree_cmds", "build", "challenge", "trust", "provenance", "tool",
+    "bootstrap", "tree_cmds", "build", "challenge", "trust", "provenance", "tool", "crosscheck",
 ]
 
 

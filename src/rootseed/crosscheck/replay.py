@@ -1,0 +1,93 @@
+"""Replay one step with the Python tool on the stage's files, and compare."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import io
+import posixpath
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+
+from rootseed.build.fsops import resolve
+from rootseed.crosscheck.compare import first_difference
+from rootseed.crosscheck.model import ArtifactCheck, Status
+from rootseed.crosscheck.steps import REPLAYABLE, Step, file_args
+from rootseed.tools import TOOLS
+
+
+def not_covered(step: Step) -> ArtifactCheck:
+    name = posixpath.basename(step.argv[0]) if step.argv else "?"
+    return ArtifactCheck(step.stage, step.line, step.output or f"(RUN at line {step.line})",
+                         step.tool or name, Status.NOT_COVERED, detail=step.reason)
+
+
+def run_tool(tool: str, argv: list[str]) -> tuple[int, str]:
+    """Run ``rootseed.tools`` ``tool`` in-process; its exit code and what it printed."""
+    module = importlib.import_module(f"rootseed.tools.{TOOLS[tool]}")
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+        try:
+            code = int(module.main(argv))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, buf.getvalue().strip()
+
+
+def replay(step: Step, rootfs: Path, seed_hashes: Collection[str] = ()
+           ) -> list[ArtifactCheck]:
+    """Run the Python tool on the step's inputs (from ``rootfs``) and compare its output
+    with the file the chain wrote. When the program is a pinned seed (``seed_hashes``)
+    and the chain's output equals it (the seed rebuilt itself from its source), the
+    Python output is compared with the seed itself as well."""
+    if not step.covered or step.tool is None or step.output is None:
+        return [not_covered(step)]
+    name = posixpath.basename(step.argv[0])
+    _, kind = REPLAYABLE[name]
+    args = list(step.argv[1:])
+    ins, out = file_args(kind, args)
+    missing = [p for p in step.inputs if not resolve(rootfs, p).is_file()]
+    chain_file = resolve(rootfs, step.output)
+    if missing or not chain_file.is_file():
+        what = ", ".join(missing) if missing else step.output
+        return [ArtifactCheck(step.stage, step.line, step.output, step.tool, Status.ERROR,
+                              detail=f"not in the stage's files: {what}")]
+    for k in ins:
+        args[k] = str(resolve(rootfs, posixpath.join(step.workdir, args[k])))
+    with tempfile.TemporaryDirectory(prefix="rootseed-crosscheck-") as tmp:
+        produced = Path(tmp) / "output"
+        assert out is not None
+        args[out] = str(produced)
+        code, said = run_tool(step.tool, args)
+        data = produced.read_bytes() if code == 0 and produced.is_file() else None
+    if data is None:
+        return [ArtifactCheck(step.stage, step.line, step.output, step.tool, Status.ERROR,
+                              detail=f"the Python {step.tool} failed (exit {code}): "
+                                     f"{said or 'no output file'}")]
+    chain = chain_file.read_bytes()
+    checks = [_compare(step, step.output, chain, data,
+                       f"{step.tool} {' '.join(step.argv[1:])}")]
+    program = resolve(rootfs, step.program)
+    if seed_hashes and program.is_file():
+        seed = program.read_bytes()
+        # The step where the chain says the seed rebuilt itself from its own source:
+        # the independent Python tool must produce the seed too.
+        if hashlib.sha256(seed).hexdigest() in seed_hashes and chain == seed:
+            source = posixpath.basename(step.inputs[0]) if step.inputs else "?"
+            check = _compare(step, step.program, seed, data,
+                             f"{name} equals {step.tool}({source}) computed in Python",
+                             seed=True)
+            checks.insert(0, check)
+    return checks
+
+
+def _compare(step: Step, artifact: str, chain: bytes, python: bytes, detail: str, *,
+             seed: bool = False) -> ArtifactCheck:
+    offset = first_difference(chain, python)
+    assert step.tool is not None
+    return ArtifactCheck(step.stage, step.line, artifact, step.tool,
+                         Status.IDENTICAL if offset is None else Status.DIFFERENT,
+                         offset=offset, chain_size=len(chain), python_size=len(python),
+                         detail=detail, seed=seed)

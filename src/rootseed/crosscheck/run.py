@@ -1,0 +1,85 @@
+"""Crosscheck a package: replay every covered step of its Containerfile in Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rootseed.build.engine import Builder, BuildOptions
+from rootseed.containerfile import Containerfile, Copy, Run, Stage, Workdir, parse_file
+from rootseed.crosscheck.model import Report
+from rootseed.crosscheck.replay import replay
+from rootseed.crosscheck.steps import stage_steps
+from rootseed.fetch import Fetcher
+from rootseed.settings import Settings
+from rootseed.tree import Tree
+
+
+def needed_stages(cf: Containerfile, target: Stage | None = None) -> list[Stage]:
+    """The stages the target (default: the last) is built from, in file order."""
+    target = target or cf.stages[-1]
+    seen: set[int] = set()
+    todo = [target]
+    while todo:
+        stage = todo.pop()
+        if stage.index in seen:
+            continue
+        seen.add(stage.index)
+        refs = [stage.base] + [i.from_ for i in stage.instructions
+                               if isinstance(i, Copy) and i.from_ is not None]
+        todo.extend(s for s in (cf.stage(r) for r in refs) if s is not None)
+    return [s for s in cf.stages if s.index in seen]
+
+
+def crosscheck(builder: Builder, package: str, *, options: BuildOptions | None = None,
+               progress: Callable[[str], None] | None = None) -> Report:
+    """Replay ``package``'s covered steps on the exact files its stages hold."""
+    options = options or BuildOptions(progress=False)
+    pkg = builder.tree.get(package)
+    cf = parse_file(pkg.containerfile)
+    seeds = {s.hash for s in pkg.sources if s.seed}
+    report = Report(package=package, seed_pinned=bool(seeds))
+    for stage in needed_stages(cf):
+        if not any(isinstance(i, Run) for i in stage.instructions):
+            continue
+        if progress is not None:
+            progress(f"stage {stage.label}")
+        entry = builder.stage(package, stage.label, options)
+        steps = stage_steps(stage, _start_workdir(builder, package, cf, stage, options,
+                                                  entry.state))
+        rootfs = builder.cache.rootfs(entry.layout, entry.manifest_digest)
+        for step in steps:
+            report.checks.extend(replay(step, rootfs, seeds))
+    return report
+
+
+def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Stage,
+                   options: BuildOptions, own: dict[str, object]) -> str | None:
+    """The WORKDIR a stage starts with: its base stage's last one, ``/`` from scratch."""
+    if stage.base == "scratch":
+        return "/"
+    base = cf.stage(stage.base)
+    if base is not None:
+        state = builder.stage(package, base.label, options).state
+    elif not any(isinstance(i, Workdir) for i in stage.instructions):
+        state = own  # an image base: the stage keeps the image's WORKDIR to its end
+    else:
+        return None
+    config = state.get("config")
+    workdir = config.get("workdir", "") if isinstance(config, dict) else ""
+    return str(workdir) or "/"
+
+
+def crosscheck_package(settings: Settings, tree: Tree, package: str,
+                       progress: Callable[[str], None] | None = None) -> Report:
+    """:func:`crosscheck` with a builder made from ``settings`` (sources verified first;
+    stages not in the cache are built, nothing is written to ``<out>/<package>/``)."""
+    fetcher = Fetcher(settings.cache_dir, settings.mirrors, offline=settings.offline,
+                      progress=not settings.json, base_dir=tree.root)
+    try:
+        builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                          fetcher=fetcher)
+        return crosscheck(builder, package, progress=progress,
+                          options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
+                                               progress=not settings.json))
+    finally:
+        fetcher.close()

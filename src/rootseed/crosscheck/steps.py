@@ -1,0 +1,187 @@
+"""Which RUN steps of a Containerfile the Python tools can replay (pure: no I/O).
+
+A step is an exec-form ``RUN`` whose program (``argv[0]``'s base name) is a stage0 tool.
+For every step this module knows which arguments are input files and which one is the
+output, so the replay can read the inputs from the stage's filesystem and write the
+output somewhere else.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from rootseed.build.fsops import clean
+from rootseed.containerfile import Add, Copy, Run, Stage, Workdir
+
+
+class Args(str, Enum):
+    """How a tool's command line names its files."""
+
+    IN_OUT = "in-out"  # TOOL INPUT OUTPUT
+    OUT_INS = "out-ins"  # catm OUTPUT INPUT...
+    FLAGS = "flags"  # -f/--file INPUT ... -o/--output OUTPUT
+
+
+#: program base name → (``rootseed.tools.TOOLS`` key, how its arguments name files).
+REPLAYABLE: dict[str, tuple[str, Args]] = {
+    "hex0-seed": ("hex0", Args.IN_OUT),
+    "hex0": ("hex0", Args.IN_OUT),
+    "hex1": ("hex1", Args.IN_OUT),
+    "hex2-0": ("hex2-0", Args.IN_OUT),
+    "catm": ("catm", Args.OUT_INS),
+    "M0": ("M0", Args.IN_OUT),
+    "M1-0": ("M1", Args.FLAGS),
+    "M1": ("M1", Args.FLAGS),
+    "hex2-1": ("hex2", Args.FLAGS),
+    "hex2": ("hex2", Args.FLAGS),
+    "blood-elf-0": ("blood-elf", Args.FLAGS),
+    "blood-elf": ("blood-elf", Args.FLAGS),
+}
+
+_C_COMPILER = "a C compiler: rootseed.tools has no Python C compiler to replay it with"
+#: programs the chain runs that the Python tools do not cover → (arguments, reason).
+NOT_COVERED: dict[str, tuple[Args, str]] = {
+    "cc_x86": (Args.IN_OUT, _C_COMPILER),
+    "M2": (Args.FLAGS, _C_COMPILER),
+    "M2-Planet": (Args.FLAGS, _C_COMPILER),
+    "M2-Mesoplanet": (Args.FLAGS,
+                      "M2-Mesoplanet runs M2-Planet, blood-elf, M1 and hex2 on temporaries "
+                      "it deletes, so the stage holds only the final program; its C "
+                      "compile has no Python replay"),
+    "kaem-0": (Args.FLAGS, "a shell (kaem-minimal): nothing to replay"),
+    "kaem": (Args.FLAGS, "a shell (kaem): nothing to replay"),
+}
+
+_INPUT_FLAGS = ("-f", "--file")
+_OUTPUT_FLAGS = ("-o", "--output")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One RUN of a stage, with its files as absolute paths inside the image."""
+
+    stage: str  # stage label
+    line: int
+    argv: tuple[str, ...]
+    workdir: str  # absolute, inside the image
+    program: str  # argv[0] as an absolute path inside the image ("" for shell form)
+    tool: str | None  # rootseed.tools key when the step is replayable
+    inputs: tuple[str, ...] = ()  # absolute paths inside the image
+    output: str | None = None  # absolute path inside the image
+    reason: str = ""  # why the step is not covered (when tool is None or it is unsafe)
+
+    @property
+    def covered(self) -> bool:
+        return self.tool is not None and not self.reason
+
+
+def in_image(workdir: str, path: str) -> str:
+    """``path`` as the step sees it (relative to ``workdir``), as an absolute path."""
+    return clean(posixpath.join(workdir or "/", path))
+
+
+def file_args(kind: Args, args: Sequence[str]) -> tuple[list[int], int | None]:
+    """Indexes (into ``args`` = argv[1:]) of the input files and of the output file."""
+    if kind is Args.IN_OUT:
+        return ([0] if args else []), (1 if len(args) > 1 else None)
+    if kind is Args.OUT_INS:
+        return list(range(1, len(args))), (0 if args else None)
+    inputs: list[int] = []
+    output: int | None = None
+    for i in range(len(args) - 1):
+        if args[i] in _INPUT_FLAGS:
+            inputs.append(i + 1)
+        elif args[i] in _OUTPUT_FLAGS:
+            output = i + 1
+    return inputs, output
+
+
+def _workdir_after(workdir: str, path: str) -> str | None:
+    if "$" in path:
+        return None  # variables: not resolved here
+    return clean(posixpath.join(workdir or "/", path))
+
+
+def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
+    """Every RUN of ``stage`` as a :class:`Step`; ``workdir`` is the one the stage starts
+    with (the base's final WORKDIR; ``None`` when unknown)."""
+    steps: list[Step] = []
+    later_writes: list[tuple[int, str]] = []  # (instruction index, path written)
+    opaque_runs: list[int] = []  # instruction indexes of RUNs whose writes are unknown
+    current = workdir
+    raw: list[tuple[int, Step]] = []
+    for index, i in enumerate(stage.instructions):
+        if isinstance(i, Workdir):
+            current = None if current is None else _workdir_after(current, i.path)
+            if current is None and i.path.startswith("/") and "$" not in i.path:
+                current = clean(i.path)
+            continue
+        if isinstance(i, (Copy, Add)):
+            if current is not None and "$" not in i.dest:
+                later_writes.append((index, in_image(current, i.dest)))
+            else:
+                opaque_runs.append(index)
+            continue
+        if not isinstance(i, Run):
+            continue
+        if i.shell_form or current is None:
+            reason = ("shell-form RUN: not replayed" if i.shell_form
+                      else "the working directory is not known (WORKDIR with variables)")
+            raw.append((index, Step(stage.label, i.line, tuple(i.command), current or "",
+                                    "", None, reason=reason)))
+            opaque_runs.append(index)
+            continue
+        argv = tuple(i.command)
+        name = posixpath.basename(argv[0]) if argv else ""
+        program = in_image(current, argv[0]) if argv else ""
+        if name in REPLAYABLE:
+            tool, kind = REPLAYABLE[name]
+            reason = ""
+        elif name in NOT_COVERED:
+            tool = None
+            kind, reason = NOT_COVERED[name]
+        else:
+            tool, kind, reason = None, Args.IN_OUT, f"no Python implementation of {name}"
+            opaque_runs.append(index)
+        ins, out = file_args(kind, argv[1:])
+        if name not in NOT_COVERED and name not in REPLAYABLE:
+            ins, out = [], None
+        inputs = tuple(in_image(current, argv[1 + k]) for k in ins)
+        output = in_image(current, argv[1 + out]) if out is not None else None
+        if tool is not None and output is None:
+            reason = "no output file in the command line"
+        if output is not None:
+            later_writes.append((index, output))
+        raw.append((index, Step(stage.label, i.line, argv, current, program, tool,
+                                inputs, output, reason)))
+    for index, step in raw:
+        if step.covered:
+            step = _unsafe(step, index, later_writes, opaque_runs)
+        steps.append(step)
+    return steps
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _unsafe(step: Step, index: int, writes: list[tuple[int, str]], opaque: list[int]) -> Step:
+    """The stage's final files show what this step read and wrote only if nothing later
+    in the stage wrote them again."""
+    if step.output in step.inputs:
+        return _with_reason(step, "it reads the file it writes")
+    if any(o > index for o in opaque):
+        return _with_reason(step, "a later instruction of the stage may change its files")
+    files = (*step.inputs, step.program, step.output or "")
+    for w_index, path in writes:
+        if w_index > index and any(f and _under(f, path) for f in files):
+            return _with_reason(step, f"{path} is written again later in the stage")
+    return step
+
+
+def _with_reason(step: Step, reason: str) -> Step:
+    return Step(step.stage, step.line, step.argv, step.workdir, step.program, step.tool,
+                step.inputs, step.output, reason)
