@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from trust_helpers import Keys, gpg, make_image, revoke
 
 from rootseed.cli import main
 from rootseed.errors import RootseedError
@@ -14,6 +13,7 @@ from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.verify import ImageVerifier
+from trust_helpers import Keys, gpg, make_image, revoke
 
 PKG = "bootstrap-stage0"
 REGISTRY = "rootseed"
