@@ -324,7 +324,7 @@ def test_image_verifier_status_line_for_the_provenance_hook(env: Env) -> None:
     with ImageVerifier(env.keyring(k.alice, k.bob), signatures=env.sigs, registry=REGISTRY,
                        quorum=2) as verifier:
         assert verifier.status(PKG, env.digest) == "quorum 2/2 met"
-        assert verifier.status(PKG, "sha256:" + "0" * 64) == "quorum 0/2 NOT met"
+        assert verifier.status(PKG, "sha256:" + "0" * 64) == "quorum 0/2 NOT met: no signatures"
         assert verifier.check(PKG, env.digest, tag="2.0").passed is False
 
 
