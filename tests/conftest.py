@@ -1,6 +1,48 @@
+"""Shared fixtures; ``tests/`` is put on sys.path so helper modules import by name."""
+
 from __future__ import annotations
 
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
+    """Throwaway OpenPGP keys (real GnuPG), generated once per session (per xdist worker)."""
+    if GPG is None:
+        pytest.skip("GnuPG (gpg) is not installed")
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+
+    def new_key(uid: str, *extra: str, expire: str = "0") -> str:
+        gpg(home, *extra, "--quick-gen-key", uid, "ed25519", "sign", expire)
+        return fingerprints(home, uid)[0]
+
+    alice = new_key("Alice <alice@example.org>")
+    gpg(home, "--quick-add-key", alice, "ed25519", "sign", "0")
+    alice_sub = fingerprints(home, alice)[1]
+    bob = new_key("Bob <bob@example.org>")
+    mallory = new_key("Mallory <mallory@example.org>")
+    eve = new_key("Eve <eve@example.org>", "--faked-system-time", "20200101T000000",
+                  expire="2020-06-01")
+    rita = new_key("Rita <rita@example.org>")
+    yield Keys(home, alice, alice_sub, bob, mallory, eve, rita)
+    kill_agent(home)
+
+
+@pytest.fixture
+def gnupghome(keys: Keys, tmp_path: Path) -> Iterator[Path]:
+    """This test's own GNUPGHOME: a copy of the session's keys (secret and public)."""
+    home = tmp_path / "gnupg"
+    shutil.copytree(keys.home, home, ignore=shutil.ignore_patterns("S.*", "*.lock"))
+    home.chmod(0o700)
+    yield home
+    kill_agent(home)

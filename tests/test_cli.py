@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import click
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True, text=True)
@@ -18,3 +20,16 @@ def test_unknown_command_is_an_error_without_traceback() -> None:
     r = run("no-such-command")
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
+
+
+def test_every_registered_command_loads_and_has_help() -> None:
+    from rootseed.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert (command.help or "").strip(), name
+    r = run("--help")
+    for name in COMMANDS:
+        assert name in r.stdout

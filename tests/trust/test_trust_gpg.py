@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from trust_helpers import Keys, gpg, make_image, revoke
 
 from rootseed.cli import main
 from rootseed.errors import RootseedError
@@ -14,6 +13,7 @@ from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.verify import ImageVerifier
+from trust_helpers import Keys, gpg, make_image, revoke
 
 PKG = "bootstrap-stage0"
 REGISTRY = "rootseed"
@@ -324,7 +324,7 @@ def test_image_verifier_status_line_for_the_provenance_hook(env: Env) -> None:
     with ImageVerifier(env.keyring(k.alice, k.bob), signatures=env.sigs, registry=REGISTRY,
                        quorum=2) as verifier:
         assert verifier.status(PKG, env.digest) == "quorum 2/2 met"
-        assert verifier.status(PKG, "sha256:" + "0" * 64) == "quorum 0/2 NOT met"
+        assert verifier.status(PKG, "sha256:" + "0" * 64) == "quorum 0/2 NOT met: no signatures"
         assert verifier.check(PKG, env.digest, tag="2.0").passed is False
 
 

@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from trust_helpers import Keys, gpg, make_image
 
 from rootseed.cli import main
 from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.quorum import check_quorum
+from trust_helpers import Keys, gpg, make_image
 
 PKG = "bootstrap-stage0"
 REGISTRY = "rootseed"

@@ -5,6 +5,7 @@ Each command lives in its own module and is registered in :data:`COMMANDS`.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
@@ -16,7 +17,37 @@ from rootseed.console import err
 from rootseed.errors import RootseedError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (start-up stays fast)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"rootseed.cli.{module_name}")
+        for command in module.COMMANDS:
+            if command.name == cmd_name:
+                return command  # type: ignore[no-any-return]
+        raise RuntimeError(f"rootseed.cli.{module_name} does not define {cmd_name!r}")
+
+
+#: Command name → module under ``rootseed.cli`` whose ``COMMANDS`` list defines it.
+COMMANDS: dict[str, str] = {
+    "bootstrap": "bootstrap",
+    "list": "tree_cmds", "graph": "tree_cmds", "fetch": "tree_cmds",
+    "build": "build", "digests": "build",
+    "challenge": "challenge",
+    "sign": "trust", "verify": "trust",
+    "trace": "provenance", "report": "provenance",
+    "tool": "tool",
+    "crosscheck": "crosscheck",
+}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rootseed")
 def cli() -> None:
     """Grow a complete, verifiable toolchain from a 181-byte seed.
@@ -24,24 +55,6 @@ def cli() -> None:
     Builds are hermetic (bubblewrap, no network) and deterministic; artifacts are
     verified by a quorum of independent signers and traced back to the hex0 seed.
     """
-
-
-def _register() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"rootseed.cli.{name}")
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-#: One module per command family; each exposes ``COMMANDS: list[click.Command]``.
-COMMAND_MODULES: list[str] = [
-    "bootstrap", "tree_cmds", "build", "challenge", "trust", "provenance", "tool", "crosscheck",
-]
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from rootseed.cli.common import common_options
+from rootseed.cli.trust_options import quorum_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
@@ -16,11 +19,32 @@ from rootseed.provenance.report import collect, write_report
 from rootseed.provenance.trace import QuorumStatus, Tracer
 from rootseed.settings import Settings
 from rootseed.tree import Tree
+from rootseed.trust.verify import ImageVerifier
+
+NOT_CHECKED = "signatures not checked (no --keyring)"
 
 
-def quorum_hook(settings: Settings) -> QuorumStatus | None:
-    """Signature/quorum status per image; wired to the trust module once it exists."""
-    return None
+@contextmanager
+def quorum_hook(settings: Settings, *, keyring_path: Path | None, signatures: Path,
+                registry: str | None, quorum: int) -> Iterator[QuorumStatus]:
+    """Each image's signature/quorum status, e.g. ``quorum 2/2 met`` or why not.
+
+    Without a keyring nothing is checked, and every image says so. The registry defaults to
+    the tree's namespace (as for ``sign`` and ``verify``).
+    """
+    if keyring_path is None:
+        yield lambda package, digest: NOT_CHECKED
+        return
+    if registry is None:
+        try:
+            registry = Tree.load(settings.tree).namespace
+        except RootseedError as e:
+            raise RootseedError(f"--keyring given, but the registry the signatures are stored "
+                                f"under is unknown: {e.message}",
+                                hint="pass --registry <namespace> (or --tree)") from e
+    with ImageVerifier(keyring_path, signatures=signatures, registry=registry,
+                       quorum=quorum) as verifier:
+        yield verifier.status
 
 
 def tree_deps(settings: Settings) -> dict[str, tuple[str, ...]] | None:
@@ -38,16 +62,20 @@ def tree_deps(settings: Settings) -> dict[str, tuple[str, ...]] | None:
 @click.argument("package")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
               default="text", show_default=True, help="Output format.")
+@quorum_options(keyring_required=False)
 @common_options
-def trace_cmd(package: str, fmt: str, settings: Settings) -> None:
+def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, signatures: Path,
+              registry: str | None, settings: Settings) -> None:
     """Follow PACKAGE's provenance back to the seed, re-checking every digest.
 
     Each image's manifest digest is recomputed from its layout in --out and compared with
-    its provenance and with what its children recorded; fails on any broken link.
+    its provenance and with what its children recorded; fails on any broken link. With
+    --keyring, each image also shows whether a quorum of trusted keys signed it.
     """
-    tracer = Tracer(settings.out, cache_dir=settings.cache_dir,
-                    quorum_status=quorum_hook(settings))
-    root = tracer.trace(package)
+    with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
+                     registry=registry, quorum=quorum) as status:
+        root = Tracer(settings.out, cache_dir=settings.cache_dir,
+                      quorum_status=status).trace(package)
     if settings.json or fmt == "json":
         emit_json(to_json(root))
     elif fmt == "mermaid":
@@ -64,11 +92,18 @@ def trace_cmd(package: str, fmt: str, settings: Settings) -> None:
 @click.command("report")
 @click.option("--output", "-o", "output", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("report.html"), show_default=True, help="HTML file to write.")
+@quorum_options(keyring_required=False)
 @common_options
-def report_cmd(output: Path, settings: Settings) -> None:
-    """Write one self-contained HTML page with the trust chain of every built image."""
-    infos = collect(settings.out, tree_deps(settings), cache_dir=settings.cache_dir,
-                    quorum_status=quorum_hook(settings))
+def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures: Path,
+               registry: str | None, settings: Settings) -> None:
+    """Write one self-contained HTML page with the trust chain of every built image.
+
+    With --keyring, each image also shows whether a quorum of trusted keys signed it.
+    """
+    deps = tree_deps(settings)
+    with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
+                     registry=registry, quorum=quorum) as status:
+        infos = collect(settings.out, deps, cache_dir=settings.cache_dir, quorum_status=status)
     path = write_report(output, infos)
     broken = [i.package for i in infos if i.status in ("broken", "missing")]
     if settings.json:

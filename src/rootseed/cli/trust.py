@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rootseed import oci
 from rootseed.cli.common import common_options
+from rootseed.cli.trust_options import quorum_options, store_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
@@ -65,23 +66,13 @@ def _digest_from_file(path: Path, name: str) -> str:
                         hint="lines are '<manifest sha256> <stage>-<name>'")
 
 
-_signatures_option = click.option(
-    "--signatures", "signatures", type=click.Path(path_type=Path, file_okay=False),
-    default=Path("signatures"), show_default=True,
-    help="Signature store (<registry>/<stage>-<name>@sha256=<digest>/signature-N).")
-_registry_option = click.option(
-    "--registry", default=None, help="Registry/namespace in the docker reference "
-    "(default: the tree's namespace).")
-
-
 @click.command("sign")
 @click.argument("package")
 @click.option("--key", required=True, help="Signing key fingerprint (append '!' to force "
               "this exact subkey; tools such as skopeo only accept the key they trust).")
 @click.option("--gnupghome", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="GnuPG home holding the secret key (default: GnuPG's own default).")
-@_signatures_option
-@_registry_option
+@store_options
 @click.option("--tag", default=None, help="Tag in the docker reference (default: the "
               "package version).")
 @common_options
@@ -130,13 +121,7 @@ def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
 
 @click.command("verify")
 @click.argument("package")
-@click.option("--keyring", "keyring_path", required=True,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="Trusted maintainers' public keys (gpg --export; binary or armored).")
-@click.option("--quorum", type=int, default=2, show_default=True,
-              help="Distinct trusted keys that must have signed.")
-@_signatures_option
-@_registry_option
+@quorum_options(keyring_required=True)
 @click.option("--tag", default=None,
               help="Require this tag in the signed reference (default: any tag).")
 @click.option("--digest", default=None, help="Verify this manifest digest (sha256:…) "

@@ -51,7 +51,25 @@ class ImageVerifier:
         return self._policy.evaluate(facts, digest=digest, reference=reference)
 
     def status(self, name: str, digest: str) -> str:
-        """One line for the provenance quorum hook, e.g. ``quorum 2/2 met``."""
-        result = self.check(name, digest)
-        verdict = "met" if result.passed else "NOT met"
-        return f"quorum {len(result.valid_signers)}/{result.quorum} {verdict}"
+        """One line for the provenance quorum hook: ``quorum 2/2 met``, or why not.
+
+        e.g. ``quorum 0/2 NOT met: no signatures`` or
+        ``quorum 1/2 NOT met: signature-2 wrong-digest``.
+        """
+        return status_line(self.check(name, digest))
+
+
+def status_line(result: QuorumResult) -> str:
+    """``quorum <valid>/<required> met`` or ``… NOT met: <why>`` (no host paths)."""
+    head = f"quorum {len(result.valid_signers)}/{result.quorum}"
+    if result.passed:
+        return f"{head} met"
+    if not result.verdicts:
+        why = "no signatures"
+    else:
+        why = "; ".join(f"{v.name} {v.reason.value}" for v in result.rejected
+                        if v.reason is not None)
+        if not why:
+            n = len(result.valid_signers)
+            why = f"only {n} distinct trusted signer{'s' if n != 1 else ''}"
+    return f"{head} NOT met: {why}"

@@ -1,4 +1,4 @@
-"""Helpers for the trust tests: running gpg, key set, fake OCI images."""
+"""Helpers for tests that use GnuPG: running gpg, the key set, fake OCI images."""
 
 from __future__ import annotations
 

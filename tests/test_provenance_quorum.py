@@ -1,0 +1,185 @@
+"""``rootseed trace`` and ``rootseed report`` with --keyring: each image's quorum status.
+
+Real GnuPG with the session's throwaway keys; images are the handwritten provenance
+fixtures (namespace ``rootseed``), signed through ``rootseed sign``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance_fixtures import (
+    CHILD_PKG,
+    GRANDCHILD_PKG,
+    NAMESPACE,
+    SEED_PKG,
+    Chain,
+    three_level_chain,
+)
+from rootseed.cli import main
+from trust_helpers import Keys, gpg
+
+NOT_CHECKED = "signatures not checked (no --keyring)"
+
+
+class World:
+    """A traced chain in ``out``, a signature store, a GnuPG home, and an in-process CLI."""
+
+    def __init__(self, tmp_path: Path, keys: Keys, gnupghome: Path,
+                 capsys: pytest.CaptureFixture[str]) -> None:
+        self.tmp, self.keys, self.home, self.capsys = tmp_path, keys, gnupghome, capsys
+        self.out = tmp_path / "out"
+        self.sigs = tmp_path / "signatures"
+        self.chain: Chain = three_level_chain(self.out)
+
+    def run(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        captured = self.capsys.readouterr()
+        assert "Traceback" not in captured.err
+        return code, captured.out, captured.err
+
+    def sign(self, package: str, key: str) -> None:
+        code, _, err = self.run("sign", package, "--key", key, "--gnupghome", str(self.home),
+                                "--signatures", str(self.sigs), "--registry", NAMESPACE,
+                                "--tag", "1.0", "--out", str(self.out))
+        assert code == 0, err
+
+    def keyring(self, *fprs: str) -> Path:
+        path = self.tmp / "keyring.gpg"
+        path.write_bytes(gpg(self.home, "--export", *fprs))
+        return path
+
+    def trust_args(self, *extra: str) -> tuple[str, ...]:
+        return ("--keyring", str(self.keyring(self.keys.alice, self.keys.bob)),
+                "--signatures", str(self.sigs), "--out", str(self.out), *extra)
+
+
+@pytest.fixture
+def world(tmp_path: Path, keys: Keys, gnupghome: Path,
+          capsys: pytest.CaptureFixture[str]) -> World:
+    w = World(tmp_path, keys, gnupghome, capsys)
+    w.sign(GRANDCHILD_PKG, keys.alice)
+    w.sign(GRANDCHILD_PKG, keys.bob)
+    w.sign(CHILD_PKG, keys.alice)
+    w.sign(CHILD_PKG, keys.mallory)  # not in the keyring
+    return w
+
+
+EXPECTED = {
+    GRANDCHILD_PKG: "quorum 2/2 met",
+    CHILD_PKG: "quorum 1/2 NOT met: signature-2 untrusted-key",
+    SEED_PKG: "quorum 0/2 NOT met: no signatures",
+}
+
+
+def trace_json(world: World, *args: str) -> dict[str, Any]:
+    code, out, err = world.run("trace", GRANDCHILD_PKG, "--json", *args)
+    assert code == 0, err
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_trace_json_shows_each_images_quorum(world: World) -> None:
+    data = trace_json(world, *world.trust_args("--registry", NAMESPACE))
+    assert {n["package"]: n["quorum"] for n in data["nodes"]} == EXPECTED
+    assert {n["package"]: n["digest"] for n in data["nodes"]} == {
+        SEED_PKG: world.chain.seed, CHILD_PKG: world.chain.child,
+        GRANDCHILD_PKG: world.chain.grandchild}
+
+
+def test_trace_quorum_follows_the_keyring_and_the_quorum(world: World) -> None:
+    k = world.keys
+    data = trace_json(world, "--keyring", str(world.keyring(k.alice, k.bob, k.mallory)),
+                      "--signatures", str(world.sigs), "--registry", NAMESPACE,
+                      "--out", str(world.out), "--quorum", "3")
+    assert {n["package"]: n["quorum"] for n in data["nodes"]} == {
+        GRANDCHILD_PKG: "quorum 2/3 NOT met: only 2 distinct trusted signers",
+        CHILD_PKG: "quorum 2/3 NOT met: only 2 distinct trusted signers",
+        SEED_PKG: "quorum 0/3 NOT met: no signatures",
+    }
+    data = trace_json(world, "--keyring", str(world.keyring(k.alice)), "--quorum", "1",
+                      "--signatures", str(world.sigs), "--registry", NAMESPACE,
+                      "--out", str(world.out))
+    assert {n["package"]: n["quorum"] for n in data["nodes"]}[CHILD_PKG] == (
+        "quorum 1/1 met")
+
+
+def test_trace_text_shows_the_quorum_under_each_image(world: World) -> None:
+    code, out, err = world.run("trace", GRANDCHILD_PKG,
+                               *world.trust_args("--registry", NAMESPACE))
+    assert code == 0, err
+    # one block per image: its name, digest, checks, then its quorum line (rich may wrap)
+    blocks = re.split(r"(?=\b(?:bootstrap-seed|bootstrap-stage0|bootstrap-stage1)\s+sha256:)",
+                      out)
+    for package, status in EXPECTED.items():
+        [block] = [b for b in blocks if re.match(rf"{package}\s+sha256:", b)]
+        assert status in " ".join(block.split()), out
+    assert "3 images verified back to the seed" in err
+
+
+def test_registry_defaults_to_the_tree_namespace(world: World) -> None:
+    tree = world.tmp / "tree"
+    (tree / "seed" / "x").mkdir(parents=True)
+    (tree / "seed" / "x" / "package.toml").write_text(
+        '[package]\nname = "x"\nversion = "1"\ndescription = "x"\nlicense = "MIT"\n')
+    (tree / "seed" / "x" / "Containerfile").write_text("FROM scratch\n")
+    (tree / "rootseed.toml").write_text(f'[tree]\nnamespace = "{NAMESPACE}"\n')
+    data = trace_json(world, *world.trust_args("--tree", str(tree)))
+    assert {n["package"]: n["quorum"] for n in data["nodes"]} == EXPECTED
+
+    (tree / "rootseed.toml").write_text('[tree]\nnamespace = "elsewhere"\n')
+    data = trace_json(world, *world.trust_args("--tree", str(tree)))
+    assert {n["quorum"] for n in data["nodes"]} == {"quorum 0/2 NOT met: no signatures"}
+
+
+def test_trace_without_keyring_says_signatures_are_not_checked(world: World) -> None:
+    data = trace_json(world, "--out", str(world.out))
+    assert [n["quorum"] for n in data["nodes"]] == [NOT_CHECKED] * 3
+    code, out, _ = world.run("trace", GRANDCHILD_PKG, "--out", str(world.out))
+    assert code == 0 and out.count(NOT_CHECKED) == 3
+
+
+def test_trace_keyring_without_a_registry_or_tree_is_a_clear_error(world: World) -> None:
+    code, out, err = world.run("trace", GRANDCHILD_PKG,
+                               *world.trust_args("--tree", str(world.tmp / "no-tree")))
+    assert code != 0 and out == ""
+    assert "registry the signatures are stored under is unknown" in err
+    assert "--registry" in err
+
+
+def report_data(path: Path) -> dict[str, dict[str, Any]]:
+    """The packages embedded in the report page, by name."""
+    page = path.read_text()
+    m = re.search(r'<script type="application/json" id="rootseed-data">(.*?)</script>',
+                  page, re.S)
+    assert m is not None
+    data = json.loads(html.unescape(m.group(1)))
+    return {p["package"]: p for p in data["packages"]}
+
+
+def test_report_html_holds_each_images_quorum(world: World) -> None:
+    page = world.tmp / "report.html"
+    code, _, err = world.run("report", "-o", str(page), "--tree", str(world.tmp / "no-tree"),
+                             *world.trust_args("--registry", NAMESPACE))
+    assert code == 0, err
+    packages = report_data(page)
+    assert {name: p["quorum"] for name, p in packages.items()} == EXPECTED
+    assert all(p["status"] == "verified" for p in packages.values())
+
+    plain = world.tmp / "plain.html"
+    code, _, err = world.run("report", "-o", str(plain), "--out", str(world.out),
+                             "--tree", str(world.tmp / "no-tree"))
+    assert code == 0, err
+    assert {p["quorum"] for p in report_data(plain).values()} == {NOT_CHECKED}
