@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.panel import Panel
 from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
+from rootseed.build.engine import Builder, BuildResult
 from rootseed.cli.common import common_options
-from rootseed.console import emit_json, out
+from rootseed.console import emit_json, err, out
+from rootseed.errors import RootseedError
 from rootseed.settings import Settings
 
 CHAIN = ("hex0-seed → hex0 → kaem-minimal, hex1 → hex2-0 → catm → M0 → cc_x86 → M2 → "
@@ -59,11 +63,25 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     Fetches the pinned sources (or finds them with --mirror DIR), builds bootstrap-stage0
     hermetically, checks the 20 tools against their pinned sha256 and prints the chain.
     """
-    report = bootstrap(settings, demo=demo, no_cache=no_cache)
+    report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=_crosscheck)
     if settings.json:
         emit_json(report.as_dict())
     else:
         render(report)
+    failed = [c for c in report.checks if not c.get("identical")]
+    if failed:
+        raise RootseedError(
+            f"{report.package}: the crosscheck failed: "
+            + "; ".join(str(c.get("summary")) for c in failed),
+            hint=f"`rootseed crosscheck {report.package}` shows every artifact; a difference "
+                 "means the chain's binary and the independent Python tool disagree")
+
+
+def _crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
+    from rootseed.crosscheck import crosscheck
+
+    with err.status("crosscheck: replaying the chain with the Python tools…"):
+        return crosscheck(builder, result.package, with_deps=True).bootstrap_lines()
 
 
 COMMANDS = [bootstrap_cmd]

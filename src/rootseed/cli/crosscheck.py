@@ -47,8 +47,10 @@ def render(report: Report) -> None:
 
 @click.command("crosscheck")
 @click.argument("package")
+@click.option("--with-deps", is_flag=True,
+              help="Also replay the packages PACKAGE depends on.")
 @common_options
-def crosscheck_cmd(package: str, settings: Settings) -> None:
+def crosscheck_cmd(package: str, with_deps: bool, settings: Settings) -> None:
     """Replay PACKAGE's chain with the independent Python tools and compare byte for byte.
 
     Every RUN of PACKAGE's Containerfile that a Python tool covers (hex0, hex1, hex2-0,
@@ -60,7 +62,7 @@ def crosscheck_cmd(package: str, settings: Settings) -> None:
     """
     tree = load_tree(settings)
     with err.status(f"crosschecking {package}…") as status:
-        report = crosscheck_package(settings, tree, package,
+        report = crosscheck_package(settings, tree, package, with_deps=with_deps,
                                     progress=lambda s: status.update(f"crosscheck: {s}"))
     if settings.json:
         emit_json(report.as_dict())

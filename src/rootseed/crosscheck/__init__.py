@@ -12,8 +12,13 @@ from __future__ import annotations
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Report, Status
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.run import crosscheck, crosscheck_package, needed_stages
+from rootseed.crosscheck.run import (
+    crosscheck,
+    crosscheck_package,
+    needed_stages,
+)
 from rootseed.crosscheck.steps import REPLAYABLE, Step, stage_steps
 
-__all__ = ["REPLAYABLE", "ArtifactCheck", "Report", "Status", "Step", "crosscheck", "crosscheck_package",
-           "first_difference", "needed_stages", "replay", "stage_steps"]
+__all__ = ["REPLAYABLE", "ArtifactCheck", "Report", "Status", "Step", "crosscheck",
+           "crosscheck_package", "first_difference", "needed_stages", "replay",
+           "stage_steps"]

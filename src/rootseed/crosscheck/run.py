@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from rootseed.build.engine import Builder, BuildOptions
 from rootseed.containerfile import Containerfile, Copy, Run, Stage, Workdir, parse_file
@@ -30,10 +31,25 @@ def needed_stages(cf: Containerfile, target: Stage | None = None) -> list[Stage]
     return [s for s in cf.stages if s.index in seen]
 
 
-def crosscheck(builder: Builder, package: str, *, options: BuildOptions | None = None,
+def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
+               options: BuildOptions | None = None,
                progress: Callable[[str], None] | None = None) -> Report:
-    """Replay ``package``'s covered steps on the exact files its stages hold."""
+    """Replay ``package``'s covered steps (and its dependencies' with ``with_deps``) on
+    the exact files its stages hold."""
     options = options or BuildOptions(progress=False)
+    names = builder.tree.order([package]) if with_deps else [package]
+    report = Report(package=package)
+    for name in names:
+        part = _crosscheck_one(builder, name, options, progress)
+        if name != package:
+            part.checks = [replace(c, stage=f"{name}:{c.stage}") for c in part.checks]
+        report.checks.extend(part.checks)
+        report.seed_pinned = report.seed_pinned or part.seed_pinned
+    return report
+
+
+def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
+                    progress: Callable[[str], None] | None) -> Report:
     pkg = builder.tree.get(package)
     cf = parse_file(pkg.containerfile)
     seeds = {s.hash for s in pkg.sources if s.seed}
@@ -42,7 +58,7 @@ def crosscheck(builder: Builder, package: str, *, options: BuildOptions | None =
         if not any(isinstance(i, Run) for i in stage.instructions):
             continue
         if progress is not None:
-            progress(f"stage {stage.label}")
+            progress(f"{package}: stage {stage.label}")
         entry = builder.stage(package, stage.label, options)
         steps = stage_steps(stage, _start_workdir(builder, package, cf, stage, options,
                                                   entry.state))
@@ -69,7 +85,8 @@ def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Sta
     return str(workdir) or "/"
 
 
-def crosscheck_package(settings: Settings, tree: Tree, package: str,
+def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
+                       with_deps: bool = False,
                        progress: Callable[[str], None] | None = None) -> Report:
     """:func:`crosscheck` with a builder made from ``settings`` (sources verified first;
     stages not in the cache are built, nothing is written to ``<out>/<package>/``)."""
@@ -78,7 +95,7 @@ def crosscheck_package(settings: Settings, tree: Tree, package: str,
     try:
         builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                           fetcher=fetcher)
-        return crosscheck(builder, package, progress=progress,
+        return crosscheck(builder, package, with_deps=with_deps, progress=progress,
                           options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
                                                progress=not settings.json))
     finally:

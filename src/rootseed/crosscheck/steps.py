@@ -11,13 +11,13 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from rootseed.build.fsops import clean
 from rootseed.containerfile import Add, Copy, Run, Stage, Workdir
 
 
-class Args(str, Enum):
+class Args(StrEnum):
     """How a tool's command line names its files."""
 
     IN_OUT = "in-out"  # TOOL INPUT OUTPUT
@@ -41,18 +41,16 @@ REPLAYABLE: dict[str, tuple[str, Args]] = {
     "blood-elf": ("blood-elf", Args.FLAGS),
 }
 
-_C_COMPILER = "a C compiler: rootseed.tools has no Python C compiler to replay it with"
+_C_COMPILER = "C compiler: no Python replay"
 #: programs the chain runs that the Python tools do not cover → (arguments, reason).
 NOT_COVERED: dict[str, tuple[Args, str]] = {
     "cc_x86": (Args.IN_OUT, _C_COMPILER),
     "M2": (Args.FLAGS, _C_COMPILER),
     "M2-Planet": (Args.FLAGS, _C_COMPILER),
-    "M2-Mesoplanet": (Args.FLAGS,
-                      "M2-Mesoplanet runs M2-Planet, blood-elf, M1 and hex2 on temporaries "
-                      "it deletes, so the stage holds only the final program; its C "
-                      "compile has no Python replay"),
-    "kaem-0": (Args.FLAGS, "a shell (kaem-minimal): nothing to replay"),
-    "kaem": (Args.FLAGS, "a shell (kaem): nothing to replay"),
+    # It runs M2-Planet, blood-elf, M1 and hex2 on temporaries it deletes.
+    "M2-Mesoplanet": (Args.FLAGS, "C compiler driver: its M1/hex2 temporaries are deleted"),
+    "kaem-0": (Args.FLAGS, "a shell: nothing to replay"),
+    "kaem": (Args.FLAGS, "a shell: nothing to replay"),
 }
 
 _INPUT_FLAGS = ("-f", "--file")
@@ -121,7 +119,7 @@ def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
             continue
         if isinstance(i, (Copy, Add)):
             if current is not None and "$" not in i.dest:
-                later_writes.append((index, in_image(current, i.dest)))
+                later_writes.extend((index, p) for p in _copy_writes(i, current))
             else:
                 opaque_runs.append(index)
             continue
@@ -162,6 +160,18 @@ def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
             step = _unsafe(step, index, later_writes, opaque_runs)
         steps.append(step)
     return steps
+
+
+def _copy_writes(i: Copy, workdir: str) -> list[str]:
+    """Paths (files or trees) a COPY/ADD may write: ``dest`` itself, or each source's
+    name under it when ``dest`` is a directory (ends with ``/``)."""
+    dest = in_image(workdir, i.dest)
+    if not i.dest.endswith("/") or isinstance(i, Add):  # ADD may unpack an archive
+        return [dest]
+    names = [src if isinstance(src, str) else src.name for src in i.sources]
+    if any("$" in n or "*" in n or "?" in n for n in names):
+        return [dest]
+    return [posixpath.join(dest, posixpath.basename(n.rstrip("/")) or "") for n in names]
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -1,0 +1,151 @@
+"""crosscheck on real sandboxed builds of tiny trees: rootseed's own seed (examples/) and
+busybox scripts standing in for chain tools, one of them deliberately wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rootseed.build import Builder
+from rootseed.crosscheck import ArtifactCheck, Status, crosscheck
+from rootseed.tools.hex0 import assemble
+from rootseed.tree import Tree
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "examples" / "mirror" / "hex0-seed"  # rootseed's own 180-byte seed
+SEED_SRC = REPO / "examples" / "mirror" / "hex0.hex0"
+BUSYBOX = Path("/usr/bin/busybox")
+
+pytestmark = pytest.mark.skipif(
+    not BUSYBOX.is_file() or shutil.which("bwrap") is None,
+    reason="needs a static busybox at /usr/bin/busybox and bubblewrap")
+
+SOURCE = b"# four bytes\n41 42 43 44 ; ABCD\n"
+
+CONTAINERFILE = """\
+FROM scratch AS tools
+ARG HEX0_SEED_SOURCE
+COPY --from=fetch --chmod=0755 ${HEX0_SEED_SOURCE} /bin/hex0-seed
+COPY --chmod=0755 busybox /bin/busybox
+COPY --chmod=0755 <<"EOF" /bin/catm
+#!/bin/busybox sh
+out="$1"; shift; /bin/busybox cat "$@" > "$out"
+EOF
+COPY --chmod=0755 <<"EOF" /bin/hex0
+#!/bin/busybox sh
+/bin/busybox printf '%s' "$FAKE" > "$2"
+EOF
+
+FROM tools AS seed
+WORKDIR /work/src
+COPY hex0.hex0 four.hex0 ./
+WORKDIR /work/out
+RUN ["/bin/hex0-seed", "../src/hex0.hex0", "hex0"]
+
+FROM seed AS fake
+ENV FAKE=@FAKE@
+RUN ["/bin/hex0", "../src/four.hex0", "four"]
+RUN ["/bin/catm", "joined", "../src/four.hex0", "../src/hex0.hex0"]
+
+FROM scratch
+COPY --from=seed /work/out/hex0 /bin/hex0
+COPY --from=fake /work/out/four /four
+COPY --from=fake /work/out/joined /joined
+"""
+
+
+def make_tree(root: Path, fake: str) -> Path:
+    """A one-package tree whose fake ``hex0`` writes ``fake`` (right: "ABCD")."""
+    tree = root / "packages"
+    d = tree / "test" / "xc"
+    d.mkdir(parents=True)
+    (tree / "rootseed.toml").write_text('[tree]\nnamespace = "rs"\n')
+    mirror = root / "mirror"
+    mirror.mkdir()
+    shutil.copy2(SEED, mirror / "hex0-seed")
+    shutil.copy2(BUSYBOX, d / "busybox")
+    shutil.copy2(SEED_SRC, d / "hex0.hex0")
+    (d / "four.hex0").write_bytes(SOURCE)
+    seed_hash = hashlib.sha256(SEED.read_bytes()).hexdigest()
+    (d / "package.toml").write_text(f'''[package]
+name = "xc"
+version = "1"
+description = "crosscheck fixture"
+license = "MIT"
+
+[sources.hex0_seed]
+hash = "{seed_hash}"
+file = "hex0-seed"
+seed = true
+mirrors = ["file:../mirror/{{file}}"]
+''')
+    (d / "Containerfile").write_text(CONTAINERFILE.replace("@FAKE@", fake))
+    return tree
+
+
+def by_artifact(checks: list[ArtifactCheck], artifact: str, seed: bool = False
+                ) -> ArtifactCheck:
+    return next(c for c in checks if c.artifact == artifact and c.seed == seed)
+
+
+def test_right_and_wrong_outputs(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path, "ABXD")
+    builder = Builder(Tree.load(tree), cache_dir=tmp_path / "cache", out=tmp_path / "out")
+    report = crosscheck(builder, "test-xc")
+    assert not (tmp_path / "out" / "test-xc").exists()  # stages only, no image written
+    seed = by_artifact(report.checks, "/bin/hex0-seed", seed=True)
+    assert seed.status is Status.IDENTICAL and seed.chain_size == SEED.stat().st_size
+    assert seed.detail == "hex0-seed equals hex0(hex0.hex0) computed in Python"
+    assert by_artifact(report.checks, "/work/out/hex0").status is Status.IDENTICAL
+    four = by_artifact(report.checks, "/work/out/four")
+    assert four.status is Status.DIFFERENT
+    assert (four.offset, four.chain_size, four.python_size) == (2, 4, 4)
+    assert assemble(SOURCE) == b"ABCD"  # what the Python tool made of it
+    joined = by_artifact(report.checks, "/work/out/joined")
+    assert joined.status is Status.IDENTICAL and joined.tool == "catm"
+    assert not report.ok and report.count(Status.DIFFERENT) == 1
+    assert report.count(Status.IDENTICAL) == 3
+
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    good_tree = make_tree(fixed, "ABCD")
+    good = crosscheck(Builder(Tree.load(good_tree), cache_dir=fixed / "cache",
+                              out=fixed / "out"), "test-xc")
+    assert good.ok and good.count(Status.DIFFERENT) == 0
+    assert by_artifact(good.checks, "/work/out/four").status is Status.IDENTICAL
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path, "ABC")  # one byte short
+    args = [sys.executable, "-m", "rootseed", "crosscheck", "test-xc", "--tree", str(tree),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    r = subprocess.run([*args, "--json"], capture_output=True, text=True, check=False)
+    assert r.returncode == 2, r.stderr
+    data = json.loads(r.stdout)
+    four = next(c for c in data["checks"] if c["artifact"] == "/work/out/four")
+    assert (four["status"], four["offset"], four["chain_size"]) == ("different", 3, 3)
+    assert data["counts"]["different"] == 1 and data["ok"] is False
+    r = subprocess.run(args, capture_output=True, text=True, check=False,
+                       env={**os.environ, "COLUMNS": "250"})
+    assert r.returncode == 2
+    assert "differs at offset 3" in r.stdout
+    assert "✓ hex0-seed equals hex0(hex0.hex0) computed in Python" in r.stdout
+
+
+def test_builder_stage_rootfs_builds_once_and_writes_no_image(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path, "ABXD")
+    builder = Builder(Tree.load(tree), cache_dir=tmp_path / "cache", out=tmp_path / "out")
+    rootfs = builder.stage_rootfs("test-xc", "seed")
+    assert (rootfs / "work" / "out" / "hex0").read_bytes() == SEED.read_bytes()
+    assert not (rootfs / "work" / "out" / "four").exists()  # a later stage's file
+    entry = builder.stage("test-xc", "seed")
+    assert entry.state["config"]["workdir"] == "/work/out"
+    assert builder.stage_rootfs("test-xc", "seed") == rootfs  # the same cache entry
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,126 @@
+"""crosscheck, the pure parts: which RUNs are replayable, their files, comparisons."""
+
+from __future__ import annotations
+
+import pytest
+
+from rootseed.containerfile import parse_string
+from rootseed.crosscheck import (
+    ArtifactCheck,
+    Report,
+    Status,
+    Step,
+    first_difference,
+    stage_steps,
+)
+from rootseed.crosscheck.run import needed_stages
+from rootseed.crosscheck.steps import Args, file_args
+
+
+def steps(text: str, stage: int = 0, workdir: str | None = "/") -> list[Step]:
+    cf = parse_string(text)
+    return stage_steps(cf.stages[stage], workdir)
+
+
+@pytest.mark.parametrize(("a", "b", "want"), [
+    (b"", b"", None), (b"abc", b"abc", None), (b"abc", b"abd", 2), (b"abc", b"xbc", 0),
+    (b"abc", b"ab", 2), (b"", b"a", 0), (bytes(1000) + b"x", bytes(1001), 1000),
+])
+def test_first_difference(a: bytes, b: bytes, want: int | None) -> None:
+    assert first_difference(a, b) == want
+    assert first_difference(b, a) == want
+
+
+def test_file_args_by_kind() -> None:
+    assert file_args(Args.IN_OUT, ["in", "out"]) == ([0], 1)
+    assert file_args(Args.OUT_INS, ["out", "a", "b"]) == ([1, 2], 0)
+    assert file_args(Args.FLAGS, ["--architecture", "x86", "-f", "a", "--file", "b",
+                                  "--base-address", "0x1", "-o", "o"]) == ([3, 5], 9)
+
+
+def test_steps_resolve_paths_against_the_workdir_and_map_tools() -> None:
+    s = steps("""FROM scratch AS s
+WORKDIR /stage0
+RUN ["./seeds/hex0-seed", "./x86/hex0_x86.hex0", "./x86/artifact/hex0"]
+WORKDIR x86
+RUN ["./artifact/M1-0", "--architecture", "x86", "-f", "../lib/defs.M1", "-f", "a.M1", "-o", "a.hex2"]
+RUN ["./artifact/catm", "out.hex2", "../ELF.hex2", "a.hex2"]
+RUN ["./artifact/M2", "-f", "x.c", "-o", "x.M1"]
+""")
+    assert [(x.tool, x.output) for x in s] == [
+        ("hex0", "/stage0/x86/artifact/hex0"), ("M1", "/stage0/x86/a.hex2"),
+        ("catm", "/stage0/x86/out.hex2"), (None, "/stage0/x86/x.M1")]
+    assert s[0].program == "/stage0/seeds/hex0-seed"
+    assert s[0].inputs == ("/stage0/x86/hex0_x86.hex0",)
+    assert s[1].inputs == ("/stage0/lib/defs.M1", "/stage0/x86/a.M1")
+    assert s[2].inputs == ("/stage0/ELF.hex2", "/stage0/x86/a.hex2")
+    assert [x.covered for x in s] == [True, True, True, False]
+    assert "C compiler" in s[3].reason
+
+
+def test_a_later_write_or_an_unknown_program_makes_a_step_unsafe() -> None:
+    s = steps("""FROM scratch
+RUN ["/bin/hex0", "/a.hex0", "/a"]
+RUN ["/bin/hex0", "/b.hex0", "/a.hex0"]
+RUN ["/bin/hex0", "/c.hex0", "/c"]
+COPY c.hex0 /
+RUN ["/bin/catm", "/d", "/d"]
+""")
+    assert not s[0].covered and "/a.hex0 is written again" in s[0].reason
+    assert s[1].covered
+    assert not s[2].covered and "/c.hex0 is written again" in s[2].reason
+    assert not s[3].covered and "reads the file it writes" in s[3].reason
+    t = steps("""FROM scratch
+RUN ["/bin/hex0", "/a.hex0", "/a"]
+RUN ["/bin/frobnicate"]
+RUN ["/bin/hex0", "/b.hex0", "/b"]
+""")
+    assert not t[0].covered and "later instruction" in t[0].reason
+    assert "no Python implementation of frobnicate" in t[1].reason
+    assert t[2].covered
+    u = steps('FROM scratch\nRUN echo hi\n')
+    assert not u[0].covered and "shell-form" in u[0].reason
+
+
+def test_unknown_workdir_is_not_covered() -> None:
+    s = steps('FROM img\nRUN ["/bin/hex0", "a", "b"]\nWORKDIR /w\nRUN ["/bin/hex0", "a", "b"]\n',
+              workdir=None)
+    assert not s[0].covered and s[1].covered and s[1].output == "/w/b"
+
+
+def test_needed_stages_follow_from_and_copy_from() -> None:
+    cf = parse_string("""FROM scratch AS a
+FROM scratch AS unused
+RUN ["/x"]
+FROM a AS b
+FROM scratch AS c
+COPY --from=b /x /x
+COPY --from=rs/other /y /y
+""")
+    assert [s.label for s in needed_stages(cf)] == ["a", "b", "c"]
+
+
+def check(status: Status, seed: bool = False) -> ArtifactCheck:
+    return ArtifactCheck("s", 1, "/a", "hex0", status, offset=3 if status is Status.DIFFERENT
+                         else None, chain_size=4, python_size=4, detail="d", seed=seed)
+
+
+def test_report_ok_counts_and_bootstrap_lines() -> None:
+    good = Report("p", [check(Status.IDENTICAL, seed=True), check(Status.IDENTICAL),
+                        check(Status.NOT_COVERED)], seed_pinned=True)
+    assert good.ok
+    assert good.counts_line() == "2 artifacts identical, 1 not covered"
+    lines = good.bootstrap_lines()
+    assert lines[0] == {"identical": True, "summary": "d", "seed": True}
+    assert lines[1]["identical"] and lines[1]["summary"] == good.counts_line()
+    bad = Report("p", [check(Status.IDENTICAL, seed=True), check(Status.DIFFERENT)],
+                 seed_pinned=True)
+    assert not bad.ok
+    assert "1 different" in bad.counts_line()
+    assert any("differs at offset 3" in ln["summary"] for ln in bad.bootstrap_lines())
+    assert not all(ln["identical"] for ln in bad.bootstrap_lines())
+    no_seed = Report("p", [check(Status.IDENTICAL)], seed_pinned=True)
+    assert not no_seed.ok and not no_seed.bootstrap_lines()[0]["identical"]
+    assert Report("p", [check(Status.IDENTICAL)]).ok
+    assert not Report("p", [check(Status.NOT_COVERED)]).ok  # nothing compared
+    assert not Report("p", [check(Status.IDENTICAL), check(Status.ERROR)]).ok
