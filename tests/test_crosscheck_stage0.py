@@ -50,3 +50,10 @@ def test_bootstrap_then_crosscheck_stage0(tmp_path: Path) -> None:
     assert {"hex0", "hex1", "hex2-0", "catm", "M0", "cc_x86", "M2", "blood-elf-0", "M1-0",
             "hex2-1", "M1", "hex2", "kaem", "M2-Mesoplanet", "blood-elf", "get_machine",
             "M2-Planet"} <= done
+    # M2-Mesoplanet reruns: the Python blood-elf/M1/hex2 re-link every extra tool
+    extra = {"sha256sum", "match", "mkdir", "untar", "ungz", "unbz2", "unxz", "catm", "cp",
+             "chmod", "rm", "replace", "wrap"}
+    linked = {c["artifact"].rsplit("/", 1)[1] for c in covered
+              if c["stage"].startswith("extra-") and c["tool"] == "hex2"}
+    assert linked == extra
+    assert sum(1 for c in covered if c["stage"].startswith("extra-")) == 3 * len(extra)

@@ -13,8 +13,9 @@ from rootseed.crosscheck import (
     first_difference,
     stage_steps,
 )
+from rootseed.crosscheck.mesoplanet import rerun_argv, spawned_commands
 from rootseed.crosscheck.run import needed_stages
-from rootseed.crosscheck.steps import Args, file_args
+from rootseed.crosscheck.steps import Args, command_step, file_args, rerunnable
 
 
 def steps(text: str, stage: int = 0, workdir: str | None = "/") -> list[Step]:
@@ -124,3 +125,40 @@ def test_report_ok_counts_and_bootstrap_lines() -> None:
     assert Report("p", [check(Status.IDENTICAL)]).ok
     assert not Report("p", [check(Status.NOT_COVERED)]).ok  # nothing compared
     assert not Report("p", [check(Status.IDENTICAL), check(Status.ERROR)]).ok
+
+
+LOG = """reading file: <stdio.h>
+# starting M2-Planet build
+M2-Planet --file ../a/M2-Mesoplanet-000000 --output ../a/M2-Planet-000000 --architecture x86 --debug 
+# starting Blood-elf stub generation
+blood-elf --file ../a/M2-Planet-000000 --little-endian --output ../a/blood-elf-000000 
+# starting M1 assembly
+M1 --file ../L/x86_defs.M1 --file ../L/libc-full.M1 --file ../a/M2-Planet-000000 --little-endian --architecture x86 --file ../a/blood-elf-000000 --output ../a/M1-macro-000000 
+hex2 --file ../L/ELF-x86-debug.hex2 --file ../a/M1-macro-000000 --output ../bin/x.crosscheck-rerun --architecture x86 --base-address 0x8048000 --little-endian 
+M1 is great
+"""  # noqa: W291
+
+
+def test_mesoplanet_spawned_commands_and_rerun_argv() -> None:
+    commands = spawned_commands(LOG)
+    assert [c[0] for c in commands] == ["M2-Planet", "blood-elf", "M1", "hex2"]
+    assert commands[2][-1] == "../a/M1-macro-000000"
+    planned = rerun_argv(("../bin/M2-Mesoplanet", "--architecture", "x86", "-f", "x.c",
+                          "-o", "../bin/x"))
+    assert planned == (["../bin/M2-Mesoplanet", "--dirty-mode", "--architecture", "x86",
+                        "-f", "x.c", "-o", "../bin/x.crosscheck-rerun"], "../bin/x")
+    assert rerun_argv(("M2-Mesoplanet", "-f", "x.c")) is None
+    m1 = command_step("s", 1, commands[2], "/stage0/extra")
+    assert m1.covered and m1.tool == "M1" and m1.output == "/stage0/a/M1-macro-000000"
+    assert m1.inputs[-1] == "/stage0/a/blood-elf-000000"
+    m2 = command_step("s", 1, commands[0], "/stage0/extra")
+    assert not m2.covered and m2.output == "/stage0/a/M2-Planet-000000"
+
+
+def test_mesoplanet_steps_are_rerunnable_unless_unsafe() -> None:
+    s = steps('FROM scratch\nWORKDIR /w\n'
+              'RUN ["../bin/M2-Mesoplanet", "-f", "x.c", "-o", "../bin/x"]\n')
+    assert rerunnable(s[0]) and not s[0].covered
+    t = steps('FROM scratch\nRUN ["/bin/M2-Mesoplanet", "-f", "x.c", "-o", "/x"]\n'
+              'RUN ["/bin/hex0", "/y", "/x"]\n')
+    assert not rerunnable(t[0]) and "written again" in t[0].reason

@@ -49,20 +49,26 @@ def render(report: Report) -> None:
 @click.argument("package")
 @click.option("--with-deps", is_flag=True,
               help="Also replay the packages PACKAGE depends on.")
+@click.option("--no-rerun", is_flag=True,
+              help="Do not rerun M2-Mesoplanet steps (with --dirty-mode, in the sandbox) to "
+                   "replay the blood-elf, M1 and hex2 commands they spawn.")
 @common_options
-def crosscheck_cmd(package: str, with_deps: bool, settings: Settings) -> None:
+def crosscheck_cmd(package: str, with_deps: bool, no_rerun: bool, settings: Settings) -> None:
     """Replay PACKAGE's chain with the independent Python tools and compare byte for byte.
 
     Every RUN of PACKAGE's Containerfile that a Python tool covers (hex0, hex1, hex2-0,
     catm, M0, M1, hex2, blood-elf) runs again in Python on the exact input files of that
     build stage (from the cache; stages are built if missing) and its output is compared
     with the file the binary wrote. The seed is compared with the assembly of its own
-    source. Exit status: 0 every covered artifact identical, 2 a difference, 1 could not
-    decide.
+    source. M2-Mesoplanet steps are rerun with --dirty-mode in the sandbox so that the
+    blood-elf, M1 and hex2 commands they spawn can be replayed too.
+
+    Exit status: 0 every covered artifact identical, 2 a difference, 1 could not decide.
     """
     tree = load_tree(settings)
     with err.status(f"crosschecking {package}…") as status:
         report = crosscheck_package(settings, tree, package, with_deps=with_deps,
+                                    rerun=not no_rerun,
                                     progress=lambda s: status.update(f"crosscheck: {s}"))
     if settings.json:
         emit_json(report.as_dict())

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from rootseed.build.engine import Builder, BuildOptions
-from rootseed.containerfile import Containerfile, Copy, Run, Stage, Workdir, parse_file
+from rootseed.containerfile import (
+    DEFAULT_PATH,
+    Containerfile,
+    Copy,
+    Run,
+    Stage,
+    Workdir,
+    parse_file,
+)
+from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.model import Report
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.steps import stage_steps
+from rootseed.crosscheck.steps import rerunnable, stage_steps
 from rootseed.fetch import Fetcher
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -32,15 +42,16 @@ def needed_stages(cf: Containerfile, target: Stage | None = None) -> list[Stage]
 
 
 def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
-               options: BuildOptions | None = None,
+               rerun: bool = True, options: BuildOptions | None = None,
                progress: Callable[[str], None] | None = None) -> Report:
     """Replay ``package``'s covered steps (and its dependencies' with ``with_deps``) on
-    the exact files its stages hold."""
+    the exact files its stages hold. With ``rerun``, M2-Mesoplanet steps run again in the
+    sandbox to keep their temporaries (see :mod:`rootseed.crosscheck.mesoplanet`)."""
     options = options or BuildOptions(progress=False)
     names = builder.tree.order([package]) if with_deps else [package]
     report = Report(package=package)
     for name in names:
-        part = _crosscheck_one(builder, name, options, progress)
+        part = _crosscheck_one(builder, name, options, progress, rerun)
         if name != package:
             part.checks = [replace(c, stage=f"{name}:{c.stage}") for c in part.checks]
         report.checks.extend(part.checks)
@@ -49,7 +60,7 @@ def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
 
 
 def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
-                    progress: Callable[[str], None] | None) -> Report:
+                    progress: Callable[[str], None] | None, rerun: bool) -> Report:
     pkg = builder.tree.get(package)
     cf = parse_file(pkg.containerfile)
     seeds = {s.hash for s in pkg.sources if s.seed}
@@ -64,8 +75,28 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
                                                   entry.state))
         rootfs = builder.cache.rootfs(entry.layout, entry.manifest_digest)
         for step in steps:
-            report.checks.extend(replay(step, rootfs, seeds))
+            if rerun and rerunnable(step):
+                if progress is not None:
+                    progress(f"{package}: stage {stage.label}: rerunning M2-Mesoplanet")
+                env = _environment(entry.state)
+                with builder.cache.workdir() as work:
+                    log = builder.cache.logs / package / f"crosscheck-{stage.label}.log"
+                    log.parent.mkdir(parents=True, exist_ok=True)
+                    log.write_bytes(b"")
+                    report.checks.extend(replay_mesoplanet(step, rootfs, env, work, log,
+                                                           seeds))
+            else:
+                report.checks.extend(replay(step, rootfs, seeds))
     return report
+
+
+def _environment(state: dict[str, Any]) -> dict[str, str]:
+    """The ENV of a stage (as its RUNs see it; the stage's ARGs are not kept)."""
+    config = state.get("config")
+    pairs = config.get("env", []) if isinstance(config, dict) else []
+    env = {str(k): str(v) for k, v in pairs}
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
 
 
 def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Stage,
@@ -86,7 +117,7 @@ def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Sta
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
-                       with_deps: bool = False,
+                       with_deps: bool = False, rerun: bool = True,
                        progress: Callable[[str], None] | None = None) -> Report:
     """:func:`crosscheck` with a builder made from ``settings`` (sources verified first;
     stages not in the cache are built, nothing is written to ``<out>/<package>/``)."""
@@ -95,7 +126,8 @@ def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
     try:
         builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                           fetcher=fetcher)
-        return crosscheck(builder, package, with_deps=with_deps, progress=progress,
+        return crosscheck(builder, package, with_deps=with_deps, rerun=rerun,
+                          progress=progress,
                           options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
                                                progress=not settings.json))
     finally:

@@ -42,13 +42,16 @@ REPLAYABLE: dict[str, tuple[str, Args]] = {
 }
 
 _C_COMPILER = "C compiler: no Python replay"
+MESOPLANET = "M2-Mesoplanet"
+#: why an M2-Mesoplanet step is not covered unless it is rerun (see crosscheck.mesoplanet)
+MESOPLANET_REASON = "C compiler driver: its M1/hex2 temporaries are deleted"
 #: programs the chain runs that the Python tools do not cover → (arguments, reason).
 NOT_COVERED: dict[str, tuple[Args, str]] = {
     "cc_x86": (Args.IN_OUT, _C_COMPILER),
     "M2": (Args.FLAGS, _C_COMPILER),
     "M2-Planet": (Args.FLAGS, _C_COMPILER),
     # It runs M2-Planet, blood-elf, M1 and hex2 on temporaries it deletes.
-    "M2-Mesoplanet": (Args.FLAGS, "C compiler driver: its M1/hex2 temporaries are deleted"),
+    MESOPLANET: (Args.FLAGS, MESOPLANET_REASON),
     "kaem-0": (Args.FLAGS, "a shell: nothing to replay"),
     "kaem": (Args.FLAGS, "a shell: nothing to replay"),
 }
@@ -74,6 +77,30 @@ class Step:
     @property
     def covered(self) -> bool:
         return self.tool is not None and not self.reason
+
+
+def rerunnable(step: Step) -> bool:
+    """An M2-Mesoplanet step whose files are safe to rerun it from."""
+    return (bool(step.argv) and posixpath.basename(step.argv[0]) == MESOPLANET
+            and step.output is not None and step.reason == MESOPLANET_REASON)
+
+
+def command_step(stage: str, line: int, argv: Sequence[str], workdir: str) -> Step:
+    """A :class:`Step` for a command some program ran (e.g. one M2-Mesoplanet spawned)."""
+    name = posixpath.basename(argv[0]) if argv else ""
+    program = in_image(workdir, argv[0]) if argv else ""
+    if name not in REPLAYABLE:
+        kind, reason = NOT_COVERED.get(name, (Args.FLAGS, f"no Python implementation of {name}"))
+        _, out = file_args(kind, argv[1:])
+        return Step(stage, line, tuple(argv), workdir, program, None,
+                    output=in_image(workdir, argv[1 + out]) if out is not None else None,
+                    reason=reason)
+    tool, kind = REPLAYABLE[name]
+    ins, out = file_args(kind, argv[1:])
+    return Step(stage, line, tuple(argv), workdir, program, tool,
+                tuple(in_image(workdir, argv[1 + k]) for k in ins),
+                in_image(workdir, argv[1 + out]) if out is not None else None,
+                "" if out is not None else "no output file in the command line")
 
 
 def in_image(workdir: str, path: str) -> str:
@@ -156,7 +183,7 @@ def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
         raw.append((index, Step(stage.label, i.line, argv, current, program, tool,
                                 inputs, output, reason)))
     for index, step in raw:
-        if step.covered:
+        if step.covered or rerunnable(step):
             step = _unsafe(step, index, later_writes, opaque_runs)
         steps.append(step)
     return steps

@@ -1,0 +1,99 @@
+"""Cover what M2-Mesoplanet links: rerun it with ``--dirty-mode`` and replay its spawns.
+
+M2-Mesoplanet preprocesses a C file, then spawns ``M2-Planet`` (C → M1), ``blood-elf``
+(debug footer), ``M1`` (→ hex2) and ``hex2`` (→ the program) on temporaries it removes
+afterwards. Each spawned command line is printed to stderr before it runs. To check the
+last three with the Python tools, the chain-built M2-Mesoplanet runs again in the sandbox
+on a copy of the stage's files with the same arguments plus ``--dirty-mode`` (which only
+keeps the temporaries) and its output under another name; the printed commands are then
+replayed in Python on the kept temporaries. The Python hex2 output is compared with the
+program the original build produced, and the rerun must have produced that same program.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from rootseed.build.fsops import copy_tree, resolve
+from rootseed.crosscheck.compare import first_difference
+from rootseed.crosscheck.model import ArtifactCheck, Status
+from rootseed.crosscheck.replay import replay
+from rootseed.crosscheck.steps import Args, Step, command_step, file_args
+from rootseed.sandbox import SandboxSpec
+from rootseed.sandbox import run as sandbox_run
+
+#: the programs M2-Mesoplanet spawns, in order
+SPAWNED = ("M2-Planet", "blood-elf", "M1", "hex2")
+DIRTY = "--dirty-mode"
+RERUN_SUFFIX = ".crosscheck-rerun"
+
+
+def spawned_commands(log: str) -> list[list[str]]:
+    """The command lines M2-Mesoplanet printed before spawning them."""
+    commands = []
+    for line in log.splitlines():
+        words = line.split()
+        if len(words) > 2 and words[0] in SPAWNED and words[1] == "--file":
+            commands.append(words)
+    return commands
+
+
+def rerun_argv(argv: tuple[str, ...]) -> tuple[list[str], str] | None:
+    """``argv`` with ``--dirty-mode`` and its output renamed; and the original output."""
+    _, out = file_args(Args.FLAGS, argv[1:])
+    if out is None:
+        return None
+    args = list(argv)
+    original = args[1 + out]
+    args[1 + out] = original + RERUN_SUFFIX
+    return [args[0], DIRTY, *args[1:]], original
+
+
+def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Path,
+                      log: Path, seed_hashes: Collection[str] = ()) -> list[ArtifactCheck]:
+    """Rerun ``step`` (an M2-Mesoplanet RUN) on a copy of ``rootfs`` in ``work`` and
+    replay the blood-elf, M1 and hex2 commands it spawned."""
+    assert step.output is not None
+    planned = rerun_argv(step.argv)
+    if planned is None:
+        return [_error(step, "no --output in the command line")]
+    argv, original = planned
+    copy = work / "rootfs"
+    copy_tree(rootfs, copy)
+    code = sandbox_run(SandboxSpec(rootfs=copy, argv=argv, env=dict(env), cwd=step.workdir),
+                       log=log)
+    if code != 0:
+        return [_error(step, f"the rerun with {DIRTY} failed (exit {code}); log: {log}")]
+    rerun = resolve(copy, posixpath.join(step.workdir, original + RERUN_SUFFIX))
+    chain = resolve(copy, step.output)
+    if not rerun.is_file() or not chain.is_file():
+        return [_error(step, "the rerun wrote no program")]
+    offset = first_difference(chain.read_bytes(), rerun.read_bytes())
+    if offset is not None:
+        return [_error(step, f"the rerun with {DIRTY} did not reproduce the program "
+                             f"(first difference at offset {offset})")]
+    commands = spawned_commands(log.read_text(encoding="utf-8", errors="replace"))
+    names = [c[0] for c in commands]
+    if names not in (list(SPAWNED), [n for n in SPAWNED if n != "blood-elf"]):
+        return [_error(step, f"unexpected spawned commands: {', '.join(names) or 'none'}")]
+    checks: list[ArtifactCheck] = []
+    for command in commands:
+        if command[0] == "hex2":  # compare with the program the build made
+            command = [original if w == original + RERUN_SUFFIX else w for w in command]
+        spawned = command_step(step.stage, step.line, command, step.workdir)
+        for check in replay(spawned, copy, seed_hashes):
+            note = (f"spawned by M2-Mesoplanet (rerun with {DIRTY})"
+                    if check.status is not Status.NOT_COVERED else check.detail)
+            checks.append(ArtifactCheck(
+                check.stage, check.line, check.artifact, check.tool, check.status,
+                check.offset, check.chain_size, check.python_size,
+                f"{note}: {check.detail}" if check.status is Status.IDENTICAL else note,
+                check.seed))
+    return checks
+
+
+def _error(step: Step, detail: str) -> ArtifactCheck:
+    return ArtifactCheck(step.stage, step.line, step.output or "?", "M2-Mesoplanet",
+                         Status.ERROR, detail=detail)
