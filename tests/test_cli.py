@@ -33,3 +33,13 @@ def test_every_registered_command_loads_and_has_help() -> None:
     r = run("--help")
     for name in COMMANDS:
         assert name in r.stdout
+
+
+def test_each_command_module_imports_alone() -> None:
+    """Commands load lazily, so each module must import by itself (no import cycles)."""
+    from rootseed.cli import COMMANDS
+
+    for module in sorted(set(COMMANDS.values())):
+        r = subprocess.run([sys.executable, "-c", f"import rootseed.cli.{module}"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"{module}: {r.stderr[-800:]}"

@@ -1,7 +1,6 @@
-"""Execute a package's Containerfile in sandboxes and write a deterministic OCI image."""
+"""Execute a package's Containerfile in sandboxes and write a deterministic OCI image.
 
-from rootseed.build.engine import Builder, BuildOptions, BuildResult
-from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
-
-__all__ = ["BuildOptions", "BuildRecord", "BuildResult", "Builder", "ParentImage",
-           "ResolvedSource"]
+``engine`` runs builds; ``record`` holds the facts provenance reads. Import the module you
+need: this package imports nothing itself, so ``record`` stays free of the engine (which
+writes provenance) and there is no import cycle.
+"""

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from rootseed.build import Builder, BuildOptions, BuildResult
 from rootseed.build.digests import check_digests, read_digests, write_digests
+from rootseed.build.engine import Builder, BuildOptions, BuildResult
 from rootseed.cli.common import common_options, load_tree, make_fetcher
 from rootseed.console import emit_json
 from rootseed.errors import RootseedError
