@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.build import Builder
+from rootseed.build.engine import Builder
 from rootseed.crosscheck import ArtifactCheck, Status, crosscheck
 from rootseed.tools.hex0 import assemble
 from rootseed.tree import Tree
