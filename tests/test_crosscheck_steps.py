@@ -162,3 +162,26 @@ def test_mesoplanet_steps_are_rerunnable_unless_unsafe() -> None:
     t = steps('FROM scratch\nRUN ["/bin/M2-Mesoplanet", "-f", "x.c", "-o", "/x"]\n'
               'RUN ["/bin/hex0", "/y", "/x"]\n')
     assert not rerunnable(t[0]) and "written again" in t[0].reason
+
+
+def test_bootstrap_command_fails_on_a_crosscheck_difference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import rootseed.cli.bootstrap as cli_bootstrap
+    from rootseed.bootstrap import BootstrapReport
+    from rootseed.errors import RootseedError
+
+    def fake(settings: object, *, demo: bool, no_cache: bool,
+             crosscheck: object) -> BootstrapReport:
+        assert crosscheck is not None  # the command wires the crosscheck in
+        report = BootstrapReport("p", demo, "t", "sha256:0", True, 0.0, {}, [], [], [], None)
+        report.checks = Report("p", [check(Status.IDENTICAL, seed=True),
+                                     check(Status.DIFFERENT)], seed_pinned=True
+                               ).bootstrap_lines()
+        return report
+
+    monkeypatch.setattr(cli_bootstrap, "bootstrap", fake)
+    result = CliRunner().invoke(cli_bootstrap.bootstrap_cmd, ["--demo"])
+    assert isinstance(result.exception, RootseedError)
+    assert "differs at offset 3" in result.exception.message
