@@ -71,8 +71,8 @@ def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
         e.message,
         hint=f"put the {len(package.sources)} files of {package.name} (names and sha256 "
              "above) in a directory and run `rootseed bootstrap --mirror DIR`; to see the "
-             "whole chain work with no download at all, run `rootseed bootstrap --demo` (rootseed's own seed, "
-             "built from examples/)")
+             "whole chain work with no download at all, run `rootseed bootstrap --demo` "
+             "(rootseed's own seed, built from examples/)")
 
 
 def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:
