@@ -67,13 +67,12 @@ def default_examples() -> Path:
 
 
 def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
-    needed = "\n".join(f"  {s.file}  sha256 {s.hash}" for s in package.sources)
     return RootseedError(
-        f"{e.message}\n\nrootseed bootstrap needs these files:\n{needed}",
-        hint="put them in a directory and run `rootseed bootstrap --mirror DIR` (files are "
-             "found by name and checked by sha256); to see the whole chain work with no "
-             "download at all, run `rootseed bootstrap --demo` (rootseed's own seed, "
-             "built from examples/)")
+        e.message,
+        hint=f"put the {len(package.sources)} files of {package.name} (names and sha256 "
+             "above) in a directory and run `rootseed bootstrap --mirror DIR`; to see the "
+             "whole chain work with no download at all, run `rootseed bootstrap --demo` "
+             "(rootseed's own seed, built from examples/)")
 
 
 def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:

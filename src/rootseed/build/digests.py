@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from rootseed.errors import RootseedError
+from rootseed.fsutil import atomic_write
 
 _LINE = re.compile(r"^([0-9a-f]{64}) ([A-Za-z0-9][A-Za-z0-9._+-]*)$")
 
@@ -46,7 +45,8 @@ def write_digests(directory: Path, digests: Mapping[str, str], stages: Mapping[s
         path = directory / f"{stage}.txt"
         current = read_file(path)
         current.update(entries)
-        _atomic_write(path, "".join(f"{hexd} {pkg}\n" for pkg, hexd in sorted(current.items())))
+        atomic_write(path, "".join(f"{hexd} {pkg}\n"
+                                  for pkg, hexd in sorted(current.items())).encode())
         written.append(path)
     return written
 
@@ -62,18 +62,6 @@ def read_file(path: Path) -> dict[str, str]:
                 raise RootseedError(f"{path}:{n}: expected '<sha256 hex> <stage>-<name>'")
             found[m.group(2)] = m.group(1)
     return found
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_digests(built: Iterable[tuple[str, str]], recorded: Mapping[str, str]) -> list[str]:

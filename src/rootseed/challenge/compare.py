@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from rootseed.fsutil import file_sha256
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,7 @@ def _entry(path: Path) -> Entry:
     if stat.S_ISDIR(st.st_mode):
         return Entry("dir", mode, 0, None, None)
     if stat.S_ISREG(st.st_mode):
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return Entry("file", mode, st.st_size, h.hexdigest(), None)
+        return Entry("file", mode, st.st_size, file_sha256(path), None)
     return Entry("other", mode, 0, None, None)
 
 

@@ -19,13 +19,14 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rootseed import __version__
 from rootseed.console import err
 from rootseed.errors import RootseedError
-from rootseed.fetch.cache import CHUNK, SourceCache, sha256_file
+from rootseed.fetch.cache import SourceCache
+from rootseed.fsutil import CHUNK, file_sha256
 from rootseed.tree import Package, Source
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FetchError", "Fetcher", "sha256_file"]
+__all__ = ["FetchError", "Fetcher"]
 
 
 class FetchError(RootseedError):
@@ -127,7 +128,7 @@ class Fetcher:
             except _Unavailable as e:
                 attempts.append(Attempt(where, str(e)))
                 return None
-            actual = sha256_file(tmp)
+            actual = file_sha256(tmp)
             if actual != source.hash:
                 size = tmp.stat().st_size
                 why = (f"sha256 mismatch for {source.file}: expected {source.hash}, "

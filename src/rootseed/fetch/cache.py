@@ -7,7 +7,6 @@ rootseed processes from racing on one entry.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,15 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+from rootseed.fsutil import CHUNK, file_sha256
 
 
 class SourceCache:
@@ -41,7 +32,7 @@ class SourceCache:
         path = self.path(digest)
         if not path.is_file():
             return None
-        if sha256_file(path) != digest:
+        if file_sha256(path) != digest:
             path.unlink(missing_ok=True)
             return None
         return path

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Protocol
 
 from rootseed.errors import RootseedError
+from rootseed.fsutil import file_sha256
 
 ALGORITHM = "sha256"
 
@@ -14,12 +16,8 @@ def sha256_bytes(data: bytes) -> str:
     return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
 
 
-def sha256_file(path: str | bytes, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return f"{ALGORITHM}:{h.hexdigest()}"
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    return f"{ALGORITHM}:{file_sha256(path)}"
 
 
 def hex_of(digest: str) -> str:

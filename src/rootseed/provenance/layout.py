@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from rootseed.errors import RootseedError
-
-_CHUNK = 1 << 20
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+from rootseed.fsutil import file_sha256
 
 
 def is_layout(path: Path) -> bool:
@@ -51,7 +41,7 @@ def _check_blob(layout: Path, hexd: str, who: str, what: str) -> Path:
     if not blob.is_file():
         raise RootseedError(f"{who}: {what} blob {blob} is missing",
                             hint="the image layout is incomplete; rebuild the package")
-    actual = _sha256_file(blob)
+    actual = file_sha256(blob)
     if actual != hexd:
         raise RootseedError(
             f"{who}: {what} blob {blob} has sha256:{actual}, not the sha256:{hexd} it is "

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rootseed.errors import RootseedError
+from rootseed.fsutil import atomic_write
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
@@ -368,15 +367,5 @@ def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of cus
 
 def write_report(path: Path, infos: list[PackageInfo]) -> Path:
     """Write the page atomically (temp file in the same directory, then rename)."""
-    data = render_html(infos).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, render_html(infos).encode())

@@ -9,8 +9,6 @@ the few facts ``trace`` and ``report`` follow.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 from rootseed.build.record import BuildRecord
 from rootseed.console import canonical_json
 from rootseed.errors import RootseedError
+from rootseed.fsutil import atomic_write
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -115,18 +114,7 @@ def write_statement(layout_dir: Path, record: BuildRecord) -> Path:
 
     statement = make_statement(record)
     validate_statement(statement, where=f"provenance of {record.package}")
-    data = (canonical_json(statement) + "\n").encode()
-    target = layout_dir / PROVENANCE_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".provenance.", suffix=".tmp", dir=layout_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(layout_dir / PROVENANCE_FILE, (canonical_json(statement) + "\n").encode())
 
 
 @dataclass(frozen=True)
