@@ -55,7 +55,8 @@ def render(report: BootstrapReport) -> None:
 @click.option("--demo", is_flag=True,
               help="Build rootseed's own seed chain from examples/ (offline, seconds) "
                    "instead of the upstream stage0.")
-@click.option("--no-cache", is_flag=True, help="Rebuild even if the cache has the image.")
+@click.option("--no-cache", is_flag=True,
+              help="Rebuild and re-run the crosscheck even if the cache has them.")
 @common_options
 def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     """Build stage0 from the 181-byte hex0 seed and verify every output.
@@ -63,7 +64,18 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     Fetches the pinned sources (or finds them with --mirror DIR), builds bootstrap-stage0
     hermetically, checks the 20 tools against their pinned sha256 and prints the chain.
     """
-    report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=_crosscheck)
+    def crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
+        from rootseed.crosscheck import crosscheck as replay
+        from rootseed.crosscheck.memo import recall, remember
+
+        if not no_cache and (lines := recall(settings.cache_dir, result.record)):
+            return lines
+        with err.status("crosscheck: replaying the chain with the Python tools…"):
+            lines = replay(builder, result.package, with_deps=True).bootstrap_lines()
+        remember(settings.cache_dir, result.record, lines)
+        return lines
+
+    report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck)
     if settings.json:
         emit_json(report.as_dict())
     else:
@@ -75,13 +87,6 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
             + "; ".join(str(c.get("summary")) for c in failed),
             hint=f"`rootseed crosscheck {report.package}` shows every artifact; a difference "
                  "means the chain's binary and the independent Python tool disagree")
-
-
-def _crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
-    from rootseed.crosscheck import crosscheck
-
-    with err.status("crosscheck: replaying the chain with the Python tools…"):
-        return crosscheck(builder, result.package, with_deps=True).bootstrap_lines()
 
 
 COMMANDS = [bootstrap_cmd]

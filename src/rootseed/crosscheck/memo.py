@@ -1,0 +1,51 @@
+"""Remember a passing crosscheck of one exact build, so a warm ``bootstrap`` stays fast.
+
+The key is everything the replay depends on: the build record (Containerfile digest,
+sources, build args, parents, manifest digest) and rootseed's version (the Python tools).
+Only passing results are kept; a failure is always replayed. ``rootseed crosscheck``
+itself never reads this: it always replays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from rootseed import __version__
+from rootseed.build.record import BuildRecord
+from rootseed.console import canonical_json
+from rootseed.fsutil import atomic_write
+
+RECALLED = " (recalled: this exact build passed an earlier crosscheck; " \
+           "`rootseed crosscheck` repeats it)"
+
+
+def _path(cache_dir: Path, record: BuildRecord) -> Path:
+    key = hashlib.sha256(canonical_json({
+        "crosscheck": 1, "rootseed": __version__, "record": dataclasses.asdict(record),
+    }).encode()).hexdigest()
+    return cache_dir / "crosscheck" / f"{key}.json"
+
+
+def recall(cache_dir: Path, record: BuildRecord) -> list[dict[str, Any]] | None:
+    path = _path(cache_dir, record)
+    try:
+        lines = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(lines, list) or not all(
+            isinstance(x, dict) and x.get("identical") is True for x in lines):
+        return None
+    return [{**x, "summary": str(x.get("summary", "")) + RECALLED, "recalled": True}
+            for x in lines]
+
+
+def remember(cache_dir: Path, record: BuildRecord, lines: list[dict[str, Any]]) -> None:
+    if not lines or not all(x.get("identical") is True for x in lines):
+        return
+    path = _path(cache_dir, record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (canonical_json(lines) + "\n").encode())
