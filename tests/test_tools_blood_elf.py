@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m1_inputs import m1_source, run_tool
-from rootseed.tools._numbers import ByteMode, ToolError
+from rootseed.tools._numbers import ByteMode
+from rootseed.tools._util import ToolError
 from rootseed.tools.blood_elf import generate, labels
 
 DEBIAN = shutil.which("blood-elf", path="/usr/bin")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.tools._numbers import ToolError
+from rootseed.tools._util import ToolError
 from rootseed.tools.m0 import assemble
 
 

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m1_inputs import defined_names_only, m1_source, run_tool
-from rootseed.tools._numbers import ByteMode, ToolError
+from rootseed.tools._numbers import ByteMode
+from rootseed.tools._util import ToolError
 from rootseed.tools.m1 import assemble, main
 
 ARCHES = ["knight-native", "knight-posix", "x86", "amd64", "armv7l", "aarch64", "ppc64le",

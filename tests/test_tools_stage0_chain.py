@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from m1_inputs import defined_names_only, m1_source, run_tool
 from rootseed.tools import blood_elf, m0, m1
-from rootseed.tools._numbers import ToolError
+from rootseed.tools._util import ToolError
 from stage0_chain import chain
 
 pytestmark = pytest.mark.mirror

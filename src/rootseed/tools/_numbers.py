@@ -11,13 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from rootseed.errors import RootseedError
-
 _DIGITS = "0123456789ABCDEF"
 
 
-class ToolError(RootseedError):
-    """A failure of one of the stage0 tools; ``message`` is printed to stderr verbatim."""
 
 
 @dataclass(frozen=True)

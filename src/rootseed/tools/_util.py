@@ -8,14 +8,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rootseed.errors import RootseedError
 
-class ToolError(Exception):
-    """A failure the tool reports to people: one line, then a non-zero exit."""
+
+class ToolError(RootseedError):
+    """A failure a tool reports to people (its ``message``), then a non-zero exit."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
+        super().__init__(message, exit_code=exit_code)
 
 
 def fail(tool: str, err: ToolError) -> int:
@@ -29,6 +29,23 @@ def read_input(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise ToolError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def read_source(name: str) -> bytes:
+    """Read an input as the C tools' ``fopen`` + ``fgetc`` do: a directory reads as empty."""
+    try:
+        return Path(name).read_bytes()
+    except IsADirectoryError:
+        return b""  # fopen() opens a directory and the first read ends it
+    except OSError as e:
+        raise ToolError(f"The file: {name} can not be opened!\n") from e
+
+
+def option_argument(tool: str, argv: list[str], i: int) -> str:
+    """The value after option ``argv[i]`` (the originals crash when it is missing)."""
+    if i + 1 >= len(argv):
+        raise ToolError(f"{tool}: option {argv[i]} needs an argument\n")
+    return argv[i + 1]
 
 
 def _umask() -> int:

@@ -17,10 +17,10 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from rootseed.tools import _outfile
-from rootseed.tools._numbers import ByteMode, ToolError, render
+from rootseed.tools._numbers import ByteMode, render
+from rootseed.tools._util import ToolError, option_argument, read_source
 
 VERSION = "blood-elf 2.0.1\n(Basically Launches Odd Object Dump ExecutabLe Files\n"
 USAGE = "Usage: {prog} --file FILENAME1 {{--file FILENAME2}} --output FILENAME\n"
@@ -130,21 +130,6 @@ def generate(sources: Sequence[bytes], *, bits64: bool = False, big_endian: bool
     return text.encode("latin-1")
 
 
-def _read(name: str) -> bytes:
-    try:
-        return Path(name).read_bytes()
-    except IsADirectoryError:
-        return b""  # fopen() opens a directory and the first read ends it
-    except OSError as e:
-        raise ToolError(f"The file: {name} can not be opened!\n") from e
-
-
-def _argument(argv: list[str], i: int) -> str:
-    if i + 1 >= len(argv):
-        raise ToolError(f"blood-elf: option {argv[i]} needs an argument\n")
-    return argv[i + 1]
-
-
 def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
     bits64, big_endian, endian_set, mode = False, True, False, ByteMode.HEX
     files: list[str] = []
@@ -160,10 +145,10 @@ def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
         elif arg == "--64":
             bits64 = True
         elif arg in ("-f", "--file"):
-            files.append(_argument(argv, i))
+            files.append(option_argument("blood-elf", argv, i))
             step = 2
         elif arg in ("-o", "--output"):
-            name, step = _argument(argv, i), 2
+            name, step = option_argument("blood-elf", argv, i), 2
             output = _outfile.reserve(name)
             if output is None:
                 # sic: the original names the last input file here, not the output
@@ -182,7 +167,7 @@ def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
             sys.stdout.write(VERSION)
             return 0
         elif arg == "--entry":
-            entries.append(_argument(argv, i))
+            entries.append(option_argument("blood-elf", argv, i))
             step = 2
         else:
             raise ToolError("Unknown option\n")
@@ -193,7 +178,7 @@ def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
         raise ToolError("either --little-endian or --big-endian MUST be set\n")
     names = list(entries)
     for name in files:  # read and scanned one after the other, as the original does
-        names.extend(labels(_read(name).decode("latin-1")))
+        names.extend(labels(read_source(name).decode("latin-1")))
     text = footer(names, bits64=bits64, big_endian=big_endian, mode=mode,
                   entry=entries[-1] if entries else "")
     data = text.encode("latin-1")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rootseed.tools import _outfile
-from rootseed.tools._numbers import ToolError
+from rootseed.tools._util import ToolError
 
 MAX_TOKEN = 255  # M0 keeps each token in a 256-byte buffer, NUL included
 _EOF_BYTE = "\xfc"  # M0 marks end of file as -4 and compares only the low byte

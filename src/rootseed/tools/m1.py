@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from rootseed.tools import _outfile
-from rootseed.tools._numbers import ByteMode, ToolError
+from rootseed.tools._numbers import ByteMode
+from rootseed.tools._util import ToolError, option_argument, read_source
 from rootseed.tools.m1_encode import ARCHITECTURES, Family, Target, hexify, immediate, passthrough
 from rootseed.tools.m1_lex import NL, SourceFile, locate, tokenize
 
@@ -126,21 +126,6 @@ def assemble(sources: Sequence[tuple[str, bytes]], architecture: str = "knight-n
     return assembler.render(Target(ARCHITECTURES[architecture], big_endian, byte_mode))
 
 
-def _read(name: str) -> bytes:
-    try:
-        return Path(name).read_bytes()
-    except IsADirectoryError:
-        return b""  # fopen() opens a directory and the first read ends it
-    except OSError as e:
-        raise ToolError(f"The file: {name} can not be opened!\n") from e
-
-
-def _argument(argv: list[str], i: int) -> str:
-    if i + 1 >= len(argv):
-        raise ToolError(f"M1: option {argv[i]} needs an argument\n")
-    return argv[i + 1]
-
-
 def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
     family, big_endian, mode = Family.KNIGHT, True, ByteMode.HEX
     assembler = Assembler()
@@ -154,7 +139,7 @@ def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
         elif arg == "--little-endian":
             big_endian = False
         elif arg in ("-A", "--architecture"):
-            name, step = _argument(argv, i), 2
+            name, step = option_argument("M1", argv, i), 2
             if name not in ARCHITECTURES:
                 raise ToolError(f"Unknown architecture: {name} know values are: knight-native, "
                                 "knight-posix, x86, amd64, armv7l, aarch64, ppc64le, riscv32 "
@@ -166,10 +151,10 @@ def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
             sys.stderr.write(USAGE.format(prog="M1"))
             return 0
         elif arg in ("-f", "--file"):
-            name, step = _argument(argv, i), 2
-            assembler.add(name, _read(name))
+            name, step = option_argument("M1", argv, i), 2
+            assembler.add(name, read_source(name))
         elif arg in ("-o", "--output"):
-            name, step = _argument(argv, i), 2
+            name, step = option_argument("M1", argv, i), 2
             output = _outfile.reserve(name)
             if output is None:
                 raise ToolError(f"The file: {name} can not be opened!\n")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from rootseed.tools._numbers import ByteMode, ToolError, decimal, int32, render, strtoint
+from rootseed.tools._numbers import ByteMode, decimal, int32, render, strtoint
+from rootseed.tools._util import ToolError
 
 
 class Family(enum.Enum):

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rootseed.tools._numbers import ToolError
+from rootseed.tools._util import ToolError
 
 NL = "\n"
 MAX_STRING = 4096
