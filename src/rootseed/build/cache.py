@@ -1,19 +1,25 @@
 """The builder's content-addressed cache (under ``<cache>``).
 
-* ``builds/<key>/`` — one finished stage: ``image/`` (an OCI layout of the stage's root
-  filesystem and config) and ``stage.json`` (the state later instructions and child
-  stages need: env, workdir, user, shell, ...). The key chains the parent's key with every
-  instruction and its inputs (see :mod:`rootseed.build.keys`).
-* ``images/<manifest-hex>/rootfs`` — an image unpacked once, reused read-only.
+* ``builds/<key>/`` — one finished stage: ``stage.json`` (the state later instructions and
+  child stages need: env, workdir, user, shell, ...), ``rootfs/`` (a snapshot of the
+  stage's root filesystem: the directory the stage ran in, moved here once its last
+  instruction finished; read-only from then on) and, only for a stage that was a build's
+  image, ``image/`` (its OCI layout). A child stage starts from a real copy of its base's
+  ``rootfs/`` (never hardlinks into it) and ``COPY --from`` reads the snapshot directly,
+  so no intermediate stage is ever packed, compressed or unpacked. The key chains the
+  parent's key with every instruction and its inputs (see ``engine._key``).
+* ``images/<manifest-hex>/rootfs`` — an image of another package unpacked once, reused
+  read-only.
 * ``work/<id>/`` — scratch space of one running build (removed afterwards; a killed
   build's leftovers are swept by the next build once their lock is free).
-* ``locks/`` — file locks. Every entry appears by ``os.replace`` of a finished temp dir,
-  so a build killed at any moment leaves no half entry, and two builds of one stage wait
-  for each other instead of racing.
+* ``locks/`` — file locks. Every entry appears by ``os.replace`` of a finished temp dir
+  (and an entry's ``image/`` by ``os.replace`` too), so a build killed at any moment leaves
+  no half entry, and two builds of one stage wait for each other instead of racing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -32,13 +38,21 @@ from rootseed.errors import RootseedError
 from rootseed.oci import manifest_digest, unpack_image
 from rootseed.oci.digest import hex_of
 
+#: ``stage.json``'s ``format``: entries of another layout are misses (and get replaced).
+ENTRY_FORMAT = 2
+
 
 @dataclass(frozen=True)
 class CachedStage:
     key: str
-    layout: Path  # OCI image layout of the stage
-    manifest_digest: str
+    rootfs: Path  # the stage's root filesystem snapshot (never modify it)
     state: dict[str, Any]
+    layout: Path | None = None  # OCI image layout, once the stage was a build's image
+    manifest_digest: str | None = None
+
+    @property
+    def entry(self) -> Path:
+        return self.rootfs.parent
 
 
 class BuildCache:
@@ -61,18 +75,25 @@ class BuildCache:
         entry = self.builds / key
         try:
             state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # absent or unreadable: a miss
+            return None
+        if not isinstance(state, dict) or state.get("format") != ENTRY_FORMAT:
+            return None
+        if not (entry / "rootfs").is_dir():
+            return None
+        found = CachedStage(key=key, rootfs=entry / "rootfs", state=state)
+        try:
             digest = manifest_digest(entry / "image")
-        except (OSError, ValueError, Exception):  # absent or unreadable: a miss
-            return None
-        if state.get("manifest_digest") != digest:
-            return None
-        return CachedStage(key=key, layout=entry / "image", manifest_digest=digest, state=state)
+        except (OSError, ValueError, RootseedError, KeyError):
+            return found  # no image (yet): a stage only ever used inside a build
+        return dataclasses.replace(found, layout=entry / "image", manifest_digest=digest)
 
     def commit(self, tmp: Path, key: str, state: dict[str, Any], *, replace: bool = False
                ) -> CachedStage:
-        """Publish a finished entry (``tmp/image`` written; ``tmp`` in a work dir of the
+        """Publish a finished entry (``tmp/rootfs`` in place; ``tmp`` in a work dir of the
         same file system) under ``key``, atomically. Call with the stage's lock held."""
-        (tmp / "stage.json").write_text(canonical_json(state), encoding="utf-8")
+        (tmp / "stage.json").write_text(canonical_json({**state, "format": ENTRY_FORMAT}),
+                                        encoding="utf-8")
         self.builds.mkdir(parents=True, exist_ok=True)
         final = self.builds / key
         if final.exists() and (replace or self.lookup(key) is None):
@@ -85,6 +106,26 @@ class BuildCache:
         found = self.lookup(key)
         if found is None:
             raise RootseedError(f"cache entry {final} is unreadable right after writing it",
+                                hint="check the disk and the cache directory's permissions")
+        return found
+
+    def ensure_image(self, stage: CachedStage, write: Callable[[Path, Path], str]
+                     ) -> CachedStage:
+        """``stage`` with its OCI layout: written once, by ``write(layout_dir, rootfs)``
+        (which must write atomically, as :func:`rootseed.oci.write_image` does)."""
+        if stage.layout is not None:
+            return stage
+        with self.lock(f"entry-image-{stage.key}"):
+            found = self.lookup(stage.key)
+            if found is not None and found.layout is not None:
+                return found
+            for leftover in stage.entry.glob(".image.*"):  # of a killed writer
+                remove_tree(leftover)
+            write(stage.entry / "image", stage.rootfs)
+            found = self.lookup(stage.key)
+        if found is None or found.layout is None:
+            raise RootseedError(f"cache entry {stage.entry} has no readable image right "
+                                "after writing it",
                                 hint="check the disk and the cache directory's permissions")
         return found
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +16,14 @@ from rootseed import __version__
 from rootseed.build import fsops
 from rootseed.build.cache import BuildCache, CachedStage, copy_layout
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.build.slots import Slots
 from rootseed.build.stage import StageContext, StageRunner, StageState
 from rootseed.console import canonical_json, err
 from rootseed.containerfile import (
     NAMED_CONTEXTS,
     Containerfile,
     Copy,
+    Run,
     Stage,
     parse_file,
 )
@@ -89,7 +91,7 @@ class Builder:
         self.out = out
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
-        self._slots: threading.BoundedSemaphore | None = None
+        self._slots: Slots | None = None
         self._cancel = threading.Event()
         self._print_lock = threading.Lock()
 
@@ -102,7 +104,7 @@ class Builder:
         for name in requested:
             self.tree.get(name)
         order = self.tree.order(requested)
-        self._slots = threading.BoundedSemaphore(max(1, options.jobs))
+        self._slots = Slots(options.jobs)
         self._cancel = threading.Event()
         futures: dict[str, Future[BuildResult]] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(order)),
@@ -188,6 +190,7 @@ class _PackageBuild:
         self.target = self._target_stage(target)
         self.parents: dict[str, _Parent] = {}
         self.plans = self._plan()
+        self.urgency = self._urgency(self.plans)
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"[{self.pkg.name}] {text}")
@@ -297,6 +300,19 @@ class _PackageBuild:
             visit(i)
         return done
 
+    def _urgency(self, plans: Mapping[int, _StagePlan]) -> dict[int, float]:
+        """Each stage's longest path to the target, counted in RUN steps (a stand-in for
+        work): with fewer ``--jobs`` than ready stages, the critical path goes first."""
+        users: dict[int, list[int]] = {i: [] for i in plans}
+        for i, plan in plans.items():
+            for n in plan.needs:
+                users[n].append(i)
+        urgency: dict[int, float] = {}
+        for i in reversed(self._topo(plans)):
+            runs = sum(isinstance(x, Run) for x in plans[i].stage.instructions)
+            urgency[i] = runs + 0.1 + max((urgency[u] for u in users[i]), default=0.0)
+        return urgency
+
     def _key(self, plan: _StagePlan, plans: Mapping[int, _StagePlan]) -> str:
         def operand_key(operand: str) -> str:
             if operand.startswith("stage:"):
@@ -334,6 +350,8 @@ class _PackageBuild:
             final = hit
         else:
             final = self._execute(built, cached)
+        final = self.b.cache.ensure_image(final, self._image_writer(final))
+        assert final.layout is not None and final.manifest_digest is not None
         self._verify_outputs(final)
         image = self.b.out / self.pkg.name
         record = self._record(final.manifest_digest)
@@ -410,7 +428,7 @@ class _PackageBuild:
                         cached.append(plan.stage.label)
                     return hit
             assert self.b._slots is not None
-            with self.b._slots:
+            with self.b._slots.hold(self.urgency[index]):
                 if self.b._cancel.is_set():
                     raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} stopped "
                                         "because another step failed")
@@ -431,7 +449,7 @@ class _PackageBuild:
             state = StageState()
         elif plan.base.startswith("stage:"):
             parent = needed[int(plan.base[6:])]
-            fsops.copy_tree(self.b.cache.rootfs(parent.layout, parent.manifest_digest), rootfs)
+            fsops.copy_tree(parent.rootfs, rootfs)  # a real copy: the snapshot stays as is
             state = StageState.from_json(parent.state["config"])
         else:
             image = self.parents[plan.base[6:]]
@@ -449,8 +467,7 @@ class _PackageBuild:
             if kind == "scratch":
                 raise RootseedError("COPY --from=scratch has no files")
             if kind.startswith("stage:"):
-                src = needed[int(kind[6:])]
-                return self.b.cache.rootfs(src.layout, src.manifest_digest)
+                return needed[int(kind[6:])].rootfs  # read only
             image = self.parents[kind[6:]]
             return self.b.cache.rootfs(image.layout, image.digest)
 
@@ -463,18 +480,28 @@ class _PackageBuild:
         env = dict(state.env)
         if "PATH" not in env:  # Docker gives every image a PATH
             state.env = [("PATH", DEFAULT_PATH), *state.env]
+        # The finished root filesystem becomes the cache entry's snapshot as it is (a
+        # rename, no copy); an image is written only for a stage that is a build's image.
+        entry = work / f"entry-{stage.index}"
+        entry.mkdir()
+        os.replace(rootfs, entry / "rootfs")
+        fsops.remove_tree(stage_dir)
+        return self.b.cache.commit(entry, plan.key, {
+            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
+            replace=self.options.no_cache)
+
+    def _image_writer(self, stage: CachedStage) -> Callable[[Path, Path], str]:
+        state = StageState.from_json(stage.state["config"])
         config = ImageConfig(
             architecture=self.platform.split("/")[1] if "/" in self.platform else "386",
             os=self.platform.split("/")[0], env=tuple(f"{k}={v}" for k, v in state.env),
             entrypoint=state.entrypoint, cmd=state.cmd, working_dir=state.workdir,
             user=state.user, labels=state.labels)
-        entry = work / f"entry-{stage.index}"
-        entry.mkdir()
-        digest = write_image(entry / "image", rootfs, config, self._annotations(), epoch=EPOCH)
-        fsops.remove_tree(stage_dir)
-        return self.b.cache.commit(entry, plan.key, {
-            "manifest_digest": digest, "package": self.pkg.name, "stage": stage.label,
-            "config": state.to_json()}, replace=self.options.no_cache)
+
+        def write(layout_dir: Path, rootfs: Path) -> str:
+            return write_image(layout_dir, rootfs, config, self._annotations(), epoch=EPOCH)
+
+        return write
 
     def _annotations(self) -> dict[str, str]:
         return {"org.opencontainers.image.created": CREATED,
@@ -484,7 +511,7 @@ class _PackageBuild:
     def _verify_outputs(self, final: CachedStage) -> None:
         if not self.pkg.outputs:
             return
-        rootfs = self.b.cache.rootfs(final.layout, final.manifest_digest)
+        rootfs = final.rootfs  # the tree the image was written from
         problems: list[str] = []
         for path, (sha, size) in sorted(self.pkg.outputs.items()):
             host = fsops.resolve(rootfs, path)
