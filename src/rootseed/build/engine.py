@@ -136,7 +136,7 @@ class Builder:
         options = options or BuildOptions(progress=False)
         pkg = self.tree.get(package)
         deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
-        self._slots = threading.BoundedSemaphore(max(1, options.jobs))
+        self._slots = Slots(options.jobs)
         self._cancel = threading.Event()
         run = _PackageBuild(self, pkg, deps, stage, options)
         hit = None if options.no_cache else self.cache.lookup(run.plans[run.target.index].key)
@@ -144,10 +144,9 @@ class Builder:
 
     def stage_rootfs(self, package: str, stage: str, options: BuildOptions | None = None
                      ) -> Path:
-        """The unpacked root filesystem of one stage of ``package`` (see :meth:`stage`);
-        shared with the cache: read it, never change it."""
-        entry = self.stage(package, stage, options)
-        return self.cache.rootfs(entry.layout, entry.manifest_digest)
+        """The root filesystem of one stage of ``package`` (see :meth:`stage`), as the
+        cache keeps it: read it, never change it."""
+        return self.stage(package, stage, options).rootfs
 
     # -- packages ----------------------------------------------------------------------
     def _say(self, options: BuildOptions, text: str) -> None:

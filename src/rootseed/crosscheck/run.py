@@ -73,7 +73,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         entry = builder.stage(package, stage.label, options)
         steps = stage_steps(stage, _start_workdir(builder, package, cf, stage, options,
                                                   entry.state))
-        rootfs = builder.cache.rootfs(entry.layout, entry.manifest_digest)
+        rootfs = entry.rootfs
         for step in steps:
             if rerun and rerunnable(step):
                 if progress is not None:
