@@ -102,7 +102,8 @@ class Chain:
     grandchild: str
 
 
-SEED_PKG, CHILD_PKG, GRANDCHILD_PKG = "bootstrap-seed", "bootstrap-stage0", "bootstrap-stage1"
+# Names no real tree uses, so `trace` finds no package.toml pins for these handwritten images.
+SEED_PKG, CHILD_PKG, GRANDCHILD_PKG = "fixture-seed", "fixture-stage0", "fixture-stage1"
 
 
 def three_level_chain(out: Path, *, seed_marked: bool = True) -> Chain:

@@ -121,7 +121,7 @@ def test_trace_text_shows_the_quorum_under_each_image(world: World) -> None:
                                *world.trust_args("--registry", NAMESPACE))
     assert code == 0, err
     # one block per image: its name, digest, checks, then its quorum line (rich may wrap)
-    blocks = re.split(r"(?=\b(?:bootstrap-seed|bootstrap-stage0|bootstrap-stage1)\s+sha256:)",
+    blocks = re.split(r"(?=\b(?:fixture-seed|fixture-stage0|fixture-stage1)\s+sha256:)",
                       out)
     for package, status in EXPECTED.items():
         [block] = [b for b in blocks if re.match(rf"{package}\s+sha256:", b)]

@@ -16,7 +16,7 @@ from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
 from rootseed.provenance.report import collect, write_report
-from rootseed.provenance.trace import QuorumStatus, Tracer
+from rootseed.provenance.trace import Pins, QuorumStatus, Tracer
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 from rootseed.trust.verify import ImageVerifier
@@ -58,6 +58,22 @@ def tree_deps(settings: Settings) -> dict[str, tuple[str, ...]] | None:
     return {name: pkg.deps for name, pkg in tree.packages.items()}
 
 
+def tree_pins(settings: Settings) -> Pins | None:
+    """The tree's pinned sources per image, for checking provenance; None without a tree."""
+    try:
+        tree = Tree.load(settings.tree)
+    except RootseedError:
+        return None
+
+    def pins(image: str) -> dict[str, tuple[str, bool]] | None:
+        name = tree.images.get(image)
+        if name is None:
+            return None
+        return {s.file: (s.hash, s.seed) for s in tree.packages[name].sources}
+
+    return pins
+
+
 @click.command("trace")
 @click.argument("package")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
@@ -74,8 +90,8 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
     """
     with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
                      registry=registry, quorum=quorum) as status:
-        root = Tracer(settings.out, cache_dir=settings.cache_dir,
-                      quorum_status=status).trace(package)
+        root = Tracer(settings.out, cache_dir=settings.cache_dir, quorum_status=status,
+                      pins=tree_pins(settings)).trace(package)
     if settings.json or fmt == "json":
         emit_json(to_json(root))
     elif fmt == "mermaid":

@@ -10,7 +10,7 @@ from a seed source. Any broken link raises :class:`RootseedError` naming package
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,12 +72,41 @@ def short(digest: str, n: int = 12) -> str:
     return digest.removeprefix("sha256:")[:n]
 
 
+#: Package (image) name → {source file: (sha256, seed)} as its package.toml pins them,
+#: or None when the tree does not define that package.
+Pins = Callable[[str], "dict[str, tuple[str, bool]] | None"]
+
+
+def _check_against_pins(package: str, location: str, sources: Iterable[SourceRef],
+                        pinned: dict[str, tuple[str, bool]]) -> None:
+    """What the provenance says was used must be exactly what the tree pins."""
+    recorded = {s.file: (s.sha256, s.seed) for s in sources}
+    problems = [f"{f}: recorded sha256 {recorded[f][0]}, package.toml pins {pinned[f][0]}"
+                for f in sorted(recorded.keys() & pinned.keys())
+                if recorded[f][0] != pinned[f][0]]
+    problems += [f"{f}: recorded seed={recorded[f][1]}, package.toml says seed={pinned[f][1]}"
+                 for f in sorted(recorded.keys() & pinned.keys())
+                 if recorded[f][0] == pinned[f][0] and recorded[f][1] != pinned[f][1]]
+    problems += [f"{f}: recorded, but package.toml does not pin it"
+                 for f in sorted(recorded.keys() - pinned.keys())]
+    problems += [f"{f}: pinned in package.toml, but not recorded"
+                 for f in sorted(pinned.keys() - recorded.keys())]
+    if problems:
+        raise RootseedError(
+            f"{package}: provenance at {location}/{PROVENANCE_FILE} does not match the "
+            "tree's pinned sources:\n  " + "\n  ".join(problems),
+            hint="the provenance was edited, or the image was built from another version of "
+                 "the tree; rebuild it from this tree")
+
+
 class Tracer:
     """Walk the chain for images in ``out`` (and ``cache_dir/images``); memoised per image."""
 
     def __init__(self, out: Path, *, cache_dir: Path | None = None,
-                 quorum_status: QuorumStatus | None = None, deep: bool = True) -> None:
+                 quorum_status: QuorumStatus | None = None, deep: bool = True,
+                 pins: Pins | None = None) -> None:
         self.out = out
+        self.pins = pins
         self.cache_dir = cache_dir
         self.quorum_status = quorum_status
         self.deep = deep
@@ -160,6 +189,10 @@ class Tracer:
                                 hint="pin every source with its sha256 in package.toml")
         if prov.sources:
             node.verified.append("sources pinned (sha256)")
+        pinned = self.pins(package) if self.pins is not None else None
+        if pinned is not None:
+            _check_against_pins(package, location, prov.sources, pinned)
+            node.verified.append("sources match package.toml")
         for seed in prov.seeds:
             node.verified.append(f"seed: {seed.file} sha256 {seed.sha256}")
         if not prov.parents and not prov.seeds:
