@@ -217,6 +217,6 @@ def test_cli_digests_check_json_and_trace(tmp_path: Path) -> None:
     r = cli("build", "core-lib", "--check", *common)
     assert r.returncode != 0 and "digest check failed" in r.stderr
     assert f"core-lib-doc: built sha256:{hexes['core-lib-doc']}" in r.stderr
-    r = cli("trace", "core-lib-doc", "--out", str(out))
+    r = cli("trace", "core-lib-doc", *common)
     assert r.returncode == 0, r.stderr
     assert "core-lib-doc" in r.stdout and "bootstrap-base" in r.stdout
