@@ -1,4 +1,5 @@
-"""``digests/<stage>.txt``: one ``<manifest sha256 hex> <stage>-<name>`` line per package."""
+"""``digests/<stage>.txt``: one ``<manifest sha256 hex> <stage>-<name>`` line per image
+(a package's image, and one ``<stage>-<sub>`` line per subpackage image)."""
 
 from __future__ import annotations
 

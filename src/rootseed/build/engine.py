@@ -33,6 +33,7 @@ from rootseed.fetch import Fetcher
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
 from rootseed.provenance.statement import write_statement
 from rootseed.tree import Package, Tree
+from rootseed.tree.references import strip_tag
 
 CREATED = "1970-01-01T00:00:01Z"
 EPOCH = 1
@@ -48,6 +49,21 @@ class BuildOptions:
     progress: bool = True
 
 
+#: The Containerfile stage a subpackage's image is built from (as StageX does it).
+SUBPACKAGE_STAGE = "package-{sub}"
+
+
+@dataclass(frozen=True)
+class SubpackageImage:
+    """One subpackage image a package build wrote beside its main image."""
+
+    name: str  # image name "<stage>-<sub>"
+    subpackage: str  # "<sub>", as listed in package.toml
+    image: Path  # <out>/<stage>-<sub>/ (OCI image layout, with its own provenance.json)
+    manifest_digest: str  # "sha256:<hex>"
+    record: BuildRecord
+
+
 @dataclass(frozen=True)
 class BuildResult:
     package: str
@@ -58,11 +74,20 @@ class BuildResult:
     stages_built: tuple[str, ...] = ()
     stages_cached: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: image name ("<stage>-<sub>") → the subpackage image, in package.toml's order
+    subpackages: Mapping[str, SubpackageImage] = field(default_factory=dict)
+
+    def images(self) -> dict[str, tuple[Path, str]]:
+        """Every image this build wrote: image name → (layout, manifest digest), the
+        package's main image first."""
+        found = {self.package: (self.image, self.manifest_digest)}
+        found.update((n, (s.image, s.manifest_digest)) for n, s in self.subpackages.items())
+        return found
 
 
 @dataclass(frozen=True)
 class _Parent:
-    package: str
+    image: str  # the image's name: "<stage>-<name>" or a subpackage's "<stage>-<sub>"
     reference: str
     layout: Path
     digest: str
@@ -167,12 +192,16 @@ class Builder:
 
 
 class _PackageBuild:
+    """One image of ``package``: its main image (``image`` None, the package's name), or
+    with ``image`` = "<stage>-<sub>" a subpackage's, built from ``target`` package-<sub>."""
+
     def __init__(self, builder: Builder, package: Package, deps: Mapping[str, BuildResult],
-                 target: str | None, options: BuildOptions):
+                 target: str | None, options: BuildOptions, *, image: str | None = None):
         self.b = builder
         self.pkg = package
         self.deps = deps
         self.options = options
+        self.image_name = image or package.name
         try:
             display = package.containerfile.relative_to(builder.tree.root.parent).as_posix()
         except ValueError:
@@ -187,12 +216,15 @@ class _PackageBuild:
             raise RootseedError(f"{package.name}: {display}: cannot expand a global ARG: {e}"
                                 ) from e
         self.target = self._target_stage(target)
+        # Subpackage images come with the package's default image only (not with --target).
+        self.subpackages = (self._subpackage_stages()
+                            if target is None and image is None else {})
         self.parents: dict[str, _Parent] = {}
         self.plans = self._plan()
         self.urgency = self._urgency(self.plans)
 
     def say(self, text: str) -> None:
-        self.b._say(self.options, f"[{self.pkg.name}] {text}")
+        self.b._say(self.options, f"[{self.image_name}] {text}")
 
     # -- planning ----------------------------------------------------------------------
     def _target_stage(self, target: str | None) -> Stage:
@@ -205,19 +237,47 @@ class _PackageBuild:
                                 hint=f"stages: {names}")
         return stage
 
+    def _subpackage_stages(self) -> dict[str, str]:
+        """Image name "<stage>-<sub>" → subpackage "<sub>"; each one's stage package-<sub>
+        must exist (checked before anything is built)."""
+        stages: dict[str, str] = {}
+        for sub in self.pkg.subpackages:
+            wanted = SUBPACKAGE_STAGE.format(sub=sub)
+            if self.cf.stage(wanted) is None:
+                names = ", ".join(s.label for s in self.cf.stages)
+                raise RootseedError(
+                    f"{self.pkg.name}: {self.cf.display} has no stage {wanted!r} for "
+                    f"subpackage {sub!r}",
+                    hint=f"each entry of [package] subpackages is built from the stage "
+                         f"`FROM ... AS {wanted}`; add that stage or remove {sub!r} from "
+                         f"subpackages (stages: {names})")
+            stages[f"{self.pkg.stage}-{sub}"] = sub
+        return stages
+
     def _parent(self, ref: str, line: int) -> _Parent:
         if ref in self.parents:
             return self.parents[ref]
         dep = self.b.tree.package_for_image(ref)
+        image = strip_tag(ref).removeprefix(self.b.tree.namespace + "/")
+        if dep == self.pkg.name and image != self.pkg.name:
+            raise RootseedError(
+                f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} is a subpackage of "
+                "this package itself",
+                hint=f"use its stage instead: --from={SUBPACKAGE_STAGE.format(sub='<sub>')}")
         if dep is None or dep not in self.deps:
             raise RootseedError(
                 f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} is not built by this "
                 f"tree (namespace {self.b.tree.namespace!r})",
                 hint="rootseed never pulls images: refer to another package as "
                      f"{self.b.tree.namespace}/<stage>-<name>, or to a stage of this file")
-        result = self.deps[dep]
-        parent = _Parent(package=dep, reference=ref, layout=result.image,
-                         digest=result.manifest_digest)
+        found = self.deps[dep].images().get(image)
+        if found is None:
+            raise RootseedError(
+                f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} (a subpackage of "
+                f"{dep}) was not built",
+                hint=f"subpackage images are built with {dep}'s default image; build {dep} "
+                     "without --target")
+        parent = _Parent(image=image, reference=ref, layout=found[0], digest=found[1])
         self.parents[ref] = parent
         return parent
 
@@ -339,10 +399,44 @@ class _PackageBuild:
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> BuildResult:
+        """Build the package's image and its subpackage images, then write them all.
+
+        Every image is built (and the main one's ``[outputs]`` verified) before any is
+        written to ``<out>``; the subpackage targets reuse the stages already built.
+        """
         started = time.monotonic()
-        target_plan = self.plans[self.target.index]
         built: list[str] = []
         cached: list[str] = []
+        final = self._final(built, cached)
+        self._verify_outputs(final)  # [outputs] pins the main image only
+        subs: list[tuple[str, _PackageBuild, CachedStage]] = []
+        for name, sub in self.subpackages.items():
+            run = _PackageBuild(self.b, self.pkg, self.deps, SUBPACKAGE_STAGE.format(sub=sub),
+                                self.options, image=name)
+            subs.append((sub, run, run._final(built, cached)))
+        image, record = self._publish(final)
+        sub_images: dict[str, SubpackageImage] = {}
+        for sub, run, entry in subs:
+            sub_layout, sub_record = run._publish(entry)
+            sub_images[run.image_name] = SubpackageImage(
+                name=run.image_name, subpackage=sub, image=sub_layout,
+                manifest_digest=sub_record.manifest_digest, record=sub_record)
+        digest = record.manifest_digest
+        seconds = time.monotonic() - started
+        result = BuildResult(
+            package=self.pkg.name, image=image, manifest_digest=digest,
+            cached=not built, record=record, stages_built=tuple(dict.fromkeys(built)),
+            stages_cached=tuple(s for s in dict.fromkeys(cached) if s not in built),
+            seconds=seconds, subpackages=sub_images)
+        state = "cached" if result.cached else f"built ({len(result.stages_built)} stages)"
+        self.say(f"{state} {digest} in {seconds:.2f}s")
+        for sub_image in result.subpackages.values():
+            self.say(f"subpackage {sub_image.name}: {sub_image.manifest_digest}")
+        return result
+
+    def _final(self, built: list[str], cached: list[str]) -> CachedStage:
+        """The target stage's cache entry with its OCI layout (built first if needed)."""
+        target_plan = self.plans[self.target.index]
         hit = None if self.options.no_cache else self.b.cache.lookup(target_plan.key)
         if hit is not None:
             cached.append(self.target.label)
@@ -351,22 +445,20 @@ class _PackageBuild:
             final = self._execute(built, cached)
         final = self.b.cache.ensure_image(final, self._image_writer(final))
         assert final.layout is not None and final.manifest_digest is not None
-        self._verify_outputs(final)
-        image = self.b.out / self.pkg.name
+        return final
+
+    def _publish(self, final: CachedStage) -> tuple[Path, BuildRecord]:
+        """Write ``final``'s image and provenance to ``<out>/<image name>/`` atomically."""
+        assert final.layout is not None and final.manifest_digest is not None
+        layout = final.layout
+        image = self.b.out / self.image_name
         record = self._record(final.manifest_digest)
         with self.b.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
             if self._same_output(image, final.manifest_digest):
                 write_statement(image, record)  # deterministic: same bytes when present
             else:
-                copy_layout(final.layout, image, prepare=lambda d: write_statement(d, record))
-        seconds = time.monotonic() - started
-        result = BuildResult(
-            package=self.pkg.name, image=image, manifest_digest=final.manifest_digest,
-            cached=not built, record=record,
-            stages_built=tuple(built), stages_cached=tuple(cached), seconds=seconds)
-        state = "cached" if result.cached else f"built ({len(built)} stages)"
-        self.say(f"{state} {final.manifest_digest} in {seconds:.2f}s")
-        return result
+                copy_layout(layout, image, prepare=lambda d: write_statement(d, record))
+        return image, record
 
     def _same_output(self, image: Path, digest: str) -> bool:
         try:
@@ -534,14 +626,14 @@ class _PackageBuild:
     def _record(self, digest: str) -> BuildRecord:
         used = {p.reference: p for p in self.parents.values()}
         return BuildRecord(
-            package=self.pkg.name, version=self.pkg.version, namespace=self.b.tree.namespace,
+            package=self.image_name, version=self.pkg.version, namespace=self.b.tree.namespace,
             containerfile_sha256=hashlib.sha256(self.pkg.containerfile.read_bytes()).hexdigest(),
             target=self.target.label if self.target is not self.cf.stages[-1] else None,
             build_args=dict(sorted(self.build_args.items())),
             sources=tuple(ResolvedSource(id=s.id, file=s.file, sha256=s.hash,
                                          uri=s.mirrors[0] if s.mirrors else "", seed=s.seed)
                           for s in self.pkg.sources),
-            parents=tuple(ParentImage(package=p.package, reference=p.reference,
+            parents=tuple(ParentImage(package=p.image, reference=p.reference,
                                       manifest_digest=p.digest)
                           for _, p in sorted(used.items())),
             manifest_digest=digest, rootseed_version=__version__,

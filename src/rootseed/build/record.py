@@ -24,14 +24,14 @@ class ResolvedSource:
 class ParentImage:
     """An image of another package that the build used (FROM or COPY --from)."""
 
-    package: str  # "<stage>-<name>"
+    package: str  # the image's name: "<stage>-<name>", or "<stage>-<sub>" for a subpackage
     reference: str  # as written in the Containerfile, e.g. "stagex/bootstrap-stage0"
     manifest_digest: str  # "sha256:<hex>"
 
 
 @dataclass(frozen=True)
 class BuildRecord:
-    package: str  # "<stage>-<name>"
+    package: str  # the image's name: "<stage>-<name>", or "<stage>-<sub>" for a subpackage
     version: str
     namespace: str  # the tree's image namespace
     containerfile_sha256: str

@@ -42,7 +42,19 @@ def _digests_dir(tree: Tree, given: Path | None) -> Path:
 def _result_json(r: BuildResult) -> dict[str, object]:
     return {"package": r.package, "image": str(r.image), "manifest_digest": r.manifest_digest,
             "cached": r.cached, "stages_built": list(r.stages_built),
-            "stages_cached": list(r.stages_cached)}
+            "stages_cached": list(r.stages_cached),
+            "subpackages": {name: {"image": str(s.image), "manifest_digest": s.manifest_digest}
+                            for name, s in r.subpackages.items()}}
+
+
+def _image_digests(results: list[BuildResult]) -> dict[str, str]:
+    """Image name → manifest digest of every image built: packages and their subpackages."""
+    return {name: digest for r in results for name, (_, digest) in r.images().items()}
+
+
+def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
+    """Image name → the stage (digests/<stage>.txt) of the package that built it."""
+    return {name: tree.get(r.package).stage for r in results for name in r.images()}
 
 
 @click.command("build")
@@ -64,13 +76,15 @@ def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[s
     problems: list[str] = []
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))
-        problems = check_digests(((r.package, r.manifest_digest) for r in results), recorded)
+        problems = check_digests(_image_digests(results).items(), recorded)
     if settings.json:
         emit_json({"results": [_result_json(r) for r in results], "check": problems})
     else:
         for r in results:
             state = "cached" if r.cached else "built"
             click.echo(f"{r.manifest_digest} {r.package} ({state})")
+            for name, s in r.subpackages.items():
+                click.echo(f"{s.manifest_digest} {name} ({state}, subpackage of {r.package})")
     if problems:
         raise RootseedError("digest check failed:\n  " + "\n  ".join(problems),
                             hint="the build is not reproducible here, or digests/ is stale "
@@ -88,11 +102,10 @@ def digests_cmd(packages: tuple[str, ...], digests_dir: Path | None, settings: S
     names = list(packages) or sorted(tree.packages)
     results = _run(settings, tree, names, None, {}, False)
     directory = _digests_dir(tree, digests_dir)
-    written = write_digests(directory, {r.package: r.manifest_digest for r in results},
-                            {r.package: tree.get(r.package).stage for r in results})
+    digests = _image_digests(results)
+    written = write_digests(directory, digests, _image_stages(tree, results))
     if settings.json:
-        emit_json({"files": [str(p) for p in written],
-                   "digests": {r.package: r.manifest_digest for r in results}})
+        emit_json({"files": [str(p) for p in written], "digests": digests})
     else:
         for path in written:
             click.echo(f"wrote {path}")
