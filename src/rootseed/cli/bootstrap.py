@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
-from rootseed.build.engine import Builder, BuildResult
+from rootseed.build.engine import Builder, BuildOptions, BuildResult
 from rootseed.cli.common import common_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
@@ -71,7 +71,8 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
         if not no_cache and (lines := recall(settings.cache_dir, result.record)):
             return lines
         with err.status("crosscheck: replaying the chain with the Python tools…"):
-            lines = replay(builder, result.package, with_deps=True).bootstrap_lines()
+            lines = replay(builder, result.package, with_deps=True, options=BuildOptions(
+                jobs=settings.jobs, debug=settings.debug, progress=False)).bootstrap_lines()
         remember(settings.cache_dir, result.record, lines)
         return lines
 

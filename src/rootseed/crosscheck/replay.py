@@ -8,6 +8,7 @@ import importlib
 import io
 import posixpath
 import tempfile
+import threading
 from collections.abc import Collection
 from pathlib import Path
 
@@ -24,11 +25,16 @@ def not_covered(step: Step) -> ArtifactCheck:
                          step.tool or name, Status.NOT_COVERED, detail=step.reason)
 
 
+_TOOL_LOCK = threading.Lock()
+
+
 def run_tool(tool: str, argv: list[str]) -> tuple[int, str]:
     """Run ``rootseed.tools`` ``tool`` in-process; its exit code and what it printed."""
     module = importlib.import_module(f"rootseed.tools.{TOOLS[tool]}")
     buf = io.StringIO()
-    with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+    # The redirect is process-wide: one in-process tool at a time (crosscheck runs its
+    # sandboxed reruns on threads; the Python tools are CPU-bound, so nothing is lost).
+    with _TOOL_LOCK, contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
         try:
             code = int(module.main(argv))
         except SystemExit as e:

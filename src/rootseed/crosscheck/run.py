@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
+from rootseed.build.cache import CachedStage
 from rootseed.build.engine import Builder, BuildOptions
 from rootseed.containerfile import (
     DEFAULT_PATH,
@@ -17,9 +20,9 @@ from rootseed.containerfile import (
     parse_file,
 )
 from rootseed.crosscheck.mesoplanet import replay_mesoplanet
-from rootseed.crosscheck.model import Report
+from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.steps import rerunnable, stage_steps
+from rootseed.crosscheck.steps import Step, rerunnable, stage_steps
 from rootseed.fetch import Fetcher
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -65,6 +68,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     cf = parse_file(pkg.containerfile)
     seeds = {s.hash for s in pkg.sources if s.seed}
     report = Report(package=package, seed_pinned=bool(seeds))
+    tasks: list[Callable[[], list[ArtifactCheck]]] = []
     for stage in needed_stages(cf):
         if not any(isinstance(i, Run) for i in stage.instructions):
             continue
@@ -73,21 +77,29 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         entry = builder.stage(package, stage.label, options)
         steps = stage_steps(stage, _start_workdir(builder, package, cf, stage, options,
                                                   entry.state))
-        rootfs = entry.rootfs
         for step in steps:
             if rerun and rerunnable(step):
-                if progress is not None:
-                    progress(f"{package}: stage {stage.label}: rerunning M2-Mesoplanet")
-                env = _environment(entry.state)
-                with builder.cache.workdir() as work:
-                    log = builder.cache.logs / package / f"crosscheck-{stage.label}.log"
-                    log.parent.mkdir(parents=True, exist_ok=True)
-                    log.write_bytes(b"")
-                    report.checks.extend(replay_mesoplanet(step, rootfs, env, work, log,
-                                                           seeds))
+                tasks.append(partial(_rerun, builder, package, step, entry, seeds, progress))
             else:
-                report.checks.extend(replay(step, rootfs, seeds))
+                tasks.append(partial(replay, step, entry.rootfs, seeds))
+    # Reruns are sandboxed subprocesses: run them --jobs at a time; results keep file order.
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs),
+                            thread_name_prefix="rootseed-crosscheck") as pool:
+        for checks in pool.map(lambda task: task(), tasks):
+            report.checks.extend(checks)
     return report
+
+
+def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage, seeds: set[str],
+           progress: Callable[[str], None] | None) -> list[ArtifactCheck]:
+    if progress is not None:
+        progress(f"{package}: stage {step.stage}: rerunning M2-Mesoplanet")
+    with builder.cache.workdir() as work:
+        log = builder.cache.logs / package / f"crosscheck-{step.stage}-{step.line}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")
+        return replay_mesoplanet(step, entry.rootfs, _environment(entry.state), work, log,
+                                 seeds)
 
 
 def _environment(state: dict[str, Any]) -> dict[str, str]:
