@@ -32,6 +32,7 @@ from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
 from rootseed.provenance.statement import write_statement
+from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package, Tree
 from rootseed.tree.references import strip_tag
 
@@ -605,7 +606,7 @@ class _PackageBuild:
         rootfs = final.rootfs  # the tree the image was written from
         problems: list[str] = []
         for path, (sha, size) in sorted(self.pkg.outputs.items()):
-            host = fsops.resolve(rootfs, path)
+            host = resolve(rootfs, path)
             if not host.is_file():
                 problems.append(f"  {path}: missing from the image (expected sha256 {sha}, "
                                 f"{size} bytes)")

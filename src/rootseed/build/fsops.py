@@ -13,17 +13,12 @@ import shutil
 import stat
 import subprocess
 import tarfile
-from collections import deque
 from pathlib import Path
 
 from rootseed.errors import RootseedError
+from rootseed.sandbox.rootpath import resolve, split
 
-_MAX_SYMLINKS = 40
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
-
-
-def split(path: str) -> list[str]:
-    return [p for p in path.split("/") if p not in ("", ".")]
 
 
 def clean(path: str) -> str:
@@ -36,31 +31,6 @@ def clean(path: str) -> str:
         else:
             parts.append(part)
     return "/" + "/".join(parts)
-
-
-def resolve(root: Path, path: str, *, follow_last: bool = True) -> Path:
-    """The host path for ``path`` inside ``root``; missing components are kept as written."""
-    todo = deque(split(path))
-    done: list[str] = []
-    links = 0
-    while todo:
-        part = todo.popleft()
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        host = root.joinpath(*done, part)
-        if (todo or follow_last) and host.is_symlink():
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise RootseedError(f"too many levels of symlinks resolving {path} in the image")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            todo.extendleft(reversed(split(target)))
-            continue
-        done.append(part)
-    return root.joinpath(*done)
 
 
 def makedirs(root: Path, path: str) -> Path:

@@ -35,6 +35,7 @@ from rootseed.containerfile.parse import HEREDOC_WORD
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
+from rootseed.sandbox.rootpath import resolve, split
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 ROOT_USERS = frozenset({"", "0", "root", "0:0", "root:root", "root:0", "0:root"})
@@ -248,12 +249,12 @@ class StageRunner:
                 for child in sorted(os.listdir(path)):
                     fsops.copy_entry(path / child, target / child, chmod)
             else:
-                existing = fsops.resolve(self.rootfs, dest)
+                existing = resolve(self.rootfs, dest)
                 if dir_hint or existing.is_dir():
                     target = fsops.makedirs(self.rootfs, dest) / name
                 else:
                     fsops.makedirs(self.rootfs, posixpath.dirname(dest))
-                    target = fsops.resolve(self.rootfs, dest, follow_last=False)
+                    target = resolve(self.rootfs, dest, follow_last=False)
                 fsops.copy_entry(path, target, chmod)
 
     def _mode(self, i: Copy) -> int | None:
@@ -280,7 +281,7 @@ class StageRunner:
                 return self.ctx.source_root(operand), word
             except RootseedError as e:
                 raise self.fail(i, e.message, e.hint) from e
-        parts = fsops.split(fsops.clean(word))
+        parts = split(fsops.clean(word))
         if parts and parts[0] == "fetch":
             return self.ctx.fetch_dir, "/".join(parts[1:])
         return self.ctx.context_dir, word

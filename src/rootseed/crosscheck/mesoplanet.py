@@ -16,13 +16,14 @@ import posixpath
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from rootseed.build.fsops import copy_tree, resolve
+from rootseed.build.fsops import copy_tree
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import Args, Step, command_step, file_args
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
+from rootseed.sandbox.rootpath import resolve
 
 #: the programs M2-Mesoplanet spawns, in order
 SPAWNED = ("M2-Planet", "blood-elf", "M1", "hex2")

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Collection
 from pathlib import Path
 
-from rootseed.build.fsops import resolve
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.steps import REPLAYABLE, Step, file_args
+from rootseed.sandbox.rootpath import resolve
 from rootseed.tools import TOOLS
 
 

@@ -19,13 +19,14 @@ from rootseed.errors import RootseedError
 _MAX_SYMLINKS = 40
 
 
-def _split(path: str) -> list[str]:
+def split(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-def resolve_in_root(root: Path, path: str) -> Path | None:
-    """The host path ``path`` (inside ``root``) finally names, or None if it does not exist."""
-    todo = deque(_split(path))
+def resolve(root: Path, path: str, *, follow_last: bool = True) -> Path:
+    """The host path for ``path`` inside ``root``, resolving symlinks as the sandboxed
+    process would (never leaving ``root``); missing components are kept as written."""
+    todo = deque(split(path))
     done: list[str] = []
     links = 0
     while todo:
@@ -35,23 +36,26 @@ def resolve_in_root(root: Path, path: str) -> Path | None:
                 done.pop()
             continue
         host = root.joinpath(*done, part)
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if stat.S_ISLNK(st.st_mode):
+        if (todo or follow_last) and host.is_symlink():
             links += 1
             if links > _MAX_SYMLINKS:
-                return None
+                raise RootseedError(f"too many levels of symlinks resolving {path} in the image")
             target = os.readlink(host)
             if target.startswith("/"):
                 done = []
-            todo.extendleft(reversed(_split(target)))
+            todo.extendleft(reversed(split(target)))
             continue
-        if todo and not stat.S_ISDIR(st.st_mode):
-            return None
         done.append(part)
     return root.joinpath(*done)
+
+
+def resolve_in_root(root: Path, path: str) -> Path | None:
+    """The host path ``path`` (inside ``root``) finally names, or None if it does not exist."""
+    try:
+        host = resolve(root, path)
+    except RootseedError:  # a symlink loop names nothing
+        return None
+    return host if os.path.lexists(host) else None
 
 
 def find_command(root: Path, argv0: str, path_var: str, cwd: str = "/") -> Path | None:
@@ -90,7 +94,7 @@ def plan_stubs(root: Path, mounts: Iterable[tuple[str, bool]],
     for dest, is_dir in mounts:
         if any(dest.startswith(c) for c in covered):
             continue
-        parts = _split(dest)
+        parts = split(dest)
         if ".." in parts:
             raise RootseedError(f"sandbox mount point {dest!r} contains '..'")
         for i, part in enumerate(parts):
