@@ -47,22 +47,20 @@ def quorum_hook(settings: Settings, *, keyring_path: Path | None, signatures: Pa
         yield verifier.status
 
 
-def tree_deps(settings: Settings) -> dict[str, tuple[str, ...]] | None:
-    """Each tree package's dependencies, or None (with a warning) if the tree does not load."""
+def load_tree_or_none(settings: Settings, *, warn: bool) -> Tree | None:
+    """The tree, or None when it does not load (trace and report then work from out/ only)."""
     try:
-        tree = Tree.load(settings.tree)
+        return Tree.load(settings.tree)
     except RootseedError as e:
-        err.print(f"[yellow]warning:[/] {escape(e.message)}; reporting only the images in "
-                  f"{escape(str(settings.out))}")
+        if warn:
+            err.print(f"[yellow]warning:[/] {escape(e.message)}; reporting only the images in "
+                      f"{escape(str(settings.out))}")
         return None
-    return {name: pkg.deps for name, pkg in tree.packages.items()}
 
 
-def tree_pins(settings: Settings) -> Pins | None:
+def tree_pins(tree: Tree | None) -> Pins | None:
     """The tree's pinned sources per image, for checking provenance; None without a tree."""
-    try:
-        tree = Tree.load(settings.tree)
-    except RootseedError:
+    if tree is None:
         return None
 
     def pins(image: str) -> dict[str, tuple[str, bool]] | None:
@@ -91,7 +89,7 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
     with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
                      registry=registry, quorum=quorum) as status:
         root = Tracer(settings.out, cache_dir=settings.cache_dir, quorum_status=status,
-                      pins=tree_pins(settings)).trace(package)
+                      pins=tree_pins(load_tree_or_none(settings, warn=False))).trace(package)
     if settings.json or fmt == "json":
         emit_json(to_json(root))
     elif fmt == "mermaid":
@@ -116,10 +114,12 @@ def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures:
 
     With --keyring, each image also shows whether a quorum of trusted keys signed it.
     """
-    deps = tree_deps(settings)
+    tree = load_tree_or_none(settings, warn=True)
+    deps = None if tree is None else {name: pkg.deps for name, pkg in tree.packages.items()}
     with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
                      registry=registry, quorum=quorum) as status:
-        infos = collect(settings.out, deps, cache_dir=settings.cache_dir, quorum_status=status)
+        infos = collect(settings.out, deps, cache_dir=settings.cache_dir, quorum_status=status,
+                        pins=tree_pins(tree))
     path = write_report(output, infos)
     broken = [i.package for i in infos if i.status in ("broken", "missing")]
     if settings.json:

@@ -19,7 +19,7 @@ from rootseed.fsutil import atomic_write
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
-from rootseed.provenance.trace import QuorumStatus, Tracer, short
+from rootseed.provenance.trace import Pins, QuorumStatus, Tracer, short
 
 CHALLENGE_FILE = "challenge.json"
 
@@ -53,14 +53,15 @@ def out_packages(out: Path) -> list[str]:
 
 def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
             cache_dir: Path | None = None,
-            quorum_status: QuorumStatus | None = None) -> list[PackageInfo]:
+            quorum_status: QuorumStatus | None = None, pins: Pins | None = None
+            ) -> list[PackageInfo]:
     """Trace every image in ``out``; a broken chain is recorded (with its message), not raised.
 
     ``tree_deps`` (package → the packages it is built from, from the package tree) adds the
     tree's packages that have no image yet, as "unbuilt", with their declared edges.
     """
     names = out_packages(out)
-    tracer = Tracer(out, cache_dir=cache_dir, quorum_status=quorum_status)
+    tracer = Tracer(out, cache_dir=cache_dir, quorum_status=quorum_status, pins=pins)
     infos: dict[str, PackageInfo] = {}
     for name in names:
         info = PackageInfo(package=name, status="verified")
