@@ -12,7 +12,10 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+from rootseed.tools._util import ToolError
 
 
 class PendingOutput:
@@ -73,3 +76,17 @@ def discard(outputs: list[PendingOutput]) -> None:
     for output in outputs:
         with contextlib.suppress(OSError):
             output.discard()
+
+
+def guarded_main(run: Callable[[list[str], list[PendingOutput]], int], argv: list[str]) -> int:
+    """Run a tool whose failures are :class:`ToolError`: print the message verbatim, exit 1,
+    and discard every output it reserved (nothing half-written is left behind)."""
+    outputs: list[PendingOutput] = []
+    try:
+        return run(argv, outputs)
+    except ToolError as e:
+        sys.stdout.flush()
+        sys.stderr.write(e.message)
+        return 1
+    finally:
+        discard(outputs)

@@ -6,6 +6,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rootseed.errors import RootseedError
@@ -87,3 +88,17 @@ def write_output(path: str, data: bytes, *, create_mode: int, force_mode: int | 
             raise
     except OSError as e:
         raise ToolError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def file_to_file_main(tool: str, transform: Callable[[bytes], bytes], argv: list[str], *,
+                      create_mode: int, force_mode: int | None = None) -> int:
+    """``TOOL INPUT OUTPUT``: read, transform, write atomically; errors as ``tool: message``."""
+    if len(argv) != 2:
+        print(f"usage: {tool} INPUT OUTPUT", file=sys.stderr)
+        return 2
+    try:
+        write_output(argv[1], transform(read_input(argv[0])), create_mode=create_mode,
+                     force_mode=force_mode)
+    except ToolError as e:
+        return fail(tool, e)
+    return 0

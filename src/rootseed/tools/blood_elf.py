@@ -187,12 +187,4 @@ def _run(argv: list[str], outputs: list[_outfile.PendingOutput]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    outputs: list[_outfile.PendingOutput] = []
-    try:
-        return _run(argv, outputs)
-    except ToolError as e:
-        sys.stdout.flush()
-        sys.stderr.write(e.message)
-        return 1
-    finally:
-        _outfile.discard(outputs)
+    return _outfile.guarded_main(_run, argv)

@@ -7,8 +7,7 @@ end of input is dropped, as the seed drops it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from rootseed.tools._util import file_to_file_main
 
 _HEX = {c: int(c, 16) for c in "0123456789abcdefABCDEF"}
 
@@ -41,19 +40,5 @@ def assemble(source: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: hex0 INPUT OUTPUT", file=sys.stderr)
-        return 2
-    src, dst = Path(argv[0]), Path(argv[1])
-    try:
-        data = src.read_bytes()
-    except OSError as e:
-        print(f"hex0: cannot read {src}: {e.strerror}", file=sys.stderr)
-        return 1
-    try:
-        dst.write_bytes(assemble(data))
-        dst.chmod(0o750)
-    except OSError as e:
-        print(f"hex0: cannot write {dst}: {e.strerror}", file=sys.stderr)
-        return 1
-    return 0
+    # Like the seed: the output is created with mode 0750.
+    return file_to_file_main("hex0", assemble, argv, create_mode=0o750, force_mode=0o750)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import binascii
 import re
-import sys
 
-from rootseed.tools._util import ToolError, fail, read_input, write_output
+from rootseed.tools._util import ToolError, file_to_file_main
 
 _ITEM = re.compile(rb"[#;][^\n\r]*[\n\r]?|[:%][\s\S]?")
 _NOT_HEX = bytes(b for b in range(256) if b not in b"0123456789abcdefABCDEF")
@@ -74,12 +73,4 @@ def assemble(source: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: hex1 INPUT OUTPUT", file=sys.stderr)
-        return 2
-    try:
-        data = assemble(read_input(argv[0]))
-        write_output(argv[1], data, create_mode=0o700)
-    except ToolError as e:
-        return fail("hex1", e)
-    return 0
+    return file_to_file_main("hex1", assemble, argv, create_mode=0o700)

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import binascii
 import re
-import sys
 
-from rootseed.tools._util import ToolError, fail, read_input, write_output
+from rootseed.tools._util import ToolError, file_to_file_main
 
 BASE_ADDRESS = 0x8048000
 _SIZE = {ord("!"): 1, ord("@"): 2, ord("$"): 2, ord("%"): 4, ord("&"): 4}
@@ -90,12 +89,4 @@ def link(source: bytes, base_address: int = BASE_ADDRESS) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: hex2-0 INPUT OUTPUT", file=sys.stderr)
-        return 2
-    try:
-        data = link(read_input(argv[0]))
-        write_output(argv[1], data, create_mode=0o700)
-    except ToolError as e:
-        return fail("hex2-0", e)
-    return 0
+    return file_to_file_main("hex2-0", link, argv, create_mode=0o700)
