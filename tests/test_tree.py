@@ -117,3 +117,13 @@ def test_unknown_package_suggests(tree: Tree) -> None:
     with pytest.raises(RootseedError) as e:
         tree.get("core-gc")
     assert e.value.hint is not None and "core-gcc" in e.value.hint
+
+
+def test_dependencies_see_arg_expansion_like_the_builder(tmp_path: Path) -> None:
+    """``FROM ${NS}/…`` and ``COPY --from=${BASE}`` name packages once ARGs are expanded."""
+    write_package(tmp_path, "a", "x", BASE, "FROM scratch\n")
+    write_package(tmp_path, "a", "z", BASE.replace('"x"', '"z"'), "FROM scratch\n")
+    write_package(tmp_path, "a", "y", BASE.replace('"x"', '"y"'),
+                  "ARG NS=stagex\nARG BASE=stagex/a-z\nFROM ${NS}/a-x\n"
+                  "COPY --from=${BASE} /a /a\n")
+    assert Tree.load(tmp_path).get("a-y").deps == ("a-x", "a-z")

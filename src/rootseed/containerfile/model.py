@@ -147,19 +147,25 @@ class Containerfile:
         FROM operands are expanded with the global ARGs (and ``build_args``) as Docker
         does; ``COPY --from`` operands with the same values. Sorted, unique.
         """
+        return tuple(sorted({ref for ref, _ in self.image_reference_lines(build_args)}))
+
+    def image_reference_lines(self, build_args: dict[str, str] | None = None
+                              ) -> list[tuple[str, int]]:
+        """Each image reference (expanded as in :meth:`image_references`) with its line,
+        in file order."""
         from rootseed.containerfile.scope import global_arg_values, try_expand
 
         values = global_arg_values(self.global_args, build_args or {})
-        refs: set[str] = set()
+        found: list[tuple[str, int]] = []
         names = {s.name for s in self.stages if s.name is not None}
         for stage in self.stages:
-            operands = [stage.base]
-            operands += [i.from_ for i in stage.instructions
+            operands = [(stage.base, stage.line)]
+            operands += [(i.from_, i.line) for i in stage.instructions
                          if isinstance(i, Copy) and i.from_ is not None]
-            for operand in operands:
+            for operand, line in operands:
                 ref = try_expand(operand, values)
                 if (ref.lower() in names or ref == "scratch" or ref in NAMED_CONTEXTS
                         or ref.isdigit()):
                     continue
-                refs.add(ref)
-        return tuple(sorted(refs))
+                found.append((ref, line))
+        return found

@@ -6,6 +6,7 @@ sources and derives dependencies from each Containerfile's image references.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import heapq
 import tomllib
@@ -13,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
 from rootseed.tree.loader import RawPackage, read_package_toml, resolve_source
 from rootseed.tree.model import Package, Source, arg_prefix
-from rootseed.tree.references import image_references, strip_tag
+from rootseed.tree.references import strip_tag
 
 __all__ = ["Package", "Source", "Tree", "arg_prefix"]
 
@@ -156,30 +158,32 @@ def _build_package(raw: RawPackage, raws: dict[str, RawPackage], images: dict[st
                           if (directory / n).is_file()), None)
     if containerfile is None:
         raise RootseedError(f"{directory}: package {raw.name} has no Containerfile")
+    package = Package(
+        name=raw.name, stage=raw.stage, pname=raw.pname, version=version,
+        description=raw.description, license=raw.license, directory=directory,
+        containerfile=containerfile, website=raw.website, platforms=raw.platforms,
+        subpackages=raw.subpackages, sources=sources, outputs=dict(raw.outputs),
+    )
     deps: set[str] = set()
     prefix = namespace + "/"
-    for ref in image_references(containerfile):
-        bare = strip_tag(ref.ref)
+    # The parser's own references, expanded with the build args as the builder will.
+    references = parse_file(containerfile).image_reference_lines(package.build_args())
+    for ref, line in references:
+        bare = strip_tag(ref)
         if not bare.startswith(prefix):
             continue
         dep = images.get(bare[len(prefix):])
         if dep is None:
-            raise RootseedError(f"{containerfile}:{ref.line}: refers to image {ref.ref!r}, "
+            raise RootseedError(f"{containerfile}:{line}: refers to image {ref!r}, "
                                 "which no package in the tree builds",
                                 hint=f"add the package under {raw.path.parents[2]} or fix "
                                 "the name (<namespace>/<stage>-<name>)")
         if dep != raw.name:
             deps.add(dep)
         elif bare[len(prefix):] == raw.name:
-            raise RootseedError(f"{containerfile}:{ref.line}: package {raw.name} refers to "
+            raise RootseedError(f"{containerfile}:{line}: package {raw.name} refers to "
                                 "its own image")
-    return Package(
-        name=raw.name, stage=raw.stage, pname=raw.pname, version=version,
-        description=raw.description, license=raw.license, directory=directory,
-        containerfile=containerfile, website=raw.website, platforms=raw.platforms,
-        subpackages=raw.subpackages, sources=sources, deps=tuple(sorted(deps)),
-        outputs=dict(raw.outputs),
-    )
+    return dataclasses.replace(package, deps=tuple(sorted(deps)))
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
