@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from rootseed.cli import main
-from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.quorum import check_quorum
+from rootseed.trust.sequoia import Keyring
 from trust_helpers import Keys, gpg, make_image
 
 PKG = "bootstrap-stage0"
@@ -135,14 +135,13 @@ def test_signatures_made_by_skopeo_are_counted(
     manifest = tmp_path / "manifest.json"
     manifest.write_bytes(manifest_bytes(out, digest))
     facts = []
-    with gpg_mod.Keyring(gpg(gnupghome, "--export", keys.alice, keys.bob),
-                         source="test") as keyring:
-        for n, key in enumerate((keys.alice, keys.bob), 1):
-            sig = tmp_path / f"skopeo-{n}"
-            proc = skopeo(gnupghome, "standalone-sign", str(manifest), REFERENCE, key,
-                          "--output", str(sig))
-            assert proc.returncode == 0, proc.stderr
-            facts.append(keyring.check_file(sig))
+    keyring = Keyring(gpg(gnupghome, "--export", keys.alice, keys.bob), source="test")
+    for n, key in enumerate((keys.alice, keys.bob), 1):
+        sig = tmp_path / f"skopeo-{n}"
+        proc = skopeo(gnupghome, "standalone-sign", str(manifest), REFERENCE, key,
+                      "--output", str(sig))
+        assert proc.returncode == 0, proc.stderr
+        facts.append(keyring.check(sig.read_bytes(), name=sig.name))
     assert all(f.status is CryptoStatus.GOOD for f in facts)
     assert payload.parse(facts[0].payload or b"").creator  # skopeo fills optional.creator
     result = check_quorum(keyring.fingerprints, facts, digest=digest, quorum=2,
