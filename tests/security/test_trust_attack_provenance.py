@@ -10,6 +10,7 @@ was signed. Every test also checks that nothing on the host changed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,19 @@ def test_provenance_edited_after_signing_is_refused(signed: tuple[World, Path]) 
             "seed-hello", "provenance: quorum 0/2 NOT met: provenance-1 bad-signature; "
             "provenance-2 bad-signature")
     assert world.trace()[0] == 0  # without --keyring the edit is invisible: hence signing
+
+
+def test_provenance_that_is_a_fifo_or_a_symlink_is_refused(world: World) -> None:
+    path = world.out / "seed-hex0" / "provenance.json"
+    path.unlink()
+    path.symlink_to(world.root / "host" / "secret")
+    refused(world.trace(), "seed-hex0: provenance", "is a symbolic link")
+    path.unlink()
+    os.mkfifo(path)
+    before = snapshot(world.root)
+    proc = subprocess.run([sys.executable, "-m", "rootseed", "trace", "seed-hello", "--tree",
+                           str(world.tree), "--out", str(world.out)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is not a regular file" in " ".join(proc.stderr.split())
+    assert snapshot(world.root) == before

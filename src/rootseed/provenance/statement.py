@@ -156,16 +156,20 @@ class Provenance:
 
 def read_statement(path: Path, *, package: str | None = None) -> Provenance:
     """Load and validate ``path``; raise :class:`RootseedError` naming ``package`` on failure."""
-    from rootseed.provenance.validate import loads_strict, validate_statement
+    from rootseed.provenance.validate import loads_strict, read_untrusted, validate_statement
 
     who = package or path.parent.name
     try:
-        raw = path.read_bytes()
+        raw = read_untrusted(path)
     except FileNotFoundError:
         raise RootseedError(
             f"{who}: missing provenance: {path} does not exist",
             hint="rebuild the package (the builder writes provenance.json beside the image)",
         ) from None
+    except OSError as e:
+        raise RootseedError(f"{who}: provenance {path} cannot be read: {e.strerror or e}",
+                            hint="the builder writes provenance.json as a regular file; "
+                                 "rebuild the package") from None
     try:
         statement = loads_strict(raw)
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, duplicate keys

@@ -13,8 +13,12 @@ Two layers, both must pass:
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -31,6 +35,30 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 #: An image (package) name as a path component: never "..", never a "/" (trace opens
 #: out/<package>/ and cache/images/<hex>/ from what the provenance names).
 _PACKAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+#: Largest provenance statement read (a real one is a few KiB).
+MAX_STATEMENT = 16 << 20
+
+
+def read_untrusted(path: Path, limit: int = MAX_STATEMENT) -> bytes:
+    """A file from out/ or the cache: never through a symlink, never blocking on a FIFO or
+    device, at most ``limit`` bytes (:class:`OSError` otherwise, FileNotFoundError if absent).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "is a symbolic link, not the file the builder "
+                                       "wrote") from e
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"is larger than {limit} bytes")
+    return data
 
 
 class DuplicateKeyError(ValueError):

@@ -10,6 +10,11 @@ pysequoia reports every failure as one ``RuntimeError`` whose text is not an int
 so the reason a signature failed is never taken from that text: it is derived from the
 packets (the issuer, the hash algorithm, the key's algorithm and size, its expiry and
 revocation), and what remains is "does not verify".
+
+One rule is stricter than Sequoia alone: a signature by a key that has *since* expired or
+been revoked is reported as such (Sequoia accepts a signature made while the key was
+valid). GnuPG, and so skopeo through gpgme, refuse those too, so whatever counts here is
+also what skopeo accepts.
 """
 
 from __future__ import annotations
