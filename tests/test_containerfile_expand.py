@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rootseed.containerfile import StageScope, expand, global_arg_values, parse_string
-from rootseed.containerfile.expand import ExpansionError
+from rootseed.containerfile.expand import ExpansionError, expand_word
 from rootseed.containerfile.scope import DEFAULT_PATH
 
 ENV = {"A": "one", "EMPTY": "", "P": "/usr/bin", "SPACE": "a b"}
@@ -59,11 +59,42 @@ def test_expand_raw_heredoc_mode_keeps_quotes(word: str, expected: str) -> None:
     assert expand(word, ENV, quotes=False) == expected
 
 
-@pytest.mark.parametrize("word", ["${", "${A", "${A:-x", "${}", "'open", '"open',
-                                  "${A#x}", "${A/x/y}", "${UNSET:?need it}", "${EMPTY:?}"])
+@pytest.mark.parametrize("word", ["${", "${A", "${A:-x", "${}", "'open", '"open', "${A:#x}",
+                                  "${A:%x}", "${A!x}", "${A/x", "${A#\\x}",
+                                  "${UNSET:?need it}", "${EMPTY:?}", "${UNSET?}"])
 def test_expand_errors(word: str) -> None:
     with pytest.raises(ExpansionError):
         expand(word, ENV)
+
+
+# BuildKit frontend/dockerfile/shell/lex.go processDollar: '#', '%' (shortest/longest
+# prefix/suffix removal with * and ? patterns) and '/' (replace first / all); the cases
+# follow BuildKit's shell/lex_test.go (TestProcessWithMatches-style words).
+@pytest.mark.parametrize(("word", "expected"), [
+    ("${V#*.}", "2.3-rc1"),
+    ("${V##*.}", "3-rc1"),
+    ("${V%.*}", "1.2"),
+    ("${V%%.*}", "1"),
+    ("${V%-*}", "1.2.3"),
+    ("${V#1}", ".2.3-rc1"),
+    ("${V#x}", "1.2.3-rc1"),
+    ("${V#?.}", "2.3-rc1"),
+    ("${V/./_}", "1_2.3-rc1"),
+    ("${V//./_}", "1_2_3-rc1"),
+    ("${V//x/_}", "1.2.3-rc1"),
+    ("${UNSET#x}", ""),
+    ("${V//[0-9]/n}", "1.2.3-rc1"),  # no bracket expressions: '[' is literal
+    ("${image#idle}", "box"),  # dockerfile_args_test.go testDefaultEnvWithArgs
+])
+def test_expand_pattern_modifiers(word: str, expected: str) -> None:
+    assert expand(word, {"V": "1.2.3-rc1", "image": "idlebox"}) == expected
+
+
+def test_expand_word_reports_unmatched_names() -> None:
+    result = expand_word("${A}-$UNSET-${OTHER:-x}", ENV)
+    assert result.text == "one--x"
+    assert result.unmatched == {"UNSET", "OTHER"}
+    assert result.matched == {"A"}
 
 
 def test_question_modifier_passes_when_set() -> None:

@@ -116,6 +116,10 @@ class InlineFile:
 CopySource = ContextPath | FetchPath | StagePath | ImagePath | InlineFile
 
 
+# Every path of a source above is relative to its root, cleaned ("." for the root itself);
+# wildcards (``*``, ``?``, ``[...]``) are kept for the builder to match.
+
+
 # -- planned instructions ------------------------------------------------------------------
 
 
@@ -187,8 +191,8 @@ class PlannedRun(Planned):
     """RUN, ready to execute.
 
     ``argv`` is final (the stage's SHELL already prepended for the shell form; a heredoc
-    body already placed). ``script`` is a shebang heredoc that BuildKit mounts read-only
-    at ``/dev/pipes/<name>`` and runs as ``argv[0]``. ``env`` is the process
+    body already placed). ``script`` is a ``#!`` heredoc that BuildKit mounts read-only
+    at ``/dev/pipes/<name>`` (the path the shell form's argv names). ``env`` is the process
     environment (ARG values and ENV, PATH always set), in order.
     """
 
