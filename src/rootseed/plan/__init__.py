@@ -32,10 +32,12 @@ from rootseed.plan.model import (
     StagePath,
     StagePlan,
     StageRef,
+    to_json,
 )
 from rootseed.plan.planner import (
     DEFAULT_PLATFORM,
     PlanError,
+    image_references,
     package_platform,
     parse_platform,
     plan,
@@ -47,6 +49,6 @@ __all__ = [
     "ImageRef", "ImageSettings", "InlineFile", "Plan", "PlanError", "Planned", "PlannedArg",
     "PlannedCmd", "PlannedCopy", "PlannedEntrypoint", "PlannedEnv", "PlannedLabel",
     "PlannedRun", "PlannedShell", "PlannedUser", "PlannedWorkdir", "Platform", "Scratch",
-    "StagePath", "StagePlan", "StageRef", "package_platform", "parse_platform", "plan",
-    "plan_package",
+    "StagePath", "StagePlan", "StageRef", "image_references", "package_platform",
+    "parse_platform", "plan", "plan_package", "to_json",
 ]

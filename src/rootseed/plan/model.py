@@ -15,7 +15,9 @@ nothing, as in BuildKit; ``rootseed check`` reports them where a value was proba
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from rootseed.containerfile.model import Instruction
 
@@ -360,3 +362,23 @@ class Plan:
         """Images the planned stages read (FROM and ``COPY --from``), with lines, in file
         order: what the package depends on."""
         return tuple(x for s in self.stages for x in s.images())
+
+
+def to_json(value: object) -> Any:
+    """A plan value as JSON data (for cache keys and ``--json`` output): dataclasses as
+    objects with their ``type``, a planned instruction's ``instruction`` as its keyword
+    only (its line and text do not change what it does)."""
+    if isinstance(value, Planned):
+        data: dict[str, Any] = {"type": type(value).__name__, "keyword": value.keyword}
+        data.update({f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)
+                     if f.name != "instruction"})
+        return data
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {"type": type(value).__name__}
+        data.update({f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)})
+        return data
+    if isinstance(value, (tuple, list)):
+        return [to_json(v) for v in value]
+    if isinstance(value, (frozenset, set)):
+        return sorted(to_json(v) for v in value)
+    return value

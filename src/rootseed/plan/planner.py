@@ -186,6 +186,16 @@ def plan_package(package: Package, *, build_args: Mapping[str, str] | None = Non
                 base_images=base_images, all_stages=all_stages)
 
 
+def image_references(package: Package, build_args: Mapping[str, str] | None = None
+                     ) -> tuple[tuple[str, int], ...]:
+    """Every image a package's Containerfile reads (FROM and ``COPY --from``, every stage,
+    planned with StageX's build args and ``build_args``), with its line, in file order:
+    what the package depends on. The tree's dependency scan calls this."""
+    planned = plan_package(package, build_args=build_args, all_stages=True,
+                           display=str(package.containerfile))
+    return tuple((ref.reference, line) for ref, line in planned.images())
+
+
 # -- the work -------------------------------------------------------------------------------
 
 
@@ -263,14 +273,19 @@ class _Planner:
                     undeclared_global=undeclared_global)
 
     def _target(self, target: str | None) -> Stage:
+        """``resolveTarget``: by name, case-insensitive. rootseed also takes the index of
+        a stage (how its own tools name a stage without ``AS``)."""
         if target is None:
             return self.cf.stages[-1]
         lowered = target.lower()
         for stage in self.cf.stages:
             if stage.name == lowered:
                 return stage
+        if target.isdecimal() and int(target) < len(self.cf.stages):
+            return self.cf.stages[int(target)]
         names = ", ".join(s.name for s in self.cf.stages if s.name) or "none"
-        raise PlanError(f"{self.cf.display}: target stage {target!r} could not be found",
+        raise PlanError(f"no stage {target!r} in {self.cf.display} (target stage could not "
+                        "be found)",
                         hint=f"--target takes a stage name (FROM ... AS NAME); stages: {names}")
 
     def _global_scope(self, target_name: str) -> tuple[dict[str, str], frozenset[str]]:
@@ -612,6 +627,6 @@ def _relative(word: str) -> str:
     return cleaned or "."
 
 
-__all__ = ["DEFAULT_PATH", "DEFAULT_PLATFORM", "DEFAULT_SHELL", "PlanError", "package_platform",
-           "parse_platform", "plan", "plan_package", "platform_args"]
+__all__ = ["DEFAULT_PATH", "DEFAULT_PLATFORM", "DEFAULT_SHELL", "PlanError", "image_references",
+           "package_platform", "parse_platform", "plan", "plan_package", "platform_args"]
 
