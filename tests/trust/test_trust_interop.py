@@ -147,3 +147,33 @@ def test_signatures_made_by_skopeo_are_counted(
     result = check_quorum(keyring.fingerprints, facts, digest=digest, quorum=2,
                           reference=REFERENCE)
     assert result.passed, result
+
+
+@needs_skopeo
+def test_skopeo_and_verify_both_stop_at_a_gap_in_the_numbering(
+        signed: tuple[Path, Path, str], gnupghome: Path, keys: Keys, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out, sigdir, digest = signed
+    (sigdir / "signature-1").unlink()  # alice's; bob's signature-2 stays, after a gap
+    src = _dir_image(out, digest, sigdir, tmp_path / "src")
+    shutil.copyfile(sigdir / "signature-2", src / "signature-2")
+    bob = gpg(gnupghome, "--export", keys.bob)
+    policy = _policy(tmp_path, bob)
+    proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
+                  f"dir:{tmp_path / 'dst'}")
+    assert proc.returncode != 0 and "rejected" in proc.stderr  # skopeo never saw it
+    (tmp_path / "bob.gpg").write_bytes(bob)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", PKG, "--keyring", str(tmp_path / "bob.gpg"), "--quorum", "1",
+              "--signatures", str(sigdir.parent.parent), "--registry", REGISTRY,
+              "--out", str(out), "--json"])
+    assert exit_info.value.code == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["signatures"] == [] and result["ignored"] == ["signature-2"]
+    # closing the gap: both accept bob's signature
+    (sigdir / "signature-2").rename(sigdir / "signature-1")
+    (src / "signature-2").rename(src / "signature-1")
+    proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
+                  f"dir:{tmp_path / 'dst2'}")
+    assert proc.returncode == 0, proc.stderr
