@@ -177,3 +177,44 @@ def test_skopeo_and_verify_both_stop_at_a_gap_in_the_numbering(
     proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
                   f"dir:{tmp_path / 'dst2'}")
     assert proc.returncode == 0, proc.stderr
+
+
+@needs_skopeo
+def test_signatures_made_by_sequoia_verify_with_gpg_skopeo_and_rootseed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The other way round: a key and signatures made by Sequoia, checked by the others."""
+    import pysequoia
+
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    out = tmp_path / "out"
+    digest = make_image(out, PKG)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(manifest_bytes(out, digest))
+    sigdir = store.signature_dir(tmp_path / "signatures", REGISTRY, PKG, digest)
+    fprs = []
+    certs = b""
+    for n in (1, 2):
+        tsk = pysequoia.Tsk.generate(f"Signer {n} <s{n}@example.org>")
+        cert = tsk.extract_certificate()
+        fprs.append(cert.fingerprint.upper())
+        certs += bytes(cert)
+        data = pysequoia.sign(tsk.signer(), payload.build(REFERENCE, digest), armor=False)
+        store.add_signature(sigdir, data)
+    gpg(home, "--import", stdin=certs)
+    keyring = Keyring(certs, source="test")
+    for n in (1, 2):
+        sig = sigdir / f"signature-{n}"
+        proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--verify", str(sig)],
+                              capture_output=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        subkey = keyring.check(sig.read_bytes(), name=sig.name).signing_fingerprint
+        assert subkey is not None  # Sequoia signs with the signing subkey; skopeo wants it
+        proc = skopeo(home, "standalone-verify", str(manifest), REFERENCE, subkey, str(sig))
+        assert proc.returncode == 0, proc.stderr
+    (tmp_path / "keyring.gpg").write_bytes(certs)
+    capsys.readouterr()
+    main(["verify", PKG, "--keyring", str(tmp_path / "keyring.gpg"), "--signatures",
+          str(tmp_path / "signatures"), "--registry", REGISTRY, "--out", str(out), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["passed"] is True and sorted(result["valid_signers"]) == sorted(fprs)
