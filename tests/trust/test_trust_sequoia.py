@@ -12,7 +12,7 @@ from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload
 from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm
 from rootseed.trust.sequoia import MAX_PAYLOAD, Keyring
-from trust_helpers import Keys, gpg
+from trust_helpers import Keys, fingerprints, gpg
 
 DIGEST = "sha256:" + "ab" * 32
 DATA = payload.build("rootseed/bootstrap-stage0:1.0", DIGEST)
@@ -82,3 +82,19 @@ def test_compressed_signatures_verify_and_bombs_are_refused(keys: Keys,
     facts = keyring.check(bomb, name="bomb")
     assert facts.status is CryptoStatus.UNREADABLE
     assert "larger than" in facts.detail
+
+
+def test_signature_by_a_subkey_that_expired_since_does_not_pass(gnupghome: Path) -> None:
+    uid = "Sam <sam@example.org>"  # a primary that never expires, from 2019
+    gpg(gnupghome, "--faked-system-time", "20190101T000000", "--quick-gen-key", uid,
+        "ed25519", "sign", "0")
+    [sam] = fingerprints(gnupghome, uid)
+    gpg(gnupghome, "--faked-system-time", "20200101T000000", "--quick-add-key", sam,
+        "ed25519", "sign", "2020-06-01")
+    subkey = [f for f in fingerprints(gnupghome, sam) if f != sam][-1]
+    sig = gpg(gnupghome, "--faked-system-time", "20200201T000000", "--local-user",
+              subkey + "!", "--sign", stdin=DATA)
+    keyring = Keyring(gpg(gnupghome, "--export", sam), source="test")
+    facts = keyring.check(sig, name="s")
+    assert (facts.signing_fingerprint, facts.primary_fingerprint) == (subkey, sam)
+    assert facts.status is CryptoStatus.EXPIRED_KEY and "2020-06-01" in facts.detail

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pysequoia
 from pysequoia import packet as pgp
@@ -102,40 +101,58 @@ class _Key:
         return self.fingerprint[-16:] if len(self.fingerprint) == 40 else self.fingerprint[:16]
 
 
+@dataclass
+class _Seen:
+    """A key packet of a certificate while its following signatures are read."""
+
+    fingerprint: str
+    algorithm: KeyAlgorithm
+    bits: int | None
+    created: datetime | None
+    primary: bool
+    expires: datetime | None
+    revoked: bool
+    bound_at: datetime | None = None  # creation time of the newest binding signature
+
+
 def _cert_keys(cert: pysequoia.Cert) -> list[_Key]:
-    primary = cert.fingerprint.upper()
+    """Every key of ``cert`` with its size, expiry and revocation.
+
+    The primary key's expiry and revocation are Sequoia's (under its policy); a subkey's
+    expiry is its newest binding signature's key validity period (capped by the
+    primary's), and a subkey revocation signature marks it revoked: pysequoia exposes
+    neither for subkeys, so they are read from the packets.
+    """
     try:
         cert_expires = cert.expiration
     except _SEQUOIA_ERRORS:  # the policy refuses the certificate itself; judged elsewhere
         cert_expires = None
     revoked = cert.is_revoked
-    found: list[dict[str, Any]] = []
+    seen: list[_Seen] = []
     for packet in pgp.PacketPile.from_bytes(bytes(cert)):
         if packet.tag in _KEY_TAGS:
-            algorithm = _KEYS.get(int(packet.key_algorithm), KeyAlgorithm.OTHER) \
-                if packet.key_algorithm is not None else KeyAlgorithm.OTHER
-            is_primary = packet.tag in _PRIMARY_TAGS
-            found.append({
-                "fingerprint": (packet.fingerprint or "").upper(), "algorithm": algorithm,
-                "bits": _key_bits(packet.body, algorithm), "created": packet.key_created,
-                "expires": cert_expires, "revoked": revoked, "primary": is_primary,
-                "binding": None})
-        elif packet.tag == pgp.Tag.Signature and found and not found[-1]["primary"]:
-            key = found[-1]
+            algorithm = (KeyAlgorithm.OTHER if packet.key_algorithm is None
+                         else _KEYS.get(int(packet.key_algorithm), KeyAlgorithm.OTHER))
+            seen.append(_Seen((packet.fingerprint or "").upper(), algorithm,
+                              _key_bits(packet.body, algorithm), packet.key_created,
+                              packet.tag in _PRIMARY_TAGS, cert_expires, revoked))
+        elif packet.tag == pgp.Tag.Signature and seen and not seen[-1].primary:
+            key = seen[-1]
             kind = packet.signature_type
             if kind == pgp.SignatureType.SubkeyRevocation:
-                key["revoked"] = True
+                key.revoked = True
             elif kind == pgp.SignatureType.SubkeyBinding:
-                created = packet.signature_created
-                if key["binding"] is None or (created is not None and created > key["binding"]):
-                    key["binding"] = created
+                at = packet.signature_created
+                if key.bound_at is None or (at is not None and at > key.bound_at):
+                    key.bound_at = at
                     period = packet.key_validity_period
-                    own = (key["created"] + period
-                           if period is not None and key["created"] is not None else None)
-                    key["expires"] = min((t for t in (own, cert_expires) if t is not None),
-                                         default=None)
-    return [_Key(k["fingerprint"], primary, k["algorithm"], k["bits"], k["expires"],
-                 k["revoked"]) for k in found if k["fingerprint"]]
+                    own = (key.created + period
+                           if period is not None and key.created is not None else None)
+                    key.expires = min((t for t in (own, cert_expires) if t is not None),
+                                      default=None)
+    primary = cert.fingerprint.upper()
+    return [_Key(k.fingerprint, primary, k.algorithm, k.bits, k.expires, k.revoked)
+            for k in seen if k.fingerprint]
 
 
 class Keyring:
