@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,7 +175,7 @@ def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
 def _provenance_bytes(image_dir: Path, package: str, digest: str) -> bytes | None:
     """The image's provenance.json, if any, after checking it describes this image."""
     path = image_dir / PROVENANCE_FILE
-    if not path.exists():
+    if not os.path.lexists(path):  # a symlink is not absent: read_statement refuses it
         return None
     prov = read_statement(path, package=package)
     if prov.subject_digest != digest or prov.package != package:
