@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rootseed.build import fsops
+from rootseed.build.extract import extract_archive
 from rootseed.containerfile import (
     Add,
     Arg,
@@ -175,6 +176,7 @@ class StageRunner:
             if marker is not None and len(i.heredocs) == 1 and i.heredocs[0].fd == 0:
                 doc = i.heredocs[0]
                 if doc.content.startswith("#!"):  # a script with its own interpreter
+                    self._heredoc_name(i, doc)
                     script = self.ctx.work / f"heredoc-{self.stage.index}-{i.line}" / doc.name
                     script.parent.mkdir(parents=True, exist_ok=True)
                     script.write_text(doc.content, encoding="utf-8")
@@ -243,7 +245,7 @@ class StageRunner:
         dir_hint = dir_hint or len(entries) > 1
         for name, path, inline in entries:
             if not inline and isinstance(i, Add) and fsops.is_archive(path):
-                fsops.extract_archive(path, fsops.makedirs(self.rootfs, dest))
+                extract_archive(path, self.rootfs, dest)
             elif path.is_dir():
                 target = fsops.makedirs(self.rootfs, dest)
                 for child in sorted(os.listdir(path)):
@@ -266,7 +268,16 @@ class StageRunner:
                             "symbolic modes (u+x) are not supported")
         return int(text, 8)
 
+    def _heredoc_name(self, i: Instruction, doc: Heredoc) -> str:
+        """The heredoc's name as a file name: one path component, never '.' or '..'."""
+        if doc.name in ("", ".", "..") or "/" in doc.name or "\0" in doc.name:
+            raise self.fail(i, f"a heredoc named {doc.name!r} cannot be a file name",
+                            "name the heredoc with letters, digits, '_', '-' or '.' "
+                            "(e.g. <<EOF)")
+        return doc.name
+
     def _heredoc_file(self, i: Copy, doc: Heredoc) -> Path:
+        self._heredoc_name(i, doc)
         content = self.expand(i, doc.content, quotes=False) if doc.expand else doc.content
         path = self.ctx.work / f"inline-{self.stage.index}-{i.line}-{doc.name}" / doc.name
         path.parent.mkdir(parents=True, exist_ok=True)
