@@ -30,6 +30,7 @@ from rootseed.containerfile import (
 from rootseed.containerfile.scope import DEFAULT_PATH, global_arg_values, platform_args, try_expand
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
+from rootseed.fsutil import private_dir
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
 from rootseed.provenance.statement import write_statement
 from rootseed.sandbox.rootpath import resolve
@@ -114,7 +115,7 @@ class Builder:
                  offline: bool = False):
         self.tree = tree
         self.cache = BuildCache(cache_dir)
-        self.out = out
+        self.out = private_dir(out, "output directory")
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
         self._slots: Slots | None = None
