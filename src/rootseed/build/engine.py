@@ -34,6 +34,7 @@ from rootseed.fsutil import private_dir
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
 from rootseed.provenance.statement import write_statement
 from rootseed.sandbox.rootpath import resolve
+from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
 from rootseed.tree.references import strip_tag
 
@@ -49,6 +50,8 @@ class BuildOptions:
     jobs: int = 1
     debug: bool = False
     progress: bool = True
+    #: wall-clock limit of one RUN step in seconds (None: none); never part of a cache key
+    step_timeout: float | None = DEFAULT_STEP_TIMEOUT
 
 
 #: The Containerfile stage a subpackage's image is built from (as StageX does it).
@@ -568,7 +571,8 @@ class _PackageBuild:
             package=self.pkg.name, containerfile=self.cf, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
             global_values=self.global_values, build_args=self.build_args,
-            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel)
+            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel,
+            step_timeout=self.options.step_timeout)
         state = StageRunner(ctx, stage, rootfs, state).execute()
         env = dict(state.env)
         if "PATH" not in env:  # Docker gives every image a PATH

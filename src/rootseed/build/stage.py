@@ -89,6 +89,7 @@ class StageContext:
     source_root: Callable[[str], Path]  # COPY --from operand → a root filesystem
     debug: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
+    step_timeout: float | None = None  # seconds per RUN step (None: no limit)
 
 
 class StageRunner:
@@ -197,7 +198,8 @@ class StageRunner:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
         spec = SandboxSpec(rootfs=self.rootfs, argv=argv, env=self.scope.run_environment(),
-                           cwd=self.state.workdir or "/", ro_binds=tuple(binds))
+                           cwd=self.state.workdir or "/", ro_binds=tuple(binds),
+                           timeout=self.ctx.step_timeout)
         try:
             code = sandbox_run(spec, log=log, debug=self.ctx.debug)
         except RootseedError as e:

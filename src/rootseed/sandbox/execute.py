@@ -15,6 +15,7 @@ from rootseed.errors import RootseedError
 from rootseed.sandbox.options import API_MOUNTS, all_binds, bwrap_argv
 from rootseed.sandbox.rootpath import find_command, plan_stubs, remove_stubs, resolve_in_root
 from rootseed.sandbox.spec import SandboxSpec
+from rootseed.sandbox.timeout import StepTimeoutError
 
 #: What execvp searches when the sandbox environment has no PATH.
 _EXECVP_DEFAULT_PATH = "/bin:/usr/bin"
@@ -83,6 +84,7 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
         err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
                   highlight=False, soft_wrap=True)
     log.parent.mkdir(parents=True, exist_ok=True)
+    timed_out = False
     try:
         with open(log, "ab") as logf:
             start = logf.tell()
@@ -92,14 +94,30 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
                     env={}, umask=spec.umask, pass_fds=(status_w,), close_fds=True)
             finally:
                 os.close(status_w)
+            try:
+                rc = proc.wait(timeout=spec.timeout)
+            except subprocess.TimeoutExpired:
+                # Killing bwrap kills the whole sandbox: its pid-1 child has
+                # --die-with-parent (PR_SET_PDEATHSIG), and the pid namespace dies with it.
+                timed_out = True
+                proc.kill()
+                rc = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
             with os.fdopen(status_r, "rb") as status_f:
                 status_r = -1
                 status = status_f.read()
-            rc = proc.wait()
     finally:
         if status_r >= 0:
             os.close(status_r)
         remove_stubs(stubs)
+    if timed_out:
+        assert spec.timeout is not None
+        raise StepTimeoutError(spec.timeout, hint=f"output so far is in {log}; if the step "
+                               "is just slow, raise the limit (--step-timeout 12h, or 0 for "
+                               "none)")
     started = False
     for line in status.decode("utf-8", "replace").splitlines():
         try:
