@@ -67,7 +67,6 @@ def test_a_bad_step_timeout_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @needs_sandbox
-@pytest.mark.xfail(strict=True, reason="the root bind still shows its host path (in progress)")
 def test_mountinfo_inside_a_step_shows_no_host_path(tmp_path: Path) -> None:
     tree = HostileTree(tmp_path)
     tree.busybox_base()

@@ -168,7 +168,7 @@ class StageRunner:
         self.cmd_set = True
 
     # -- RUN -----------------------------------------------------------------------------
-    def run_argv(self, i: Run, binds: list[tuple[Path, str]]) -> list[str]:
+    def run_argv(self, i: Run, data: list[tuple[bytes, str, int]]) -> list[str]:
         if not i.shell_form:
             return list(i.command)
         line = i.command[0]
@@ -177,13 +177,10 @@ class StageRunner:
             if marker is not None and len(i.heredocs) == 1 and i.heredocs[0].fd == 0:
                 doc = i.heredocs[0]
                 if doc.content.startswith("#!"):  # a script with its own interpreter
-                    self._heredoc_name(i, doc)
-                    script = self.ctx.work / f"heredoc-{self.stage.index}-{i.line}" / doc.name
-                    script.parent.mkdir(parents=True, exist_ok=True)
-                    script.write_text(doc.content, encoding="utf-8")
-                    os.chmod(script, 0o755)
-                    binds.append((script, f"/dev/pipes/{doc.name}"))
-                    return [f"/dev/pipes/{doc.name}"]
+                    name = self._heredoc_name(i, doc)
+                    # bound from memory (no host path shows in the step's mountinfo)
+                    data.append((doc.content.encode("utf-8"), f"/dev/pipes/{name}", 0o755))
+                    return [f"/dev/pipes/{name}"]
                 return [*self.state.shell, doc.content]
             line = line + "".join(f"\n{d.content}{d.name}" for d in i.heredocs)
         return [*self.state.shell, line]
@@ -192,13 +189,13 @@ class StageRunner:
         if self.state.user not in ROOT_USERS:
             raise self.fail(i, f"RUN as USER {self.state.user!r} is not supported",
                             "rootseed runs build steps as root; move USER after the last RUN")
-        binds: list[tuple[Path, str]] = []
-        argv = self.run_argv(i, binds)
+        data: list[tuple[bytes, str, int]] = []
+        argv = self.run_argv(i, data)
         log = self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
         spec = SandboxSpec(rootfs=self.rootfs, argv=argv, env=self.scope.run_environment(),
-                           cwd=self.state.workdir or "/", ro_binds=tuple(binds),
+                           cwd=self.state.workdir or "/", data_files=tuple(data),
                            timeout=self.ctx.step_timeout)
         try:
             code = sandbox_run(spec, log=log, debug=self.ctx.debug)

@@ -32,3 +32,6 @@ class SandboxSpec:
     runner: Sequence[str] = ()
     #: Wall-clock limit in seconds (None: none); the step is killed when it is exceeded.
     timeout: float | None = None
+    #: Files made from bytes, ``(content, path inside, mode)``: read-only, with no host
+    #: path behind them (bwrap's --ro-bind-data), e.g. a heredoc script.
+    data_files: Sequence[tuple[bytes, str, int]] = ()
