@@ -118,7 +118,7 @@ class Builder:
                  offline: bool = False):
         self.tree = tree
         self.cache = BuildCache(cache_dir)
-        self.out = private_dir(out, "output directory")
+        self.out = out
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
         self._slots: Slots | None = None
@@ -456,6 +456,7 @@ class _PackageBuild:
         """Write ``final``'s image and provenance to ``<out>/<image name>/`` atomically."""
         assert final.layout is not None and final.manifest_digest is not None
         layout = final.layout
+        private_dir(self.b.out, "output directory")  # 0700: see fsutil.private_dir
         image = self.b.out / self.image_name
         record = self._record(final.manifest_digest)
         with self.b.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
