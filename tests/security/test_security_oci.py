@@ -161,3 +161,76 @@ def test_blob_name_cannot_escape_blobs_dir(tmp_path: Path) -> None:
     (layout / "index.json").write_text(json.dumps(index))
     with pytest.raises(LayoutError, match="not a sha256 digest"):
         open_image(layout)
+
+
+# -- a consistent but hostile layout: digests match, the layer's members attack ----------
+
+def _hostile_layout(layout: Path, layer: bytes) -> None:
+    import hashlib
+
+    def put(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return digest
+
+    layer_digest = put(layer)
+    config = json.dumps({"architecture": "386", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [layer_digest]}}).encode()
+    config_digest = put(config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": len(layer)}]}).encode()
+    manifest_digest = put(manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": len(manifest)}]}))
+
+
+@pytest.mark.parametrize("attack", ["hardlink-absolute", "hardlink-dotdot",
+                                    "hardlink-through-symlink", "file-through-symlink",
+                                    "member-dotdot", "device"])
+def test_unpack_of_a_hostile_layer_never_reaches_the_host(tmp_path: Path, attack: str) -> None:
+    import tarfile
+
+    from hostile import Canaries, link, reg, special, tar_bytes
+    from rootseed.errors import RootseedError
+
+    c = Canaries(tmp_path)
+    members = {
+        "hardlink-absolute": [link("evil", str(c.secret), hard=True)],
+        "hardlink-dotdot": [link("evil", "../" * 12 + str(c.secret).lstrip("/"), hard=True)],
+        "hardlink-through-symlink": [link("lnk", str(c.dir)),
+                                     link("evil", "lnk/secret", hard=True)],
+        "file-through-symlink": [link("lnk", str(c.dir)), reg("lnk/pwned")],
+        "member-dotdot": [reg("../" * 12 + str(c.dir).lstrip("/") + "/pwned")],
+        "device": [special("null", tarfile.CHRTYPE)],
+    }[attack]
+    layout = tmp_path / "layout"
+    _hostile_layout(layout, tar_bytes(members))
+    open_image(layout)  # the digests are all consistent: only the content is hostile
+    with pytest.raises(RootseedError):
+        unpack_image(layout, tmp_path / "rootfs")
+    assert not (tmp_path / "rootfs").exists()
+    c.assert_unchanged()
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_challenge_refuses_an_altered_recorded_image(tmp_path: Path) -> None:
+    from hostile import HostileTree, rootseed
+
+    tree = HostileTree(tmp_path)
+    tree.package("a", "FROM scratch\nCOPY note.txt /\n", files={"note.txt": b"hi\n"})
+    assert tree.build("test-a").returncode == 0
+    layer = open_image(tree.out / "test-a").layers[0].path
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    layer.write_bytes(bytes(data))
+    proc = rootseed("challenge", "test-a", "--tree", str(tree.root), "--cache-dir",
+                    str(tree.cache), "--out", str(tree.out), "--offline")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"layer 0 blob sha256:{layer.name}" in proc.stderr.replace("\n", "")
