@@ -61,6 +61,9 @@ def private_dir(path: Path, what: str) -> Path:
                             f"(uid {os.geteuid()})",
                             hint=f"use a {what} of your own (rootseed keeps it private: "
                                  "0700)")
+    if st.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
+        raise RootseedError(f"{what} {path} is a shared directory (world-writable or "
+                            "sticky, like /tmp)", hint=f"use a subdirectory of it as the {what}")
     if stat.S_IMODE(st.st_mode) != PRIVATE_MODE:
         os.chmod(path, PRIVATE_MODE)
     return path

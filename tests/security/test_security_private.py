@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile import BUSYBOX, HostileTree
+from hostile import BUSYBOX, HostileTree, rootseed
 
 SETPRIV = shutil.which("setpriv")
 pytestmark = pytest.mark.skipif(
@@ -81,3 +81,15 @@ def test_a_cache_of_someone_else_is_refused(world_traversable: Path) -> None:
     proc = tree.build("test-a")
     assert proc.returncode == 1
     assert "belongs to uid 65534" in proc.stderr
+
+
+def test_a_shared_directory_is_not_made_private(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    tree = HostileTree(tmp_path)
+    tree.package("a", "FROM scratch\nCOPY note.txt /\n", files={"note.txt": b"hi\n"})
+    proc = rootseed("build", "test-a", "--tree", str(tree.root), "--cache-dir", str(shared),
+                    "--out", str(tree.out), "--offline")
+    assert proc.returncode == 1 and "shared directory" in proc.stderr
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
