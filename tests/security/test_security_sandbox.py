@@ -113,3 +113,47 @@ def test_challenge_catches_a_build_that_embeds_the_time(tmp_path: Path) -> None:
                     "--offline")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "built-at" in proc.stdout + proc.stderr
+
+
+def _busybox_root(root: Path) -> Path:
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    for applet in ("sh", "cat", "echo", "grep"):
+        os.symlink("busybox", root / "bin" / applet)
+    return root
+
+
+@needs_sandbox
+@pytest.mark.parametrize("how", ["neutral", "no-unshare", "helper-fails"])
+def test_sandbox_root_neutral_or_fallback(tmp_path: Path, how: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from rootseed.sandbox import SandboxSpec, execute, neutralroot, run
+
+    monkeypatch.setattr(execute, "_NEUTRAL_ROOT_BROKEN", False)
+    if how == "no-unshare":
+        monkeypatch.setattr(execute, "wrap", lambda *a: None)
+    elif how == "helper-fails":
+        monkeypatch.setattr(execute, "wrap",
+                            lambda argv, s, r: ["/nonexistent-unshare", *argv])
+    root = _busybox_root(tmp_path / "rootfs")
+    log = tmp_path / "log"
+    spec = SandboxSpec(root, ["sh", "-c", "cat /proc/self/mountinfo; echo made > /made"],
+                       {"PATH": "/bin"}, data_files=[(b"#!/bin/sh\necho data\n",
+                                                      "/dev/pipes/x", 0o755)])
+    assert run(spec, log=log) == 0
+    assert (root / "made").read_text() == "made\n"
+    assert not list(tmp_path.glob("rootfs/.sandbox-*")) and not list(
+        tmp_path.glob(".sandbox-*"))  # the scratch dir is gone
+    text = log.read_text()
+    assert "nonexistent" not in text
+    first = text.splitlines()[0]
+    if how == "neutral":
+        assert " / / " in first and "overlay" in first and str(tmp_path) not in text
+        assert f"lowerdir=./lower,upperdir=../{root.name}" in first
+    else:
+        assert str(root) in first  # the plain bind: the documented fallback
+    assert run(SandboxSpec(root, ["/dev/pipes/x"], {"PATH": "/bin"},
+                           data_files=[(b"#!/bin/sh\necho data\n", "/dev/pipes/x", 0o755)]),
+               log=log) == 0
+    assert log.read_text().endswith("data\n")
+    assert neutralroot.MOUNT_POINT == "./mnt"

@@ -99,7 +99,10 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
     try:
         data_fds = _memfds(spec)
         if neutral:
-            scratch = Scratch.create(spec.rootfs)
+            try:
+                scratch = Scratch.create(spec.rootfs)
+            except OSError:
+                return None  # e.g. a read-only directory around the root filesystem
             argv = bwrap_argv(spec, bwrap, root_source=MOUNT_POINT, data_fds=data_fds)
             argv[1:1] = ["--json-status-fd", str(status_w)]
             wrapped = wrap(argv, scratch, spec.rootfs)
@@ -119,6 +122,10 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
                     argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                     env={}, umask=spec.umask, pass_fds=(status_w, *data_fds),
                     close_fds=True)
+            except OSError:
+                if neutral:
+                    return None  # the helper (unshare) cannot be started here
+                raise
             finally:
                 os.close(status_w)
                 status_w = -1
