@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from rootseed.errors import RootseedError
 
 CHUNK = 1 << 20
 
@@ -35,4 +38,32 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+#: Mode of the cache and out roots: images keep their setuid/setgid bits (as root's files
+#: when rootseed runs as root), so no other local user may even traverse these trees.
+PRIVATE_MODE = 0o700
+
+
+def private_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and parents) if needed and make it private (0700) to its owner.
+
+    An existing directory owned by someone else is refused: another user could change
+    what rootseed reads from it, or reach setuid files in it.
+    """
+    path.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RootseedError(f"{what} {path} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise RootseedError(f"{what} {path} belongs to uid {st.st_uid}, not to you "
+                            f"(uid {os.geteuid()})",
+                            hint=f"use a {what} of your own (rootseed keeps it private: "
+                                 "0700)")
+    if st.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
+        raise RootseedError(f"{what} {path} is a shared directory (world-writable or "
+                            "sticky, like /tmp)", hint=f"use a subdirectory of it as the {what}")
+    if stat.S_IMODE(st.st_mode) != PRIVATE_MODE:
+        os.chmod(path, PRIVATE_MODE)
     return path

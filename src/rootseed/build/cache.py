@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 from rootseed.build.fsops import remove_tree
 from rootseed.console import canonical_json
 from rootseed.errors import RootseedError
+from rootseed.fsutil import private_dir
 from rootseed.oci import manifest_digest, unpack_image
 from rootseed.oci.digest import hex_of
 
@@ -57,7 +58,7 @@ class CachedStage:
 
 class BuildCache:
     def __init__(self, cache_dir: Path):
-        self.dir = cache_dir
+        self.dir = private_dir(cache_dir, "cache directory")
         self.builds = cache_dir / "builds"
         self.images = cache_dir / "images"
         self.locks = cache_dir / "locks"

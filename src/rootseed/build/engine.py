@@ -22,6 +22,7 @@ from rootseed.console import canonical_json, err
 from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
+from rootseed.fsutil import private_dir
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
 from rootseed.plan import (
     ContextPath,
@@ -42,6 +43,7 @@ from rootseed.plan import (
 from rootseed.plan.planner import DEFAULT_PATH
 from rootseed.provenance.statement import write_statement
 from rootseed.sandbox.rootpath import resolve
+from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
 from rootseed.tree.references import strip_tag
 
@@ -57,6 +59,8 @@ class BuildOptions:
     jobs: int = 1
     debug: bool = False
     progress: bool = True
+    #: wall-clock limit of one RUN step in seconds (None: none); never part of a cache key
+    step_timeout: float | None = DEFAULT_STEP_TIMEOUT
 
 
 #: The Containerfile stage a subpackage's image is built from (as StageX does it).
@@ -464,6 +468,7 @@ class _PackageBuild:
         """Write ``final``'s image and provenance to ``<out>/<image name>/`` atomically."""
         assert final.layout is not None and final.manifest_digest is not None
         layout = final.layout
+        private_dir(self.b.out, "output directory")  # 0700: see fsutil.private_dir
         image = self.b.out / self.image_name
         record = self._record(final.manifest_digest)
         with self.b.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
@@ -567,7 +572,8 @@ class _PackageBuild:
         ctx = StageContext(
             package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
-            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel)
+            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel,
+            step_timeout=self.options.step_timeout)
         state = StageRunner(ctx, stage, rootfs).execute()
         env = dict(state.env)
         if "PATH" not in env:  # Docker gives every image a PATH

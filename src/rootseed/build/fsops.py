@@ -34,17 +34,34 @@ def clean(path: str) -> str:
 
 
 def makedirs(root: Path, path: str) -> Path:
-    """``mkdir -p`` inside ``root`` (new directories 0755); the host path of the result."""
+    """``mkdir -p`` inside ``root`` (new directories 0755); the host path of the result.
+
+    Symlinks on the way are followed inside ``root`` (as the container sees them); when a
+    link's target has missing parents, those are created too, inside ``root``."""
     host = root
-    for i, part in enumerate(split(clean(path))):
-        host = resolve(root, "/".join(split(clean(path))[: i + 1]))
-        if not host.exists():
-            host.mkdir(mode=0o755)
-            os.chmod(host, 0o755)
-        elif not host.is_dir():
-            raise RootseedError(f"/{'/'.join(split(clean(path))[: i + 1])} exists in the image "
-                                f"and is not a directory (needed for {part!r} of {path})")
+    parts = split(clean(path))
+    for i in range(len(parts)):
+        host = resolve(root, "/".join(parts[: i + 1]))
+        _mkdir_resolved(root, host, f"/{'/'.join(parts[: i + 1])} (needed for {path})")
     return host
+
+
+def _mkdir_resolved(root: Path, host: Path, what: str) -> None:
+    """Create ``host`` (a path :func:`resolve` returned: no symlink in it) and any missing
+    parents, each checked with lstat so no link is ever followed."""
+    current = root
+    for part in host.relative_to(root).parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            current.mkdir(mode=0o755)
+            os.chmod(current, 0o755)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            inside = "/" + current.relative_to(root).as_posix()
+            raise RootseedError(f"{inside} exists in the image and is not a directory: "
+                                f"cannot create {what}")
 
 
 def copy_tree(src: Path, dest: Path) -> None:
@@ -150,8 +167,12 @@ def copy_entry(src: Path, dest: Path, mode: int | None, links: LinkMap | None = 
         for name in sorted(os.listdir(src)):
             copy_entry(src / name, dest / name, mode, links)
         return
-    if not src.is_file():
-        raise RootseedError(f"cannot copy {src.name}: not a regular file, directory or symlink")
+    st = os.lstat(src)
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecialFileError(
+            f"cannot copy {src.name}: it is {_special_kind(st.st_mode) or 'not a regular file'}"
+            ", not a regular file, directory or symlink",
+            hint="rootseed never creates special files from what it copies")
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         dest.unlink()
     elif dest.is_dir():
@@ -177,25 +198,32 @@ def is_archive(path: Path) -> bool:
         return False
 
 
-def _member_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    if member.ischr() or member.isblk() or member.isfifo():
-        return None  # device nodes cannot be represented in rootseed's images
-    safe = tarfile.tar_filter(member, dest)  # refuses absolute paths and escapes
-    mode = safe.mode if member.issym() or member.islnk() else member.mode
-    return safe.replace(mode=mode, uid=0, gid=0, uname="", gname="", deep=False)
+class SpecialFileError(RootseedError):
+    """A FIFO, socket or device node where rootseed only takes files, dirs and symlinks."""
 
 
-def extract_archive(archive: Path, dest: Path) -> None:
-    """Unpack a local tar archive into ``dest`` as Docker's ADD does (modes kept)."""
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(dest, filter=_member_filter)
-    except (tarfile.TarError, OSError) as e:
-        raise RootseedError(f"cannot unpack {archive.name}: {e}") from e
+def _special_kind(mode: int) -> str | None:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return None
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    kind = _special_kind(mode) or "not a regular file"
+    raise SpecialFileError(
+        f"{path} is {kind}: a build context may hold only regular files, directories and "
+        "symlinks", hint="remove it from the package directory (rootseed never reads or "
+                         "copies special files: reading a FIFO would block forever)")
 
 
 def hash_tree(root: Path) -> dict[str, str]:
-    """Relative path → sha256 of every file (symlink: of its target text), sorted."""
+    """Relative path → sha256 of every file (symlink: of its target text), sorted.
+
+    A FIFO, socket or device node anywhere in the tree is refused (SpecialFileError):
+    files are opened with O_NONBLOCK | O_NOFOLLOW and checked with fstat, so nothing can
+    make this block or read through a link."""
     hashes: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -203,13 +231,19 @@ def hash_tree(root: Path) -> dict[str, str]:
                 os.path.join(dirpath, d))]):
             path = Path(dirpath, name)
             rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
                 hashes[rel] = hashlib.sha256(b"symlink:" + os.readlink(path).encode()).hexdigest()
-            else:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                _refuse_special(path, st.st_mode)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    _refuse_special(path, os.fstat(fd).st_mode)
                 h = hashlib.sha256()
-                with path.open("rb") as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
                 hashes[rel] = h.hexdigest()
     return dict(sorted(hashes.items()))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rootseed.build import fsops
+from rootseed.build.extract import extract_archive
 from rootseed.errors import RootseedError
 from rootseed.plan import (
     ContextPath,
@@ -90,6 +91,7 @@ class StageContext:
     source_root: Callable[[StageRef | ImageRef], Path]  # COPY --from → a root filesystem
     debug: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
+    step_timeout: float | None = None  # seconds per RUN step (None: no limit)
 
 
 class StageRunner:
@@ -129,18 +131,16 @@ class StageRunner:
         if i.user not in ROOT_USERS:
             raise self.fail(i, f"RUN as USER {i.user!r} is not supported",
                             "rootseed runs build steps as root; move USER after the last RUN")
-        binds: list[tuple[Path, str]] = []
+        data: list[tuple[bytes, str, int]] = []
         if i.script is not None:  # BuildKit mounts a #! heredoc read-only at /dev/pipes/
-            script = self.ctx.work / f"heredoc-{self.stage.index}-{i.line}" / i.script.name
-            script.parent.mkdir(parents=True, exist_ok=True)
-            script.write_text(i.script.content, encoding="utf-8")
-            os.chmod(script, 0o755)
-            binds.append((script, f"/dev/pipes/{i.script.name}"))
+            # bound from memory, so no host path shows in the step's mountinfo
+            data.append((i.script.content.encode("utf-8"), f"/dev/pipes/{i.script.name}", 0o755))
         log = self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
         spec = SandboxSpec(rootfs=self.rootfs, argv=list(i.argv), env=dict(i.env),
-                           cwd=i.workdir, ro_binds=tuple(binds))
+                           cwd=i.workdir, data_files=tuple(data),
+                           timeout=self.ctx.step_timeout)
         try:
             code = sandbox_run(spec, log=log, debug=self.ctx.debug)
         except RootseedError as e:
@@ -194,7 +194,7 @@ class StageRunner:
     def _copy_one(self, i: PlannedCopy, name: str, path: Path, inline: bool, dir_hint: bool,
                   links: fsops.LinkMap) -> None:
         if not inline and i.unpack and fsops.is_archive(path):
-            fsops.extract_archive(path, fsops.makedirs(self.rootfs, i.dest))
+            extract_archive(path, self.rootfs, i.dest)
         elif path.is_dir():
             target = fsops.makedirs(self.rootfs, i.dest)
             for child in sorted(os.listdir(path)):

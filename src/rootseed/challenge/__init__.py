@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +81,32 @@ def recorded_digest(settings: Settings, tree: Tree, package: str,
     return None, f"neither {layout} nor {directory}", None
 
 
+def leave_the_recorded_second(layout: Path | None, *, now: Callable[[], float] = time.time,
+                              sleep: Callable[[float], None] = time.sleep) -> float:
+    """Wait until the wall clock is past the second the recorded image was written in.
+
+    What catches a build that embeds the time is that the rebuild's steps run at another
+    wall-clock time. The real-time clock cannot be shifted for an unprivileged sandbox
+    (time namespaces cover only the monotonic and boot clocks, and LD_PRELOAD tricks do not
+    reach static binaries), so the rebuild must at least not start within the second in
+    which the recorded build's last step ran (before its ``index.json`` was written).
+    Returns the seconds waited. A coarser embedded time (the date) is only caught by a
+    challenge run at another time; the result's conditions list the rebuild's start time.
+    """
+    if layout is None:
+        return 0.0
+    try:
+        written = os.stat(layout / "index.json").st_mtime
+    except OSError:
+        return 0.0
+    boundary = float(int(written) + 1)
+    waited = 0.0
+    while (t := now()) < boundary:
+        sleep(boundary - t)
+        waited += boundary - t
+    return waited
+
+
 def _conditions(settings: Settings) -> Conditions:
     other_jobs = 1 if settings.jobs > 1 else 2
     noise = f"{random.getrandbits(64):016x}"
@@ -110,6 +138,9 @@ def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path
     if recorded is None:
         result.reason = f"no recorded digest for {package}: looked in {recorded_from}"
         return result
+    leave_the_recorded_second(layout)
+    result.conditions.append(
+        "started=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     work = Path(tempfile.mkdtemp(prefix="rootseed-challenge-", dir=_other_tmp()))
     try:
         mirror = work / "mirror"

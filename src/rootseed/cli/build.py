@@ -9,8 +9,10 @@ import click
 from rootseed.build.digests import check_digests, read_digests, write_digests
 from rootseed.build.engine import Builder, BuildOptions, BuildResult
 from rootseed.cli.common import common_options, load_tree, make_fetcher
+from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json
 from rootseed.errors import RootseedError
+from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 
@@ -27,11 +29,13 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
-         build_args: dict[str, str], no_cache: bool) -> list[BuildResult]:
+         build_args: dict[str, str], no_cache: bool,
+         step_timeout: float | None = DEFAULT_STEP_TIMEOUT) -> list[BuildResult]:
     builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                       fetcher=make_fetcher(settings, tree))
     options = BuildOptions(target=target, build_args=build_args, no_cache=no_cache,
-                           jobs=settings.jobs, debug=settings.debug, progress=not settings.json)
+                           jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
+                           step_timeout=step_timeout)
     return builder.build(names, options)
 
 
@@ -67,13 +71,15 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
               help="Fail when a built digest differs from the one in digests/<stage>.txt.")
 @click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where digests/<stage>.txt live (default: beside the tree).")
+@step_timeout_option
 @common_options
 def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[str, ...],
-              no_cache: bool, check: bool, digests_dir: Path | None, settings: Settings) -> None:
+              no_cache: bool, check: bool, digests_dir: Path | None, step_timeout: float | None,
+              settings: Settings) -> None:
     """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out."""
     args = _build_args(build_args)
     tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
-    results = _run(settings, tree, list(packages), target, args, no_cache)
+    results = _run(settings, tree, list(packages), target, args, no_cache, step_timeout)
     problems: list[str] = []
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))

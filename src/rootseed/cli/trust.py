@@ -12,11 +12,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from rootseed import oci
 from rootseed.cli.common import common_options
 from rootseed.cli.trust_options import quorum_options, store_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
+from rootseed.oci.verified import open_image
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -48,9 +48,8 @@ def _manifest_digest(image_dir: Path, *, check_blobs: bool = False) -> str:
         raise RootseedError(f"no image at {image_dir} (index.json is missing)",
                             hint="build the package first (rootseed build), pass --out, or "
                                  "give --digest / --digests-file")
-    if check_blobs:
-        return oci.read_image(image_dir).manifest_digest
-    return payload_mod.check_manifest_digest(oci.manifest_digest(image_dir))
+    del check_blobs  # every reader verifies every blob now (rootseed.oci.verified)
+    return payload_mod.check_manifest_digest(open_image(image_dir).manifest_digest)
 
 
 def _digest_from_file(path: Path, name: str) -> str:

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from rootseed.fsutil import CHUNK, file_sha256
+from rootseed.fsutil import CHUNK, file_sha256, private_dir
 
 
 class SourceCache:
     def __init__(self, cache_dir: Path):
+        private_dir(cache_dir, "cache directory")
         self.dir = cache_dir / "sources" / "sha256"
         self.locks = cache_dir / "locks"
 

@@ -9,7 +9,6 @@ with ``os.replace``; all JSON is :func:`rootseed.console.canonical_json`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from rootseed.console import canonical_json
 from rootseed.errors import RootseedError
 from rootseed.oci import config as config_mod
 from rootseed.oci import layer as layer_mod
+from rootseed.oci import verified
 from rootseed.oci.config import ImageConfig
 from rootseed.oci.digest import hex_of, sha256_bytes
 
@@ -38,7 +38,7 @@ _REF_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 
 @dataclass(frozen=True)
 class Image:
-    """An image read from a layout (manifest and config verified against their digests)."""
+    """An image read from a layout (every blob verified: see :mod:`rootseed.oci.verified`)."""
 
     manifest_digest: str
     manifest: dict[str, Any]
@@ -128,66 +128,15 @@ def write_image(layout_dir: Path, rootfs: Path, config: ImageConfig,
     return digest
 
 
-def _load_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise RootseedError(f"{what} missing: {path}",
-                            hint="is this an OCI image layout (oci-layout, index.json, blobs/)?"
-                            ) from None
-    except ValueError as e:
-        raise RootseedError(f"{what} is not valid JSON: {path}: {e}") from e
-
-
-def _index_entry(layout_dir: Path) -> dict[str, Any]:
-    index = _load_json(layout_dir / "index.json", "index.json")
-    manifests = index.get("manifests") if isinstance(index, dict) else None
-    if not manifests:
-        raise RootseedError(f"{layout_dir}/index.json lists no manifest")
-    entry = manifests[0]
-    if not isinstance(entry, dict) or "digest" not in entry:
-        raise RootseedError(f"{layout_dir}/index.json: manifests[0] has no digest")
-    return entry
-
-
 def manifest_digest(layout_dir: Path) -> str:
-    """``index.json`` → ``manifests[0].digest`` of the layout."""
-    digest = str(_index_entry(Path(layout_dir))["digest"])
-    hex_of(digest)
-    return digest
-
-
-def _verified_blob(layout_dir: Path, digest: str, what: str) -> bytes:
-    path = blob_path(layout_dir, digest)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RootseedError(f"{what} blob {digest} missing in {layout_dir}") from None
-    if sha256_bytes(data) != digest:
-        raise RootseedError(f"{what} blob {path} does not match its digest {digest}",
-                            hint="the layout is corrupt; rebuild or re-fetch the image")
-    return data
+    """``sha256:<hex>`` of the layout's manifest, after verifying every blob of the image
+    (see :func:`rootseed.oci.verified.open_image`)."""
+    return verified.open_image(Path(layout_dir)).manifest_digest
 
 
 def read_image(layout_dir: Path) -> Image:
-    """Read the first image of a layout; manifest and config are checked against digests."""
-    layout_dir = Path(layout_dir)
-    entry = _index_entry(layout_dir)
-    digest = str(entry["digest"])
-    manifest = json.loads(_verified_blob(layout_dir, digest, "manifest"))
-    if not isinstance(manifest, dict) or "config" not in manifest:
-        raise RootseedError(f"manifest {digest} in {layout_dir} is not an image manifest")
-    cfg_json = json.loads(_verified_blob(layout_dir, manifest["config"]["digest"], "config"))
-    layers = []
-    for desc in manifest.get("layers") or []:
-        path = blob_path(layout_dir, desc["digest"])
-        if not path.is_file():
-            raise RootseedError(f"layer blob {desc['digest']} missing in {layout_dir}")
-        if path.stat().st_size != desc.get("size"):
-            raise RootseedError(f"layer blob {path} has the wrong size (manifest says "
-                                f"{desc.get('size')})", hint="the layout is corrupt")
-        layers.append(path)
-    ref = (entry.get("annotations") or {}).get(REF_NAME)
-    return Image(manifest_digest=digest, manifest=manifest,
-                 config=ImageConfig.from_oci(cfg_json), layer_blob_paths=tuple(layers),
-                 config_json=cfg_json, ref_name=ref)
+    """Read the first image of a layout; every blob is re-hashed and size-checked first."""
+    image = verified.open_image(Path(layout_dir))
+    return Image(manifest_digest=image.manifest_digest, manifest=image.manifest,
+                 config=image.config, layer_blob_paths=tuple(b.path for b in image.layers),
+                 config_json=image.config_json, ref_name=image.ref_name)

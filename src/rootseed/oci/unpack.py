@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rootseed.errors import RootseedError
-from rootseed.oci.layout import Image, read_image
+from rootseed.oci.layout import Image
+from rootseed.oci.verified import open_image
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -219,8 +220,16 @@ def _apply_dirs(state: _State) -> None:
 
 
 def unpack_image(layout_dir: Path, dest: Path) -> Image:
-    """Unpack the image of ``layout_dir`` into ``dest`` (absent or an empty directory)."""
-    image = read_image(Path(layout_dir))
+    """Unpack the image of ``layout_dir`` into ``dest`` (absent or an empty directory).
+
+    Every blob is verified (:func:`rootseed.oci.verified.open_image`) before anything is
+    unpacked; each layer is hashed again while it streams (blob digest and ``diff_id``).
+    """
+    verified = open_image(Path(layout_dir))
+    image = Image(
+        manifest_digest=verified.manifest_digest, manifest=verified.manifest,
+        config=verified.config, layer_blob_paths=tuple(b.path for b in verified.layers),
+        config_json=verified.config_json, ref_name=verified.ref_name)
     dest = Path(dest)
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
         raise RootseedError(f"cannot unpack into {dest}: it exists and is not an empty "
@@ -230,13 +239,9 @@ def unpack_image(layout_dir: Path, dest: Path) -> Image:
     try:
         state = _State(root=tmp)
         state.dirs[""] = (0o755, 0)
-        diff_ids = list((image.config_json.get("rootfs") or {}).get("diff_ids") or [])
-        layers = image.manifest.get("layers") or []
-        if diff_ids and len(diff_ids) != len(layers):
-            raise RootseedError(f"{layout_dir}: {len(layers)} layers but "
-                                f"{len(diff_ids)} diff_ids in the image config")
-        for i, (blob, desc) in enumerate(zip(image.layer_blob_paths, layers, strict=True)):
-            _apply_layer(state, blob, str(desc.get("mediaType", "")), str(desc["digest"]),
+        diff_ids = verified.diff_ids
+        for i, blob in enumerate(verified.layers):
+            _apply_layer(state, blob.path, blob.media_type, blob.digest,
                          diff_ids[i] if diff_ids else None)
         _apply_dirs(state)
         if dest.exists():

@@ -493,6 +493,14 @@ class _Planner:
         return PlannedArg(instruction=i, undeclared=frozenset(undeclared - NON_ENV_ARGS),
                           values=tuple(values))
 
+    def _file_name(self, i: Instruction, name: str) -> str:
+        """A heredoc's name as the file it becomes: one path component, never '.' or '..'."""
+        if name in ("", ".", "..") or "/" in name or "\0" in name:
+            raise self.error(i.line, i.keyword, f"a heredoc named {name!r} cannot be a file name",
+                             hint="name the heredoc with letters, digits, '_', '-' or '.' "
+                                  "(e.g. <<EOF)")
+        return name
+
     def _run(self, i: Run, state: _State) -> PlannedRun:
         argv: tuple[str, ...] = i.command
         script: InlineFile | None = None
@@ -501,7 +509,7 @@ class _Planner:
             if HEREDOC_WORD.match(line) is not None:  # the whole command is one heredoc
                 doc = i.heredocs[0]
                 if doc.content.startswith("#!"):
-                    script = InlineFile(doc.name, doc.content)
+                    script = InlineFile(self._file_name(i, doc.name), doc.content)
                     argv = (posixpath.join("/dev/pipes", doc.name),)
                 else:
                     argv = (doc.content,)
@@ -520,7 +528,7 @@ class _Planner:
             if isinstance(source, Heredoc):
                 content = (words.expand(source.content, quotes=False) if source.expand
                            else source.content)
-                sources.append(InlineFile(source.name, content))
+                sources.append(InlineFile(self._file_name(i, source.name), content))
                 continue
             word = words.expand(source)
             if _REMOTE.match(word):

@@ -8,13 +8,16 @@ import shlex
 import shutil
 import signal
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from rootseed.console import err
 from rootseed.errors import RootseedError
+from rootseed.sandbox.neutralroot import MOUNT_POINT, Scratch, wrap
 from rootseed.sandbox.options import API_MOUNTS, all_binds, bwrap_argv
 from rootseed.sandbox.rootpath import find_command, plan_stubs, remove_stubs, resolve_in_root
 from rootseed.sandbox.spec import SandboxSpec
+from rootseed.sandbox.timeout import StepTimeoutError
 
 #: What execvp searches when the sandbox environment has no PATH.
 _EXECVP_DEFAULT_PATH = "/bin:/usr/bin"
@@ -46,7 +49,8 @@ def _check(spec: SandboxSpec) -> None:
             raise RootseedError(f"emulator runner {spec.runner[0]} does not exist on this host",
                                 hint="install qemu-user-static, or run on an x86 host")
         return  # the emulator, not the kernel, resolves argv[0]
-    if any(dest == argv0 for _, dest in spec.ro_binds):
+    if any(dest == argv0 for _, dest in spec.ro_binds) or any(
+            dest == argv0 for _, dest, _ in spec.data_files):
         return  # a file bound in for this command (e.g. a heredoc script)
     if find_command(spec.rootfs, argv0, spec.env.get("PATH", _EXECVP_DEFAULT_PATH),
                     spec.cwd) is None:
@@ -63,55 +67,144 @@ def _tail(log: Path, start: int) -> str:
         return f.read().decode("utf-8", "replace").strip()
 
 
-def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
-    """Run ``spec``; append its stdout and stderr to ``log``; return its exit code.
+#: Set once the neutral root failed to start in this process: later steps bind directly.
+_NEUTRAL_ROOT_BROKEN = False
 
-    The exit code is the command's (128+N if a signal N killed it). A sandbox that could
-    not be set up at all raises :class:`RootseedError` with bwrap's own message.
-    """
-    bwrap = find_bwrap()
-    _check(spec)
-    stubs = plan_stubs(
-        spec.rootfs,
-        [*((dest, True) for _, dest in API_MOUNTS),
-         *((dest, src.is_dir()) for src, dest in all_binds(spec))],
-        covered=[dest for _, dest in API_MOUNTS])
+
+@dataclass
+class _Outcome:
+    rc: int
+    started: bool
+    timed_out: bool
+    start: int  # offset of this attempt's output in the log
+
+
+def _memfds(spec: SandboxSpec) -> list[int]:
+    fds: list[int] = []
+    for content, _, _ in spec.data_files:
+        fd = os.memfd_create("rootseed-data", 0)
+        fds.append(fd)
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fds
+
+
+def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: bool
+             ) -> _Outcome | None:
+    """Run the step once (with the neutral root or a plain root bind); None if the neutral
+    root cannot even be tried here."""
+    data_fds: list[int] = []
+    scratch: Scratch | None = None
     status_r, status_w = os.pipe()
-    argv = bwrap_argv(spec, bwrap)
-    argv[1:1] = ["--json-status-fd", str(status_w)]
-    if debug:
-        err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
-                  highlight=False, soft_wrap=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
     try:
+        data_fds = _memfds(spec)
+        if neutral:
+            try:
+                scratch = Scratch.create(spec.rootfs)
+            except OSError:
+                return None  # e.g. a read-only directory around the root filesystem
+            argv = bwrap_argv(spec, bwrap, root_source=MOUNT_POINT, data_fds=data_fds)
+            argv[1:1] = ["--json-status-fd", str(status_w)]
+            wrapped = wrap(argv, scratch, spec.rootfs)
+            if wrapped is None:
+                return None
+            argv = wrapped
+        else:
+            argv = bwrap_argv(spec, bwrap, data_fds=data_fds)
+            argv[1:1] = ["--json-status-fd", str(status_w)]
+        if debug:
+            err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
+                      highlight=False, soft_wrap=True)
         with open(log, "ab") as logf:
             start = logf.tell()
             try:
                 proc = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                    env={}, umask=spec.umask, pass_fds=(status_w,), close_fds=True)
+                    env={}, umask=spec.umask, pass_fds=(status_w, *data_fds),
+                    close_fds=True)
+            except OSError:
+                if neutral:
+                    return None  # the helper (unshare) cannot be started here
+                raise
             finally:
                 os.close(status_w)
+                status_w = -1
+            timed_out = False
+            try:
+                rc = proc.wait(timeout=spec.timeout)
+            except subprocess.TimeoutExpired:
+                # Killing bwrap kills the whole sandbox: its pid-1 child has
+                # --die-with-parent (PR_SET_PDEATHSIG), and the pid namespace dies with it.
+                # (unshare and the overlay helper exec bwrap: the pid is bwrap's.)
+                timed_out = True
+                proc.kill()
+                rc = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
             with os.fdopen(status_r, "rb") as status_f:
                 status_r = -1
                 status = status_f.read()
-            rc = proc.wait()
     finally:
-        if status_r >= 0:
-            os.close(status_r)
-        remove_stubs(stubs)
+        for fd in (status_r, status_w, *data_fds):
+            if fd >= 0:
+                os.close(fd)
+        if scratch is not None:
+            scratch.remove()
     started = False
     for line in status.decode("utf-8", "replace").splitlines():
         try:
             started = started or "child-pid" in json.loads(line)
         except ValueError:
             continue
-    if not started:
+    return _Outcome(rc=rc, started=started, timed_out=timed_out, start=start)
+
+
+def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
+    """Run ``spec``; append its stdout and stderr to ``log``; return its exit code.
+
+    The exit code is the command's (128+N if a signal N killed it). A sandbox that could
+    not be set up at all raises :class:`RootseedError` with bwrap's own message. The root
+    is the neutral overlay root (:mod:`rootseed.sandbox.neutralroot`) where it works; if
+    it cannot start here, the step is run again with a plain root bind (and so are later
+    steps of this process).
+    """
+    global _NEUTRAL_ROOT_BROKEN
+    bwrap = find_bwrap()
+    _check(spec)
+    stubs = plan_stubs(
+        spec.rootfs,
+        [*((dest, True) for _, dest in API_MOUNTS),
+         *((dest, src.is_dir()) for src, dest in all_binds(spec)),
+         *((dest, False) for _, dest, _ in spec.data_files)],
+        covered=[dest for _, dest in API_MOUNTS])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = None
+        if not _NEUTRAL_ROOT_BROKEN:
+            outcome = _attempt(spec, bwrap, log, debug, neutral=True)
+            if outcome is not None and not outcome.started and not outcome.timed_out:
+                os.truncate(log, outcome.start)  # the helper's complaint, not the step's
+                outcome = None
+            if outcome is None:
+                _NEUTRAL_ROOT_BROKEN = True
+        if outcome is None:
+            outcome = _attempt(spec, bwrap, log, debug, neutral=False)
+            assert outcome is not None
+    finally:
+        remove_stubs(stubs)
+    if outcome.timed_out:
+        assert spec.timeout is not None
+        raise StepTimeoutError(spec.timeout, hint=f"output so far is in {log}; if the step "
+                               "is just slow, raise the limit (--step-timeout 12h, or 0 for "
+                               "none)")
+    if not outcome.started:
         raise RootseedError(
-            f"the sandbox could not be set up (bwrap exit {rc}) for root {spec.rootfs}:\n"
-            f"{_tail(log, start)}",
+            f"the sandbox could not be set up (bwrap exit {outcome.rc}) for root "
+            f"{spec.rootfs}:\n{_tail(log, outcome.start)}",
             hint="bwrap needs user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
                  "user.max_user_namespaces > 0); rerun with --debug to see the command")
-    if rc < 0:
-        return 128 + (-rc if -rc in signal.valid_signals() else 0)
-    return rc
+    if outcome.rc < 0:
+        return 128 + (-outcome.rc if -outcome.rc in signal.valid_signals() else 0)
+    return outcome.rc

@@ -53,9 +53,19 @@ def env_options(env: Mapping[str, str]) -> list[str]:
     return argv
 
 
-def root_options(rootfs: Path) -> list[str]:
+def root_options(rootfs: Path | str) -> list[str]:
     """The root filesystem, read-write at ``/``."""
     return ["--bind", str(rootfs), "/"]
+
+
+def data_options(files: Sequence[tuple[int, str, int]]) -> list[str]:
+    """Read-only files whose content bwrap reads from an fd: ``(fd, path inside, mode)``."""
+    argv: list[str] = []
+    for fd, dest, mode in files:
+        if not dest.startswith("/"):
+            raise RootseedError(f"sandbox file destination must be absolute: {dest!r}")
+        argv += ["--perms", f"{mode:04o}", "--ro-bind-data", str(fd), dest]
+    return argv
 
 
 def api_fs_options() -> list[str]:
@@ -103,17 +113,25 @@ def all_binds(spec: SandboxSpec) -> list[tuple[Path, str]]:
     return [*spec.ro_binds, *runner_binds(spec.runner)]
 
 
-def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
-    """The complete bwrap command line for ``spec`` (umask is applied by :func:`run`)."""
+def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap", *, root_source: str | None = None,
+               data_fds: Sequence[int] = ()) -> list[str]:
+    """The complete bwrap command line for ``spec`` (umask is applied by :func:`run`).
+
+    ``root_source`` replaces ``spec.rootfs`` as what is bound at ``/`` (the neutral root's
+    mount point); ``data_fds`` are the fds holding ``spec.data_files``, in order."""
+    if len(data_fds) != len(spec.data_files):
+        raise RootseedError("internal: one fd per sandbox data file is needed")
     return [
         bwrap,
         *namespace_options(),
         *process_options(),
         *identity_options(spec.hostname),
         *env_options(spec.env),
-        *root_options(spec.rootfs),
+        *root_options(spec.rootfs if root_source is None else root_source),
         *api_fs_options(),
         *ro_bind_options(all_binds(spec)),
+        *data_options([(fd, dest, mode) for fd, (_, dest, mode)
+                       in zip(data_fds, spec.data_files, strict=True)]),
         *cwd_options(spec.cwd),
         *command_options(spec.argv, spec.runner),
     ]

@@ -18,6 +18,8 @@ class SandboxSpec:
     host). ``ro_binds`` are extra ``(host path, path inside)`` read-only bind mounts.
     ``runner`` is an optional emulator prefix (e.g. ``("/usr/bin/qemu-i386-static",)``):
     its first element is a host path, bound read-only at the same path inside.
+    ``timeout`` is a wall-clock limit in seconds: past it the whole sandbox is killed and
+    :func:`rootseed.sandbox.run` raises :class:`rootseed.sandbox.timeout.StepTimeoutError`.
     """
 
     rootfs: Path
@@ -28,3 +30,8 @@ class SandboxSpec:
     ro_binds: Sequence[tuple[Path, str]] = ()
     umask: int = 0o022
     runner: Sequence[str] = ()
+    #: Wall-clock limit in seconds (None: none); the step is killed when it is exceeded.
+    timeout: float | None = None
+    #: Files made from bytes, ``(content, path inside, mode)``: read-only, with no host
+    #: path behind them (bwrap's --ro-bind-data), e.g. a heredoc script.
+    data_files: Sequence[tuple[bytes, str, int]] = ()
