@@ -12,8 +12,9 @@ program the original build produced, and the rerun must have produced that same 
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from rootseed.build.fsops import copy_tree
@@ -29,6 +30,10 @@ from rootseed.sandbox.rootpath import resolve
 SPAWNED = ("M2-Planet", "blood-elf", "M1", "hex2")
 DIRTY = "--dirty-mode"
 RERUN_SUFFIX = ".crosscheck-rerun"
+
+#: checks the C → M1 step an M2-Mesoplanet run spawned: (the RUN step, the spawned
+#: M2-Planet command as printed, the root its files are in) → the check of its output
+CompileCheck = Callable[[Step, Sequence[str], Path], ArtifactCheck]
 
 
 def spawned_commands(log: str) -> list[list[str]]:
@@ -53,9 +58,11 @@ def rerun_argv(argv: tuple[str, ...]) -> tuple[list[str], str] | None:
 
 
 def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Path,
-                      log: Path, seed_hashes: Collection[str] = ()) -> list[ArtifactCheck]:
+                      log: Path, seed_hashes: Collection[str] = (),
+                      compile_check: CompileCheck | None = None) -> list[ArtifactCheck]:
     """Rerun ``step`` (an M2-Mesoplanet RUN) on a copy of ``rootfs`` in ``work`` and
-    replay the blood-elf, M1 and hex2 commands it spawned."""
+    replay the blood-elf, M1 and hex2 commands it spawned; ``compile_check`` (diverse
+    double-compiling) checks its M2-Planet command."""
     assert step.output is not None
     planned = rerun_argv(step.argv)
     if planned is None:
@@ -84,14 +91,14 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
         if command[0] == "hex2":  # compare with the program the build made
             command = [original if w == original + RERUN_SUFFIX else w for w in command]
         spawned = command_step(step.stage, step.line, command, step.workdir)
-        for check in replay(spawned, copy, seed_hashes):
-            note = (f"spawned by M2-Mesoplanet (rerun with {DIRTY})"
-                    if check.status is not Status.NOT_COVERED else check.detail)
-            checks.append(ArtifactCheck(
-                check.stage, check.line, check.artifact, check.tool, check.status,
-                check.offset, check.chain_size, check.python_size,
-                f"{note}: {check.detail}" if check.status is Status.IDENTICAL else note,
-                check.seed))
+        if command[0] == "M2-Planet" and compile_check is not None:
+            found = [compile_check(step, command, copy)]
+        else:
+            found = replay(spawned, copy, seed_hashes)
+        for check in found:
+            checks.append(dataclasses.replace(
+                check, detail=check.detail if check.status is Status.NOT_COVERED else
+                f"spawned by M2-Mesoplanet (rerun with {DIRTY}): {check.detail}"))
     return checks
 
 

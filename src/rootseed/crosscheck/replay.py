@@ -96,4 +96,5 @@ def _compare(step: Step, artifact: str, chain: bytes, python: bytes, detail: str
     return ArtifactCheck(step.stage, step.line, artifact, step.tool,
                          Status.IDENTICAL if offset is None else Status.DIFFERENT,
                          offset=offset, chain_size=len(chain), python_size=len(python),
-                         detail=detail, seed=seed)
+                         detail=detail, seed=seed,
+                         reproduced_by=(f"Python {step.tool}",) if offset is None else ())

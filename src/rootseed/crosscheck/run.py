@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -19,10 +20,12 @@ from rootseed.containerfile import (
     Workdir,
     parse_file,
 )
+from rootseed.crosscheck.compilers import DEFAULT_SEARCH, KNOWN, find_compilers
+from rootseed.crosscheck.ddc import Diverse
 from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.steps import Step, rerunnable, stage_steps
+from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
 from rootseed.fetch import Fetcher
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -44,31 +47,45 @@ def needed_stages(cf: Containerfile, target: Stage | None = None) -> list[Stage]
     return [s for s in cf.stages if s.index in seen]
 
 
+@dataclass(frozen=True)
+class DdcOptions:
+    """Diverse double-compiling: which compilers, and where to look for them."""
+
+    compilers: Sequence[str] = KNOWN
+    search: str = DEFAULT_SEARCH
+
+
 def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
                rerun: bool = True, options: BuildOptions | None = None,
-               progress: Callable[[str], None] | None = None) -> Report:
+               progress: Callable[[str], None] | None = None,
+               ddc: DdcOptions | None = None) -> Report:
     """Replay ``package``'s covered steps (and its dependencies' with ``with_deps``) on
     the exact files its stages hold. With ``rerun``, M2-Mesoplanet steps run again in the
-    sandbox to keep their temporaries (see :mod:`rootseed.crosscheck.mesoplanet`)."""
+    sandbox to keep their temporaries (see :mod:`rootseed.crosscheck.mesoplanet`). With
+    ``ddc``, the C-compiler steps are redone by M2-Planet and M2-Mesoplanet built from
+    the package's pinned sources by independent compilers (:mod:`rootseed.crosscheck.ddc`)."""
     options = options or BuildOptions(progress=False)
     names = builder.tree.order([package]) if with_deps else [package]
     report = Report(package=package)
     for name in names:
-        part = _crosscheck_one(builder, name, options, progress, rerun)
+        part = _crosscheck_one(builder, name, options, progress, rerun, ddc)
         if name != package:
             part.checks = [replace(c, stage=f"{name}:{c.stage}") for c in part.checks]
         report.checks.extend(part.checks)
         report.seed_pinned = report.seed_pinned or part.seed_pinned
+        if part.ddc is not None:
+            report.ddc = {**(report.ddc or {}), name: part.ddc}
     return report
 
 
 def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
-                    progress: Callable[[str], None] | None, rerun: bool) -> Report:
+                    progress: Callable[[str], None] | None, rerun: bool,
+                    ddc: DdcOptions | None) -> Report:
     pkg = builder.tree.get(package)
     cf = parse_file(pkg.containerfile)
     seeds = {s.hash for s in pkg.sources if s.seed}
     report = Report(package=package, seed_pinned=bool(seeds))
-    tasks: list[Callable[[], list[ArtifactCheck]]] = []
+    planned: list[tuple[Step, CachedStage]] = []
     for stage in needed_stages(cf):
         if not any(isinstance(i, Run) for i in stage.instructions):
             continue
@@ -77,29 +94,51 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         entry = builder.stage(package, stage.label, options)
         steps = stage_steps(stage, _start_workdir(builder, package, cf, stage, options,
                                                   entry.state))
-        for step in steps:
+        planned.extend((step, entry) for step in steps)
+    compiles = any(ddc_compile(s) or (rerun and rerunnable(s)) for s, _ in planned)
+    logs = builder.cache.logs / package
+    logs.mkdir(parents=True, exist_ok=True)
+    # Reruns are sandboxed subprocesses: run them --jobs at a time; results keep file order.
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(builder.cache.workdir()) if ddc and compiles else None
+        # (the pool is shut down before the DDC work dir is removed)
+        pool = stack.enter_context(ThreadPoolExecutor(
+            max_workers=max(1, options.jobs), thread_name_prefix="rootseed-crosscheck"))
+        diverse: Diverse | None = None
+        if ddc is not None and work is not None:
+            found, missing = find_compilers(ddc.compilers, ddc.search)
+            archives = list(builder.fetcher.fetch_package(pkg).values())
+            diverse = Diverse(pool, archives, found, missing, work, logs, options.jobs,
+                              progress)
+        tasks: list[Callable[[], list[ArtifactCheck]]] = []
+        for step, entry in planned:
             if rerun and rerunnable(step):
-                tasks.append(partial(_rerun, builder, package, step, entry, seeds, progress))
+                tasks.append(partial(_rerun, builder, package, step, entry, seeds, progress,
+                                     diverse))
+            elif diverse is not None and ddc_compile(step):
+                tasks.append(partial(diverse.m2_step, step, entry.rootfs))
             else:
                 tasks.append(partial(replay, step, entry.rootfs, seeds))
-    # Reruns are sandboxed subprocesses: run them --jobs at a time; results keep file order.
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs),
-                            thread_name_prefix="rootseed-crosscheck") as pool:
         for checks in pool.map(lambda task: task(), tasks):
             report.checks.extend(checks)
+        if diverse is not None:
+            report.ddc = diverse.toolset.as_dict()
     return report
 
 
 def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage, seeds: set[str],
-           progress: Callable[[str], None] | None) -> list[ArtifactCheck]:
+           progress: Callable[[str], None] | None, diverse: Diverse | None = None
+           ) -> list[ArtifactCheck]:
     if progress is not None:
-        progress(f"{package}: stage {step.stage}: rerunning M2-Mesoplanet")
+        progress(f"{package}: stage {step.stage}: rerunning {MESOPLANET}")
     with builder.cache.workdir() as work:
         log = builder.cache.logs / package / f"crosscheck-{step.stage}-{step.line}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
-        return replay_mesoplanet(step, entry.rootfs, _environment(entry.state), work, log,
-                                 seeds)
+        env = _environment(entry.state)
+        return replay_mesoplanet(
+            step, entry.rootfs, env, work, log, seeds,
+            diverse.mesoplanet_check(env, entry.rootfs) if diverse is not None else None)
 
 
 def _environment(state: dict[str, Any]) -> dict[str, str]:
@@ -130,7 +169,8 @@ def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Sta
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
                        with_deps: bool = False, rerun: bool = True,
-                       progress: Callable[[str], None] | None = None) -> Report:
+                       progress: Callable[[str], None] | None = None,
+                       ddc: DdcOptions | None = None) -> Report:
     """:func:`crosscheck` with a builder made from ``settings`` (sources verified first;
     stages not in the cache are built, nothing is written to ``<out>/<package>/``)."""
     fetcher = Fetcher(settings.cache_dir, settings.mirrors, offline=settings.offline,
@@ -139,7 +179,7 @@ def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
         builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                           fetcher=fetcher)
         return crosscheck(builder, package, with_deps=with_deps, rerun=rerun,
-                          progress=progress,
+                          progress=progress, ddc=ddc,
                           options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
                                                progress=not settings.json))
     finally:

@@ -79,6 +79,16 @@ class Step:
         return self.tool is not None and not self.reason
 
 
+#: chain programs whose RUNs diverse double-compiling redoes with a DDC-built M2-Planet
+DDC_PROGRAMS = ("M2", "M2-Planet")
+
+
+def ddc_compile(step: Step) -> bool:
+    """An ``M2``/``M2-Planet`` RUN whose files are safe to redo it from."""
+    return (bool(step.argv) and posixpath.basename(step.argv[0]) in DDC_PROGRAMS
+            and step.output is not None and step.reason == _C_COMPILER)
+
+
 def rerunnable(step: Step) -> bool:
     """An M2-Mesoplanet step whose files are safe to rerun it from."""
     return (bool(step.argv) and posixpath.basename(step.argv[0]) == MESOPLANET
@@ -183,7 +193,7 @@ def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
         raw.append((index, Step(stage.label, i.line, argv, current, program, tool,
                                 inputs, output, reason)))
     for index, step in raw:
-        if step.covered or rerunnable(step):
+        if step.covered or rerunnable(step) or ddc_compile(step):
             step = _unsafe(step, index, later_writes, opaque_runs)
         steps.append(step)
     return steps
