@@ -15,11 +15,10 @@ steps on the same bytes, see :mod:`rootseed.crosscheck.mesoplanet`).
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shutil
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from rootseed.crosscheck.ddc_sources import DdcSources
 from rootseed.crosscheck.mesoplanet import DIRTY, spawned_commands
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.recipe import Recipe
+from rootseed.crosscheck.sandboxroot import host_runtime, stage_binds
 from rootseed.crosscheck.steps import Args, Step, file_args, in_image
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
@@ -42,8 +42,6 @@ DDC_DIR = "/.rootseed-ddc"
 _BIN = f"{DDC_DIR}/bin"
 _OUT = f"{DDC_DIR}/out"
 _TMP = f"{DDC_DIR}/tmp"
-#: top-level host entries that hold the compilers' run time (all under /usr on Debian 12)
-_RUNTIME = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
 #: what M2-Mesoplanet's blood-elf, M1 and hex2 are in a DDC rerun (the Python tools do
 #: that work on the same bytes): nothing of the chain runs.
 _TRUE = Path("/usr/bin/true")
@@ -93,44 +91,6 @@ class Toolset:
     def flags(self, compiler: Compiler) -> tuple[str, ...]:
         cflags = next(iter(self.recipes.values())).cflags if self.recipes else ()
         return (*cflags, *compiler.flags)
-
-
-# -- the sandbox around a DDC program ----------------------------------------------------
-def host_runtime(root: Path, taken: Collection[str] = ()) -> list[tuple[Path, str]]:
-    """Read-only binds of the host's ``/usr`` (and of top-level run-time directories that
-    are not symlinks into it); the symlinks (``/lib64 -> usr/lib64``) are recreated in
-    ``root``. Names in ``taken`` (the stage's own top-level entries) are left alone."""
-    binds: list[tuple[Path, str]] = []
-    if "usr" not in taken:
-        binds.append((Path("/usr"), "/usr"))
-    for name in _RUNTIME:
-        host = Path("/") / name
-        if name in taken or not os.path.lexists(host):
-            continue
-        if host.is_symlink():
-            os.symlink(os.readlink(host), root / name)
-        elif host.is_dir():
-            binds.append((host, f"/{name}"))
-    return binds
-
-
-def stage_binds(root: Path, stage_rootfs: Path) -> tuple[list[tuple[Path, str]], set[str]]:
-    """The stage's top-level directories, read-only at their own paths; its top-level
-    symlinks are recreated in ``root`` (so they resolve inside the sandbox, never on the
-    host). Returns the binds and the names taken."""
-    binds: list[tuple[Path, str]] = []
-    taken: set[str] = set()
-    for entry in sorted(stage_rootfs.iterdir()):
-        if entry.name == DDC_DIR.strip("/"):
-            continue
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry), root / entry.name)
-            taken.add(entry.name)
-        elif entry.is_dir():
-            (root / entry.name).mkdir(exist_ok=True)
-            binds.append((entry, f"/{entry.name}"))
-            taken.add(entry.name)
-    return binds, taken
 
 
 def _tail(log: Path) -> str:
@@ -267,7 +227,7 @@ def _sandbox_root(work: Path, stage_rootfs: Path, workdir: str
                   ) -> tuple[Path, list[tuple[Path, str]]]:
     root = work / "root"
     root.mkdir(parents=True)
-    binds, taken = stage_binds(root, stage_rootfs)
+    binds, taken = stage_binds(root, stage_rootfs, skip=(DDC_DIR.strip("/"),))
     binds += host_runtime(root, taken)
     for sub in (_OUT, _TMP, _BIN):
         (root / sub.strip("/")).mkdir(parents=True, exist_ok=True)
@@ -404,7 +364,9 @@ class Diverse:
         with self._lock:
             self._counter += 1
             n = self._counter
-        return self.work / f"run-{n}", self.logs / f"ddc-{n}-{what}.log"
+        log = self.logs / f"ddc-{n}-{what}.log"
+        log.write_bytes(b"")  # a log of an earlier crosscheck is not this one's
+        return self.work / f"run-{n}", log
 
     def m2_step(self, step: Step, stage_rootfs: Path) -> list[ArtifactCheck]:
         """Redo an ``M2`` RUN with every DDC-built M2-Planet."""
