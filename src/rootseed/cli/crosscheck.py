@@ -13,7 +13,7 @@ from rootseed.cli.common import common_options, load_tree
 from rootseed.console import emit_json, err, out
 from rootseed.crosscheck import Report, Status, crosscheck_package
 from rootseed.crosscheck.compilers import KNOWN
-from rootseed.crosscheck.run import DdcOptions
+from rootseed.crosscheck.run import DdcOptions, save_report
 from rootseed.settings import Settings
 
 _STYLE = {Status.IDENTICAL: "green", Status.DIFFERENT: "bold red", Status.ERROR: "bold red",
@@ -113,6 +113,7 @@ def crosscheck_cmd(package: str, with_deps: bool, no_rerun: bool, ddc: bool,
                                     rerun=not no_rerun,
                                     ddc=DdcOptions(compilers) if ddc else None,
                                     progress=lambda s: status.update(f"crosscheck: {s}"))
+    save_report(settings.out, report)
     if settings.json:
         emit_json(report.as_dict())
     else:

@@ -302,7 +302,8 @@ def summarize(step: Step, artifact: str, chain: bytes, outcomes: Sequence[Outcom
     if not outcomes:
         why = "; ".join(skipped) or "no compiler"
         return ArtifactCheck(step.stage, step.line, artifact, program, Status.NOT_COVERED,
-                             detail=f"C compiler: no independent compiler available ({why})")
+                             detail=f"C compiler: no independent compiler available ({why})",
+                             program=step.program, inputs=step.inputs)
     same: list[str] = []
     problems: list[str] = []
     offsets: list[tuple[int, int, str]] = []
@@ -327,14 +328,17 @@ def summarize(step: Step, artifact: str, chain: bytes, outcomes: Sequence[Outcom
         return ArtifactCheck(step.stage, step.line, artifact, "DDC", Status.DIFFERENT,
                              offset=first[0], chain_size=len(chain), python_size=first[1],
                              detail="; ".join(o[2] for o in offsets) + f" (built with {how})",
-                             reproduced_by=labels)
+                             reproduced_by=labels, program=step.program,
+                             inputs=step.inputs)
     if problems:
         return ArtifactCheck(step.stage, step.line, artifact, "DDC", Status.ERROR,
-                             detail="; ".join(problems), reproduced_by=labels)
+                             detail="; ".join(problems), reproduced_by=labels, program=step.program,
+                             inputs=step.inputs)
     return ArtifactCheck(step.stage, step.line, artifact, "DDC", Status.IDENTICAL,
                          chain_size=len(chain), python_size=len(chain),
                          detail=f"{what} built from the pinned sources by {how}{skip}",
-                         reproduced_by=labels)
+                         reproduced_by=labels, program=step.program,
+                             inputs=step.inputs)
 
 
 # -- one package's diverse double-compiling ----------------------------------------------

@@ -129,7 +129,8 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
             found = replay(spawned, rootfs, seed_hashes, where=where)
         for check in found:
             checks.append(dataclasses.replace(
-                check, artifact=shown(check.artifact),
+                check, artifact=shown(check.artifact), program=step.program,
+                inputs=tuple(shown(i) for i in check.inputs) or step.inputs,
                 detail=check.detail if check.status is Status.NOT_COVERED else
                 f"spawned by M2-Mesoplanet (rerun with {DIRTY}): {check.detail}"))
     return checks

@@ -28,6 +28,8 @@ class ArtifactCheck:
     seed: bool = False  # the seed itself, compared with its own output
     #: what independently produced the same bytes ("Python M1", "DDC: gcc 12.2.0", …)
     reproduced_by: tuple[str, ...] = ()
+    program: str = ""  # the chain's program that wrote it (inside the image)
+    inputs: tuple[str, ...] = ()  # the files that program read (inside the image)
 
     @property
     def confirmation(self) -> str:
@@ -51,7 +53,8 @@ class ArtifactCheck:
                 "tool": self.tool, "status": self.status.value, "offset": self.offset,
                 "chain_size": self.chain_size, "python_size": self.python_size,
                 "detail": self.detail, "seed": self.seed,
-                "reproduced_by": list(self.reproduced_by), "confirmation": self.confirmation}
+                "reproduced_by": list(self.reproduced_by), "confirmation": self.confirmation,
+                "program": self.program, "inputs": list(self.inputs)}
 
 
 @dataclass

@@ -22,7 +22,8 @@ from rootseed.tools import TOOLS
 def not_covered(step: Step) -> ArtifactCheck:
     name = posixpath.basename(step.argv[0]) if step.argv else "?"
     return ArtifactCheck(step.stage, step.line, step.output or f"(RUN at line {step.line})",
-                         step.tool or name, Status.NOT_COVERED, detail=step.reason)
+                         step.tool or name, Status.NOT_COVERED, detail=step.reason,
+                         program=step.program, inputs=step.inputs)
 
 
 _TOOL_LOCK = threading.Lock()
@@ -61,7 +62,8 @@ def replay(step: Step, rootfs: Path, seed_hashes: Collection[str] = (),
     if missing or not chain_file.is_file():
         what = ", ".join(missing) if missing else step.output
         return [ArtifactCheck(step.stage, step.line, step.output, step.tool, Status.ERROR,
-                              detail=f"not in the stage's files: {what}")]
+                              detail=f"not in the stage's files: {what}",
+                              program=step.program, inputs=step.inputs)]
     for k in ins:
         args[k] = str(locate(posixpath.join(step.workdir, args[k])))
     with tempfile.TemporaryDirectory(prefix="rootseed-crosscheck-") as tmp:
@@ -73,7 +75,8 @@ def replay(step: Step, rootfs: Path, seed_hashes: Collection[str] = (),
     if data is None:
         return [ArtifactCheck(step.stage, step.line, step.output, step.tool, Status.ERROR,
                               detail=f"the Python {step.tool} failed (exit {code}): "
-                                     f"{said or 'no output file'}")]
+                                     f"{said or 'no output file'}",
+                              program=step.program, inputs=step.inputs)]
     chain = chain_file.read_bytes()
     checks = [_compare(step, step.output, chain, data,
                        f"{step.tool} {' '.join(step.argv[1:])}")]
@@ -99,4 +102,5 @@ def _compare(step: Step, artifact: str, chain: bytes, python: bytes, detail: str
                          Status.IDENTICAL if offset is None else Status.DIFFERENT,
                          offset=offset, chain_size=len(chain), python_size=len(python),
                          detail=detail, seed=seed,
-                         reproduced_by=(f"Python {step.tool}",) if offset is None else ())
+                         reproduced_by=(f"Python {step.tool}",) if offset is None else (),
+                         program=step.program, inputs=step.inputs)

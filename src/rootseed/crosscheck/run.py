@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from rootseed.build.cache import CachedStage
 from rootseed.build.engine import Builder, BuildOptions
+from rootseed.console import canonical_json
 from rootseed.containerfile import (
     DEFAULT_PATH,
     Containerfile,
@@ -27,6 +29,7 @@ from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
 from rootseed.fetch import Fetcher
+from rootseed.fsutil import atomic_write
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 
@@ -165,6 +168,20 @@ def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Sta
     config = state.get("config")
     workdir = config.get("workdir", "") if isinstance(config, dict) else ""
     return str(workdir) or "/"
+
+
+#: the report beside the package's image, for `rootseed report` (see provenance.chain)
+REPORT_FILE = "crosscheck.json"
+
+
+def save_report(out: Path, report: Report) -> Path | None:
+    """Write ``report`` to ``<out>/<package>/crosscheck.json`` if the image is there
+    (atomically: a planted symlink there is replaced, never followed)."""
+    layout = out / report.package
+    if not layout.is_dir() or layout.is_symlink():
+        return None
+    return atomic_write(layout / REPORT_FILE, (canonical_json(report.as_dict()) + "\n")
+                        .encode())
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
