@@ -209,7 +209,7 @@ CSS = """
 .chain-legend span{display:inline-block;margin-right:14px;font-size:12px}
 .chain-legend i{display:inline-block;width:14px;height:10px;border:2px solid;margin-right:4px;
  vertical-align:middle;border-radius:3px}
-.chain-scroll{overflow:auto;max-height:1400px}
+.chain-scroll{overflow:auto;max-height:1400px;text-align:center}
 .chain-edge{fill:none;stroke:#90a4ae;stroke-width:1;opacity:.7}
 .artifact rect{stroke-width:2}
 .artifact.not-covered rect{stroke-dasharray:4 3}
