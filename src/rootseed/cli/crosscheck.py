@@ -35,8 +35,9 @@ def render(report: Report) -> None:
         if c.status is Status.IDENTICAL:
             result = f"identical ({c.chain_size} bytes)"
         elif c.status is Status.DIFFERENT:
+            other = "DDC" if c.tool == "DDC" else "Python"
             result = (f"differs at offset {c.offset} (chain {c.chain_size} bytes, "
-                      f"Python {c.python_size} bytes)")
+                      f"{other} {c.python_size} bytes)")
         else:
             result = f"{c.status.value}: {c.detail}"
         artifact = f"{c.artifact}  (the seed)" if c.seed else c.artifact

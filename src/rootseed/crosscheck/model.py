@@ -44,8 +44,9 @@ class ArtifactCheck:
         if self.status is Status.IDENTICAL:
             return f"{self.artifact}: identical ({self.chain_size} bytes, {self.tool})"
         if self.status is Status.DIFFERENT:
+            other = "DDC" if self.tool == "DDC" else f"Python {self.tool}"
             return (f"{self.artifact}: differs at offset {self.offset} (chain "
-                    f"{self.chain_size} bytes, Python {self.tool} {self.python_size} bytes)")
+                    f"{self.chain_size} bytes, {other} {self.python_size} bytes)")
         return f"{self.artifact}: {self.status.value}: {self.detail}"
 
     def as_dict(self) -> dict[str, Any]:
