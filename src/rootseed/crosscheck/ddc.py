@@ -88,9 +88,10 @@ class Toolset:
             "problem": self.problem,
         }
 
-    def flags(self, compiler: Compiler) -> tuple[str, ...]:
-        cflags = next(iter(self.recipes.values())).cflags if self.recipes else ()
-        return (*cflags, *compiler.flags)
+    def flags(self, compiler: Compiler, program: str = "M2-Planet") -> tuple[str, ...]:
+        """The flags ``compiler`` built ``program`` with (the makefile's, then its own)."""
+        recipe = self.recipes.get(program)
+        return (*(recipe.cflags if recipe else ()), *compiler.flags)
 
 
 def _tail(log: Path) -> str:
@@ -412,5 +413,6 @@ class Diverse:
             return summarize(step, artifact, chain_file.read_bytes(), outcomes,
                              [*skipped, *(s for s in toolset.skipped("M2-Planet")
                                           if s not in skipped)],
-                             toolset.flags, "M2-Mesoplanet and M2-Planet")
+                             lambda c: toolset.flags(c, "M2-Mesoplanet"),
+                             "M2-Mesoplanet and M2-Planet")
         return check
