@@ -26,7 +26,7 @@ from pathlib import Path
 from rootseed.build.fsops import extract_archive
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.compilers import Compiler, Missing
-from rootseed.crosscheck.ddc_sources import DdcSources
+from rootseed.crosscheck.ddc_sources import DdcSources, scan
 from rootseed.crosscheck.mesoplanet import DIRTY, spawned_commands
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.recipe import Recipe
@@ -351,8 +351,6 @@ class Diverse:
                  compilers: Sequence[Compiler], missing: Sequence[Missing], work: Path,
                  logs: Path, jobs: int = 1,
                  progress: Callable[[str], None] | None = None) -> None:
-        from rootseed.crosscheck.ddc_sources import scan
-
         self.work = work
         self.logs = logs
         self._counter = 0

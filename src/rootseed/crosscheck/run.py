@@ -80,7 +80,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     compiles = any(ddc_compile(s) or (rerun and rerunnable(s)) for s, _, _ in planned)
     logs = builder.cache.logs / package
     logs.mkdir(parents=True, exist_ok=True)
-    # Reruns are sandboxed subprocesses: run them --jobs at a time; results keep file order.
+    # Reruns are sandboxed subprocesses: run them --jobs at a time.
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(builder.cache.workdir()) if ddc and compiles else None
         # (the pool is shut down before the DDC work dir is removed)
@@ -92,16 +92,22 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
             archives = list(builder.fetcher.fetch_package(pkg).values())
             diverse = Diverse(pool, archives, found, missing, work, logs, options.jobs,
                               progress)
-        tasks: list[Callable[[], list[ArtifactCheck]]] = []
+        tasks: list[tuple[int, Callable[[], list[ArtifactCheck]]]] = []  # (order, task)
         for step, entry, env in planned:
-            if rerun and rerunnable(step):
-                tasks.append(partial(_rerun, builder, package, step, entry, env, seeds,
-                                     progress, diverse))
+            if rerun and rerunnable(step):  # the longest: sandboxed runs of the chain
+                tasks.append((0, partial(_rerun, builder, package, step, entry, env, seeds,
+                                         progress, diverse)))
             elif diverse is not None and ddc_compile(step):
-                tasks.append(partial(diverse.m2_step, step, entry.rootfs))
+                tasks.append((1, partial(diverse.m2_step, step, entry.rootfs)))
             else:
-                tasks.append(partial(replay, step, entry.rootfs, seeds))
-        for checks in pool.map(lambda task: task(), tasks):
+                tasks.append((2, partial(replay, step, entry.rootfs, seeds)))
+        # Longest first, so the short ones fill the gaps; the results keep file order.
+        futures = [pool.submit(task) for _, task in sorted(tasks, key=lambda t: t[0])]
+        order = sorted(range(len(tasks)), key=lambda k: tasks[k][0])
+        results: list[list[ArtifactCheck]] = [[] for _ in tasks]
+        for k, future in zip(order, futures, strict=True):
+            results[k] = future.result()
+        for checks in results:
             report.checks.extend(checks)
         if diverse is not None:
             report.ddc = diverse.toolset.as_dict()

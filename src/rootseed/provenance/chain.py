@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 150, 38, 14, 30, 20
+NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 134, 48, 10, 28, 16
 MAX_NODES = 2000  # a crosscheck of stage0 has ~114; more is not a report, it is an attack
 
 #: confirmation class → (fill, stroke, legend text)
@@ -193,9 +193,10 @@ def chain_svg(nodes: list[Node]) -> str:
             f'<title>{e(tip)}</title>'
             f'<rect width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
             f'stroke="{stroke}"/>'
-            f'<text x="{NODE_W // 2}" y="16" class="a-name">{e(_trim(n.name))}</text>'
-            f'<text x="{NODE_W // 2}" y="30" class="a-sub">{e(_trim(_short(n), 25))}'
-            '</text></g>')
+            f'<text x="{NODE_W // 2}" y="15" class="a-name">{e(_trim(n.name, 18))}</text>'
+            f'<text x="{NODE_W // 2}" y="29" class="a-sub">{e(_trim(_short(n), 22))}</text>'
+            f'<text x="{NODE_W // 2}" y="42" class="a-stage">{e(_trim(n.stage, 24))}</text>'
+            '</g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -209,13 +210,14 @@ CSS = """
 .chain-legend span{display:inline-block;margin-right:14px;font-size:12px}
 .chain-legend i{display:inline-block;width:14px;height:10px;border:2px solid;margin-right:4px;
  vertical-align:middle;border-radius:3px}
-.chain-scroll{overflow:auto;max-height:1400px;text-align:center}
+.chain-scroll{overflow-x:auto;text-align:center}
 .chain-edge{fill:none;stroke:#90a4ae;stroke-width:1;opacity:.7}
 .artifact rect{stroke-width:2}
 .artifact.not-covered rect{stroke-dasharray:4 3}
 .artifact.different rect{stroke-width:3}
-.artifact text{text-anchor:middle;font:11px monospace;pointer-events:none}
+.artifact text{text-anchor:middle;font:10px monospace;pointer-events:none}
 .artifact text.a-name{font-weight:bold;font-size:12px}
+.artifact text.a-stage{font-size:9px;fill:#78909c}
 """
 
 

@@ -341,6 +341,10 @@ _JS = r"""
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); show(name); }
     });
   });
+  // a chain diagram wider than the page starts scrolled to its trunk (the middle)
+  document.querySelectorAll(".chain-scroll").forEach(function (box) {
+    box.scrollLeft = (box.scrollWidth - box.clientWidth) / 2;
+  });
   var params = new URLSearchParams(window.location.search);
   var pre = params.get("select") || decodeURIComponent(window.location.hash.slice(1));
   if (pre) { show(pre); }
