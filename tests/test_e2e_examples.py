@@ -122,7 +122,8 @@ def test_examples_end_to_end(tmp_path: Path, keys: Keys, gnupghome: Path) -> Non
         signers.append(signed["signer"])
     assert signers == [keys.alice, keys.bob]
     sigdir = sigs / NAMESPACE / f"seed-hello@sha256={digests['seed-hello'].split(':')[1]}"
-    assert sorted(p.name for p in sigdir.iterdir()) == ["signature-1", "signature-2"]
+    assert sorted(p.name for p in sigdir.iterdir()) == [
+        "provenance-1", "provenance-2", "signature-1", "signature-2"]  # provenance.json too
 
     # verify: quorum 2 of the two trusted keys passes (for either build); 3 of 3 fails
     two = tmp_path / "two-keys.gpg"
@@ -142,6 +143,16 @@ def test_examples_end_to_end(tmp_path: Path, keys: Keys, gnupghome: Path) -> Non
                              str(sigs), *first.common(), cwd=first.cwd, expect=1)
     assert unsigned["passed"] is False and unsigned["signatures"] == []
 
+    # trace --keyring requires the quorum on every image and its provenance: seed-hex0 is
+    # unsigned, so the chain is refused until it is signed too
+    refused = rootseed("trace", "seed-hello", "--keyring", str(two), "--signatures",
+                       str(sigs), *first.common(), cwd=first.cwd, expect=1)
+    why = " ".join(refused.stderr.split())
+    assert "seed-hex0" in why and "not signed by the quorum" in why
+    for key in (keys.alice, keys.bob):
+        rootseed_json("sign", "seed-hex0", "--key", key, "--gnupghome", str(gnupghome),
+                      "--signatures", str(sigs), *first.common(), cwd=first.cwd)
+
     # trace: seed-hello ← seed-hex0 ← our seed, with each image's quorum
     seed_sha = hashlib.sha256(assemble(SEED_SOURCE.read_bytes())).hexdigest()
     chain = rootseed_json("trace", "seed-hello", "--keyring", str(two), "--signatures",
@@ -158,8 +169,8 @@ def test_examples_end_to_end(tmp_path: Path, keys: Keys, gnupghome: Path) -> Non
     assert hashlib.sha256((first.tree / "mirror" / "hex0-seed").read_bytes()).hexdigest() \
         == seed_sha
     assert f"seed: hex0-seed sha256 {seed_sha}" in nodes["seed-hex0"]["verified"]
-    assert nodes["seed-hello"]["quorum"] == "quorum 2/2 met"
-    assert nodes["seed-hex0"]["quorum"] == "quorum 0/2 NOT met: no signatures"
+    assert nodes["seed-hello"]["quorum"] == nodes["seed-hex0"]["quorum"] == "quorum 2/2 met"
+    assert {n["provenance_quorum"] for n in chain["nodes"]} == {"provenance quorum 2/2 met"}
     text = rootseed("trace", "seed-hello", *first.common(), cwd=first.cwd)
     assert "2 images verified back to the seed" in text.stderr
     assert seed_sha in "".join(text.stderr.split())

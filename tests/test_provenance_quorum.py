@@ -1,7 +1,9 @@
 """``rootseed trace`` and ``rootseed report`` with --keyring: each image's quorum status.
 
-Real GnuPG with the session's throwaway keys; images are the handwritten provenance
-fixtures (namespace ``rootseed``), signed through ``rootseed sign``.
+Real GnuPG with the session's throwaway keys signs (through ``rootseed sign``, which signs
+each image and its provenance); Sequoia verifies. Images are the handwritten provenance
+fixtures (namespace ``rootseed``). ``trace --keyring`` requires the quorum on every image
+and every provenance statement; ``report`` shows each image's status.
 """
 
 from __future__ import annotations
@@ -76,6 +78,19 @@ def world(tmp_path: Path, keys: Keys, gnupghome: Path,
     return w
 
 
+@pytest.fixture
+def signed_world(tmp_path: Path, keys: Keys, gnupghome: Path,
+                 capsys: pytest.CaptureFixture[str]) -> World:
+    """Every image (and so its provenance) signed by alice and bob."""
+    w = World(tmp_path, keys, gnupghome, capsys)
+    for package in (GRANDCHILD_PKG, CHILD_PKG, SEED_PKG):
+        w.sign(package, keys.alice)
+        w.sign(package, keys.bob)
+    return w
+
+
+MET = "quorum 2/2 met"
+
 EXPECTED = {
     GRANDCHILD_PKG: "quorum 2/2 met",
     CHILD_PKG: "quorum 1/2 NOT met: signature-2 untrusted-key",
@@ -91,57 +106,68 @@ def trace_json(world: World, *args: str) -> dict[str, Any]:
     return data
 
 
-def test_trace_json_shows_each_images_quorum(world: World) -> None:
-    data = trace_json(world, *world.trust_args("--registry", NAMESPACE))
-    assert {n["package"]: n["quorum"] for n in data["nodes"]} == EXPECTED
-    assert {n["package"]: n["digest"] for n in data["nodes"]} == {
-        SEED_PKG: world.chain.seed, CHILD_PKG: world.chain.child,
-        GRANDCHILD_PKG: world.chain.grandchild}
-
-
-def test_trace_quorum_follows_the_keyring_and_the_quorum(world: World) -> None:
-    k = world.keys
-    data = trace_json(world, "--keyring", str(world.keyring(k.alice, k.bob, k.mallory)),
-                      "--signatures", str(world.sigs), "--registry", NAMESPACE,
-                      "--out", str(world.out), "--quorum", "3")
+def test_trace_json_shows_each_images_and_provenance_quorum(signed_world: World) -> None:
+    w = signed_world
+    data = trace_json(w, *w.trust_args("--registry", NAMESPACE))
     assert {n["package"]: n["quorum"] for n in data["nodes"]} == {
-        GRANDCHILD_PKG: "quorum 2/3 NOT met: only 2 distinct trusted signers",
-        CHILD_PKG: "quorum 2/3 NOT met: only 2 distinct trusted signers",
-        SEED_PKG: "quorum 0/3 NOT met: no signatures",
-    }
-    data = trace_json(world, "--keyring", str(world.keyring(k.alice)), "--quorum", "1",
-                      "--signatures", str(world.sigs), "--registry", NAMESPACE,
-                      "--out", str(world.out))
-    assert {n["package"]: n["quorum"] for n in data["nodes"]}[CHILD_PKG] == (
-        "quorum 1/1 met")
+        SEED_PKG: MET, CHILD_PKG: MET, GRANDCHILD_PKG: MET}
+    assert {n["provenance_quorum"] for n in data["nodes"]} == {f"provenance {MET}"}
+    assert {n["package"]: n["digest"] for n in data["nodes"]} == {
+        SEED_PKG: w.chain.seed, CHILD_PKG: w.chain.child, GRANDCHILD_PKG: w.chain.grandchild}
 
 
-def test_trace_text_shows_the_quorum_under_each_image(world: World) -> None:
-    code, out, err = world.run("trace", GRANDCHILD_PKG,
+def test_trace_refuses_an_image_under_the_quorum(world: World) -> None:
+    code, out, err = world.run("trace", GRANDCHILD_PKG, "--json",
                                *world.trust_args("--registry", NAMESPACE))
+    assert code == 1 and out == ""
+    text = " ".join(err.split())
+    assert f"{CHILD_PKG} ({world.chain.child}) is not signed by the quorum" in text
+    assert "image: quorum 1/2 NOT met: signature-2 untrusted-key" in text
+    assert "provenance: quorum 1/2 NOT met: provenance-2 untrusted-key" in text
+
+
+def test_trace_quorum_follows_the_keyring_and_the_quorum(signed_world: World) -> None:
+    w, k = signed_world, signed_world.keys
+    code, _, err = w.run("trace", GRANDCHILD_PKG, "--json",
+                         "--keyring", str(w.keyring(k.alice, k.bob, k.mallory)),
+                         "--signatures", str(w.sigs), "--registry", NAMESPACE,
+                         "--out", str(w.out), "--quorum", "3")
+    assert code == 1
+    assert "quorum 2/3 NOT met: only 2 distinct trusted signers" in " ".join(err.split())
+    data = trace_json(w, "--keyring", str(w.keyring(k.alice)), "--quorum", "1",
+                      "--signatures", str(w.sigs), "--registry", NAMESPACE,
+                      "--out", str(w.out))
+    assert {n["quorum"] for n in data["nodes"]} == {"quorum 1/1 met"}
+
+
+def test_trace_text_shows_the_quorum_under_each_image(signed_world: World) -> None:
+    w = signed_world
+    code, out, err = w.run("trace", GRANDCHILD_PKG, *w.trust_args("--registry", NAMESPACE))
     assert code == 0, err
-    # one block per image: its name, digest, checks, then its quorum line (rich may wrap)
+    # one block per image: its name, digest, checks, then its quorum lines (rich may wrap)
     blocks = re.split(r"(?=\b(?:fixture-seed|fixture-stage0|fixture-stage1)\s+sha256:)",
                       out)
-    for package, status in EXPECTED.items():
+    for package in (SEED_PKG, CHILD_PKG, GRANDCHILD_PKG):
         [block] = [b for b in blocks if re.match(rf"{package}\s+sha256:", b)]
-        assert status in " ".join(block.split()), out
+        assert MET in " ".join(block.split()), out
+        assert f"provenance {MET}" in " ".join(block.split()), out
     assert "3 images verified back to the seed" in err
 
 
-def test_registry_defaults_to_the_tree_namespace(world: World) -> None:
-    tree = world.tmp / "tree"
+def test_registry_defaults_to_the_tree_namespace(signed_world: World) -> None:
+    w = signed_world
+    tree = w.tmp / "tree"
     (tree / "seed" / "x").mkdir(parents=True)
     (tree / "seed" / "x" / "package.toml").write_text(
         '[package]\nname = "x"\nversion = "1"\ndescription = "x"\nlicense = "MIT"\n')
     (tree / "seed" / "x" / "Containerfile").write_text("FROM scratch\n")
     (tree / "rootseed.toml").write_text(f'[tree]\nnamespace = "{NAMESPACE}"\n')
-    data = trace_json(world, *world.trust_args("--tree", str(tree)))
-    assert {n["package"]: n["quorum"] for n in data["nodes"]} == EXPECTED
+    data = trace_json(w, *w.trust_args("--tree", str(tree)))
+    assert {n["quorum"] for n in data["nodes"]} == {MET}
 
     (tree / "rootseed.toml").write_text('[tree]\nnamespace = "elsewhere"\n')
-    data = trace_json(world, *world.trust_args("--tree", str(tree)))
-    assert {n["quorum"] for n in data["nodes"]} == {"quorum 0/2 NOT met: no signatures"}
+    code, _, err = w.run("trace", GRANDCHILD_PKG, "--json", *w.trust_args("--tree", str(tree)))
+    assert code == 1 and "quorum 0/2 NOT met: no signatures" in " ".join(err.split())
 
 
 def test_trace_without_keyring_says_signatures_are_not_checked(world: World) -> None:

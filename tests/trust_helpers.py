@@ -82,3 +82,18 @@ def make_image(out: Path, name: str, salt: str = "") -> str:
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
         "size": len(manifest)}]}))
     return digest
+
+
+def legacy_payload(name: str, hexdigest: str) -> bytes:
+    """StageX's legacy signed payload (its store from 2023-12 until its 2025-05 change "Fix
+    JSON payload to align with atomic spec"), written here from the format's facts: a JSON
+    array of one object, no whitespace, keys in this order, the reference without a tag,
+    the digest as bare hex, ``"optional": null``, no trailing newline.
+
+    Checked by hand against the real files at StageX's 2025.04 release (commit 17e07990):
+    byte for byte equal for every one of its 6,967 well-formed signature files;
+    ``test_trust_legacy.py`` repeats the check when ROOTSEED_STAGEX names a checkout.
+    """
+    return ('[{"critical":{"identity":{"docker-reference":"' + name + '"},'
+            '"image":{"docker-manifest-digest":"' + hexdigest + '"},'
+            '"type":"pgp container image signature"},"optional":null}]').encode()

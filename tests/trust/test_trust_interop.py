@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from rootseed.cli import main
-from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.quorum import check_quorum
+from rootseed.trust.sequoia import Keyring
 from trust_helpers import Keys, gpg, make_image
 
 PKG = "bootstrap-stage0"
@@ -135,16 +135,86 @@ def test_signatures_made_by_skopeo_are_counted(
     manifest = tmp_path / "manifest.json"
     manifest.write_bytes(manifest_bytes(out, digest))
     facts = []
-    with gpg_mod.Keyring(gpg(gnupghome, "--export", keys.alice, keys.bob),
-                         source="test") as keyring:
-        for n, key in enumerate((keys.alice, keys.bob), 1):
-            sig = tmp_path / f"skopeo-{n}"
-            proc = skopeo(gnupghome, "standalone-sign", str(manifest), REFERENCE, key,
-                          "--output", str(sig))
-            assert proc.returncode == 0, proc.stderr
-            facts.append(keyring.check_file(sig))
+    keyring = Keyring(gpg(gnupghome, "--export", keys.alice, keys.bob), source="test")
+    for n, key in enumerate((keys.alice, keys.bob), 1):
+        sig = tmp_path / f"skopeo-{n}"
+        proc = skopeo(gnupghome, "standalone-sign", str(manifest), REFERENCE, key,
+                      "--output", str(sig))
+        assert proc.returncode == 0, proc.stderr
+        facts.append(keyring.check(sig.read_bytes(), name=sig.name))
     assert all(f.status is CryptoStatus.GOOD for f in facts)
     assert payload.parse(facts[0].payload or b"").creator  # skopeo fills optional.creator
     result = check_quorum(keyring.fingerprints, facts, digest=digest, quorum=2,
                           reference=REFERENCE)
     assert result.passed, result
+
+
+@needs_skopeo
+def test_skopeo_and_verify_both_stop_at_a_gap_in_the_numbering(
+        signed: tuple[Path, Path, str], gnupghome: Path, keys: Keys, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out, sigdir, digest = signed
+    (sigdir / "signature-1").unlink()  # alice's; bob's signature-2 stays, after a gap
+    src = _dir_image(out, digest, sigdir, tmp_path / "src")
+    shutil.copyfile(sigdir / "signature-2", src / "signature-2")
+    bob = gpg(gnupghome, "--export", keys.bob)
+    policy = _policy(tmp_path, bob)
+    proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
+                  f"dir:{tmp_path / 'dst'}")
+    assert proc.returncode != 0 and "rejected" in proc.stderr  # skopeo never saw it
+    (tmp_path / "bob.gpg").write_bytes(bob)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", PKG, "--keyring", str(tmp_path / "bob.gpg"), "--quorum", "1",
+              "--signatures", str(sigdir.parent.parent), "--registry", REGISTRY,
+              "--out", str(out), "--json"])
+    assert exit_info.value.code == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["signatures"] == [] and result["ignored"] == ["signature-2"]
+    # closing the gap: both accept bob's signature
+    (sigdir / "signature-2").rename(sigdir / "signature-1")
+    (src / "signature-2").rename(src / "signature-1")
+    proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
+                  f"dir:{tmp_path / 'dst2'}")
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_skopeo
+def test_signatures_made_by_sequoia_verify_with_gpg_skopeo_and_rootseed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The other way round: a key and signatures made by Sequoia, checked by the others."""
+    import pysequoia
+
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    out = tmp_path / "out"
+    digest = make_image(out, PKG)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(manifest_bytes(out, digest))
+    sigdir = store.signature_dir(tmp_path / "signatures", REGISTRY, PKG, digest)
+    fprs = []
+    certs = b""
+    for n in (1, 2):
+        tsk = pysequoia.Tsk.generate(f"Signer {n} <s{n}@example.org>")
+        cert = tsk.extract_certificate()
+        fprs.append(cert.fingerprint.upper())
+        certs += bytes(cert)
+        data = pysequoia.sign(tsk.signer(), payload.build(REFERENCE, digest), armor=False)
+        store.add_signature(sigdir, data)
+    gpg(home, "--import", stdin=certs)
+    keyring = Keyring(certs, source="test")
+    for n in (1, 2):
+        sig = sigdir / f"signature-{n}"
+        proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--verify", str(sig)],
+                              capture_output=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        subkey = keyring.check(sig.read_bytes(), name=sig.name).signing_fingerprint
+        assert subkey is not None  # Sequoia signs with the signing subkey; skopeo wants it
+        proc = skopeo(home, "standalone-verify", str(manifest), REFERENCE, subkey, str(sig))
+        assert proc.returncode == 0, proc.stderr
+    (tmp_path / "keyring.gpg").write_bytes(certs)
+    capsys.readouterr()
+    main(["verify", PKG, "--keyring", str(tmp_path / "keyring.gpg"), "--signatures",
+          str(tmp_path / "signatures"), "--registry", REGISTRY, "--out", str(out), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["passed"] is True and sorted(result["valid_signers"]) == sorted(fprs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import given
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rootseed.errors import RootseedError
 from rootseed.trust import payload
-from rootseed.trust.facts import CryptoStatus, SignatureFacts
+from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm, SignatureFacts
 from rootseed.trust.quorum import QuorumPolicy, Reason, check_quorum, normalize_fingerprint
 
 A, B, C, M = ("A" * 40, "B" * 40, "C" * 40, "D" * 40)  # M is not trusted
@@ -38,6 +38,11 @@ def status(s: CryptoStatus, signer: str | None = A) -> SignatureFacts:
 WRONG_TYPE = (b'{"critical":{"identity":{"docker-reference":"' + REF.encode() + b'"},"image":'
               b'{"docker-manifest-digest":"' + DIGEST.encode() + b'"},"type":"other"},'
               b'"optional":{}}')
+
+
+def made(f: SignatureFacts, hash_algorithm: HashAlgorithm, key: KeyAlgorithm = KeyAlgorithm.RSA,
+         bits: int | None = 4096) -> SignatureFacts:
+    return replace(f, hash_algorithm=hash_algorithm, key_algorithm=key, key_bits=bits)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,26 @@ CASES = [
          (Reason.WRONG_DIGEST, None, None)),
     Case("three of three", [good(C), good(B), good(A)], 3, True, (C, B, A), (None,) * 3),
     Case("no signatures at all", [], 1, False, (), ()),
+    # the algorithm policy: decided here even when the OpenPGP layer said "good"
+    Case("SHA-1 never counts", [good(A), made(good(B), HashAlgorithm.SHA1)], 2, False, (A,),
+         (None, Reason.WEAK_HASH)),
+    Case("MD5 and RIPEMD-160 never count",
+         [made(good(A), HashAlgorithm.MD5), made(good(B), HashAlgorithm.RIPEMD160)], 1,
+         False, (), (Reason.WEAK_HASH, Reason.WEAK_HASH)),
+    Case("RSA-1024 never counts", [made(good(A), HashAlgorithm.SHA256, bits=1024), good(B)],
+         2, False, (B,), (Reason.WEAK_KEY, None)),
+    Case("DSA and ElGamal under 2048 bits never count",
+         [made(good(A), HashAlgorithm.SHA256, KeyAlgorithm.DSA, 1024),
+          made(good(B), HashAlgorithm.SHA256, KeyAlgorithm.ELGAMAL, 2047)], 1, False, (),
+         (Reason.WEAK_KEY, Reason.WEAK_KEY)),
+    Case("RSA-2048 with SHA-256 and Ed25519 with SHA-512 count",
+         [made(good(A), HashAlgorithm.SHA256, bits=2048),
+          made(good(B), HashAlgorithm.SHA512, KeyAlgorithm.EDDSA, None)], 2, True, (A, B),
+         (None, None)),
+    Case("a weak signature by an untrusted key is weak first",
+         [replace(made(status(CryptoStatus.NO_PUBKEY, None), HashAlgorithm.SHA1),
+                  key_algorithm=None, key_bits=None), good(B)], 1, True, (B,),
+         (Reason.WEAK_HASH, None)),
 ]
 
 
@@ -158,3 +183,20 @@ def test_counting_invariants(items: list[tuple[str, str]], quorum: int) -> None:
     assert len(result.valid_signers) == len(set(result.valid_signers))
     assert result.passed == (len(expected) >= quorum)
     assert len(result.verdicts) == len(facts)
+
+
+def test_weak_reason_names_both_the_hash_and_the_key() -> None:
+    facts = [made(good(A), HashAlgorithm.SHA1, bits=1024)]
+    [verdict] = check_quorum(TRUSTED, facts, digest=DIGEST, quorum=1).verdicts
+    assert verdict.reason is Reason.WEAK_HASH
+    assert "SHA-1" in verdict.detail and "RSA-1024" in verdict.detail
+
+
+def test_provenance_statement_signatures_count_only_for_their_bytes() -> None:
+    statement = b'{"_type":"https://in-toto.io/Statement/v1"}\n'
+    facts = [good(A, data=statement), good(B, data=statement + b" "),
+             good(C, data=statement)]
+    result = QuorumPolicy(TRUSTED, 2).evaluate_statement(facts, digest=DIGEST,
+                                                         statement=statement)
+    assert result.passed and result.valid_signers == (A, C)
+    assert [v.reason for v in result.verdicts] == [None, Reason.WRONG_STATEMENT, None]

@@ -14,6 +14,7 @@ from rootseed.cli.common import common_options
 from rootseed.cli.trust_options import quorum_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
+from rootseed.provenance.binding import tree_expectations
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
 from rootseed.provenance.report import collect, write_report
 from rootseed.provenance.trace import Pins, QuorumStatus, Tracer
@@ -25,15 +26,12 @@ NOT_CHECKED = "signatures not checked (no --keyring)"
 
 
 @contextmanager
-def quorum_hook(settings: Settings, *, keyring_path: Path | None, signatures: Path,
-                registry: str | None, quorum: int) -> Iterator[QuorumStatus]:
-    """Each image's signature/quorum status, e.g. ``quorum 2/2 met`` or why not.
-
-    Without a keyring nothing is checked, and every image says so. The registry defaults to
-    the tree's namespace (as for ``sign`` and ``verify``).
-    """
+def verifier_for(settings: Settings, *, keyring_path: Path | None, signatures: Path,
+                 registry: str | None, quorum: int) -> Iterator[ImageVerifier | None]:
+    """The signature checker for --keyring (None without one). The registry defaults to
+    the tree's namespace (as for ``sign`` and ``verify``)."""
     if keyring_path is None:
-        yield lambda package, digest: NOT_CHECKED
+        yield None
         return
     if registry is None:
         try:
@@ -44,7 +42,22 @@ def quorum_hook(settings: Settings, *, keyring_path: Path | None, signatures: Pa
                                 hint="pass --registry <namespace> (or --tree)") from e
     with ImageVerifier(keyring_path, signatures=signatures, registry=registry,
                        quorum=quorum) as verifier:
-        yield verifier.status
+        yield verifier
+
+
+@contextmanager
+def quorum_hook(settings: Settings, *, keyring_path: Path | None, signatures: Path,
+                registry: str | None, quorum: int) -> Iterator[QuorumStatus]:
+    """Each image's signature/quorum status, e.g. ``quorum 2/2 met`` or why not.
+
+    Without a keyring nothing is checked, and every image says so.
+    """
+    with verifier_for(settings, keyring_path=keyring_path, signatures=signatures,
+                      registry=registry, quorum=quorum) as verifier:
+        if verifier is None:
+            yield lambda package, digest: NOT_CHECKED
+        else:
+            yield verifier.status
 
 
 def load_tree_or_none(settings: Settings, *, warn: bool) -> Tree | None:
@@ -59,17 +72,9 @@ def load_tree_or_none(settings: Settings, *, warn: bool) -> Tree | None:
 
 
 def tree_pins(tree: Tree | None) -> Pins | None:
-    """The tree's pinned sources per image, for checking provenance; None without a tree."""
-    if tree is None:
-        return None
-
-    def pins(image: str) -> dict[str, tuple[str, bool]] | None:
-        name = tree.images.get(image)
-        if name is None:
-            return None
-        return {s.file: (s.hash, s.seed) for s in tree.packages[name].sources}
-
-    return pins
+    """What the tree says each image is built from (pins, Containerfile, build args,
+    context), for checking provenance; None without a tree."""
+    return None if tree is None else tree_expectations(tree)
 
 
 @click.command("trace")
@@ -83,13 +88,18 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
     """Follow PACKAGE's provenance back to the seed, re-checking every digest.
 
     Each image's manifest digest is recomputed from its layout in --out and compared with
-    its provenance and with what its children recorded; fails on any broken link. With
-    --keyring, each image also shows whether a quorum of trusted keys signed it.
+    its provenance and with what its children recorded; what the provenance recorded
+    (sources, Containerfile, build args, context files) must match the tree. Fails on any
+    broken link. With --keyring, every image and every provenance statement must be signed
+    by --quorum distinct trusted keys before its parent links are followed.
     """
-    with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
-                     registry=registry, quorum=quorum) as status:
-        root = Tracer(settings.out, cache_dir=settings.cache_dir, quorum_status=status,
-                      pins=tree_pins(load_tree_or_none(settings, warn=False))).trace(package)
+    tree = load_tree_or_none(settings, warn=False)
+    with verifier_for(settings, keyring_path=keyring_path, signatures=signatures,
+                      registry=registry, quorum=quorum) as verifier:
+        root = Tracer(settings.out, cache_dir=settings.cache_dir,
+                      quorum_status=(lambda p, d: NOT_CHECKED) if verifier is None else None,
+                      signatures=verifier, require_quorum=verifier is not None,
+                      pins=tree_pins(tree)).trace(package)
     if settings.json or fmt == "json":
         emit_json(to_json(root))
     elif fmt == "mermaid":
@@ -101,6 +111,10 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
         seeds = sorted({f"{s.file} sha256 {s.sha256}" for n in root.walk() for s in n.seeds})
         err.print(f"[green]✓[/] {package}: {sum(1 for _ in root.walk())} images verified "
                   f"back to the seed ({'; '.join(seeds)})")
+        if tree is None:
+            err.print(f"[yellow]note:[/] no package tree at {escape(str(settings.tree))}: the "
+                      "recorded sources, Containerfiles and build args were not compared with "
+                      "a tree (pass --tree)")
 
 
 @click.command("report")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +17,15 @@ from rootseed.cli.common import common_options
 from rootseed.cli.trust_options import quorum_options, store_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
+from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 from rootseed.trust import gpg, store
 from rootseed.trust import payload as payload_mod
-from rootseed.trust.facts import CryptoStatus
-from rootseed.trust.quorum import QuorumResult, Verdict
+from rootseed.trust.facts import CryptoStatus, SignatureFacts
+from rootseed.trust.payload import PayloadFormat
+from rootseed.trust.quorum import QuorumPolicy, QuorumResult, Verdict
+from rootseed.trust.sequoia import Keyring
 from rootseed.trust.verify import ImageVerifier
 
 
@@ -66,6 +71,30 @@ def _digest_from_file(path: Path, name: str) -> str:
                         hint="lines are '<manifest sha256> <stage>-<name>'")
 
 
+def _must_count(result: QuorumResult, key: str, what: str) -> None:
+    """Refuse a new signature the quorum core would not count (one decision path)."""
+    [verdict] = result.verdicts
+    if not verdict.counted:
+        why = verdict.detail if verdict.reason is None else (
+            f"{verdict.reason.value}: {verdict.detail}")
+        raise RootseedError(f"the new {what} signature by {key} would not count: {why}",
+                            hint="use a key that is neither expired nor revoked (Ed25519, or "
+                                 "RSA of at least 2048 bits) and a SHA-2 digest; nothing "
+                                 "was stored")
+
+
+def _signed_before(listing: store.Listing, signer: str | None, directory: Path,
+                   check: Callable[[bytes, str], SignatureFacts]) -> Path | None:
+    """This signer's existing good signature in ``listing``, if any."""
+    for stored in listing.files:
+        if stored.data is None:
+            continue
+        facts = check(stored.data, stored.name)
+        if facts.status is CryptoStatus.GOOD and facts.primary_fingerprint == signer:
+            return directory / stored.name
+    return None
+
+
 @click.command("sign")
 @click.argument("package")
 @click.option("--key", required=True, help="Signing key fingerprint (append '!' to force "
@@ -78,13 +107,17 @@ def _digest_from_file(path: Path, name: str) -> str:
 @common_options
 def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
          registry: str | None, tag: str | None, settings: Settings) -> None:
-    """Sign the manifest digest of the locally built image of PACKAGE.
+    """Sign the manifest digest of the locally built image of PACKAGE, and its provenance.
 
     Writes an OpenPGP-signed "atomic container signature" (the containers/image and
-    StageX format) as the next signature-N; a key that already signed this digest is
-    refused.
+    StageX format) as the next signature-N and, when the image has a provenance.json, a
+    detached signature over it as the next provenance-N in the same directory. Both are
+    checked with Sequoia and counted by the quorum rules before they are stored; a key that
+    already signed both is refused.
     """
-    digest = _manifest_digest(settings.out / package, check_blobs=True)
+    image_dir = settings.out / package
+    digest = _manifest_digest(image_dir, check_blobs=True)
+    statement = _provenance_bytes(image_dir, package, digest)
     if registry is None or tag is None:
         info = _package_info(settings, package)
         registry = registry if registry is not None else info.namespace
@@ -93,30 +126,63 @@ def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
     document = payload_mod.build(reference, digest)
     directory = store.signature_dir(signatures, registry, package, digest)
 
+    keyring = Keyring(gpg.export_public_key(key, gnupghome=gnupghome), source=f"key {key}")
+    policy = QuorumPolicy(keyring.fingerprints, 1)
+
     signature = gpg.sign(document, key, gnupghome=gnupghome)
-    public = gpg.export_public_key(key, gnupghome=gnupghome)
-    with gpg.Keyring(public, source=f"key {key}") as keyring:
-        mine = keyring.check(signature, name="new signature")
-        if mine.status is not CryptoStatus.GOOD or mine.payload != document:
-            raise RootseedError(f"the new signature by {key} does not verify: {mine.detail}",
-                                hint="check that the key is neither expired nor revoked")
-        for existing in store.list_signatures(directory):
-            facts = keyring.check_file(existing)
-            if (facts.status is CryptoStatus.GOOD
-                    and facts.primary_fingerprint == mine.primary_fingerprint):
-                raise RootseedError(
-                    f"key {mine.primary_fingerprint} already signed {package} {digest} "
-                    f"({existing})", hint="each key counts once; nothing was added")
-    path = store.add_signature(directory, signature)
+    mine = keyring.check(signature, name="new signature")
+    _must_count(policy.evaluate([mine], digest=digest, reference=reference), key, "image")
+    signer = mine.primary_fingerprint
+    image_before = _signed_before(store.read_signatures(directory), signer, directory,
+                                  lambda data, name: keyring.check(data, name=name))
+    detached: bytes | None = None
+    prov_before: Path | None = None
+    if statement is not None:
+        stmt = statement
+        detached = gpg.sign(stmt, key, gnupghome=gnupghome, detached=True)
+        facts = keyring.check_detached(detached, stmt, name="new provenance signature")
+        _must_count(policy.evaluate_statement([facts], digest=digest, statement=stmt), key,
+                    "provenance")
+        prov_before = _signed_before(
+            store.read_signatures(directory, store.Kind.PROVENANCE), signer, directory,
+            lambda data, name: keyring.check_detached(data, stmt, name=name))
+    if image_before is not None and (detached is None or prov_before is not None):
+        raise RootseedError(
+            f"key {signer} already signed {package} {digest} ({image_before}"
+            + (f", {prov_before}" if prov_before is not None else "") + ")",
+            hint="each key counts once; nothing was added")
+    image_path = store.add_signature(directory, signature) if image_before is None else None
+    prov_path = (store.add_signature(directory, detached, store.Kind.PROVENANCE)
+                 if detached is not None and prov_before is None else None)
     if settings.json:
         emit_json({"package": package, "reference": reference, "digest": digest,
-                   "signer": mine.primary_fingerprint,
-                   "signing_key": mine.signing_fingerprint, "signature": str(path)})
-    else:
-        subkey = ("" if mine.signing_fingerprint == mine.primary_fingerprint
-                  else f" (subkey {mine.signing_fingerprint})")
-        out.print(f"signed {escape(reference)} {digest}\n  by {mine.primary_fingerprint}"
-                  f"{subkey}\n  -> {escape(str(path))}", soft_wrap=True)
+                   "signer": signer, "signing_key": mine.signing_fingerprint,
+                   "signature": None if image_path is None else str(image_path),
+                   "provenance_signature": None if prov_path is None else str(prov_path)})
+        return
+    subkey = ("" if mine.signing_fingerprint == signer
+              else f" (subkey {mine.signing_fingerprint})")
+    lines = [f"signed {escape(reference)} {digest}", f"  by {signer}{subkey}"]
+    lines.append(f"  -> {escape(str(image_path))}" if image_path is not None
+                 else f"  image: already signed by this key ({escape(str(image_before))})")
+    if prov_path is not None:
+        lines.append(f"  -> {escape(str(prov_path))} (provenance.json)")
+    elif statement is None:
+        lines.append("  no provenance.json beside the image: only the image was signed")
+    out.print("\n".join(lines), soft_wrap=True)
+
+
+def _provenance_bytes(image_dir: Path, package: str, digest: str) -> bytes | None:
+    """The image's provenance.json, if any, after checking it describes this image."""
+    path = image_dir / PROVENANCE_FILE
+    if not os.path.lexists(path):  # a symlink is not absent: read_statement refuses it
+        return None
+    prov = read_statement(path, package=package)
+    if prov.subject_digest != digest or prov.package != package:
+        raise RootseedError(
+            f"{package}: {path} describes {prov.package} {prov.subject_digest}, not this "
+            f"image ({digest})", hint="rebuild the package; nothing was signed")
+    return prov.raw
 
 
 @click.command("verify")
@@ -134,9 +200,12 @@ def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
            digests_file: Path | None, settings: Settings) -> None:
     """Check that at least --quorum distinct trusted keys signed PACKAGE's digest.
 
-    Every signature-N is checked cryptographically against --keyring; subkeys count for
-    their primary key, each key counts once, and the signed digest (and reference) must
-    match. Exit status 0 only if the quorum is met.
+    signature-1, signature-2, … (up to the first gap, as skopeo reads them) are checked
+    in-process with Sequoia's StandardPolicy against --keyring; SHA-1/MD5 signatures and
+    RSA/DSA keys under 2048 bits never count; subkeys count for their primary key, each key
+    counts once, and the signed digest (and reference) must match. StageX's legacy payloads
+    (2023-12 .. 2025-05) are accepted and shown as "legacy format". Exit status 0 only if
+    the quorum is met.
     """
     if digest is not None and digests_file is not None:
         raise click.UsageError("give either --digest or --digests-file, not both")
@@ -151,12 +220,13 @@ def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
     with ImageVerifier(keyring_path, signatures=signatures, registry=registry,
                        quorum=quorum) as verifier:
         directory = verifier.directory(package, digest)
-        result = verifier.check(package, digest, tag=tag)
+        checked = verifier.check_image(package, digest, tag=tag)
+    result = checked.result
 
     if settings.json:
-        emit_json({"package": package, **result.to_json()})
+        emit_json({"package": package, **result.to_json(), "ignored": list(checked.ignored)})
     else:
-        _render(package, result, directory)
+        _render(package, result, directory, checked.ignored)
     if not result.passed:
         # Not click's Exit: rootseed.cli.main runs click with standalone_mode=False, where
         # click turns Exit(1) into a return value that main() does not pass on.
@@ -175,20 +245,30 @@ def _signer(v: Verdict) -> str:
     return escape(text if v.user_id is None else f"{text}\n{v.user_id}")
 
 
-def _render(package: str, result: QuorumResult, directory: Path) -> None:
+def _valid(v: Verdict) -> str:
+    if not v.counted:
+        return "[red]no[/]"
+    return "[green]yes[/] (legacy format)" if v.format is PayloadFormat.LEGACY else "[green]yes[/]"
+
+
+def _render(package: str, result: QuorumResult, directory: Path,
+            ignored: tuple[str, ...]) -> None:
     table = Table(title=f"{escape(package)} {result.digest}", title_justify="left")
     table.add_column("signature", no_wrap=True)
     table.add_column("signer (primary key)", overflow="fold")
     table.add_column("valid", no_wrap=True)
     table.add_column("why not", overflow="fold")
     for v in result.verdicts:
-        table.add_row(escape(v.name), _signer(v),
-                      "[green]yes[/]" if v.counted else "[red]no[/]",
+        table.add_row(escape(v.name), _signer(v), _valid(v),
                       "" if v.reason is None else escape(f"{v.reason.value}: {v.detail}"))
     if result.verdicts:
         out.print(table)
     else:
         err.print(f"no signatures in {escape(str(directory))}", soft_wrap=True)
+    if ignored:
+        err.print(f"[yellow]not counted:[/] {escape(', '.join(ignored))}: after a gap in the "
+                  "numbering (readers such as skopeo stop at the first missing signature-N)",
+                  soft_wrap=True)
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     out.print(f"{verdict}: {len(result.valid_signers)} of {result.quorum} required "
               f"(distinct trusted signers; {len(result.trusted)} trusted keys)")

@@ -17,6 +17,7 @@ def node_dict(node: TraceNode) -> dict[str, Any]:
         "location": node.location,
         "verified": list(node.verified),
         "quorum": node.quorum,
+        "provenance_quorum": node.provenance_quorum,
         "sources": [{"id": s.id, "file": s.file, "uri": s.uri, "sha256": s.sha256,
                      "seed": s.seed} for s in node.sources],
         "parents": [{"package": p.package, "digest": p.digest} for p in node.parents],
@@ -37,6 +38,8 @@ def to_rich(root: TraceNode) -> RichTree:
                 f"[green]✓[/] {checks}")
         if node.quorum:
             text += f"\n[cyan]{escape(node.quorum)}[/]"
+        if node.provenance_quorum:
+            text += f"\n[cyan]{escape(node.provenance_quorum)}[/]"
         return text
 
     tree = RichTree(label(root))

@@ -8,7 +8,6 @@ the few facts ``trace`` and ``report`` follow.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +147,7 @@ class Provenance:
     sources: tuple[SourceRef, ...]
     parents: tuple[ParentRef, ...]
     statement: dict[str, Any]
+    raw: bytes = b""  # the file's exact bytes (what provenance signatures sign)
 
     @property
     def seeds(self) -> tuple[SourceRef, ...]:
@@ -156,19 +156,23 @@ class Provenance:
 
 def read_statement(path: Path, *, package: str | None = None) -> Provenance:
     """Load and validate ``path``; raise :class:`RootseedError` naming ``package`` on failure."""
-    from rootseed.provenance.validate import validate_statement
+    from rootseed.provenance.validate import loads_strict, read_untrusted, validate_statement
 
     who = package or path.parent.name
     try:
-        raw = path.read_bytes()
+        raw = read_untrusted(path)
     except FileNotFoundError:
         raise RootseedError(
             f"{who}: missing provenance: {path} does not exist",
             hint="rebuild the package (the builder writes provenance.json beside the image)",
         ) from None
+    except OSError as e:
+        raise RootseedError(f"{who}: provenance {path} cannot be read: {e.strerror or e}",
+                            hint="the builder writes provenance.json as a regular file; "
+                                 "rebuild the package") from None
     try:
-        statement = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        statement = loads_strict(raw)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, duplicate keys
         raise RootseedError(f"{who}: provenance {path} is not valid JSON: {e}",
                             hint="the file is damaged or was edited; rebuild the package") from None
     validate_statement(statement, where=f"{who}: provenance {path}")
@@ -204,4 +208,5 @@ def read_statement(path: Path, *, package: str | None = None) -> Provenance:
         sources=tuple(sources),
         parents=tuple(parents),
         statement=statement,
+        raw=raw,
     )

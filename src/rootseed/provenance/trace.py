@@ -5,18 +5,28 @@ names that digest as its subject, check every source is pinned by sha256, then f
 parent image (``<out>/<package>/``, else ``<cache>/images/<hex>/``) whose *recomputed* digest
 equals what the child recorded, and recurse. A chain must end in images built FROM scratch
 from a seed source. Any broken link raises :class:`RootseedError` naming package and link.
+
+With the tree (:data:`Pins`), what the provenance recorded must be what the tree says
+now: the pinned sources, the Containerfile's sha256, the build arguments and every
+context file. With a :class:`SignatureCheck` and ``require_quorum``, every image and
+every provenance statement must be signed by the quorum *before* its parent links are
+followed (provenance is otherwise unsigned JSON that anyone with write access to out/
+could have edited).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from rootseed.errors import RootseedError
 from rootseed.provenance.layout import is_layout, manifest_digest
 from rootseed.provenance.statement import (
+    KIND_CONTAINERFILE,
+    KIND_CONTEXT,
     PROVENANCE_FILE,
     Provenance,
     SourceRef,
@@ -39,6 +49,7 @@ class TraceNode:
     provenance: Provenance
     verified: list[str] = field(default_factory=list)
     quorum: str | None = None
+    provenance_quorum: str | None = None
     parents: list[TraceNode] = field(default_factory=list)
 
     @property
@@ -72,13 +83,107 @@ def short(digest: str, n: int = 12) -> str:
     return digest.removeprefix("sha256:")[:n]
 
 
-#: Package (image) name → {source file: (sha256, seed)} as its package.toml pins them,
-#: or None when the tree does not define that package.
-Pins = Callable[[str], "dict[str, tuple[str, bool]] | None"]
+@dataclass(frozen=True)
+class Expected:
+    """What the tree says one image is built from (to compare with its provenance).
+
+    ``sources``: source file → (sha256, seed) as package.toml pins them;
+    ``containerfile_sha256``: of the package's Containerfile; ``build_args``: the arguments
+    the builder hands it (rootseed build without --build-arg); ``context_files``: relative
+    path → sha256 of every file in the package directory, as the builder hashes them.
+    """
+
+    sources: Mapping[str, tuple[str, bool]]
+    containerfile_sha256: str | None = None
+    build_args: Mapping[str, str] | None = None
+    context_files: Mapping[str, str] | None = None
+
+
+#: Package (image) name → what the tree says about it, or None when the tree does not
+#: define that package.
+Pins = Callable[[str], "Expected | None"]
+
+
+class QuorumCheck(Protocol):
+    """One quorum decision: passed or not, and one line for people."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def line(self) -> str: ...
+
+
+class SignatureCheck(Protocol):
+    """The trust module's checks of an image's signatures and its provenance's."""
+
+    def image(self, package: str, digest: str) -> QuorumCheck: ...
+
+    def provenance(self, package: str, digest: str, statement: bytes) -> QuorumCheck: ...
+
+
+def _recorded(prov: Provenance) -> tuple[str | None, dict[str, str], Any]:
+    """The recorded Containerfile sha256, context files and build args of a statement."""
+    build = prov.statement["predicate"]["buildDefinition"]
+    containerfile: str | None = None
+    context: dict[str, str] = {}
+    for dep in build.get("resolvedDependencies", []):
+        kind = (dep.get("annotations") or {}).get("kind")
+        digest = (dep.get("digest") or {}).get("sha256")
+        if kind == KIND_CONTAINERFILE:
+            containerfile = digest if containerfile is None else "(recorded twice)"
+        elif kind == KIND_CONTEXT:
+            context[str(dep.get("name", ""))] = str(digest)
+    return containerfile, context, build["externalParameters"].get("buildArgs")
+
+
+def _check_against_tree(package: str, location: str, prov: Provenance,
+                        expected: Expected) -> list[str]:
+    """The recorded Containerfile, build args and context must be the tree's; what matched."""
+    containerfile, context, args = _recorded(prov)
+    problems: list[str] = []
+    matched: list[str] = []
+    if expected.containerfile_sha256 is not None:
+        if containerfile != expected.containerfile_sha256:
+            problems.append(f"Containerfile: recorded sha256 {containerfile}, the tree's is "
+                            f"{expected.containerfile_sha256}")
+        else:
+            matched.append("Containerfile")
+    if expected.build_args is not None:
+        if not isinstance(args, dict) or not all(isinstance(v, str) for v in args.values()):
+            problems.append(f"build args: recorded {args!r}, not a map of strings")
+        else:
+            want = dict(expected.build_args)
+            problems += [f"build arg {k}: recorded {args[k]!r}, the tree gives {want[k]!r}"
+                         for k in sorted(args.keys() & want.keys()) if args[k] != want[k]]
+            problems += [f"build arg {k}: recorded {args[k]!r}, the tree does not set it"
+                         for k in sorted(args.keys() - want.keys())]
+            problems += [f"build arg {k}: the tree gives {want[k]!r}, not recorded"
+                         for k in sorted(want.keys() - args.keys())]
+            if args == want:
+                matched.append("build args")
+    if expected.context_files is not None:
+        want_ctx = dict(expected.context_files)
+        problems += [f"context file {f}: recorded sha256 {context[f]}, the tree's is "
+                     f"{want_ctx[f]}" for f in sorted(context.keys() & want_ctx.keys())
+                     if context[f] != want_ctx[f]]
+        problems += [f"context file {f}: recorded, but not in the tree"
+                     for f in sorted(context.keys() - want_ctx.keys())]
+        problems += [f"context file {f}: in the tree, but not recorded"
+                     for f in sorted(want_ctx.keys() - context.keys())]
+        if context == want_ctx:
+            matched.append("context files")
+    if problems:
+        raise RootseedError(
+            f"{package}: provenance at {location}/{PROVENANCE_FILE} does not match the "
+            "tree:\n  " + "\n  ".join(problems),
+            hint="the provenance was edited, the tree changed after the build, or the image "
+                 "was built with other --build-arg values; rebuild it from this tree")
+    return matched
 
 
 def _check_against_pins(package: str, location: str, sources: Iterable[SourceRef],
-                        pinned: dict[str, tuple[str, bool]]) -> None:
+                        pinned: Mapping[str, tuple[str, bool]]) -> None:
     """What the provenance says was used must be exactly what the tree pins."""
     recorded = {s.file: (s.sha256, s.seed) for s in sources}
     problems = [f"{f}: recorded sha256 {recorded[f][0]}, package.toml pins {pinned[f][0]}"
@@ -104,11 +209,14 @@ class Tracer:
 
     def __init__(self, out: Path, *, cache_dir: Path | None = None,
                  quorum_status: QuorumStatus | None = None, deep: bool = True,
-                 pins: Pins | None = None) -> None:
+                 pins: Pins | None = None, signatures: SignatureCheck | None = None,
+                 require_quorum: bool = False) -> None:
         self.out = out
         self.pins = pins
         self.cache_dir = cache_dir
         self.quorum_status = quorum_status
+        self.signatures = signatures
+        self.require_quorum = require_quorum
         self.deep = deep
         self._done: dict[str, TraceNode] = {}
         self._digests: dict[Path, str] = {}
@@ -189,10 +297,13 @@ class Tracer:
                                 hint="pin every source with its sha256 in package.toml")
         if prov.sources:
             node.verified.append("sources pinned (sha256)")
-        pinned = self.pins(package) if self.pins is not None else None
-        if pinned is not None:
-            _check_against_pins(package, location, prov.sources, pinned)
+        tree = self.pins(package) if self.pins is not None else None
+        if tree is not None:
+            _check_against_pins(package, location, prov.sources, tree.sources)
             node.verified.append("sources match package.toml")
+            matched = _check_against_tree(package, location, prov, tree)
+            if matched:
+                node.verified.append(f"{', '.join(matched)} match the tree")
         for seed in prov.seeds:
             node.verified.append(f"seed: {seed.file} sha256 {seed.sha256}")
         if not prov.parents and not prov.seeds:
@@ -200,6 +311,7 @@ class Tracer:
                 f"{package}: chain ends without a seed: {package} ({digest}) was built FROM "
                 "scratch but none of its sources is marked as a seed",
                 hint="every chain must start from a seed source (seed = true in package.toml)")
+        self._check_signatures(node, prov)
         for parent in prov.parents:
             parent_layout, parent_location = self._find_parent(package, parent.package,
                                                                parent.digest)
@@ -207,10 +319,29 @@ class Tracer:
                                            expected=parent.digest, path=(*path, package)))
         if prov.parents:
             node.verified.append(f"parents verified ({len(prov.parents)})")
-        if self.quorum_status is not None:
-            node.quorum = self.quorum_status(package, digest)
         self._done[key] = node
         return node
+
+    def _check_signatures(self, node: TraceNode, prov: Provenance) -> None:
+        """The image's and the provenance's quorum (before any parent link is followed)."""
+        if self.signatures is None:
+            if self.quorum_status is not None:
+                node.quorum = self.quorum_status(node.package, node.digest)
+            return
+        image = self.signatures.image(node.package, node.digest)
+        statement = self.signatures.provenance(node.package, node.digest, prov.raw)
+        node.quorum = image.line
+        node.provenance_quorum = f"provenance {statement.line}"
+        if self.require_quorum and not (image.passed and statement.passed):
+            failed = [f"image: {image.line}"] if not image.passed else []
+            failed += [f"provenance: {statement.line}"] if not statement.passed else []
+            raise RootseedError(
+                f"{node.package} ({node.digest}) is not signed by the quorum: "
+                + "; ".join(failed)
+                + ("" if statement.passed else
+                   "; its provenance (and so the parent links it names) cannot be trusted"),
+                hint="sign it with rootseed sign (which signs the image and its provenance) "
+                     "using enough trusted keys, or check --keyring and --quorum")
 
 
 def trace(out: Path, package: str, *, cache_dir: Path | None = None,

@@ -13,7 +13,12 @@ Two layers, both must pass:
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -27,6 +32,63 @@ from rootseed.provenance.statement import KIND_IMAGE, PREDICATE_TYPE, STATEMENT_
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+#: An image (package) name as a path component: never "..", never a "/" (trace opens
+#: out/<package>/ and cache/images/<hex>/ from what the provenance names).
+_PACKAGE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+#: Largest provenance statement read (a real one is a few KiB).
+MAX_STATEMENT = 16 << 20
+
+
+def read_untrusted(path: Path, limit: int = MAX_STATEMENT) -> bytes:
+    """A file from out/ or the cache: never through a symlink, never blocking on a FIFO or
+    device, at most ``limit`` bytes (:class:`OSError` otherwise, FileNotFoundError if absent).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "is a symbolic link, not the file the builder "
+                                       "wrote") from e
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"is larger than {limit} bytes")
+    return data
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (which value a reader sees is undefined)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def loads_strict(raw: bytes) -> Any:
+    """Parse JSON, refusing duplicate keys and NaN/Infinity (:class:`ValueError` otherwise).
+
+    Duplicate keys are refused because JSON readers disagree about them: one reader could
+    check the first value while another uses the last.
+    """
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                          parse_constant=_no_constant)
+    except RecursionError as e:
+        raise ValueError("JSON nested too deeply") from e
 
 
 def statement_problems(statement: Any) -> list[str]:
@@ -116,6 +178,9 @@ def _required_field_problems(st: dict[str, Any]) -> list[str]:
         problems.append("buildDefinition.externalParameters missing")
     elif not isinstance(external.get("package"), str) or not external["package"]:
         problems.append("externalParameters.package missing")
+    elif not _PACKAGE.match(external["package"]):
+        problems.append(f"externalParameters.package {external['package']!r} is not an "
+                        "image name")
     deps = bd.get("resolvedDependencies", [])
     if not isinstance(deps, list):
         problems.append("buildDefinition.resolvedDependencies is not a list")
@@ -133,6 +198,9 @@ def _required_field_problems(st: dict[str, Any]) -> list[str]:
         if isinstance(ann, dict) and ann.get("kind") == KIND_IMAGE:
             if not isinstance(ann.get("package"), str) or not ann["package"]:
                 problems.append(f"{where}: image dependency without annotations.package")
+            elif not _PACKAGE.match(ann["package"]):
+                problems.append(f"{where}: annotations.package {ann['package']!r} is not an "
+                                "image name")
             problems += _digest_problems(where, dep.get("digest"), require_sha256=True)
     builder_id = _get(st, "predicate", "runDetails", "builder", "id")
     if not isinstance(builder_id, str) or not builder_id:

@@ -12,6 +12,19 @@ the top level has exactly ``critical`` and ``optional``; ``critical`` has exactl
 ``identity`` has exactly ``docker-reference``; unknown keys in ``optional`` are ignored,
 but ``optional.creator`` must be a string and ``optional.timestamp`` an integer.
 Duplicate keys anywhere make the payload malformed.
+
+The **legacy** form is what StageX's signature store carried from 2023-12 until its
+2025-05 change "Fix JSON payload to align with atomic spec" (e.g. every signature at its
+2025.04 release): a JSON *array* of exactly one object, ``critical.type`` = ``"pgp
+container image signature"``, the digest as bare hex (no ``sha256:``), the docker reference
+without a tag, and ``"optional": null``::
+
+    [{"critical":{"identity":{"docker-reference":"stagex/<name>"},
+    "image":{"docker-manifest-digest":"<64 hex>"},
+    "type":"pgp container image signature"},"optional":null}]
+
+It is accepted for verification only (same digest and name checks, reported as legacy);
+:func:`build` writes the atomic form only.
 """
 
 from __future__ import annotations
@@ -19,12 +32,23 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from rootseed.console import canonical_json
 from rootseed.errors import RootseedError
 
 SIGNATURE_TYPE = "atomic container signature"
+#: ``critical.type`` of StageX's legacy payloads (2023-12 .. 2025-05).
+LEGACY_SIGNATURE_TYPE = "pgp container image signature"
+_LEGACY_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class PayloadFormat(StrEnum):
+    """Which form of signed JSON a signature carried."""
+
+    ATOMIC = "atomic"
+    LEGACY = "legacy"
 
 # Docker reference grammar (distribution/reference), written out from its documentation.
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -106,6 +130,7 @@ class Payload:
     manifest_digest: str
     creator: str | None = None
     timestamp: int | None = None
+    format: PayloadFormat = PayloadFormat.ATOMIC
 
 
 def build(docker_reference: str, manifest_digest: str) -> bytes:
@@ -167,8 +192,10 @@ def parse(data: bytes) -> Payload:
                               parse_constant=_reject_constant)
     except PayloadError:
         raise
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise PayloadError(f"signature payload is not JSON: {e}") from e
+    if isinstance(document, list):
+        return _parse_legacy(document)
     top = _object(document, "the top level", ("critical", "optional"))
     optional = _object(top["optional"], "optional", None)
     creator = optional.get("creator")
@@ -192,3 +219,29 @@ def parse(data: bytes) -> Payload:
     parse_reference(reference)
     return Payload(docker_reference=reference, manifest_digest=digest,
                    creator=creator, timestamp=timestamp)
+
+
+def _parse_legacy(document: list[Any]) -> Payload:
+    """StageX's legacy payload (see the module docstring), exactly as it was written."""
+    if len(document) != 1:
+        raise PayloadError(f"legacy signature payload: the array must hold exactly one "
+                           f"object, not {len(document)} items")
+    top = _object(document[0], "the legacy top level", ("critical", "optional"))
+    if top["optional"] is not None:
+        raise PayloadError("legacy signature payload: optional must be null")
+    critical = _object(top["critical"], "critical", ("type", "image", "identity"))
+    kind = _string(critical["type"], "critical.type")
+    if kind != LEGACY_SIGNATURE_TYPE:
+        raise WrongTypeError(f"legacy signature payload has type {kind!r}, not "
+                             f"{LEGACY_SIGNATURE_TYPE!r}")
+    image = _object(critical["image"], "critical.image", ("docker-manifest-digest",))
+    hexdigest = _string(image["docker-manifest-digest"],
+                        "critical.image.docker-manifest-digest")
+    if _LEGACY_DIGEST_RE.fullmatch(hexdigest) is None:
+        raise PayloadError(f"legacy signature payload: invalid manifest digest {hexdigest!r}",
+                           hint="the legacy form holds 64 lowercase hex digits, no sha256:")
+    identity = _object(critical["identity"], "critical.identity", ("docker-reference",))
+    reference = _string(identity["docker-reference"], "critical.identity.docker-reference")
+    check_name(reference)
+    return Payload(docker_reference=reference, manifest_digest=f"sha256:{hexdigest}",
+                   format=PayloadFormat.LEGACY)

@@ -1,23 +1,32 @@
 """The trust decision: do at least N distinct trusted keys vouch for this manifest digest?
 
-No I/O happens here. The input is what GnuPG found out about each signature
+No I/O happens here. The input is what the OpenPGP layer found out about each signature
 (:class:`~rootseed.trust.facts.SignatureFacts`), the trusted primary key fingerprints,
 the expected manifest digest and (optionally) the expected docker reference. Counting is
 over the trusted key list: an unknown key counts for nothing, a subkey counts for its
 primary key, and each primary key counts once however many signatures it made.
+
+The algorithm policy is decided here too, from the facts, whatever the OpenPGP layer
+said: a signature made with MD5, SHA-1 or RIPEMD-160, or by an RSA, DSA or ElGamal key
+under 2048 bits, never counts (the limits of Sequoia's StandardPolicy), and the reason is
+given per signature.
+
+The same decision serves provenance: :meth:`QuorumPolicy.evaluate_statement` counts
+detached signatures over the exact bytes of one provenance statement.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from rootseed.errors import RootseedError
 from rootseed.trust import payload as payload_mod
-from rootseed.trust.facts import CryptoStatus, SignatureFacts
+from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm, SignatureFacts
+from rootseed.trust.payload import PayloadFormat
 
 
 class Reason(StrEnum):
@@ -33,6 +42,33 @@ class Reason(StrEnum):
     WRONG_DIGEST = "wrong-digest"
     WRONG_REFERENCE = "wrong-reference"
     DUPLICATE_SIGNER = "duplicate-signer"
+    WEAK_HASH = "weak-hash"
+    WEAK_KEY = "weak-key"
+    WRONG_STATEMENT = "wrong-statement"
+
+
+#: Hash algorithms whose signatures never count (no collision resistance).
+WEAK_HASHES = frozenset({HashAlgorithm.MD5, HashAlgorithm.SHA1, HashAlgorithm.RIPEMD160})
+#: Key algorithms whose strength is their modulus/prime size, and the least size accepted.
+SIZED_KEYS = frozenset({KeyAlgorithm.RSA, KeyAlgorithm.DSA, KeyAlgorithm.ELGAMAL})
+MIN_KEY_BITS = 2048
+
+
+def policy_problem(f: SignatureFacts) -> tuple[Reason, str] | None:
+    """Why the algorithm policy refuses ``f`` (hash first, then key size), or None."""
+    problems: list[tuple[Reason, str]] = []
+    if f.hash_algorithm in WEAK_HASHES:
+        problems.append((Reason.WEAK_HASH,
+                         f"made with {f.hash_algorithm}, which is refused (no collision "
+                         "resistance)"))
+    if (f.key_algorithm in SIZED_KEYS and f.key_bits is not None
+            and f.key_bits < MIN_KEY_BITS):
+        problems.append((Reason.WEAK_KEY,
+                         f"made by a {f.key_algorithm}-{f.key_bits} key; {f.key_algorithm} "
+                         f"keys under {MIN_KEY_BITS} bits are refused"))
+    if not problems:
+        return None
+    return problems[0][0], "; ".join(detail for _, detail in problems)
 
 
 _CRYPTO_REASONS = {
@@ -68,6 +104,7 @@ class Verdict:
     signing_key: str | None  # the (sub)key that made the signature, when known
     user_id: str | None
     reference: str | None  # the docker reference the signature claims, when readable
+    format: PayloadFormat | None = None  # atomic or StageX's legacy payload, when readable
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +116,7 @@ class Verdict:
             "signing_key": self.signing_key,
             "user_id": self.user_id,
             "reference": self.reference,
+            "format": None if self.format is None else self.format.value,
         }
 
 
@@ -151,48 +189,96 @@ class QuorumPolicy:
 
     def evaluate(self, facts: Sequence[SignatureFacts], *, digest: str,
                  reference: str | None = None) -> QuorumResult:
-        """Decide, signature by signature, in the order given."""
+        """Decide, signature by signature, in the order given (image signatures)."""
         payload_mod.check_manifest_digest(digest)
         if reference is not None:
             payload_mod.parse_reference(reference)
+
+        def claim(f: SignatureFacts) -> _Claim:
+            try:
+                payload = payload_mod.parse(f.payload or b"")
+            except payload_mod.WrongTypeError as e:
+                return _Claim(Reason.WRONG_TYPE, e.message)
+            except payload_mod.PayloadError as e:
+                return _Claim(Reason.MALFORMED_PAYLOAD, e.message)
+            got = _Claim(None, "valid", payload.docker_reference, payload.format)
+            if payload.manifest_digest != digest:
+                return got.refuse(Reason.WRONG_DIGEST,
+                                  f"signs {payload.manifest_digest}, expected {digest}")
+            if reference is not None and not _reference_matches(payload.docker_reference,
+                                                                 reference):
+                return got.refuse(Reason.WRONG_REFERENCE,
+                                  f"signs {payload.docker_reference}, expected {reference}")
+            if payload.format is PayloadFormat.LEGACY:
+                return _Claim(None, "valid (legacy format)", payload.docker_reference,
+                              payload.format)
+            return got
+
+        return self._decide(facts, digest, reference, claim)
+
+    def evaluate_statement(self, facts: Sequence[SignatureFacts], *, digest: str,
+                           statement: bytes) -> QuorumResult:
+        """Decide over detached signatures of one provenance statement (its exact bytes).
+
+        ``digest`` is the image the statement describes (the caller checks its subject).
+        """
+        payload_mod.check_manifest_digest(digest)
+
+        def claim(f: SignatureFacts) -> _Claim:
+            if f.payload != statement:
+                return _Claim(Reason.WRONG_STATEMENT,
+                              "signs other data than this provenance statement")
+            return _Claim(None, "valid")
+
+        return self._decide(facts, digest, None, claim)
+
+    def _decide(self, facts: Sequence[SignatureFacts], digest: str, reference: str | None,
+                claim: Callable[[SignatureFacts], _Claim]) -> QuorumResult:
         counted: list[str] = []
-        verdicts = [self._judge(f, digest, reference, counted) for f in facts]
+        verdicts = [self._judge(f, claim, counted) for f in facts]
         return QuorumResult(
             passed=len(counted) >= self.quorum, quorum=self.quorum, digest=digest,
             reference=reference, trusted=tuple(sorted(self.trusted)),
             valid_signers=tuple(counted), verdicts=tuple(verdicts))
 
-    def _judge(self, f: SignatureFacts, digest: str, reference: str | None,
+    def _judge(self, f: SignatureFacts, claim: Callable[[SignatureFacts], _Claim],
                counted: list[str]) -> Verdict:
         signer = f.primary_fingerprint.upper() if f.primary_fingerprint else None
-        claimed: str | None = None
 
-        def no(reason: Reason, detail: str) -> Verdict:
+        def no(reason: Reason, detail: str, got: _Claim | None = None) -> Verdict:
             return Verdict(f.name, False, reason, detail, signer, f.signing_fingerprint,
-                           f.user_id, claimed)
+                           f.user_id, None if got is None else got.reference,
+                           None if got is None else got.format)
 
+        weak = policy_problem(f)
+        if weak is not None:
+            return no(*weak)
         if f.status is not CryptoStatus.GOOD:
             return no(_CRYPTO_REASONS[f.status], f.detail)
         if signer is None or signer not in self.trusted:
             return no(Reason.UNTRUSTED_KEY, f"key {signer} is not in the trusted key list")
-        try:
-            claim = payload_mod.parse(f.payload or b"")
-        except payload_mod.WrongTypeError as e:
-            return no(Reason.WRONG_TYPE, e.message)
-        except payload_mod.PayloadError as e:
-            return no(Reason.MALFORMED_PAYLOAD, e.message)
-        claimed = claim.docker_reference
-        if claim.manifest_digest != digest:
-            return no(Reason.WRONG_DIGEST,
-                      f"signs {claim.manifest_digest}, expected {digest}")
-        if reference is not None and not _reference_matches(claimed, reference):
-            return no(Reason.WRONG_REFERENCE, f"signs {claimed}, expected {reference}")
+        got = claim(f)
+        if got.reason is not None:
+            return no(got.reason, got.detail, got)
         if signer in counted:
             return no(Reason.DUPLICATE_SIGNER,
-                      f"key {signer} already counted; each key counts once")
+                      f"key {signer} already counted; each key counts once", got)
         counted.append(signer)
-        return Verdict(f.name, True, None, "valid", signer, f.signing_fingerprint,
-                       f.user_id, claimed)
+        return Verdict(f.name, True, None, got.detail, signer, f.signing_fingerprint,
+                       f.user_id, got.reference, got.format)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What one verified signature vouches for, and whether that is what was asked."""
+
+    reason: Reason | None
+    detail: str
+    reference: str | None = None
+    format: PayloadFormat | None = None
+
+    def refuse(self, reason: Reason, detail: str) -> _Claim:
+        return _Claim(reason, detail, self.reference, self.format)
 
 
 def check_quorum(trusted: Iterable[str], facts: Sequence[SignatureFacts], *, digest: str,

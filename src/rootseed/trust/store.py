@@ -1,22 +1,58 @@
 """Where signatures live on disk: the containers/image "lookaside" layout.
 
 ``<root>/<registry>/<stage>-<name>@sha256=<manifest hex>/signature-<N>``, N = 1, 2, …
-Readers such as skopeo stop at the first missing N, so a new signature takes the
-smallest free N. Files are written under a temporary name and then hard-linked into
-place, which fails instead of overwriting if another writer took that N first.
+and, beside them, ``provenance-<N>``: detached OpenPGP signatures over the exact bytes of
+the image's ``provenance.json`` (see :mod:`rootseed.trust.verify`).
+
+Readers stop at the first missing N, as containers/image (skopeo) does: its lookaside
+reader asks for signature-1, signature-2, … and ends at the first one that does not
+exist. Files past such a gap are not counted (:attr:`Listing.ignored` names them).
+A new signature takes the smallest free N. Files are written under a temporary name and
+then hard-linked into place, which fails instead of overwriting if another writer took
+that N first. Reading never follows a symlink, never blocks on a FIFO, and reads at most
+:data:`MAX_FILE` bytes.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from rootseed.errors import RootseedError
 from rootseed.trust.payload import check_manifest_digest, check_name
 
-_SIGNATURE_RE = re.compile(r"signature-([1-9][0-9]*)")
+#: Largest signature file read (a real one is under 1 KiB).
+MAX_FILE = 1 << 20
+
+
+class Kind(StrEnum):
+    """What a numbered file in a signature directory signs."""
+
+    IMAGE = "signature"  # signature-N: the image (an OpenPGP signed message)
+    PROVENANCE = "provenance"  # provenance-N: provenance.json (a detached signature)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One numbered file: its bytes, or why they could not be read."""
+
+    name: str
+    data: bytes | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The files a reader takes (N = 1, 2, … up to the first gap) and those past the gap."""
+
+    files: tuple[Stored, ...]
+    ignored: tuple[str, ...]
 
 
 def signature_dir(root: Path, registry: str, name: str, digest: str) -> Path:
@@ -26,20 +62,63 @@ def signature_dir(root: Path, registry: str, name: str, digest: str) -> Path:
     return root.joinpath(*registry.split("/"), f"{name}@{algorithm}={hexdigest}")
 
 
-def list_signatures(directory: Path) -> list[Path]:
-    """``signature-<N>`` files in ``directory``, by N (empty if there is none)."""
-    if not directory.is_dir():
+def _numbered(directory: Path, kind: Kind) -> list[int]:
+    pattern = re.compile(rf"{kind.value}-([1-9][0-9]*)")
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
         return []
-    found = [(int(m[1]), p) for p in directory.iterdir()
-             if (m := _SIGNATURE_RE.fullmatch(p.name)) and p.is_file()]
-    return [p for _, p in sorted(found)]
+    except OSError as e:
+        raise RootseedError(f"cannot list signatures in {directory}: {e.strerror}") from e
+    return sorted(int(m[1]) for name in names if (m := pattern.fullmatch(name)))
 
 
-def add_signature(directory: Path, data: bytes) -> Path:
-    """Store ``data`` as the next free ``signature-<N>``; return its path."""
+def _read(path: Path) -> Stored:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        why = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read: {e.strerror}"
+        return Stored(path.name, None, f"{path.name} {why}")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return Stored(path.name, None, f"{path.name} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_FILE + 1)
+    except OSError as e:
+        return Stored(path.name, None, f"{path.name} cannot be read: {e.strerror}")
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE:
+        return Stored(path.name, None, f"{path.name} is larger than {MAX_FILE} bytes")
+    return Stored(path.name, data)
+
+
+def read_signatures(directory: Path, kind: Kind = Kind.IMAGE) -> Listing:
+    """``<kind>-1``, ``<kind>-2``, … up to the first missing N, read safely."""
+    numbers = _numbered(directory, kind)
+    present = set(numbers)
+    files: list[Stored] = []
+    n = 1
+    while n in present:
+        path = directory / f"{kind.value}-{n}"
+        if not os.path.lexists(path):  # removed since the listing: a gap now
+            break
+        files.append(_read(path))
+        n += 1
+    ignored = tuple(f"{kind.value}-{m}" for m in numbers if m >= n)
+    return Listing(tuple(files), ignored)
+
+
+def list_signatures(directory: Path, kind: Kind = Kind.IMAGE) -> list[Path]:
+    """The ``<kind>-<N>`` paths a reader takes (up to the first gap), by N."""
+    return [directory / f.name for f in read_signatures(directory, kind).files]
+
+
+def add_signature(directory: Path, data: bytes, kind: Kind = Kind.IMAGE) -> Path:
+    """Store ``data`` as the smallest free ``<kind>-<N>``; return its path."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".signature-", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{kind.value}-", dir=directory)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -49,7 +128,7 @@ def add_signature(directory: Path, data: bytes) -> Path:
             os.chmod(tmp, 0o644)
             n = 1
             while True:
-                target = directory / f"signature-{n}"
+                target = directory / f"{kind.value}-{n}"
                 try:
                     os.link(tmp, target)
                 except FileExistsError:

@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from rootseed.cli import main
-from rootseed.errors import RootseedError
-from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload, store
-from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.verify import ImageVerifier
 from trust_helpers import Keys, gpg, make_image, revoke
 
@@ -157,7 +154,7 @@ def test_untrusted_key_counts_for_nothing(env: Env) -> None:
     assert code == 1
     assert result["valid_signers"] == [k.alice]
     assert reasons(result)["signature-1"] == "untrusted-key"
-    assert "NO_PUBKEY" in result["signatures"][0]["detail"]  # type: ignore[index]
+    assert "is not in the keyring" in result["signatures"][0]["detail"]  # type: ignore[index]
     env.sign(k.bob)
     assert env.verify(k.alice, k.bob)[0] == 0  # mallory's presence does not hurt either
 
@@ -213,7 +210,7 @@ def test_corrupted_signature_file_does_not_count(env: Env, damage: str) -> None:
     assert reasons(result)["signature-2"] == "bad-signature"
     detail = result["signatures"][1]["detail"]  # type: ignore[index]
     if damage == "flip-payload":
-        assert "BADSIG" in detail
+        assert "does not verify" in detail
 
 
 def test_expired_key_does_not_count(env: Env) -> None:
@@ -226,7 +223,7 @@ def test_expired_key_does_not_count(env: Env) -> None:
     assert code == 1
     assert reasons(result)["signature-1"] == "expired-key"
     sig = result["signatures"][0]  # type: ignore[index]
-    assert sig["signer"] == k.eve and "EXPKEYSIG" in sig["detail"]
+    assert sig["signer"] == k.eve and "expired on 2020-06-01" in sig["detail"]
 
 
 def test_revoked_key_does_not_count(env: Env) -> None:
@@ -286,35 +283,6 @@ def test_sign_defaults_come_from_the_tree(env: Env) -> None:
     assert signed["reference"] == "seedling/bootstrap-stage0:1.6.0"
     assert Path(signed["signature"]) == store.signature_dir(
         env.sigs, "seedling", PKG, env.digest) / "signature-1"
-
-
-def test_keyring_without_keys_is_a_clear_error(env: Env) -> None:
-    empty = env.tmp / "empty.gpg"
-    empty.write_bytes(b"")
-    with pytest.raises(RootseedError, match="holds no usable OpenPGP public keys"):
-        gpg_mod.Keyring.from_file(empty).__enter__()
-
-
-def test_keyring_check_facts(env: Env) -> None:
-    k = env.keys
-    data = payload.build(f"{REGISTRY}/{PKG}:1.0", env.digest)
-    sig = gpg_mod.sign(data, k.alice_sub + "!", gnupghome=env.home)
-    assert sig[0] & 0x80 and b"BEGIN PGP" not in sig  # binary OpenPGP, not armored
-    with gpg_mod.Keyring(gpg(env.home, "--export", k.alice), source="test") as keyring:
-        assert keyring.fingerprints == (k.alice,)
-        facts = keyring.check(sig, name="s")
-        home = keyring.home
-    assert not home.exists()
-    assert facts.status is CryptoStatus.GOOD
-    assert facts.payload == data
-    assert (facts.signing_fingerprint, facts.primary_fingerprint) == (k.alice_sub, k.alice)
-    assert facts.user_id == "Alice <alice@example.org>"
-    with gpg_mod.Keyring(gpg(env.home, "--export", k.bob), source="test") as keyring:
-        facts = keyring.check(sig + sig, name="two")
-        assert facts.status is CryptoStatus.UNREADABLE
-        facts = keyring.check(sig, name="s")
-    assert facts.status is CryptoStatus.NO_PUBKEY
-    assert facts.payload is None and facts.primary_fingerprint is None
 
 
 def test_image_verifier_status_line_for_the_provenance_hook(env: Env) -> None:
