@@ -57,3 +57,128 @@ def test_bootstrap_then_crosscheck_stage0(tmp_path: Path) -> None:
               if c["stage"].startswith("extra-") and c["tool"] == "hex2"}
     assert linked == extra
     assert sum(1 for c in covered if c["stage"].startswith("extra-")) == 3 * len(extra)
+
+
+# -- diverse double-compiling on the real chain ----------------------------------------------
+def _built(tmp_path: Path) -> tuple[list[str], Path]:
+    mirror = os.environ.get("ROOTSEED_MIRROR")
+    if not mirror:
+        pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
+                    "crosscheck bootstrap-stage0 for real")
+    cache = Path(os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or tmp_path / "cache")
+    common = ["--tree", str(TREE), "--mirror", mirror, "--offline", "--cache-dir",
+              str(cache), "--out", str(tmp_path / "out")]
+    r = subprocess.run([sys.executable, "-m", "rootseed", "build", "bootstrap-stage0",
+                        *common, "--json"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return common, cache
+
+
+def _compilers() -> list[str]:
+    from rootseed.crosscheck.compilers import find_compilers
+
+    found, _ = find_compilers(("gcc", "clang"))
+    if len(found) < 2:
+        pytest.skip("the DDC acceptance needs gcc and clang in /usr/bin")
+    return [c.label for c in found]
+
+
+@pytest.mark.mirror
+def test_ddc_covers_every_c_compiler_step_but_cc_x86(tmp_path: Path) -> None:
+    common, _ = _built(tmp_path)
+    labels = _compilers()
+    r = subprocess.run([sys.executable, "-m", "rootseed", "crosscheck", "bootstrap-stage0",
+                        "--ddc", *common, "--json"], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    data = json.loads(r.stdout)
+    checks = data["checks"]
+    assert data["counts"]["different"] == 0 and data["counts"]["error"] == 0
+    (left,) = [c for c in checks if c["status"] == "not covered"]
+    assert left["artifact"].endswith("/M2-0.M1") and "cc_x86" in left["program"]
+    assert data["counts"]["identical"] == len(checks) - 1
+    ddc = [c for c in checks if c["tool"] == "DDC"]
+    assert len(ddc) == 10 + 13  # the ten M2 compiles, one M2-Planet per extra tool
+    assert all(set(labels) <= set(c["reproduced_by"]) for c in ddc)
+    assert sum(1 for c in ddc if c["stage"].startswith("extra-")) == 13
+    headline = data["headline"]
+    assert headline.startswith("/stage0/x86/bin/M2-Planet")
+    assert all(label.removeprefix("DDC: ") in headline for label in labels)
+    compilers = data["ddc"]["bootstrap-stage0"]["compilers"]
+    assert {"-O0", "-std=c99"} <= set(compilers[0]["flags"])
+    assert (tmp_path / "out" / "bootstrap-stage0" / "crosscheck.json").is_file() or \
+        not (tmp_path / "out" / "bootstrap-stage0").is_dir()
+
+
+@pytest.mark.mirror
+def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rootseed.build.engine import Builder, BuildOptions
+    from rootseed.build.fsops import copy_tree
+    from rootseed.crosscheck.compilers import find_compilers
+    from rootseed.crosscheck.ddc import Diverse
+    from rootseed.crosscheck.mesoplanet import replay_mesoplanet
+    from rootseed.crosscheck.run import needed_stages
+    from rootseed.crosscheck.steps import ddc_compile, rerunnable, stage_steps
+    from rootseed.fetch import Fetcher
+    from rootseed.plan import PlannedRun
+    from rootseed.sandbox.rootpath import resolve
+    from rootseed.tree import Tree
+
+    common, cache = _built(tmp_path)
+    _compilers()
+    tree = Tree.load(TREE)
+    fetcher = Fetcher(cache, (Path(common[3]),), offline=True, progress=False,
+                      base_dir=tree.root)
+    builder = Builder(tree, cache_dir=cache, out=tmp_path / "out", fetcher=fetcher)
+    pkg = tree.get("bootstrap-stage0")
+    options = BuildOptions(progress=False)
+    plan = builder.plan(pkg.name, options=options)
+
+    def step_of(label: str, pick):  # type: ignore[no-untyped-def]
+        stage = next(s for s in needed_stages(plan) if s.label == label)
+        entry = builder.stage(pkg.name, label, options)
+        step = next(s for s in stage_steps(stage) if pick(s))
+        env = next(dict(i.env) for i in stage.steps
+                   if isinstance(i, PlannedRun) and i.line == step.line)
+        return step, entry, env
+
+    found, missing = find_compilers(("gcc",))
+    (tmp_path / "work").mkdir()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        diverse = Diverse(pool, list(fetcher.fetch_package(pkg).values()), found, missing,
+                          tmp_path / "work", tmp_path / "logs")
+        # an M2 step: M2-1.M1, the assembly of the final M2-Planet
+        step, entry, _ = step_of("cc-m2-planet", ddc_compile)
+        copy = tmp_path / "planted"
+        copy_tree(entry.rootfs, copy)
+        target = resolve(copy, step.output)
+        data = bytearray(target.read_bytes())
+        data[1000] ^= 0x20
+        target.write_bytes(bytes(data))
+        (check,) = diverse.m2_step(step, copy)
+        assert check.status.value == "different" and check.offset == 1000
+        assert (check.stage, check.artifact) == ("cc-m2-planet", step.output)
+        (check,) = diverse.m2_step(step, entry.rootfs)
+        assert check.status.value == "identical", check.detail
+
+        # an M2-Mesoplanet step: the M2-Planet output it spawned
+        step, entry, env = step_of("extra-sha256sum", rerunnable)
+        real = diverse.mesoplanet_check(env, entry.rootfs)
+
+        def planted(s, command, root):  # type: ignore[no-untyped-def]
+            out = resolve(root, command[command.index("--output") + 1])
+            raw = bytearray(out.read_bytes())
+            raw[77] ^= 0x01
+            out.write_bytes(bytes(raw))
+            return real(s, command, root)
+
+        (tmp_path / "rerun").mkdir()
+        log = tmp_path / "rerun.log"
+        checks = replay_mesoplanet(step, entry.rootfs, env, tmp_path / "rerun", log,
+                                   compile_check=planted)
+        compiled = [c for c in checks if c.tool == "DDC"]
+        assert len(compiled) == 1 and compiled[0].status.value == "different"
+        assert compiled[0].offset == 77 and compiled[0].stage == "extra-sha256sum"
+    fetcher.close()

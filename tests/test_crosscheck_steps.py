@@ -149,7 +149,7 @@ def test_mesoplanet_spawned_commands_and_rerun_argv() -> None:
     planned = rerun_argv(("../bin/M2-Mesoplanet", "--architecture", "x86", "-f", "x.c",
                           "-o", "../bin/x"))
     assert planned == (["../bin/M2-Mesoplanet", "--dirty-mode", "--architecture", "x86",
-                        "-f", "x.c", "-o", "../bin/x.crosscheck-rerun"], "../bin/x")
+                        "-f", "x.c", "-o", "/.rootseed-rerun/out/x"], "../bin/x")
     assert rerun_argv(("M2-Mesoplanet", "-f", "x.c")) is None
     m1 = command_step("s", 1, commands[2], "/stage0/extra")
     assert m1.covered and m1.tool == "M1" and m1.output == "/stage0/a/M1-macro-000000"

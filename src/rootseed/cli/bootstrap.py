@@ -66,14 +66,21 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     """
     def crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
         from rootseed.crosscheck import crosscheck as replay
+        from rootseed.crosscheck.compilers import find_compilers
         from rootseed.crosscheck.memo import recall, remember
+        from rootseed.crosscheck.run import DdcOptions, save_report
 
-        if not no_cache and (lines := recall(settings.cache_dir, result.record)):
+        compilers = [f"{c.label} {c.path}" for c in find_compilers()[0]]
+        if not no_cache and (lines := recall(settings.cache_dir, result.record, compilers)):
             return lines
-        with err.status("crosscheck: replaying the chain with the Python tools…"):
-            lines = replay(builder, result.package, with_deps=True, options=BuildOptions(
-                jobs=settings.jobs, debug=settings.debug, progress=False)).bootstrap_lines()
-        remember(settings.cache_dir, result.record, lines)
+        with err.status("crosscheck: replaying the chain with the Python tools and "
+                        "diverse double-compiling…"):
+            full = replay(builder, result.package, with_deps=True, ddc=DdcOptions(),
+                          options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
+                                               progress=False))
+        save_report(settings.out, full)  # for `rootseed report`'s chain diagram
+        lines = full.bootstrap_lines()
+        remember(settings.cache_dir, result.record, lines, compilers)
         return lines
 
     report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck)

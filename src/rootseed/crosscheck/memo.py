@@ -1,7 +1,8 @@
 """Remember a passing crosscheck of one exact build, so a warm ``bootstrap`` stays fast.
 
 The key is everything the replay depends on: the build record (Containerfile digest,
-sources, build args, parents, manifest digest) and rootseed's version (the Python tools).
+sources, build args, parents, manifest digest), rootseed's version (the Python tools) and
+the caller's extra (the DDC compilers and their versions).
 Only passing results are kept; a failure is always replayed. ``rootseed crosscheck``
 itself never reads this: it always replays.
 """
@@ -23,15 +24,18 @@ RECALLED = " (recalled: this exact build passed an earlier crosscheck; " \
            "`rootseed crosscheck` repeats it)"
 
 
-def _path(cache_dir: Path, record: BuildRecord) -> Path:
+def _path(cache_dir: Path, record: BuildRecord, extra: Any = None) -> Path:
     key = hashlib.sha256(canonical_json({
         "crosscheck": 1, "rootseed": __version__, "record": dataclasses.asdict(record),
+        **({"extra": extra} if extra is not None else {}),
     }).encode()).hexdigest()
     return cache_dir / "crosscheck" / f"{key}.json"
 
 
-def recall(cache_dir: Path, record: BuildRecord) -> list[dict[str, Any]] | None:
-    path = _path(cache_dir, record)
+def recall(cache_dir: Path, record: BuildRecord, extra: Any = None
+           ) -> list[dict[str, Any]] | None:
+    """``extra``: anything else the result depends on (e.g. the DDC compilers found)."""
+    path = _path(cache_dir, record, extra)
     try:
         lines = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -43,9 +47,10 @@ def recall(cache_dir: Path, record: BuildRecord) -> list[dict[str, Any]] | None:
             for x in lines]
 
 
-def remember(cache_dir: Path, record: BuildRecord, lines: list[dict[str, Any]]) -> None:
+def remember(cache_dir: Path, record: BuildRecord, lines: list[dict[str, Any]],
+             extra: Any = None) -> None:
     if not lines or not all(x.get("identical") is True for x in lines):
         return
-    path = _path(cache_dir, record)
+    path = _path(cache_dir, record, extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, (canonical_json(lines) + "\n").encode())

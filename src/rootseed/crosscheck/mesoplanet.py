@@ -4,23 +4,25 @@ M2-Mesoplanet preprocesses a C file, then spawns ``M2-Planet`` (C → M1), ``blo
 (debug footer), ``M1`` (→ hex2) and ``hex2`` (→ the program) on temporaries it removes
 afterwards. Each spawned command line is printed to stderr before it runs. To check the
 last three with the Python tools, the chain-built M2-Mesoplanet runs again in the sandbox
-on a copy of the stage's files with the same arguments plus ``--dirty-mode`` (which only
-keeps the temporaries) and its output under another name; the printed commands are then
+on the stage's files (read-only) with the same arguments plus ``--dirty-mode`` (which only
+keeps the temporaries) and its output elsewhere; the printed commands are then
 replayed in Python on the kept temporaries. The Python hex2 output is compared with the
 program the original build produced, and the rerun must have produced that same program.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-from rootseed.build.fsops import copy_tree
+from rootseed.build.fsops import clean
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.steps import Args, Step, command_step, file_args
+from rootseed.crosscheck.sandboxroot import stage_binds
+from rootseed.crosscheck.steps import Args, Step, command_step, file_args, in_image
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.rootpath import resolve
@@ -28,7 +30,12 @@ from rootseed.sandbox.rootpath import resolve
 #: the programs M2-Mesoplanet spawns, in order
 SPAWNED = ("M2-Planet", "blood-elf", "M1", "hex2")
 DIRTY = "--dirty-mode"
-RERUN_SUFFIX = ".crosscheck-rerun"
+#: where a rerun writes (a directory of its own root, never a path of the stage)
+RERUN_DIR = "/.rootseed-rerun"
+
+#: checks the C → M1 step an M2-Mesoplanet run spawned: (the RUN step, the spawned
+#: M2-Planet command as printed, the root its files are in) → the check of its output
+CompileCheck = Callable[[Step, Sequence[str], Path], ArtifactCheck]
 
 
 def spawned_commands(log: str) -> list[list[str]]:
@@ -48,27 +55,48 @@ def rerun_argv(argv: tuple[str, ...]) -> tuple[list[str], str] | None:
         return None
     args = list(argv)
     original = args[1 + out]
-    args[1 + out] = original + RERUN_SUFFIX
+    args[1 + out] = rerun_output(original)
     return [args[0], DIRTY, *args[1:]], original
 
 
+def rerun_output(original: str) -> str:
+    return f"{RERUN_DIR}/out/{posixpath.basename(original) or 'program'}"
+
+
 def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Path,
-                      log: Path, seed_hashes: Collection[str] = ()) -> list[ArtifactCheck]:
-    """Rerun ``step`` (an M2-Mesoplanet RUN) on a copy of ``rootfs`` in ``work`` and
-    replay the blood-elf, M1 and hex2 commands it spawned."""
+                      log: Path, seed_hashes: Collection[str] = (),
+                      compile_check: CompileCheck | None = None) -> list[ArtifactCheck]:
+    """Rerun ``step`` (an M2-Mesoplanet RUN) on the files of ``rootfs`` and replay the
+    blood-elf, M1 and hex2 commands it spawned; ``compile_check`` (diverse
+    double-compiling) checks its M2-Planet command.
+
+    The rerun's root is new (in ``work``): the stage's top-level directories are bound
+    read-only, the temporaries (``TMPDIR``) and the program go to :data:`RERUN_DIR` in
+    it, so nothing of the stage is copied or changed. The temporaries are named in the
+    report where the build kept them (its own ``TMPDIR``)."""
     assert step.output is not None
     planned = rerun_argv(step.argv)
     if planned is None:
         return [_error(step, "no --output in the command line")]
     argv, original = planned
-    copy = work / "rootfs"
-    copy_tree(rootfs, copy)
-    code = sandbox_run(SandboxSpec(rootfs=copy, argv=argv, env=dict(env), cwd=step.workdir),
-                       log=log)
+    root = work / "rerun"
+    root.mkdir()
+    binds, _ = stage_binds(root, rootfs, skip=(RERUN_DIR.strip("/"),))
+    for sub in ("out", "tmp"):
+        (root / RERUN_DIR.strip("/") / sub).mkdir(parents=True)
+    (root / step.workdir.strip("/")).mkdir(parents=True, exist_ok=True)
+    # the program at its absolute path, which the sandbox can check before it starts
+    argv[0] = step.program
+    binds.append((resolve(rootfs, step.program), step.program))
+    tmp_in_build = in_image(step.workdir, env.get("TMPDIR", "/tmp"))
+    code = sandbox_run(SandboxSpec(rootfs=root, argv=argv,
+                                   env={**env, "TMPDIR": f"{RERUN_DIR}/tmp"},
+                                   cwd=step.workdir, ro_binds=binds), log=log)
     if code != 0:
         return [_error(step, f"the rerun with {DIRTY} failed (exit {code}); log: {log}")]
-    rerun = resolve(copy, posixpath.join(step.workdir, original + RERUN_SUFFIX))
-    chain = resolve(copy, step.output)
+    rerun_out = rerun_output(original)
+    rerun = resolve(root, rerun_out)
+    chain = resolve(rootfs, step.output)
     if not rerun.is_file() or not chain.is_file():
         return [_error(step, "the rerun wrote no program")]
     offset = first_difference(chain.read_bytes(), rerun.read_bytes())
@@ -79,20 +107,37 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
     names = [c[0] for c in commands]
     if names not in (list(SPAWNED), [n for n in SPAWNED if n != "blood-elf"]):
         return [_error(step, f"unexpected spawned commands: {', '.join(names) or 'none'}")]
+
+    def where(path: str) -> Path:
+        """The rerun's own files in its root; everything else in the stage."""
+        path = clean(path)
+        return resolve(root if _under(path, RERUN_DIR) else rootfs, path)
+
+    def shown(artifact: str) -> str:
+        """A temporary where the build put it (its TMPDIR), not where the rerun did."""
+        tmp = f"{RERUN_DIR}/tmp"
+        return tmp_in_build + artifact[len(tmp):] if _under(artifact, tmp) else artifact
+
     checks: list[ArtifactCheck] = []
     for command in commands:
         if command[0] == "hex2":  # compare with the program the build made
-            command = [original if w == original + RERUN_SUFFIX else w for w in command]
+            command = [original if w == rerun_out else w for w in command]
         spawned = command_step(step.stage, step.line, command, step.workdir)
-        for check in replay(spawned, copy, seed_hashes):
-            note = (f"spawned by M2-Mesoplanet (rerun with {DIRTY})"
-                    if check.status is not Status.NOT_COVERED else check.detail)
-            checks.append(ArtifactCheck(
-                check.stage, check.line, check.artifact, check.tool, check.status,
-                check.offset, check.chain_size, check.python_size,
-                f"{note}: {check.detail}" if check.status is Status.IDENTICAL else note,
-                check.seed))
+        if command[0] == "M2-Planet" and compile_check is not None:
+            found = [compile_check(step, command, root)]
+        else:
+            found = replay(spawned, rootfs, seed_hashes, where=where)
+        for check in found:
+            checks.append(dataclasses.replace(
+                check, artifact=shown(check.artifact), program=step.program,
+                inputs=tuple(shown(i) for i in check.inputs) or step.inputs,
+                detail=check.detail if check.status is Status.NOT_COVERED else
+                f"spawned by M2-Mesoplanet (rerun with {DIRTY}): {check.detail}"))
     return checks
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def _error(step: Step, detail: str) -> ArtifactCheck:

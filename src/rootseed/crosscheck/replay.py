@@ -9,7 +9,7 @@ import io
 import posixpath
 import tempfile
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from rootseed.crosscheck.compare import first_difference
@@ -22,7 +22,8 @@ from rootseed.tools import TOOLS
 def not_covered(step: Step) -> ArtifactCheck:
     name = posixpath.basename(step.argv[0]) if step.argv else "?"
     return ArtifactCheck(step.stage, step.line, step.output or f"(RUN at line {step.line})",
-                         step.tool or name, Status.NOT_COVERED, detail=step.reason)
+                         step.tool or name, Status.NOT_COVERED, detail=step.reason,
+                         program=step.program, inputs=step.inputs)
 
 
 _TOOL_LOCK = threading.Lock()
@@ -42,26 +43,29 @@ def run_tool(tool: str, argv: list[str]) -> tuple[int, str]:
     return code, buf.getvalue().strip()
 
 
-def replay(step: Step, rootfs: Path, seed_hashes: Collection[str] = ()
-           ) -> list[ArtifactCheck]:
+def replay(step: Step, rootfs: Path, seed_hashes: Collection[str] = (),
+           where: Callable[[str], Path] | None = None) -> list[ArtifactCheck]:
     """Run the Python tool on the step's inputs (from ``rootfs``) and compare its output
     with the file the chain wrote. When the program is a pinned seed (``seed_hashes``)
     and the chain's output equals it (the seed rebuilt itself from its source), the
-    Python output is compared with the seed itself as well."""
+    Python output is compared with the seed itself as well. ``where`` maps a path inside
+    the image to the host file (default: :func:`resolve` in ``rootfs``)."""
+    locate = where or (lambda path: resolve(rootfs, path))
     if not step.covered or step.tool is None or step.output is None:
         return [not_covered(step)]
     name = posixpath.basename(step.argv[0])
     _, kind = REPLAYABLE[name]
     args = list(step.argv[1:])
     ins, out = file_args(kind, args)
-    missing = [p for p in step.inputs if not resolve(rootfs, p).is_file()]
-    chain_file = resolve(rootfs, step.output)
+    missing = [p for p in step.inputs if not locate(p).is_file()]
+    chain_file = locate(step.output)
     if missing or not chain_file.is_file():
         what = ", ".join(missing) if missing else step.output
         return [ArtifactCheck(step.stage, step.line, step.output, step.tool, Status.ERROR,
-                              detail=f"not in the stage's files: {what}")]
+                              detail=f"not in the stage's files: {what}",
+                              program=step.program, inputs=step.inputs)]
     for k in ins:
-        args[k] = str(resolve(rootfs, posixpath.join(step.workdir, args[k])))
+        args[k] = str(locate(posixpath.join(step.workdir, args[k])))
     with tempfile.TemporaryDirectory(prefix="rootseed-crosscheck-") as tmp:
         produced = Path(tmp) / "output"
         assert out is not None
@@ -71,11 +75,12 @@ def replay(step: Step, rootfs: Path, seed_hashes: Collection[str] = ()
     if data is None:
         return [ArtifactCheck(step.stage, step.line, step.output, step.tool, Status.ERROR,
                               detail=f"the Python {step.tool} failed (exit {code}): "
-                                     f"{said or 'no output file'}")]
+                                     f"{said or 'no output file'}",
+                              program=step.program, inputs=step.inputs)]
     chain = chain_file.read_bytes()
     checks = [_compare(step, step.output, chain, data,
                        f"{step.tool} {' '.join(step.argv[1:])}")]
-    program = resolve(rootfs, step.program)
+    program = locate(step.program)
     if seed_hashes and program.is_file():
         seed = program.read_bytes()
         # The step where the chain says the seed rebuilt itself from its own source:
@@ -96,4 +101,6 @@ def _compare(step: Step, artifact: str, chain: bytes, python: bytes, detail: str
     return ArtifactCheck(step.stage, step.line, artifact, step.tool,
                          Status.IDENTICAL if offset is None else Status.DIFFERENT,
                          offset=offset, chain_size=len(chain), python_size=len(python),
-                         detail=detail, seed=seed)
+                         detail=detail, seed=seed,
+                         reproduced_by=(f"Python {step.tool}",) if offset is None else (),
+                         program=step.program, inputs=step.inputs)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 from rootseed.build.cache import CachedStage
 from rootseed.build.engine import Builder, BuildOptions
+from rootseed.console import canonical_json
+from rootseed.crosscheck.compilers import DEFAULT_SEARCH, KNOWN, find_compilers
+from rootseed.crosscheck.ddc import Diverse
 from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.steps import Step, rerunnable, stage_steps
+from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
 from rootseed.fetch import Fetcher
+from rootseed.fsutil import atomic_write
 from rootseed.plan import Plan, PlannedRun, StagePlan
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -24,69 +30,123 @@ def needed_stages(plan: Plan) -> list[StagePlan]:
     return [plan.get(index) for index in plan.reachable()]
 
 
+@dataclass(frozen=True)
+class DdcOptions:
+    """Diverse double-compiling: which compilers, and where to look for them."""
+
+    compilers: Sequence[str] = KNOWN
+    search: str = DEFAULT_SEARCH
+
+
 def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
                rerun: bool = True, options: BuildOptions | None = None,
-               progress: Callable[[str], None] | None = None) -> Report:
+               progress: Callable[[str], None] | None = None,
+               ddc: DdcOptions | None = None) -> Report:
     """Replay ``package``'s covered steps (and its dependencies' with ``with_deps``) on
     the exact files its stages hold. With ``rerun``, M2-Mesoplanet steps run again in the
-    sandbox to keep their temporaries (see :mod:`rootseed.crosscheck.mesoplanet`)."""
+    sandbox to keep their temporaries (see :mod:`rootseed.crosscheck.mesoplanet`). With
+    ``ddc``, the C-compiler steps are redone by M2-Planet and M2-Mesoplanet built from
+    the package's pinned sources by independent compilers (:mod:`rootseed.crosscheck.ddc`)."""
     options = options or BuildOptions(progress=False)
     names = builder.tree.order([package]) if with_deps else [package]
     report = Report(package=package)
     for name in names:
-        part = _crosscheck_one(builder, name, options, progress, rerun)
+        part = _crosscheck_one(builder, name, options, progress, rerun, ddc)
         if name != package:
             part.checks = [replace(c, stage=f"{name}:{c.stage}") for c in part.checks]
         report.checks.extend(part.checks)
         report.seed_pinned = report.seed_pinned or part.seed_pinned
+        if part.ddc is not None:
+            report.ddc = {**(report.ddc or {}), name: part.ddc}
     return report
 
 
 def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
-                    progress: Callable[[str], None] | None, rerun: bool) -> Report:
+                    progress: Callable[[str], None] | None, rerun: bool,
+                    ddc: DdcOptions | None) -> Report:
     pkg = builder.tree.get(package)
     plan = builder.plan(package, options=options)
     seeds = {s.hash for s in pkg.sources if s.seed}
     report = Report(package=package, seed_pinned=bool(seeds))
-    tasks: list[Callable[[], list[ArtifactCheck]]] = []
+    planned: list[tuple[Step, CachedStage, dict[str, str]]] = []
     for stage in needed_stages(plan):
         if not any(isinstance(i, PlannedRun) for i in stage.steps):
             continue
         if progress is not None:
             progress(f"{package}: stage {stage.label}")
         entry = builder.stage(package, stage.label, options)
-        steps = stage_steps(stage)
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
-        for step in steps:
-            if rerun and rerunnable(step):
-                tasks.append(partial(_rerun, builder, package, step, entry,
-                                     envs[step.line], seeds, progress))
+        planned.extend((step, entry, envs.get(step.line, {})) for step in stage_steps(stage))
+    compiles = any(ddc_compile(s) or (rerun and rerunnable(s)) for s, _, _ in planned)
+    logs = builder.cache.logs / package
+    logs.mkdir(parents=True, exist_ok=True)
+    # Reruns are sandboxed subprocesses: run them --jobs at a time.
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(builder.cache.workdir()) if ddc and compiles else None
+        # (the pool is shut down before the DDC work dir is removed)
+        pool = stack.enter_context(ThreadPoolExecutor(
+            max_workers=max(1, options.jobs), thread_name_prefix="rootseed-crosscheck"))
+        diverse: Diverse | None = None
+        if ddc is not None and work is not None:
+            found, missing = find_compilers(ddc.compilers, ddc.search)
+            archives = list(builder.fetcher.fetch_package(pkg).values())
+            diverse = Diverse(pool, archives, found, missing, work, logs, options.jobs,
+                              progress)
+        tasks: list[tuple[int, Callable[[], list[ArtifactCheck]]]] = []  # (order, task)
+        for step, entry, env in planned:
+            if rerun and rerunnable(step):  # the longest: sandboxed runs of the chain
+                tasks.append((0, partial(_rerun, builder, package, step, entry, env, seeds,
+                                         progress, diverse)))
+            elif diverse is not None and ddc_compile(step):
+                tasks.append((1, partial(diverse.m2_step, step, entry.rootfs)))
             else:
-                tasks.append(partial(replay, step, entry.rootfs, seeds))
-    # Reruns are sandboxed subprocesses: run them --jobs at a time; results keep file order.
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs),
-                            thread_name_prefix="rootseed-crosscheck") as pool:
-        for checks in pool.map(lambda task: task(), tasks):
+                tasks.append((2, partial(replay, step, entry.rootfs, seeds)))
+        # Longest first, so the short ones fill the gaps; the results keep file order.
+        futures = [pool.submit(task) for _, task in sorted(tasks, key=lambda t: t[0])]
+        order = sorted(range(len(tasks)), key=lambda k: tasks[k][0])
+        results: list[list[ArtifactCheck]] = [[] for _ in tasks]
+        for k, future in zip(order, futures, strict=True):
+            results[k] = future.result()
+        for checks in results:
             report.checks.extend(checks)
+        if diverse is not None:
+            report.ddc = diverse.toolset.as_dict()
     return report
 
 
 def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage,
            env: dict[str, str], seeds: set[str],
-           progress: Callable[[str], None] | None) -> list[ArtifactCheck]:
+           progress: Callable[[str], None] | None, diverse: Diverse | None = None
+           ) -> list[ArtifactCheck]:
     if progress is not None:
-        progress(f"{package}: stage {step.stage}: rerunning M2-Mesoplanet")
+        progress(f"{package}: stage {step.stage}: rerunning {MESOPLANET}")
     with builder.cache.workdir() as work:
         log = builder.cache.logs / package / f"crosscheck-{step.stage}-{step.line}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
-        return replay_mesoplanet(step, entry.rootfs, env, work, log,
-                                 seeds)
+        return replay_mesoplanet(
+            step, entry.rootfs, env, work, log, seeds,
+            diverse.mesoplanet_check(env, entry.rootfs) if diverse is not None else None)
+
+
+#: the report beside the package's image, for `rootseed report` (see provenance.chain)
+REPORT_FILE = "crosscheck.json"
+
+
+def save_report(out: Path, report: Report) -> Path | None:
+    """Write ``report`` to ``<out>/<package>/crosscheck.json`` if the image is there
+    (atomically: a planted symlink there is replaced, never followed)."""
+    layout = out / report.package
+    if not layout.is_dir() or layout.is_symlink():
+        return None
+    return atomic_write(layout / REPORT_FILE, (canonical_json(report.as_dict()) + "\n")
+                        .encode())
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
                        with_deps: bool = False, rerun: bool = True,
-                       progress: Callable[[str], None] | None = None) -> Report:
+                       progress: Callable[[str], None] | None = None,
+                       ddc: DdcOptions | None = None) -> Report:
     """:func:`crosscheck` with a builder made from ``settings`` (sources verified first;
     stages not in the cache are built, nothing is written to ``<out>/<package>/``)."""
     fetcher = Fetcher(settings.cache_dir, settings.mirrors, offline=settings.offline,
@@ -95,7 +155,7 @@ def crosscheck_package(settings: Settings, tree: Tree, package: str, *,
         builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                           fetcher=fetcher)
         return crosscheck(builder, package, with_deps=with_deps, rerun=rerun,
-                          progress=progress,
+                          progress=progress, ddc=ddc,
                           options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
                                                progress=not settings.json))
     finally:

@@ -42,13 +42,17 @@ REPLAYABLE: dict[str, tuple[str, Args]] = {
     "blood-elf": ("blood-elf", Args.FLAGS),
 }
 
-_C_COMPILER = "C compiler: no Python replay"
+_C_COMPILER = "C compiler: no Python replay (crosscheck --ddc redoes it)"
+#: cc_x86 is M2-Planet's C subset compiler hand-written in x86 assembly: its output (and
+#: bugs) are its own, so no other compiler can be expected to reproduce it bit for bit.
+_CC_X86 = ("C compiler written in assembly (cc_x86): no independent compiler reproduces "
+           "its output bit for bit")
 MESOPLANET = "M2-Mesoplanet"
 #: why an M2-Mesoplanet step is not covered unless it is rerun (see crosscheck.mesoplanet)
 MESOPLANET_REASON = "C compiler driver: its M1/hex2 temporaries are deleted"
 #: programs the chain runs that the Python tools do not cover → (arguments, reason).
 NOT_COVERED: dict[str, tuple[Args, str]] = {
-    "cc_x86": (Args.IN_OUT, _C_COMPILER),
+    "cc_x86": (Args.IN_OUT, _CC_X86),
     "M2": (Args.FLAGS, _C_COMPILER),
     "M2-Planet": (Args.FLAGS, _C_COMPILER),
     # It runs M2-Planet, blood-elf, M1 and hex2 on temporaries it deletes.
@@ -78,6 +82,16 @@ class Step:
     @property
     def covered(self) -> bool:
         return self.tool is not None and not self.reason
+
+
+#: chain programs whose RUNs diverse double-compiling redoes with a DDC-built M2-Planet
+DDC_PROGRAMS = ("M2", "M2-Planet")
+
+
+def ddc_compile(step: Step) -> bool:
+    """An ``M2``/``M2-Planet`` RUN whose files are safe to redo it from."""
+    return (bool(step.argv) and posixpath.basename(step.argv[0]) in DDC_PROGRAMS
+            and step.output is not None and step.reason == _C_COMPILER)
 
 
 def rerunnable(step: Step) -> bool:
@@ -171,7 +185,7 @@ def stage_steps(stage: StagePlan) -> list[Step]:
         raw.append((index, Step(stage.label, i.line, argv, current, program, tool,
                                 inputs, output, reason)))
     for index, step in raw:
-        if step.covered or rerunnable(step):
+        if step.covered or rerunnable(step) or ddc_compile(step):
             step = _unsafe(step, index, later_writes, opaque_runs)
         steps.append(step)
     return steps

@@ -16,12 +16,17 @@ from typing import Any
 
 from rootseed.errors import RootseedError
 from rootseed.fsutil import atomic_write
+from rootseed.provenance.chain import CSS as CHAIN_CSS
+from rootseed.provenance.chain import chain_section
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.provenance.trace import Pins, QuorumStatus, Tracer, short
 
 CHALLENGE_FILE = "challenge.json"
+#: what `rootseed crosscheck` (and bootstrap's crosscheck) found, beside the image
+CROSSCHECK_FILE = "crosscheck.json"
+_MAX_CROSSCHECK = 16 << 20
 
 NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 200, 56, 28, 64, 24
 
@@ -35,6 +40,7 @@ class PackageInfo:
     detail: dict[str, Any] = field(default_factory=dict)
     parents: list[str] = field(default_factory=list)
     challenge: Any = None
+    crosscheck: Any = None  # the crosscheck report (hostile JSON, see provenance.chain)
 
     def as_json(self) -> dict[str, Any]:
         return {"package": self.package, "status": self.status, "digest": self.digest,
@@ -89,6 +95,13 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
                 info.challenge = json.loads(challenge.read_bytes())
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 info.challenge = {"error": f"unreadable {CHALLENGE_FILE}: {e}"}
+        crosscheck = out / name / CROSSCHECK_FILE
+        if crosscheck.is_file() and not crosscheck.is_symlink():
+            try:
+                if crosscheck.stat().st_size <= _MAX_CROSSCHECK:
+                    info.crosscheck = json.loads(crosscheck.read_bytes())
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                info.crosscheck = None  # unreadable: no diagram (the page says so)
         infos[name] = info
     for name, deps in sorted((tree_deps or {}).items()):
         if name not in infos:
@@ -328,6 +341,10 @@ _JS = r"""
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); show(name); }
     });
   });
+  // a chain diagram wider than the page starts scrolled to its trunk (the middle)
+  document.querySelectorAll(".chain-scroll").forEach(function (box) {
+    box.scrollLeft = (box.scrollWidth - box.clientWidth) / 2;
+  });
   var params = new URLSearchParams(window.location.search);
   var pre = params.get("select") || decodeURIComponent(window.location.hash.slice(1));
   if (pre) { show(pre); }
@@ -356,9 +373,11 @@ def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of cus
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{e(title)}</title><style>{_CSS}{CHAIN_CSS}</style></head><body>"
         f"<header><h1>{e(title)}</h1><p id=\"summary\">{e(summary)}</p></header>"
-        f"<main><div id=\"graph-box\">{render_svg(infos)}</div>"
+        + "".join(chain_section(i.package, i.crosscheck) for i in infos
+                  if i.crosscheck is not None)
+        + f"<main><div id=\"graph-box\">{render_svg(infos)}</div>"
         "<aside id=\"details\"><h2>Details</h2><p>Click a package in the graph.</p></aside>"
         "</main>"
         f"<script type=\"application/json\" id=\"rootseed-data\">{_inline_json(data)}</script>"
