@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rootseed.build.fsops import extract_archive
+from rootseed.build.extract import extract_archive
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.compilers import Compiler, Missing
 from rootseed.crosscheck.ddc_sources import DdcSources, scan
@@ -104,7 +104,7 @@ def _tail(log: Path) -> str:
 
 # -- building the DDC compilers ----------------------------------------------------------
 def _unpack(archive: Path, top: str, dest: Path, scratch: Path) -> None:
-    extract_archive(archive, scratch)
+    extract_archive(archive, scratch, "/")
     inner = scratch / top
     if not inner.is_dir() or inner.is_symlink():
         raise RootseedError(f"{archive.name} has no directory {top}")
