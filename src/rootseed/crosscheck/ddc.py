@@ -104,6 +104,7 @@ def _tail(log: Path) -> str:
 
 # -- building the DDC compilers ----------------------------------------------------------
 def _unpack(archive: Path, top: str, dest: Path, scratch: Path) -> None:
+    scratch.mkdir(parents=True, exist_ok=True)
     extract_archive(archive, scratch, "/")
     inner = scratch / top
     if not inner.is_dir() or inner.is_symlink():
