@@ -216,7 +216,8 @@ class _PackageBuild:
         except ValueError as e:
             raise RootseedError(f"{package.name}: {display}: cannot expand a global ARG: {e}"
                                 ) from e
-        self.target = self._target_stage(target)
+        # A subpackage is built from its own stage (StageX: --target package-<sub>).
+        self.target = self._target_stage(target if target is not None else package.target)
         # Subpackage images come with the package's default image only (not with --target).
         self.subpackages = (self._subpackage_stages()
                             if target is None and image is None else {})
