@@ -71,8 +71,9 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
 def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[str, ...],
               no_cache: bool, check: bool, digests_dir: Path | None, settings: Settings) -> None:
     """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out."""
-    tree = load_tree(settings)
-    results = _run(settings, tree, list(packages), target, _build_args(build_args), no_cache)
+    args = _build_args(build_args)
+    tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
+    results = _run(settings, tree, list(packages), target, args, no_cache)
     problems: list[str] = []
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))

@@ -56,8 +56,10 @@ class Tree:
     broken: Mapping[str, Problem] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path) -> Tree:
-        return _Loader(packages_dir(root)).load()
+    def load(cls, root: Path, *, build_args: Mapping[str, str] | None = None) -> Tree:
+        """Load the tree at ``root``; ``build_args`` (``--build-arg``) take part in the
+        dependency scan as they do in the build (one planner: :mod:`rootseed.plan`)."""
+        return _Loader(packages_dir(root), dict(build_args or {})).load()
 
     # -- looking up ----------------------------------------------------------------------
     def get(self, name: str) -> Package:
@@ -211,8 +213,9 @@ class _Dir:
 
 
 class _Loader:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, build_args: Mapping[str, str]) -> None:
         self.root = root
+        self.build_args = build_args
         self.problems: list[Problem] = []
         self.broken: dict[str, Problem] = {}
 
@@ -374,9 +377,14 @@ class _Loader:
         display = _display(d.containerfile, self.root)
         try:
             d.parsed = parse_file(d.containerfile, display=display)
-            references = image_references(d.parsed, package.build_args())
         except RootseedError as e:
             self.problem(Problem(ProblemKind.CONTAINERFILE, d.containerfile, e.message,
+                                 package=d.name, hint=e.hint), d.images)
+            return None
+        try:
+            references = image_references(package, d.parsed, self.build_args)
+        except RootseedError as e:
+            self.problem(Problem(ProblemKind.PLAN, d.containerfile, e.message,
                                  package=d.name, hint=e.hint), d.images)
             return None
         prefix = namespace + "/"
