@@ -139,4 +139,45 @@ def fetch_cmd(packages: tuple[str, ...], settings: Settings) -> None:
         err.print(f"{len(results)} sources verified (cache {settings.cache_dir})")
 
 
-COMMANDS = [list_cmd, graph_cmd, fetch_cmd]
+def _build_arg_values(values: tuple[str, ...]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}",
+                                     param_hint="--build-arg")
+        args[key] = val
+    return args
+
+
+@click.command("check")
+@click.argument("packages", nargs=-1)
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
+              help="Override a build argument (repeatable), as `build` would.")
+@common_options
+def check_cmd(packages: tuple[str, ...], build_args: tuple[str, ...], settings: Settings) -> int:
+    """Check PACKAGES (default: the whole tree) without building: package.toml, every
+    Containerfile planned, sources, context files, images, cycles. Exit 1 on errors."""
+    from rootseed.tree.check import check_tree
+
+    args = _build_arg_values(build_args)
+    tree = load_tree(settings, args)
+    report = check_tree(tree, packages, args)
+    base = tree.root.parent
+    errors, warnings = len(report.errors), len(report.warnings)
+    if settings.json:
+        emit_json({"tree": str(tree.root), "namespace": tree.namespace,
+                   "packages": len(report.packages), "planned": report.planned,
+                   "errors": errors, "warnings": warnings,
+                   "problems": [p.to_json(base) for p in report.problems]})
+    else:
+        for p in report.problems:
+            click.echo(f"{p.where(base)}: {p.severity.value}: {p.message} [{p.kind.value}]")
+            if p.hint:
+                click.echo(f"    hint: {p.hint}")
+        click.echo(f"{len(report.packages)} packages, {report.planned} Containerfiles planned: "
+                   f"{errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+COMMANDS = [list_cmd, graph_cmd, fetch_cmd, check_cmd]
