@@ -367,13 +367,14 @@ class _Loader:
             base, name=f"{d.stage}-{s}", pname=s, origin=d.name,
             target=SUBPACKAGE_TARGET.format(sub=s)) for s in subs} if subs
             else {d.name: base})
-        deps = self._deps(d, base, images, namespace)
-        if deps is None:
-            return {}
+        # A Containerfile that does not parse or plan leaves the package listed (and
+        # broken): its dependencies are unknown.
+        deps = self._deps(d, base, images, namespace) or ()
         return {n: dataclasses.replace(p, deps=deps) for n, p in registered.items()}
 
     def _deps(self, d: _Dir, package: Package, images: Mapping[str, _Dir],
               namespace: str) -> tuple[str, ...] | None:
+        """The images the package needs (None when its Containerfile cannot be read)."""
         display = _display(d.containerfile, self.root)
         try:
             d.parsed = parse_file(d.containerfile, display=display)
