@@ -24,6 +24,9 @@ from rootseed.tree import Tree
 
 E = TypeVar("E", bound=BaseException)
 
+#: How many missing source files a report line names.
+SHOW_MISSING = 5
+
 
 class Outcome(StrEnum):
     BUILT = "built"
@@ -136,9 +139,11 @@ def _one(tree: Tree, builder: Builder, name: str, options: BuildOptions,
             # the cache holds every source that was fetched and verified; name the rest
             missing = [s.file for s in tree.packages[name].sources
                        if builder.fetcher.cache.lookup(s.hash) is None]
+            shown = ", ".join(missing[:SHOW_MISSING]) + (
+                f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING
+                else "")
             return PackageOutcome(name, Outcome.SOURCES_MISSING, seconds=seconds,
-                                  error="not fetched: " + (", ".join(missing)
-                                                           or _first_line(e)))
+                                  error=f"not fetched: {shown}" if missing else _first_line(e))
         step = _in_chain(e, StepFailed)
         return PackageOutcome(name, Outcome.FAILED, error=_first_line(e),
                               log=None if step is None else step.log, seconds=seconds)
