@@ -125,7 +125,7 @@ class LinkMap:
         if first is None or not first.is_file() or first.is_symlink():
             self._first[key] = dest
             return False
-        os.link(first, dest)
+        os.link(first, dest, follow_symlinks=False)
         return True
 
 
