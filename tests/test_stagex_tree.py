@@ -100,3 +100,33 @@ def test_list_cli_names_every_package(stagex: dict[str, Any]) -> None:
     assert r.returncode == 0, r.stderr
     names = [p["name"] for p in json.loads(r.stdout)["packages"]]
     assert sorted(names) == sorted(stagex)
+
+
+MIRROR = os.environ.get("ROOTSEED_MIRROR")
+REPO_STAGE0 = Path(__file__).resolve().parents[1] / "packages" / "bootstrap" / "stage0"
+
+
+@pytest.mark.skipif(not MIRROR, reason="set ROOTSEED_MIRROR=<dir with the stage0 tarballs and "
+                    "hex0-seed> (and ROOTSEED_STAGEX_TREE) to build StageX's own stage0")
+def test_stagex_stage0_builds_the_twenty_pinned_tools(tmp_path: Path) -> None:
+    """StageX's bootstrap/stage0, unmodified (its Containerfile, its hex0-seed, kaem-minimal
+    running its script), built by rootseed: the 20 tools equal the pins rootseed's own
+    stage0 package records in [outputs]."""
+    import hashlib
+    import tomllib
+
+    from rootseed.oci import unpack_image
+
+    assert CHECKOUT is not None and MIRROR is not None
+    r = subprocess.run([sys.executable, "-m", "rootseed", "build", "bootstrap-stage0",
+                        "--tree", CHECKOUT, "--mirror", MIRROR, "--offline",
+                        "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+                        "--json"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    unpack_image(tmp_path / "out" / "bootstrap-stage0", tmp_path / "rootfs")
+    with (REPO_STAGE0 / "package.toml").open("rb") as f:
+        pins = tomllib.load(f)["outputs"]
+    assert len(pins) == 20
+    built = {f"bin/{p.name}": [hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size]
+             for p in (tmp_path / "rootfs" / "bin").iterdir()}
+    assert built == pins
