@@ -91,6 +91,7 @@ description = "busybox base"
 license = "GPL-2.0-only"
 
 [sources.hello]
+version = "1.0"  # its own version: StageX passes HELLO_SOURCE only then
 hash = "{digest}"
 file = "hello-{{version}}.tar.gz"
 mirrors = ["file:mirror/{{file}}"]

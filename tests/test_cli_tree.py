@@ -19,8 +19,13 @@ def test_list_json(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert [p["name"] for p in data["packages"]] == [
-        "bootstrap-stage0", "bootstrap-stage1", "core-gcc", "core-gcc-cross"]
+        "bootstrap-stage0", "bootstrap-stage1", "core-gcc", "core-gcc-libs", "core-libstdcxx",
+        "core-gcc-cross"]
     assert data["packages"][1]["deps"] == ["bootstrap-stage0"]
+    libs = data["packages"][3]
+    assert (libs["origin"], libs["target"], libs["status"]) == (
+        "core-gcc", "package-gcc-libs", "ok")
+    assert data["problems"] == []
 
 
 def test_graph_formats(tmp_path: Path) -> None:
@@ -60,14 +65,27 @@ mirrors = ["https://unreachable.invalid/x-{{version}}.tar"]
     assert not (tmp_path / "c2" / "sources" / "sha256" / sha(data)).exists()
 
 
-def test_bad_tree_is_one_clear_error(tmp_path: Path) -> None:
-    write_package(tmp_path, "a", "x", "[package]\nname='x'\n", "FROM scratch\n")
-    r = rootseed("list", "--tree", str(tmp_path))
+def test_broken_package_leaves_the_rest_working(tmp_path: Path) -> None:
+    write_package(tmp_path, "a", "x", "[package]\nname='x'\n[sources.s]\nhash='zz'\n"
+                  "mirrors=['https://e.org/s']\n", "FROM scratch\n")
+    write_package(tmp_path, "a", "y", "[package]\nname='y'\n", "FROM stagex/a-x\n")
+    write_package(tmp_path, "a", "z", "[package]\nname='z'\n", "FROM scratch\n")
+    r = rootseed("list", "--tree", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert {p["name"]: p["status"] for p in data["packages"]} == {
+        "a-y": "blocked by a-x", "a-z": "ok"}
+    [problem] = data["problems"]
+    assert (problem["kind"], problem["file"], problem["field"], problem["package"]) == (
+        "bad-hash", f"{tmp_path.name}/a/x/package.toml", "[sources.s] hash", "a-x")
+    r = rootseed("build", "a-y", "--tree", str(tmp_path), "--cache-dir", str(tmp_path / "c"),
+                 "--out", str(tmp_path / "o"))
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
-    assert "package.toml" in r.stderr and "version" in r.stderr
-    r = rootseed("list", "--tree", str(tmp_path), "--debug")
-    assert "Traceback" in r.stderr
+    assert "a-y cannot be built because it needs a-x" in r.stderr
+    assert "package.toml: [sources.s] hash: must be 64 lowercase hex" in r.stderr
+    r = rootseed("graph", "a-z", "--tree", str(tmp_path))
+    assert r.returncode == 0 and r.stdout.strip() == "1. a-z"
 
 
 def test_unknown_package(tmp_path: Path) -> None:

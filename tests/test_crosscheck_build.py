@@ -81,6 +81,7 @@ description = "crosscheck fixture"
 license = "MIT"
 
 [sources.hex0_seed]
+version = "1"  # StageX passes HEX0_SEED_SOURCE only for a source with its own version
 hash = "{seed_hash}"
 file = "hex0-seed"
 seed = true

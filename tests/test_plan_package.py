@@ -19,7 +19,8 @@ from treegen import write_package
 def toml(name: str, platforms: str = "") -> str:
     return (f'[package]\nname = "{name}"\nversion = "1.0"\ndescription = "d"\n'
             f'license = "MIT"\n{platforms}\n[sources.src]\nhash = "{"a" * 64}"\n'
-            'mirrors = ["https://example.org/src-{version}.tar.gz"]\n')
+            # its own version: StageX passes SRC_SOURCE only then (src/targets.py)
+            'version = "1.0"\nmirrors = ["https://example.org/src-{version}.tar.gz"]\n')
 
 
 def make(root: Path) -> Path:

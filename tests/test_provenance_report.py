@@ -76,7 +76,8 @@ def test_collect_with_tree(tmp_path: Path) -> None:
     assert infos[CHILD_PKG].status == "verified"
     assert infos["core-gcc"].status == "unbuilt"
     assert infos["core-gcc"].parents == ["bootstrap-stage1"]
-    assert infos["core-gcc-cross"].parents == ["bootstrap-stage1", "core-gcc"]
+    assert infos["core-gcc-cross"].parents == ["bootstrap-stage1", "core-gcc-libs",
+                                               "core-libstdcxx"]
 
 
 def test_html_is_self_contained(tmp_path: Path) -> None:

@@ -46,7 +46,11 @@ license = "GPL-3.0-or-later"
 [sources.tcc]
 hash = "{"b" * 64}"
 version = "0.9.27"
-mirrors = ["https://example.org/tcc-{{version_dash}}_{{version_under}}-{{version_strip_suffix}}.tar.bz2"]
+mirrors = ["https://example.org/tcc-{{version_dash}}_{{version_under}}.tar.bz2"]
+
+[sources.tcc_extra]
+hash = "{"e" * 64}"
+mirrors = ["https://example.org/tcc-extra-{{version_strip_suffix}}.tar.bz2"]
 ''', "FROM stagex/bootstrap-stage0 AS build\nFROM scratch\nCOPY --from=build / /\n")
     write_package(root, "core", "gcc", f'''
 [package]
@@ -54,13 +58,14 @@ name = "gcc"
 version = "13.1.0"
 description = "compiler"
 license = "GPL-3.0-or-later"
-subpackages = ["libstdcxx", "gcc-libs"]
+subpackages = ["gcc", "libstdcxx", "gcc-libs"]
 
 [sources.gcc]
 hash = "{"c" * 64}"
 file = "gcc-{{version}}.tar.xz"
 mirrors = ["https://ftp.example.org/gcc-{{version}}/{{file}}", "https://m2.example.org/{{file}}"]
-''', "FROM stagex/bootstrap-stage1:latest\nRUN true\n")
+''', "FROM stagex/bootstrap-stage1:latest AS package-gcc\nRUN true\n"
+         "FROM scratch AS package-libstdcxx\nFROM scratch AS package-gcc-libs\n")
     write_package(root, "core", "gcc-cross", '''
 [package]
 name = "gcc-cross"

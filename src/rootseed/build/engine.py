@@ -232,7 +232,8 @@ class _PackageBuild:
         self.display = display
         self.build_args = {**package.build_args(), **options.build_args}
         self.parents: dict[str, _Parent] = {}
-        self.plan = self._make_plan(target)
+        # A subpackage is built from its own stage (StageX: --target package-<sub>).
+        self.plan = self._make_plan(target if target is not None else package.target)
         self.platform = str(self.plan.platform)
         self.target = self.plan.target_stage
         # Subpackage images come with the package's default image only (not with --target).

@@ -41,6 +41,14 @@ ROOT_USERS = frozenset({"", "0", "root", "0:0", "root:root", "root:0", "0:root"}
 TAIL_LINES = 20
 
 
+class StepFailed(RootseedError):
+    """A RUN step exited non-zero; ``log`` holds its full output."""
+
+    def __init__(self, message: str, *, log: Path, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.log = log
+
+
 @dataclass
 class StageState:
     """What a stage carries forward: image config plus Docker's SHELL (not in OCI)."""
@@ -151,10 +159,10 @@ class StageRunner:
             summary = i.instruction.original.splitlines()[0]
             if len(summary) > 100:
                 summary = summary[:97] + "..."
-            raise RootseedError(
+            raise StepFailed(
                 f"{self.where(i)} failed with exit code {code}: {summary}\n"
                 f"last {min(len(lines), TAIL_LINES)} lines of output:\n{tail}\n"
-                f"full log: {log}",
+                f"full log: {log}", log=log,
                 hint="fix the step (the full log has all output); rerun with --debug to see "
                      "the exact sandbox command")
 

@@ -37,7 +37,7 @@ class LazyGroup(click.Group):
 #: Command name → module under ``rootseed.cli`` whose ``COMMANDS`` list defines it.
 COMMANDS: dict[str, str] = {
     "bootstrap": "bootstrap",
-    "list": "tree_cmds", "graph": "tree_cmds", "fetch": "tree_cmds",
+    "list": "tree_cmds", "graph": "tree_cmds", "fetch": "tree_cmds", "check": "tree_cmds",
     "build": "build", "digests": "build",
     "challenge": "challenge",
     "sign": "trust", "verify": "trust",

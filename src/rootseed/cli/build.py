@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from rootseed.build.digests import check_digests, read_digests, write_digests
 from rootseed.build.engine import Builder, BuildOptions, BuildResult
+from rootseed.build.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.cli.common import common_options, load_tree, make_fetcher
 from rootseed.cli.step_timeout import step_timeout_option
-from rootseed.console import emit_json
+from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.settings import Settings
@@ -62,7 +64,12 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
 
 
 @click.command("build")
-@click.argument("packages", nargs=-1, required=True)
+@click.argument("packages", nargs=-1)
+@click.option("--all", "all_", is_flag=True,
+              help="Build every package of the tree, going on past failures; ends with a "
+                   "table of what was built, cached, failed, blocked, or missing sources.")
+@click.option("--stage", "stage", default=None, metavar="STAGE",
+              help="Like --all, for the packages of one stage (and what they need).")
 @click.option("--target", default=None, help="Stage to stop at (default: the last stage).")
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
               help="Override a build argument (repeatable).")
@@ -73,11 +80,18 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
               help="Where digests/<stage>.txt live (default: beside the tree).")
 @step_timeout_option
 @common_options
-def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[str, ...],
-              no_cache: bool, check: bool, digests_dir: Path | None, step_timeout: float | None,
-              settings: Settings) -> None:
+def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: str | None,
+              build_args: tuple[str, ...], no_cache: bool, check: bool, digests_dir: Path | None,
+              step_timeout: float | None, settings: Settings) -> int:
     """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out."""
     args = _build_args(build_args)
+    if all_ or stage is not None:
+        if packages or target is not None or (all_ and stage is not None):
+            raise click.UsageError("--all and --stage take no PACKAGES, no --target and not "
+                                   "each other")
+        return _whole(settings, args, stage, no_cache, check, digests_dir, step_timeout)
+    if not packages:
+        raise click.UsageError("name the PACKAGES to build, or use --all / --stage STAGE")
     tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
     results = _run(settings, tree, list(packages), target, args, no_cache, step_timeout)
     problems: list[str] = []
@@ -96,6 +110,54 @@ def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[s
         raise RootseedError("digest check failed:\n  " + "\n  ".join(problems),
                             hint="the build is not reproducible here, or digests/ is stale "
                                  "(`rootseed digests` records the current build)")
+    return 0
+
+
+def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache: bool,
+           check: bool, digests_dir: Path | None, step_timeout: float | None) -> int:
+    """``build --all`` / ``--stage``: every package, a table at the end; exit 1 unless
+    everything was built (or cached) and, with --check, matches digests/."""
+    tree = load_tree(settings, args)
+    names = select(tree, stage)
+    builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                      fetcher=make_fetcher(settings, tree))
+    options = BuildOptions(build_args=args, no_cache=no_cache, jobs=settings.jobs,
+                           debug=settings.debug, progress=False, step_timeout=step_timeout)
+
+    def progress(index: int, total: int, outcome: PackageOutcome) -> None:
+        if not settings.json:
+            err.print(f"[{index}/{total}] {outcome.name}: {outcome.outcome.value}",
+                      highlight=False, markup=False)
+
+    report = build_whole(tree, builder, names, options, progress)
+    problems: list[str] = []
+    if check:
+        built = {o.name: o.manifest_digest for o in report.outcomes if o.manifest_digest}
+        problems = check_digests(built.items(), read_digests(_digests_dir(tree, digests_dir)))
+    if settings.json:
+        emit_json({"results": [o.to_json() for o in report.outcomes],
+                   "summary": report.summary(), "check": problems})
+    else:
+        _whole_table(report, tree.root.parent)
+        for problem in problems:
+            err.print(f"digest check: {problem}", highlight=False, markup=False)
+    return 0 if report.ok and not problems else 1
+
+
+def _whole_table(report: WholeReport, base: Path) -> None:
+    table = Table(title="build " + ", ".join(f"{n} {k}" for k, n in report.summary().items()
+                                             if n))
+    for col in ("package", "result", "detail"):
+        table.add_column(col, overflow="fold")
+    for o in report.outcomes:
+        if o.outcome.ok:
+            detail = o.manifest_digest or ""
+        else:
+            detail = o.error or ""
+            if o.log is not None:
+                detail += f"\nlog: {o.log}"
+        table.add_row(o.name, o.outcome.value, detail)
+    out.print(table)
 
 
 @click.command("digests")
@@ -106,7 +168,7 @@ def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[s
 def digests_cmd(packages: tuple[str, ...], digests_dir: Path | None, settings: Settings) -> None:
     """Build PACKAGES (default: all; cached builds are instant) and record their digests."""
     tree = load_tree(settings)
-    names = list(packages) or sorted(tree.packages)
+    names = list(packages) or tree.buildable()
     results = _run(settings, tree, names, None, {}, False)
     directory = _digests_dir(tree, digests_dir)
     digests = _image_digests(results)

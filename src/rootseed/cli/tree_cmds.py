@@ -16,13 +16,31 @@ from rootseed.tree import Package, Tree
 def package_json(p: Package) -> dict[str, Any]:
     return {
         "name": p.name, "stage": p.stage, "version": p.version,
+        "declared_version": p.declared_version, "origin": p.origin, "target": p.target,
         "description": p.description, "license": p.license, "website": p.website,
         "platforms": list(p.platforms), "subpackages": list(p.subpackages),
         "deps": list(p.deps),
+        "build_args": p.build_args(),
         "sources": [{"id": s.id, "file": s.file, "sha256": s.hash, "version": s.version,
                      "mirrors": list(s.mirrors), "seed": s.seed} for s in p.sources],
         "outputs": {k: {"sha256": v[0], "size": v[1]} for k, v in sorted(p.outputs.items())},
     }
+
+
+def _status(tree: Tree, name: str) -> str:
+    blocked = tree.blocker(name)
+    if blocked is None:
+        return "ok"
+    if blocked[0] == name:
+        return f"broken: {blocked[1].kind.value}"
+    return f"blocked by {blocked[0]}"
+
+
+def _problem_note(tree: Tree) -> None:
+    errors = tree.errors()
+    if errors:
+        err.print(f"{len(errors)} problem(s) make {len(tree.broken)} package(s) unbuildable; "
+                  "`rootseed check` names each one", highlight=False)
 
 
 @click.command("list")
@@ -30,32 +48,43 @@ def package_json(p: Package) -> dict[str, Any]:
 def list_cmd(settings: Settings) -> None:
     """List the tree's packages: versions, sources and dependencies."""
     tree = load_tree(settings)
-    packages = [tree.packages[n] for n in tree.order(tree.packages)]
+    packages = [tree.packages[n] for n in tree.order_all()]
     if settings.json:
         emit_json({"tree": str(tree.root), "namespace": tree.namespace,
-                   "packages": [package_json(p) for p in packages]})
+                   "packages": [{**package_json(p), "status": _status(tree, p.name)}
+                                for p in packages],
+                   "problems": [pr.to_json(tree.root.parent) for pr in tree.problems]})
         return
     table = Table(title=f"{tree.root} (namespace {tree.namespace})")
-    for col in ("package", "version", "sources", "depends on"):
+    for col in ("package", "version", "sources", "depends on", "status"):
         table.add_column(col)
     for p in packages:
         version = p.version if len(p.version) <= 16 else p.version[:12] + "…"
         table.add_row(p.name, version, "\n".join(s.file for s in p.sources) or "-",
-                      ", ".join(p.deps) or "-")
+                      ", ".join(p.deps) or "-", _status(tree, p.name))
     out.print(table)
+    _problem_note(tree)
+
+
+def _graph_order(tree: Tree, names: list[str]) -> list[str]:
+    """The named packages and what they need (all: every loaded package, broken too)."""
+    return tree.order(names) if names else tree.order_all()
 
 
 def _graph_text(tree: Tree, names: list[str], fmt: str) -> str:
-    order = tree.order(names)
+    order = _graph_order(tree, names)
+    shown = set(order)
     if fmt == "dot":
         lines = ["digraph rootseed {", "  rankdir=BT;"]
         lines += [f'  "{n}";' for n in order]
-        lines += [f'  "{n}" -> "{d}";' for n in order for d in tree.packages[n].deps]
+        lines += [f'  "{n}" -> "{d}";' for n in order for d in tree.packages[n].deps
+                  if d in shown]
         return "\n".join([*lines, "}"])
     if fmt == "mermaid":
         ids = {n: f"p{i}" for i, n in enumerate(order)}
         lines = ["graph BT"] + [f'  {ids[n]}["{n}"]' for n in order]
-        lines += [f"  {ids[n]} --> {ids[d]}" for n in order for d in tree.packages[n].deps]
+        lines += [f"  {ids[n]} --> {ids[d]}" for n in order for d in tree.packages[n].deps
+                  if d in shown]
         return "\n".join(lines)
     width = len(str(len(order)))
     return "\n".join(
@@ -72,9 +101,9 @@ def _graph_text(tree: Tree, names: list[str], fmt: str) -> str:
 def graph_cmd(packages: tuple[str, ...], fmt: str, settings: Settings) -> None:
     """Show the build order (dependencies first) or the dependency graph."""
     tree = load_tree(settings)
-    names = list(packages) or sorted(tree.packages)
+    names = list(packages)
     if settings.json:
-        order = tree.order(names)
+        order = _graph_order(tree, names)
         emit_json({"order": order, "edges": [[n, d] for n in order
                                              for d in tree.packages[n].deps]})
         return
@@ -110,4 +139,45 @@ def fetch_cmd(packages: tuple[str, ...], settings: Settings) -> None:
         err.print(f"{len(results)} sources verified (cache {settings.cache_dir})")
 
 
-COMMANDS = [list_cmd, graph_cmd, fetch_cmd]
+def _build_arg_values(values: tuple[str, ...]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}",
+                                     param_hint="--build-arg")
+        args[key] = val
+    return args
+
+
+@click.command("check")
+@click.argument("packages", nargs=-1)
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
+              help="Override a build argument (repeatable), as `build` would.")
+@common_options
+def check_cmd(packages: tuple[str, ...], build_args: tuple[str, ...], settings: Settings) -> int:
+    """Check PACKAGES (default: the whole tree) without building: package.toml, every
+    Containerfile planned, sources, context files, images, cycles. Exit 1 on errors."""
+    from rootseed.tree.check import check_tree
+
+    args = _build_arg_values(build_args)
+    tree = load_tree(settings, args)
+    report = check_tree(tree, packages, args)
+    base = tree.root.parent
+    errors, warnings = len(report.errors), len(report.warnings)
+    if settings.json:
+        emit_json({"tree": str(tree.root), "namespace": tree.namespace,
+                   "packages": len(report.packages), "planned": report.planned,
+                   "errors": errors, "warnings": warnings,
+                   "problems": [p.to_json(base) for p in report.problems]})
+    else:
+        for p in report.problems:
+            click.echo(f"{p.where(base)}: {p.severity.value}: {p.message} [{p.kind.value}]")
+            if p.hint:
+                click.echo(f"    hint: {p.hint}")
+        click.echo(f"{len(report.packages)} packages, {report.planned} Containerfiles planned: "
+                   f"{errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+COMMANDS = [list_cmd, graph_cmd, fetch_cmd, check_cmd]

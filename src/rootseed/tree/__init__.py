@@ -1,7 +1,14 @@
 """The package tree: ``<root>/<stage>/<name>/package.toml`` + ``Containerfile``.
 
-``Tree.load`` finds and validates every package, resolves ``version_from``, expands
-sources and derives dependencies from each Containerfile's image references.
+:meth:`Tree.load` registers the packages StageX's ``src/targets.py`` registers: one per
+directory holding a Containerfile and a package.toml, or, when the package.toml lists
+``subpackages``, one per subpackage (``<stage>-<sub>``, built with ``--target
+package-<sub>``) and none for the directory itself. ``--tree`` may name a checkout (with
+``packages/``, ``digests/`` beside it) or its ``packages/`` directory.
+
+A broken package (bad TOML, a bad hash, a reference to nothing, a cycle) does not stop
+the load: its :class:`Problem` is kept in :attr:`Tree.problems`, it and its dependents
+cannot be built (:meth:`Tree.blocker`), and everything else works.
 """
 
 from __future__ import annotations
@@ -11,59 +18,55 @@ import difflib
 import heapq
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from rootseed.containerfile import Containerfile, parse_file
 from rootseed.errors import RootseedError
-from rootseed.plan import image_references
 from rootseed.tree.loader import RawPackage, read_package_toml, resolve_source
-from rootseed.tree.model import Package, Source, arg_prefix
+from rootseed.tree.model import NO_VERSION_TAG, Package, Source, arg_prefix
+from rootseed.tree.problems import (
+    Problem,
+    ProblemError,
+    ProblemKind,
+    Severity,
+    UnbuildableError,
+)
 from rootseed.tree.references import strip_tag
+from rootseed.tree.scan import image_references
 
-__all__ = ["Package", "Source", "Tree", "arg_prefix"]
+__all__ = ["Package", "Problem", "ProblemKind", "Severity", "Source", "Tree",
+           "UnbuildableError", "arg_prefix"]
 
 DEFAULT_NAMESPACE = "stagex"
 CONTAINERFILE_NAMES = ("Containerfile", "Dockerfile")
+#: The subpackage stage StageX builds (``--target package-<sub>``).
+SUBPACKAGE_TARGET = "package-{sub}"
 
 
 @dataclass(frozen=True)
 class Tree:
-    root: Path
+    root: Path  # the packages directory
     namespace: str
-    packages: dict[str, Package]
-    images: dict[str, str]  # image name (<stage>-<name> or <stage>-<subpackage>) → package
+    packages: dict[str, Package]  # every package that loaded, by image name
+    images: dict[str, str]  # image name → package name (one package per image)
+    problems: tuple[Problem, ...] = ()
+    #: package name → the error that makes it unbuildable (own problems only; a name
+    #: may be absent from :attr:`packages` when its package.toml did not load)
+    broken: Mapping[str, Problem] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path, *, build_args: Mapping[str, str] | None = None) -> Tree:
         """Load the tree at ``root``; ``build_args`` (``--build-arg``) take part in the
         dependency scan as they do in the build (one planner: :mod:`rootseed.plan`)."""
-        root = root.resolve()
-        if not root.is_dir():
-            raise RootseedError(f"package tree {root} does not exist",
-                                hint="pass --tree DIR pointing at a directory of "
-                                "<stage>/<name>/package.toml")
-        namespace = _read_namespace(root)
-        raws = [read_package_toml(p, stage=p.parent.parent.name)
-                for p in sorted(root.glob("*/*/package.toml"))]
-        if not raws:
-            raise RootseedError(f"{root}: no packages found",
-                                hint="expected <stage>/<name>/package.toml below the tree root")
-        by_name: dict[str, RawPackage] = {}
-        for raw in raws:
-            if raw.name in by_name:
-                raise RootseedError(f"{raw.path}: package {raw.name} is also defined in "
-                                    f"{by_name[raw.name].path}")
-            by_name[raw.name] = raw
-        images = _image_index((r.name, r.stage, r.subpackages) for r in by_name.values())
-        packages = {name: _build_package(raw, by_name, images, namespace, build_args)
-                    for name, raw in by_name.items()}
-        tree = cls(root=root, namespace=namespace, packages=packages, images=images)
-        tree.order(packages)  # reject cycles at load time
-        return tree
+        return _Loader(packages_dir(root), dict(build_args or {})).load()
 
+    # -- looking up ----------------------------------------------------------------------
     def get(self, name: str) -> Package:
         package = self.packages.get(name)
         if package is None:
+            if name in self.broken:
+                raise UnbuildableError(name, self.broken[name])
             close = difflib.get_close_matches(name, self.packages, n=3)
             hint = (f"did you mean {', '.join(close)}?" if close
                     else "run `rootseed list` to see the packages of this tree")
@@ -76,44 +79,118 @@ class Tree:
         prefix = self.namespace + "/"
         if not bare.startswith(prefix):
             return None
-        image = bare[len(prefix):]
-        return self.images.get(image)
+        return self.images.get(bare[len(prefix):])
 
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    def blocker(self, name: str) -> tuple[str, Problem] | None:
+        """Why ``name`` cannot be built: (the broken package, its problem), where the
+        broken package is ``name`` itself or one it needs; None when it can be built."""
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current in self.broken:
+                return current, self.broken[current]
+            package = self.packages.get(current)
+            if package is not None:
+                stack.extend(sorted(package.deps, reverse=True))
+        return None
+
+    def buildable(self) -> list[str]:
+        """Every package that can be built, sorted by name."""
+        return sorted(n for n in self.packages if self.blocker(n) is None)
+
+    # -- ordering ------------------------------------------------------------------------
     def order(self, names: Iterable[str]) -> list[str]:
-        """The packages ``names`` need, dependencies first; ties broken by name."""
+        """The packages ``names`` need, dependencies first; ties broken by name.
+
+        Raises :class:`UnbuildableError` when one of them cannot be built."""
         wanted: set[str] = set()
         stack = list(names)
         while stack:
             name = stack.pop()
             if name not in wanted:
+                blocked = self.blocker(name)
+                if blocked is not None:
+                    raise UnbuildableError(name, blocked[1],
+                                           via=None if blocked[0] == name else blocked[0])
                 wanted.add(name)
                 stack.extend(self.get(name).deps)
-        waiting = {n: {d for d in self.packages[n].deps} for n in wanted}
-        ready = [n for n, deps in waiting.items() if not deps]
-        heapq.heapify(ready)
-        order: list[str] = []
-        while ready:
-            name = heapq.heappop(ready)
-            order.append(name)
-            for other, deps in waiting.items():
-                if name in deps:
-                    deps.discard(name)
-                    if not deps:
-                        heapq.heappush(ready, other)
-        if len(order) != len(wanted):
-            cycle = _find_cycle({n: d for n, d in waiting.items() if d})
-            raise RootseedError("dependency cycle: " + " -> ".join(cycle),
-                                hint="a package cannot need itself, directly or indirectly")
-        return order
+        return _topological(self.packages, wanted)
+
+    def order_all(self) -> list[str]:
+        """Every loaded package, dependencies first where the graph allows; those in a
+        cycle or needing a package that did not load come last (for listings)."""
+        return _topological(self.packages, set(self.packages), lenient=True)
+
+
+def packages_dir(root: Path) -> Path:
+    """``--tree``: a packages directory, or a checkout holding ``packages/``."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise RootseedError(f"package tree {root} does not exist",
+                            hint="pass --tree DIR: a StageX-style checkout (with packages/) "
+                            "or its packages/ directory")
+    if not _has_packages(root) and (root / "packages").is_dir():
+        return root / "packages"
+    return root
+
+
+def _has_packages(root: Path) -> bool:
+    return any(True for n in ("package.toml", *CONTAINERFILE_NAMES) for _ in root.glob(f"*/*/{n}"))
+
+
+def _topological(packages: Mapping[str, Package], wanted: set[str], *,
+                 lenient: bool = False) -> list[str]:
+    waiting = {n: {d for d in packages[n].deps if d in wanted} for n in wanted}
+    users: dict[str, list[str]] = {n: [] for n in wanted}
+    for n, deps in waiting.items():
+        for d in deps:
+            users[d].append(n)
+    ready = [n for n, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(name)
+        for other in users[name]:
+            deps = waiting[other]
+            deps.discard(name)
+            if not deps:
+                heapq.heappush(ready, other)
+    if len(order) != len(wanted):
+        if lenient:
+            return order + sorted(wanted - set(order))
+        cycle = _find_cycle({n: d for n, d in waiting.items() if d})
+        raise RootseedError("dependency cycle: " + " -> ".join(cycle),
+                            hint="a package cannot need itself, directly or indirectly")
+    return order
+
+
+def _find_cycle(graph: Mapping[str, set[str]]) -> list[str]:
+    start = min(graph)
+    path = [start]
+    while True:
+        nxt = min(d for d in graph[path[-1]] if d in graph)
+        if nxt in path:
+            return [*path[path.index(nxt):], nxt]
+        path.append(nxt)
 
 
 def _read_namespace(root: Path) -> str:
-    config = root / "rootseed.toml"
-    if not config.exists():
+    for config in (root / "rootseed.toml", root.parent / "rootseed.toml"):
+        if config.exists():
+            break
+    else:
         return DEFAULT_NAMESPACE
     try:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, OSError) as e:
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
         raise RootseedError(f"{config}: {e}") from e
     namespace = data.get("tree", {}).get("namespace", DEFAULT_NAMESPACE)
     if not isinstance(namespace, str) or not namespace or "/" in namespace:
@@ -122,77 +199,275 @@ def _read_namespace(root: Path) -> str:
     return namespace
 
 
-def _image_index(packages: Iterable[tuple[str, str, tuple[str, ...]]]) -> dict[str, str]:
-    """Image name (``<stage>-<name>`` and ``<stage>-<subpackage>``) → package name."""
-    index: dict[str, str] = {}
-    for name, stage, subpackages in packages:
-        index[name] = name
-        for sub in subpackages:
-            index.setdefault(f"{stage}-{sub}", name)
-    return index
+@dataclass
+class _Dir:
+    """One package directory and what became of it."""
+
+    name: str  # "<stage>-<dir>"
+    stage: str
+    directory: Path
+    containerfile: Path
+    raw: RawPackage | None = None
+    images: tuple[str, ...] = ()  # the image names it registers
+    parsed: Containerfile | None = None
 
 
-def _resolve_version(raw: RawPackage, raws: dict[str, RawPackage]) -> str:
-    seen = [raw.name]
-    current = raw
-    while current.version is None:
-        target = current.version_from
-        assert target is not None
-        if target not in raws:
-            raise RootseedError(f"{current.path}: [package] version_from: no package "
-                                f"{target!r} in the tree",
-                                hint="version_from names a package as <stage>-<name>")
-        if target in seen:
-            raise RootseedError(f"{raw.path}: version_from loops: "
-                                + " -> ".join([*seen, target]))
-        seen.append(target)
-        current = raws[target]
-    return current.version
+class _Loader:
+    def __init__(self, root: Path, build_args: Mapping[str, str]) -> None:
+        self.root = root
+        self.build_args = build_args
+        self.problems: list[Problem] = []
+        self.broken: dict[str, Problem] = {}
+
+    def problem(self, problem: Problem, names: Iterable[str] = ()) -> None:
+        self.problems.append(problem)
+        if problem.severity is Severity.ERROR:
+            for name in names:
+                self.broken.setdefault(name, problem)
+
+    def load(self) -> Tree:
+        namespace = _read_namespace(self.root)
+        dirs = self._directories()
+        if not dirs and not self.problems:
+            raise RootseedError(f"{self.root}: no packages found",
+                                hint="expected <stage>/<name>/package.toml and a Containerfile "
+                                "below the tree root (or a checkout holding packages/)")
+        images = self._register(dirs)
+        versions = self._versions(dirs, images)
+        packages: dict[str, Package] = {}
+        for d in dirs:
+            if d.raw is None or any(i in self.broken for i in d.images):
+                continue
+            packages.update(self._packages(d, versions, images, namespace))
+        self._cycles(packages)
+        return Tree(root=self.root, namespace=namespace, packages=packages,
+                    images={i: i for i in packages}, problems=tuple(self.problems),
+                    broken=dict(self.broken))
+
+    # -- directories -----------------------------------------------------------------------
+    def _directories(self) -> list[_Dir]:
+        """Directories with a Containerfile and a package.toml; the rest are warnings."""
+        found: list[_Dir] = []
+        candidates = sorted({p.parent for n in ("package.toml", *CONTAINERFILE_NAMES)
+                             for p in self.root.glob(f"*/*/{n}")})
+        for directory in candidates:
+            stage, dirname = directory.parent.name, directory.name
+            name = f"{stage}-{dirname}"
+            toml = directory / "package.toml"
+            containerfile = next((directory / n for n in CONTAINERFILE_NAMES
+                                  if (directory / n).is_file()), None)
+            if containerfile is None:
+                self.problem(Problem(
+                    ProblemKind.NO_CONTAINERFILE, toml, "package.toml without a Containerfile: "
+                    "not a package (StageX skips it too)", package=name))
+                continue
+            if not toml.is_file():
+                self.problem(Problem(
+                    ProblemKind.NO_PACKAGE_TOML, containerfile, "Containerfile without a "
+                    "package.toml: not a package (StageX skips it too)", package=name))
+                continue
+            d = _Dir(name=name, stage=stage, directory=directory, containerfile=containerfile)
+            try:
+                d.raw = read_package_toml(toml, stage=stage)
+            except ProblemError as e:
+                self.problem(dataclasses.replace(e.problem, package=name), [name])
+                d.images = (name,)
+                found.append(d)
+                continue
+            if d.raw.pname != dirname:
+                self.problem(Problem(
+                    ProblemKind.NAME_MISMATCH, toml, f"{d.raw.pname!r} is not the directory's "
+                    f"name {dirname!r}", package=name, field="[package] name",
+                    hint="StageX finds a package's Containerfile by its name: rename one"),
+                    [name])
+            d.images = tuple(f"{stage}-{s}" for s in d.raw.subpackages) or (name,)
+            found.append(d)
+        return found
+
+    def _register(self, dirs: list[_Dir]) -> dict[str, _Dir]:
+        """Image name → its directory; an image two directories claim is broken."""
+        images: dict[str, _Dir] = {}
+        for d in dirs:
+            for image in d.images:
+                other = images.get(image)
+                if other is None:
+                    images[image] = d
+                    continue
+                problem = Problem(
+                    ProblemKind.DUPLICATE_IMAGE, d.directory / "package.toml",
+                    f"image {image} is also registered by {other.directory / 'package.toml'}",
+                    package=image, hint="package and subpackage names must be unique in a stage")
+                self.problem(problem, [image, *d.images, *other.images])
+        return images
+
+    def _versions(self, dirs: list[_Dir], images: Mapping[str, _Dir]) -> dict[str, str | None]:
+        """Directory name → its version, ``version_from`` followed (by image name, as
+        StageX looks it up among registered packages and subpackages)."""
+        versions: dict[str, str | None] = {}
+        for d in dirs:
+            raw = d.raw
+            if raw is None:
+                continue
+            toml = raw.path
+            if raw.version is not None and raw.version_from is not None:
+                self.problem(Problem(
+                    ProblemKind.BOTH_VERSIONS, toml, "both 'version' and 'version_from' are "
+                    "set; version_from wins, as in StageX", package=d.name,
+                    field="[package] version_from"))
+            seen = [d.name]
+            current: _Dir = d
+            version: str | None = raw.version
+            while current.raw is not None and current.raw.version_from is not None:
+                target = current.raw.version_from
+                found = images.get(target)
+                if found is None or found.raw is None or target in self.broken:
+                    why = ("no package" if found is None else "a package with a problem:")
+                    self.problem(Problem(
+                        ProblemKind.VERSION_FROM, current.raw.path,
+                        f"{why} {target!r}" + ("" if found is None else
+                                               f" ({self.broken[target].describe()})"
+                                               if target in self.broken else ""),
+                        package=d.name, field="[package] version_from",
+                        hint="version_from names a package or subpackage as <stage>-<name>"),
+                        d.images)
+                    break
+                if found.name in seen:
+                    self.problem(Problem(
+                        ProblemKind.VERSION_FROM, toml, "version_from loops: "
+                        + " -> ".join([*seen, found.name]), package=d.name,
+                        field="[package] version_from"), d.images)
+                    break
+                seen.append(found.name)
+                current = found
+                assert current.raw is not None
+                version = current.raw.version
+            versions[d.name] = version
+        return versions
+
+    # -- packages ----------------------------------------------------------------------------
+    def _packages(self, d: _Dir, versions: Mapping[str, str | None],
+                  images: Mapping[str, _Dir], namespace: str) -> dict[str, Package]:
+        raw = d.raw
+        assert raw is not None
+        version = versions.get(d.name)
+        try:
+            sources = tuple(resolve_source(raw.path, sid, table, version)
+                            for sid, table in raw.sources.items())
+        except ProblemError as e:
+            self.problem(dataclasses.replace(e.problem, package=d.name), d.images)
+            return {}
+        subs = raw.subpackages
+        base = Package(
+            name=d.name, stage=d.stage, pname=d.directory.name,
+            version=version or NO_VERSION_TAG, declared_version=version,
+            description=raw.description, license=raw.license, directory=d.directory,
+            containerfile=d.containerfile, website=raw.website, platforms=raw.platforms,
+            sources=sources, outputs=dict(raw.outputs))
+        registered = ({f"{d.stage}-{s}": dataclasses.replace(
+            base, name=f"{d.stage}-{s}", pname=s, origin=d.name,
+            target=SUBPACKAGE_TARGET.format(sub=s)) for s in subs} if subs
+            else {d.name: base})
+        # A Containerfile that does not parse or plan leaves the package listed (and
+        # broken): its dependencies are unknown.
+        deps = self._deps(d, base, images, namespace) or ()
+        return {n: dataclasses.replace(p, deps=deps) for n, p in registered.items()}
+
+    def _deps(self, d: _Dir, package: Package, images: Mapping[str, _Dir],
+              namespace: str) -> tuple[str, ...] | None:
+        """The images the package needs (None when its Containerfile cannot be read)."""
+        display = _display(d.containerfile, self.root)
+        try:
+            d.parsed = parse_file(d.containerfile, display=display)
+        except RootseedError as e:
+            self.problem(Problem(ProblemKind.CONTAINERFILE, d.containerfile, e.message,
+                                 package=d.name, hint=e.hint), d.images)
+            return None
+        try:
+            references = image_references(package, d.parsed, self.build_args)
+        except RootseedError as e:
+            self.problem(Problem(ProblemKind.PLAN, d.containerfile, e.message,
+                                 package=d.name, hint=e.hint), d.images)
+            return None
+        prefix = namespace + "/"
+        deps: set[str] = set()
+        for ref, line in references:
+            bare = strip_tag(ref)
+            if not bare.startswith(prefix):
+                continue  # not this tree's: the builder refuses it (it never pulls)
+            image = bare[len(prefix):]
+            if image in d.images:
+                self.problem(Problem(
+                    ProblemKind.SELF_REFERENCE, d.containerfile, f"refers to {ref!r}, an "
+                    "image of this package itself", package=d.name, line=line,
+                    hint="use the stage that makes it (--from=<stage>)"), d.images)
+            elif image not in images:
+                self.problem(Problem(
+                    ProblemKind.UNKNOWN_IMAGE, d.containerfile, f"refers to image {ref!r}, "
+                    "which no package in the tree builds", package=d.name, line=line,
+                    hint=f"add the package under {self.root} or fix the name "
+                         "(<namespace>/<stage>-<name>)"), d.images)
+            else:
+                deps.add(image)
+        return tuple(sorted(deps))
+
+    def _cycles(self, packages: Mapping[str, Package]) -> None:
+        """Every strongly connected component with more than one member is a cycle."""
+        for component in _components(packages):
+            ring = _find_cycle({n: {x for x in packages[n].deps if x in component}
+                                for n in component})
+            first = packages[ring[0]]
+            self.problem(Problem(
+                ProblemKind.CYCLE, first.containerfile, "dependency cycle: " + " -> ".join(ring),
+                package=first.name, hint="a package cannot need itself, directly or indirectly"),
+                sorted(component))
 
 
-def _build_package(raw: RawPackage, raws: dict[str, RawPackage], images: dict[str, str],
-                   namespace: str, build_args: Mapping[str, str] | None = None) -> Package:
-    version = _resolve_version(raw, raws)
-    sources = tuple(resolve_source(raw.path, sid, table, version)
-                    for sid, table in sorted(raw.sources.items()))
-    directory = raw.path.parent
-    containerfile = next((directory / n for n in CONTAINERFILE_NAMES
-                          if (directory / n).is_file()), None)
-    if containerfile is None:
-        raise RootseedError(f"{directory}: package {raw.name} has no Containerfile")
-    package = Package(
-        name=raw.name, stage=raw.stage, pname=raw.pname, version=version,
-        description=raw.description, license=raw.license, directory=directory,
-        containerfile=containerfile, website=raw.website, platforms=raw.platforms,
-        subpackages=raw.subpackages, sources=sources, outputs=dict(raw.outputs),
-    )
-    deps: set[str] = set()
-    prefix = namespace + "/"
-    # The images the planner finds (the builder plans the same way, with the same args).
-    references = image_references(package, build_args)
-    for ref, line in references:
-        bare = strip_tag(ref)
-        if not bare.startswith(prefix):
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _components(graph: Mapping[str, Package]) -> list[set[str]]:
+    """Tarjan's strongly connected components of size > 1 (iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[set[str]] = []
+    counter = 0
+    for start in sorted(graph):
+        if start in index:
             continue
-        dep = images.get(bare[len(prefix):])
-        if dep is None:
-            raise RootseedError(f"{containerfile}:{line}: refers to image {ref!r}, "
-                                "which no package in the tree builds",
-                                hint=f"add the package under {raw.path.parents[2]} or fix "
-                                "the name (<namespace>/<stage>-<name>)")
-        if dep != raw.name:
-            deps.add(dep)
-        elif bare[len(prefix):] == raw.name:
-            raise RootseedError(f"{containerfile}:{line}: package {raw.name} refers to "
-                                "its own image")
-    return dataclasses.replace(package, deps=tuple(sorted(deps)))
-
-
-def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
-    start = min(graph)
-    path = [start]
-    while True:
-        nxt = min(d for d in graph[path[-1]] if d in graph)
-        if nxt in path:
-            return [*path[path.index(nxt):], nxt]
-        path.append(nxt)
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            deps = [x for x in graph[node].deps if x in graph]
+            if i < len(deps):
+                work.append((node, i + 1))
+                nxt = deps[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return found

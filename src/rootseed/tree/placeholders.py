@@ -7,25 +7,38 @@ from collections.abc import Mapping
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
 
-#: Placeholders allowed in ``file``; ``mirrors`` may also use ``{file}``.
+#: Placeholders allowed in ``file``; ``mirrors`` may also use ``{file}`` (StageX fetch.py).
 FILE_PLACEHOLDERS = frozenset({
     "version", "version_major", "version_major_minor", "version_dash", "version_under",
     "version_strip_suffix", "format",
 })
 MIRROR_PLACEHOLDERS = FILE_PLACEHOLDERS | {"file"}
 
+#: What StageX's targets.py can put in ``<ID>_SOURCE`` (its ``str.format`` knows no other).
+ARG_FILE_PLACEHOLDERS = frozenset({"version", "version_dash", "version_under", "format"})
+
 
 def version_forms(version: str) -> dict[str, str]:
-    """Every spelling of a version that templates and build args can refer to."""
+    """Every spelling of a version that templates and build args can refer to.
+
+    Exactly StageX's ``CommonUtils`` (src/common.py): a version without a dot has no
+    major.minor there; its ``version_to_major_minor`` returns None, which StageX's
+    f-strings and ``str.format`` spell "None". Kept, so rootseed hands a Containerfile
+    the same values StageX does.
+    """
     parts = version.split(".")
     return {
         "version": version,
         "version_major": parts[0],
-        "version_major_minor": ".".join(parts[:2]),
+        "version_major_minor": ".".join(parts[:2]) if len(parts) >= 2 else "None",
         "version_dash": version.replace(".", "-"),
         "version_under": version.replace(".", "_"),
         "version_strip_suffix": version.split("-", 1)[0],
     }
+
+
+def placeholders(template: str) -> list[str]:
+    return _FIELD.findall(template)
 
 
 def unknown_placeholders(template: str, allowed: frozenset[str]) -> list[str]:

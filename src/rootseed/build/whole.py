@@ -1,0 +1,170 @@
+"""Whole-tree builds (``rootseed build --all`` / ``--stage STAGE``): every package in
+dependency order, one :meth:`Builder.build` call each, going on past failures.
+
+A package whose dependency failed (or cannot be built) is *blocked* and not attempted;
+one with a problem of its own is *broken*; one whose sources no mirror has is *sources
+missing*. The report says for each what happened, with the first line of the error and
+the failing step's log file when there is one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from rootseed.build.engine import Builder, BuildOptions
+from rootseed.build.stage import StepFailed
+from rootseed.errors import RootseedError
+from rootseed.fetch import FetchError
+from rootseed.tree import Tree
+
+E = TypeVar("E", bound=BaseException)
+
+#: How many missing source files a report line names.
+SHOW_MISSING = 5
+
+
+class Outcome(StrEnum):
+    BUILT = "built"
+    CACHED = "cached"
+    FAILED = "failed"
+    SOURCES_MISSING = "sources missing"
+    BROKEN = "broken"  # a problem of its own (rootseed check names it)
+    BLOCKED = "blocked"  # needs a package that was not built
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.BUILT, Outcome.CACHED)
+
+
+@dataclass(frozen=True)
+class PackageOutcome:
+    name: str
+    outcome: Outcome
+    manifest_digest: str | None = None
+    error: str | None = None  # the first line of what went wrong
+    log: Path | None = None  # the failing step's full log
+    blocked_by: str | None = None  # the package it needed that was not built
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"package": self.name, "outcome": self.outcome.value,
+                "manifest_digest": self.manifest_digest, "error": self.error,
+                "log": None if self.log is None else str(self.log),
+                "blocked_by": self.blocked_by, "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class WholeReport:
+    outcomes: tuple[PackageOutcome, ...]
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in self.outcomes if o.outcome is outcome)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.outcome.ok for o in self.outcomes)
+
+    def summary(self) -> dict[str, int]:
+        return {o.value: self.count(o) for o in Outcome}
+
+
+def select(tree: Tree, stage: str | None) -> list[str]:
+    """The packages of ``stage`` (all when None) and what they need, broken ones
+    included (so the report names them), in dependency order."""
+    loaded = [n for n in tree.packages if stage is None or tree.packages[n].stage == stage]
+    broken = [n for n, p in tree.broken.items() if n not in tree.packages
+              and (stage is None or _stage_of(tree, p.file) == stage)]
+    if stage is not None and not loaded and not broken:
+        stages = sorted({p.stage for p in tree.packages.values()})
+        raise RootseedError(f"no package in stage {stage!r}",
+                            hint=f"stages of this tree: {', '.join(stages)}")
+    wanted = set(loaded)
+    stack = list(loaded)
+    while stack:
+        package = tree.packages.get(stack.pop())
+        for dep in package.deps if package is not None else ():
+            if dep not in wanted and dep in tree.packages:
+                wanted.add(dep)
+                stack.append(dep)
+    return sorted(broken) + [n for n in tree.order_all() if n in wanted]
+
+
+def _stage_of(tree: Tree, file: Path) -> str | None:
+    try:
+        return file.relative_to(tree.root).parts[0]
+    except (ValueError, IndexError):
+        return None
+
+
+def build_whole(tree: Tree, builder: Builder, names: Iterable[str], options: BuildOptions,
+                on_outcome: Callable[[int, int, PackageOutcome], None] | None = None
+                ) -> WholeReport:
+    """Build ``names`` (dependency order, see :func:`select`) one by one, going on past
+    failures; ``on_outcome(i, n, outcome)`` after each (for progress)."""
+    order = list(dict.fromkeys(names))
+    done: dict[str, PackageOutcome] = {}
+    for index, name in enumerate(order, 1):
+        outcome = _one(tree, builder, name, options, done)
+        done[name] = outcome
+        if on_outcome is not None:
+            on_outcome(index, len(order), outcome)
+    return WholeReport(tuple(done[n] for n in order))
+
+
+def _one(tree: Tree, builder: Builder, name: str, options: BuildOptions,
+         done: dict[str, PackageOutcome]) -> PackageOutcome:
+    blocked = tree.blocker(name)
+    if blocked is not None:
+        culprit, problem = blocked
+        if culprit == name:
+            return PackageOutcome(name, Outcome.BROKEN, error=problem.describe(tree.root.parent))
+        return PackageOutcome(name, Outcome.BLOCKED, blocked_by=culprit,
+                              error=f"needs {culprit}: {problem.describe(tree.root.parent)}")
+    for dep in tree.packages[name].deps:
+        before = done.get(dep)
+        if before is not None and not before.outcome.ok:
+            return PackageOutcome(name, Outcome.BLOCKED, blocked_by=dep,
+                                  error=f"needs {dep}, which was not built ({before.outcome})")
+    started = time.monotonic()
+    try:
+        results = builder.build([name], options)
+    except RootseedError as e:
+        seconds = time.monotonic() - started
+        if _in_chain(e, FetchError) is not None:
+            # the cache holds every source that was fetched and verified; name the rest
+            missing = [s.file for s in tree.packages[name].sources
+                       if builder.fetcher.cache.lookup(s.hash) is None]
+            shown = ", ".join(missing[:SHOW_MISSING]) + (
+                f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING
+                else "")
+            return PackageOutcome(name, Outcome.SOURCES_MISSING, seconds=seconds,
+                                  error=f"not fetched: {shown}" if missing else _first_line(e))
+        step = _in_chain(e, StepFailed)
+        return PackageOutcome(name, Outcome.FAILED, error=_first_line(e),
+                              log=None if step is None else step.log, seconds=seconds)
+    result = next(r for r in results if r.package == name)
+    return PackageOutcome(name, Outcome.CACHED if result.cached else Outcome.BUILT,
+                          manifest_digest=result.manifest_digest,
+                          seconds=time.monotonic() - started)
+
+
+def _first_line(error: RootseedError) -> str:
+    lines = error.message.splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _in_chain(error: BaseException, kind: type[E]) -> E | None:
+    """The first exception of type ``kind`` in ``error``'s chain of causes."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
