@@ -127,8 +127,9 @@ class HostileTree:
         for sid, data in (sources or {}).items():
             fname = f"{sid}-1.0.tar"
             (self.mirror / fname).write_bytes(data)
+            # a version of its own, so StageX passes <ID>_SOURCE (targets.get_build_args)
             toml.append(f'[sources.{sid}]\nhash = "{hashlib.sha256(data).hexdigest()}"\n'
-                        f'file = "{fname}"\nmirrors = ["https://invalid.example/{{file}}"]\n')
+                        f'version = "1.0"\nfile = "{fname}"\nmirrors = ["https://invalid.example/{{file}}"]\n')
         (d / "package.toml").write_text("\n".join(toml))
         (d / "Containerfile").write_text(containerfile)
         for rel, data in (files or {}).items():
