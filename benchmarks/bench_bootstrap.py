@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseed import shipped
 from rootseed.build.stage import StageContext, StageRunner, StageState
 from rootseed.containerfile import Arg, Containerfile, Copy, Env, Run, Workdir, parse_file
 from rootseed.containerfile.scope import StageScope, global_arg_values, platform_args
@@ -49,7 +50,6 @@ from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.tree import Package, Tree
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "bootstrap-stage0"
 SOURCES_DONE = "tree"  # the last stage before the first RUN: sources unpacked, seed placed
 BUSYBOX = Path("/usr/bin/busybox")
@@ -160,7 +160,8 @@ def _children_cpu(log: Path) -> float:
 
 def sequential(tree: Tree, mirror: Path, work: Path) -> tuple[Timing, int]:
     pkg = tree.get(PACKAGE)
-    cf = parse_file(pkg.containerfile, display=str(pkg.containerfile.relative_to(ROOT)))
+    cf = parse_file(pkg.containerfile,
+                    display=str(pkg.containerfile.relative_to(tree.root.parent)))
     build_args = pkg.build_args()
     global_values = global_arg_values(cf.global_args, build_args,
                                       platform_args(pkg.platforms[0] if pkg.platforms
@@ -223,7 +224,7 @@ def main() -> None:
     if args.mirror is None or not (Path(args.mirror) / "hex0-seed").is_file():
         parser.error("--mirror DIR (or ROOTSEED_MIRROR) with the stage0 sources is required")
     mirror = Path(args.mirror).resolve()
-    tree = Tree.load(ROOT / "packages")
+    tree = Tree.load(shipped.packages())
     seq: list[Timing] = []
     cold: list[Timing] = []
     cold_build: list[Timing] = []

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-TREE = Path(__file__).resolve().parents[1] / "packages"
+from rootseed import shipped
+
+TREE = shipped.packages()
 
 
 @pytest.mark.mirror

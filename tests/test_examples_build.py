@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+from rootseed import shipped
+
+EXAMPLES = shipped.examples()
 PACKAGES = ("seed-hex0", "seed-hello")
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rootseed import shipped
 from rootseed.build.digests import read_digests
 from rootseed.build.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
@@ -62,8 +63,8 @@ class BootstrapReport:
 
 
 def default_examples() -> Path:
-    """The example tree shipped with rootseed (``examples/`` of this checkout)."""
-    return Path(__file__).resolve().parents[3] / "examples"
+    """The example tree shipped inside the rootseed package (``rootseed/data/examples``)."""
+    return shipped.examples()
 
 
 def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
