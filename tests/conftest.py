@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,24 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent
+
+#: With this set to 1 (``.ci/run`` sets it when the source mirrors are present), a skipped
+#: test is a failure: a CI run that has everything must run everything.
+REQUIRE_ALL = "ROOTSEED_REQUIRE_ALL"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if os.environ.get(REQUIRE_ALL) != "1" or not report.skipped \
+            or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = (f"skipped, but {REQUIRE_ALL}=1 forbids skips (every input is "
+                       f"present, so every test must run): {reason}")
 
 
 @pytest.fixture(scope="session")
