@@ -51,7 +51,7 @@ class Package:
     outputs: dict[str, tuple[str, int]] = field(default_factory=dict)  # path → (sha256, size)
 
     def build_args(self) -> dict[str, str]:
-        """The build arguments StageX hands a Containerfile (DESIGN.md)."""
+        """The build arguments StageX hands a Containerfile (docs/formats.md#packagetoml)."""
         forms = version_forms(self.version)
         args = {
             "VERSION": self.version,
