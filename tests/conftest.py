@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -65,3 +67,31 @@ def gnupghome(keys: Keys, tmp_path: Path) -> Iterator[Path]:
     home.chmod(0o700)
     yield home
     kill_agent(home)
+
+
+@pytest.fixture(scope="session")
+def stage0_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache holding ``bootstrap-stage0`` built from ``ROOTSEED_MIRROR`` once per test run.
+
+    The real chain takes minutes; the tests that need a built stage0 (the bootstrap digest,
+    the pinned tools, the crosscheck) share this one cold build, made in this run from the
+    seed, instead of making one each. Shared by the xdist workers of the run (the first
+    one builds, the others wait for it).
+    """
+    mirror = os.environ.get("ROOTSEED_MIRROR")
+    if not mirror:
+        pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
+                    "build bootstrap-stage0 for real")
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's basetemp, common to every worker
+    cache, done = base / "stage0-cache", base / "stage0-cache.built"
+    with FileLock(str(base / "stage0-cache.lock")):
+        if not done.exists():
+            r = subprocess.run(
+                [sys.executable, "-m", "rootseed", "build", "bootstrap-stage0", "--mirror",
+                 mirror, "--offline", "--cache-dir", str(cache), "--out",
+                 str(base / "stage0-out")], capture_output=True, text=True, check=False)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            done.touch()
+    return cache

@@ -78,9 +78,10 @@ def test_tampered_seed_is_refused_before_anything_runs(tmp_path: Path) -> None:
 
 
 @needs_mirror
-def test_real_bootstrap_matches_recorded_digest(tmp_path: Path) -> None:
+def test_real_bootstrap_matches_recorded_digest(tmp_path: Path, stage0_cache: Path) -> None:
+    # stage0_cache: built from the seed once in this test run (see conftest.py).
     r = rootseed("bootstrap", "--mirror", str(MIRROR), "--offline", "--json", "--cache-dir",
-                 str(tmp_path / "c"), "--out", str(tmp_path / "out"))
+                 str(stage0_cache), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout)
     assert len(report["tools"]) == 20 and all(t["expected"] for t in report["tools"])

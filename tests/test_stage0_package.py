@@ -240,7 +240,7 @@ def image_files(layout: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.mirror
-def test_build_reproduces_the_pinned_tools(tmp_path: Path) -> None:
+def test_build_reproduces_the_pinned_tools(tmp_path: Path, stage0_cache: Path) -> None:
     """Runs the whole chain through the CLI (needs the builder: `rootseed build`)."""
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
@@ -250,7 +250,7 @@ def test_build_reproduces_the_pinned_tools(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "rootseed", "build", "bootstrap-stage0",
          "--tree", str(TREE), "--mirror", mirror, "--offline",
-         "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+         "--cache-dir", str(stage0_cache), "--out", str(out)],
         capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     files = image_files(out / "bootstrap-stage0")

@@ -81,7 +81,7 @@ def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
         hint=f"put the {len(package.sources)} files of {package.name} (names and sha256 "
              "above) in a directory and run `rootseed bootstrap --mirror DIR`; to see the "
              "whole chain work with no download at all, run `rootseed bootstrap --demo` "
-             "(rootseed's own seed, built from examples/)")
+             "(rootseed's own seed and example tree, shipped with rootseed)")
 
 
 def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:
