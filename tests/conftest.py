@@ -70,7 +70,7 @@ def gnupghome(keys: Keys, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def stage0_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stage0_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache holding ``bootstrap-stage0`` built from ``ROOTSEED_MIRROR`` once per test run.
 
     The real chain takes minutes; the tests that need a built stage0 (the bootstrap digest,
@@ -95,3 +95,14 @@ def stage0_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
             done.touch()
     return cache
+
+
+@pytest.fixture
+def stage0_cache(stage0_built: Path) -> Iterator[Path]:
+    """:func:`stage0_built`'s cache, used by one test at a time.
+
+    Two crosschecks must not run on one cache at once: their M2-Mesoplanet reruns see each
+    other's spawned commands ("unexpected spawned commands"), so the tests take turns.
+    """
+    with FileLock(str(stage0_built.parent / "stage0-cache.use.lock")):
+        yield stage0_built
