@@ -50,7 +50,7 @@ class BootstrapReport:
     tools: list[Tool]
     verified: list[str]
     recorded_digest: str | None
-    chain: Chain
+    chain: Chain = field(default_factory=lambda: Chain(None, ()))  # derived from the build
     checks: list[dict[str, Any]] = field(default_factory=list)  # crosscheck results
 
     def as_dict(self) -> dict[str, Any]:
