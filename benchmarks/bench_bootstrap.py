@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseed import shipped
 from rootseed.build.stage import StageContext, StageRunner
 from rootseed.containerfile import Run
 from rootseed.fetch import Fetcher
@@ -49,7 +50,6 @@ from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.tree import Package, Tree
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "bootstrap-stage0"
 SOURCES_DONE = "tree"  # the last stage before the first RUN: sources unpacked, seed placed
 BUSYBOX = Path("/usr/bin/busybox")
@@ -148,7 +148,8 @@ def _children_cpu(log: Path) -> float:
 
 def sequential(tree: Tree, mirror: Path, work: Path) -> tuple[Timing, int]:
     pkg = tree.get(PACKAGE)
-    p = plan_package(pkg, display=str(pkg.containerfile.relative_to(ROOT)), all_stages=True)
+    p = plan_package(pkg, display=str(pkg.containerfile.relative_to(tree.root.parent)),
+                     all_stages=True)
     fetch_dir = work / "fetch"
     fetch_dir.mkdir()
     fetcher = Fetcher(work / "cache", (mirror,), offline=True, progress=False,
@@ -207,7 +208,7 @@ def main() -> None:
     if args.mirror is None or not (Path(args.mirror) / "hex0-seed").is_file():
         parser.error("--mirror DIR (or ROOTSEED_MIRROR) with the stage0 sources is required")
     mirror = Path(args.mirror).resolve()
-    tree = Tree.load(ROOT / "packages")
+    tree = Tree.load(shipped.packages())
     seq: list[Timing] = []
     cold: list[Timing] = []
     cold_build: list[Timing] = []

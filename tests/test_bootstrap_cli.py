@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from rootseed import shipped
+
 MIRROR = os.environ.get("ROOTSEED_MIRROR")
 needs_mirror = pytest.mark.skipif(
     not MIRROR, reason="set ROOTSEED_MIRROR=<dir> with the pinned stage0 tarballs and hex0-seed")
@@ -44,7 +45,7 @@ def test_demo_builds_our_own_seed_chain_offline(tmp_path: Path) -> None:
     assert report["demo"] is True and report["package"] == "seed-hello"
     from rootseed.tools.hex0 import assemble
 
-    ours = assemble((ROOT / "seeds" / "x86" / "hex0.hex0").read_bytes())
+    ours = assemble((shipped.seeds() / "x86" / "hex0.hex0").read_bytes())
     import hashlib
 
     assert report["seed"]["sha256"] == hashlib.sha256(ours).hexdigest()
@@ -77,11 +78,12 @@ def test_tampered_seed_is_refused_before_anything_runs(tmp_path: Path) -> None:
 
 
 @needs_mirror
-def test_real_bootstrap_matches_recorded_digest(tmp_path: Path) -> None:
+def test_real_bootstrap_matches_recorded_digest(tmp_path: Path, stage0_cache: Path) -> None:
+    # stage0_cache: built from the seed once in this test run (see conftest.py).
     r = rootseed("bootstrap", "--mirror", str(MIRROR), "--offline", "--json", "--cache-dir",
-                 str(tmp_path / "c"), "--out", str(tmp_path / "out"))
+                 str(stage0_cache), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout)
     assert len(report["tools"]) == 20 and all(t["expected"] for t in report["tools"])
-    recorded = (ROOT / "digests" / "bootstrap.txt").read_text().split()[0]
+    recorded = (shipped.digests() / "bootstrap.txt").read_text().split()[0]
     assert report["manifest_digest"] == f"sha256:{recorded}"

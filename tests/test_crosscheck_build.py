@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from rootseed import shipped
 from rootseed.build.engine import Builder
 from rootseed.crosscheck import ArtifactCheck, Status, crosscheck
 from rootseed.tools.hex0 import assemble
 from rootseed.tree import Tree
 
-REPO = Path(__file__).resolve().parents[1]
-SEED = REPO / "examples" / "mirror" / "hex0-seed"  # rootseed's own 180-byte seed
-SEED_SRC = REPO / "examples" / "mirror" / "hex0.hex0"
+SEED = shipped.examples() / "mirror" / "hex0-seed"  # rootseed's own 180-byte seed
+SEED_SRC = shipped.examples() / "mirror" / "hex0.hex0"
 BUSYBOX = Path("/usr/bin/busybox")
 
 pytestmark = pytest.mark.skipif(

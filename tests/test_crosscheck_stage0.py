@@ -14,16 +14,18 @@ from pathlib import Path
 
 import pytest
 
-TREE = Path(__file__).resolve().parents[1] / "packages"
+from rootseed import shipped
+
+TREE = shipped.packages()
 
 
 @pytest.mark.mirror
-def test_bootstrap_then_crosscheck_stage0(tmp_path: Path) -> None:
+def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_cache: Path) -> None:
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
                     "crosscheck bootstrap-stage0 for real")
-    cache = os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or str(tmp_path / "cache")
+    cache = os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or str(stage0_cache)
     common = ["--tree", str(TREE), "--mirror", mirror, "--offline", "--cache-dir", cache,
               "--out", str(tmp_path / "out")]
     r = subprocess.run([sys.executable, "-m", "rootseed", "bootstrap", *common, "--json"],

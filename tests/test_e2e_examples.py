@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
+from rootseed import shipped
 from rootseed.tools.hex0 import assemble
 from trust_helpers import Keys, gpg
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-SEED_SOURCE = ROOT / "seeds" / "x86" / "hex0.hex0"
+EXAMPLES = shipped.examples()
+SEED_SOURCE = shipped.seeds() / "x86" / "hex0.hex0"
 NAMESPACE = "rootseed-examples"
 PACKAGES = ("seed-hex0", "seed-hello")
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+from rootseed import shipped
+
+EXAMPLES = shipped.examples()
 PACKAGES = ("seed-hex0", "seed-hello")
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")
@@ -104,3 +105,13 @@ def test_images_hold_the_listed_outputs(two_builds: tuple[Path, Path]) -> None:
         got = {path: (hashlib.sha256(data).hexdigest(), len(data))
                for path, data in files.items()}
         assert got == expected_outputs(package)
+
+
+def test_builds_equal_the_committed_golden_digests(two_builds: tuple[Path, Path]) -> None:
+    """Not only two builds here agreeing: both equal what was recorded and committed."""
+    recorded = {line.split()[1]: line.split()[0]
+                for line in (shipped.digests() / "seed.txt").read_text().splitlines()}
+    assert sorted(recorded) == sorted(PACKAGES)
+    for out in two_builds:
+        for package in PACKAGES:
+            assert manifest_digest(out / package) == f"sha256:{recorded[package]}", package

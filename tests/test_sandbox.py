@@ -330,21 +330,83 @@ def world_readable_tmp() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+_IMPORTED = """\
+import importlib, json, os, sys
+importlib.import_module(sys.argv[1])
+std = os.path.dirname(os.__file__) + os.sep
+tops = {name.partition(".")[0] for name, m in list(sys.modules.items())
+        if getattr(m, "__file__", None)
+        and (not m.__file__.startswith(std) or "site-packages" in m.__file__)}
+print(json.dumps(sorted(tops)))
+"""
+
+
+def importable_copy(module: str, lib: Path) -> None:
+    """Copy ``module`` and every non-stdlib top-level package it imports into ``lib``.
+
+    So a process of another user can import it from a world-readable place, wherever this
+    checkout and its virtualenv live and whatever their permissions (a 0700 directory, as
+    ``mktemp -d`` makes them, is fine).
+    """
+    import importlib.util
+    import json
+
+    r = subprocess.run([sys.executable, "-c", _IMPORTED, module], capture_output=True,
+                       text=True, check=True, timeout=60)
+    lib.mkdir()
+    for top in json.loads(r.stdout):
+        spec = importlib.util.find_spec(top)
+        assert spec is not None and spec.origin is not None, top
+        if spec.submodule_search_locations:
+            shutil.copytree(next(iter(spec.submodule_search_locations)), lib / top,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(spec.origin, lib / Path(spec.origin).name)
+
+
+def others_can_run(path: Path) -> bool:
+    """World-executable, and every directory above it world-searchable."""
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def interpreter_for_others() -> Path | None:
+    """A Python >= 3.11 that another user can run: the one behind this virtualenv, else the
+    system's (this one may live in a private home, e.g. pyenv under /root)."""
+    candidates = [os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+                  shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3"]
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        path = Path(os.path.realpath(candidate))
+        if not path.is_file() or not others_can_run(path):
+            continue
+        r = subprocess.run([str(path), "-I", "-c", "import sys; print(sys.version_info >= "
+                            "(3, 11))"], capture_output=True, text=True, timeout=60)
+        if r.stdout.strip() == "True":
+            return path
+    return None
+
+
 @needs_bwrap
 @pytest.mark.skipif(os.geteuid() != 0, reason="already running as non-root: covered above")
 def test_works_as_non_root(world_readable_tmp: Path) -> None:
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv (util-linux)")
+    python = interpreter_for_others()
+    if python is None:
+        pytest.skip("no Python >= 3.11 that other users can run (install python3)")
+    # Not the checkout nor its venv: what uid 65534 needs is copied to a world-readable dir.
+    importable_copy("rootseed.sandbox", world_readable_tmp / "lib")
     rootfs = make_rootfs(world_readable_tmp / "root")
     for p in [world_readable_tmp, *world_readable_tmp.rglob("*")]:
         os.lchown(p, 65534, 65534)
-    code = ("import sys; from pathlib import Path; from rootseed.sandbox import SandboxSpec, run;"
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); from pathlib import Path;"
+            "from rootseed.sandbox import SandboxSpec, run;"
             "sys.exit(run(SandboxSpec(Path(sys.argv[1]), ['sh', '-c', 'id -u; touch /made'],"
             " {'PATH': '/bin'}), log=Path(sys.argv[2])))")
     r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                        sys.executable, "-c", code, str(rootfs),
-                        str(world_readable_tmp / "log")],
-                       capture_output=True, text=True, timeout=60, env={"HOME": "/"})
+                        str(python), "-I", "-B", "-c", code, str(rootfs),
+                        str(world_readable_tmp / "log"), str(world_readable_tmp / "lib")],
+                       capture_output=True, text=True, timeout=60, env={"HOME": "/"},
+                       cwd="/")
     assert r.returncode == 0, r.stderr
     assert (world_readable_tmp / "log").read_text().split() == ["0"]
     assert os.stat(rootfs / "made").st_uid == 65534

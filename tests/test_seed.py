@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rootseed import shipped
 from rootseed.tools.hex0 import assemble
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED_SOURCE = ROOT / "seeds" / "x86" / "hex0.hex0"
-EXAMPLES = ROOT / "examples"
+SEED_SOURCE = shipped.seeds() / "x86" / "hex0.hex0"
+EXAMPLES = shipped.examples()
 UPSTREAM_SEED_SIZE = 181  # the hex0-seed StageX and stage0 start from
 
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pytest
 
+from rootseed import shipped
 from rootseed.build.engine import Builder, BuildOptions
 from rootseed.oci import unpack_image
 from rootseed.plan import PlannedCopy, StagePath, plan_package
 from rootseed.tree import Tree
 
-REPO = Path(__file__).resolve().parents[1]
-STAGE0 = REPO / "packages" / "bootstrap" / "stage0"
+STAGE0 = shipped.packages() / "bootstrap" / "stage0"
 HEAD_TREE = Path(__file__).parent / "trees" / "stage1head"
 STEPS = ("checksum-transcriber-1.0", "simple-patch-1.0")
 SOURCES = ("live_bootstrap", "M2libc")  # the stage1 sources the two steps read
@@ -83,10 +83,10 @@ def published_checksums(tarball: Path) -> dict[str, str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One build cache for the module: stage0 is built once for both trees."""
-    return tmp_path_factory.mktemp("stage1-cache")
+@pytest.fixture
+def cache(stage0_cache: Path) -> Path:
+    """The run's shared cache, where stage0 is built once for every real-chain test."""
+    return stage0_cache
 
 
 def make_tree(root: Path, stage1_dir: Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from rootseed import shipped
 from rootseed.tree import ProblemKind, Tree
 
 CHECKOUT = os.environ.get("ROOTSEED_STAGEX_TREE")
@@ -103,7 +104,7 @@ def test_list_cli_names_every_package(stagex: dict[str, Any]) -> None:
 
 
 MIRROR = os.environ.get("ROOTSEED_MIRROR")
-REPO_STAGE0 = Path(__file__).resolve().parents[1] / "packages" / "bootstrap" / "stage0"
+REPO_STAGE0 = shipped.packages() / "bootstrap" / "stage0"
 
 
 @pytest.mark.skipif(not MIRROR, reason="set ROOTSEED_MIRROR=<dir with the stage0 tarballs and "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from rootseed import shipped
 
 
 def rootseed(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +21,7 @@ def rootseed(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("pins")
-    shutil.copytree(ROOT / "examples", work / "tree")
+    shutil.copytree(shipped.examples(), work / "tree")
     r = rootseed("build", "seed-hello", "--tree", str(work / "tree"), "--offline",
                  "--cache-dir", str(work / "cache"), "--out", str(work / "out"))
     assert r.returncode == 0, r.stderr

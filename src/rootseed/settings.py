@@ -10,9 +10,10 @@ import platformdirs
 
 
 def default_tree() -> Path:
-    """The tree shipped with rootseed (``packages/`` of this checkout), else ``./packages``."""
-    shipped = Path(__file__).resolve().parents[2] / "packages"
-    return shipped if shipped.is_dir() else Path.cwd() / "packages"
+    """The tree shipped inside the rootseed package (``rootseed/data/packages``)."""
+    from rootseed import shipped
+
+    return shipped.packages()
 
 
 def default_cache_dir() -> Path:

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rootseed.build.digests import read_digests
+from rootseed import shipped
+from rootseed.bootstrap.chain import Chain, link
+from rootseed.build.digests import check_digests, read_digests
 from rootseed.build.engine import Builder, BuildOptions, BuildResult
+from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings
@@ -47,6 +50,7 @@ class BootstrapReport:
     tools: list[Tool]
     verified: list[str]
     recorded_digest: str | None
+    chain: Chain = field(default_factory=lambda: Chain(None, ()))  # derived from the build
     checks: list[dict[str, Any]] = field(default_factory=list)  # crosscheck results
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,13 +61,18 @@ class BootstrapReport:
             "tools": [{"path": t.path, "sha256": t.sha256, "size": t.size,
                        "expected": t.expected} for t in self.tools],
             "verified": self.verified, "recorded_digest": self.recorded_digest,
+            "chain": self.chain.as_dict(),
             "crosscheck": self.checks,
         }
 
 
+class DigestMismatch(RootseedError):
+    """A built image of the chain differs from its recorded digest."""
+
+
 def default_examples() -> Path:
-    """The example tree shipped with rootseed (``examples/`` of this checkout)."""
-    return Path(__file__).resolve().parents[3] / "examples"
+    """The example tree shipped inside the rootseed package (``rootseed/data/examples``)."""
+    return shipped.examples()
 
 
 def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
@@ -72,7 +81,7 @@ def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
         hint=f"put the {len(package.sources)} files of {package.name} (names and sha256 "
              "above) in a directory and run `rootseed bootstrap --mirror DIR`; to see the "
              "whole chain work with no download at all, run `rootseed bootstrap --demo` "
-             "(rootseed's own seed, built from examples/)")
+             "(rootseed's own seed and example tree, shipped with rootseed)")
 
 
 def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:
@@ -133,27 +142,40 @@ def bootstrap(settings: Settings, *, demo: bool = False,
     seed = seeds[0] if seeds else None
     sources = [{"package": dep, "file": s.file, "sha256": s.hash}
                for dep in tree.order([name]) for s in tree.packages[dep].sources]
-    recorded_hex = read_digests(tree.root.parent / "digests").get(name)
-    recorded = f"sha256:{recorded_hex}" if recorded_hex else None
     verified = [
         f"{len(sources)} pinned sources verified by sha256 before use",
         f"/bin holds exactly the {len(tools)} expected files, each matching its pinned "
         "sha256 and size",
     ]
-    if recorded is not None:
-        if recorded != result.manifest_digest:
-            raise RootseedError(
-                f"{name}: built manifest {result.manifest_digest} differs from the recorded "
-                f"{recorded} in {tree.root.parent / 'digests'}",
-                hint="a build that is not reproducible, or an out-of-date digests file: run "
-                     "`rootseed challenge` to see which files differ")
-        verified.append("manifest digest equals the recorded one in "
-                        f"digests/{package.stage}.txt")
+    digests_dir = tree.root.parent / "digests"
+    images = {image: digest for r in results for image, (_, digest) in r.images().items()}
+    recorded_all = read_digests(digests_dir)
+    recorded_hex = recorded_all.get(name)
+    recorded = f"sha256:{recorded_hex}" if recorded_hex else None
+    if recorded_all.keys() & images.keys():
+        # Every image of the chain must equal its recorded digest, not only the last one:
+        # a change anywhere is a change of the chain, recorded on purpose or refused.
+        problems = check_digests(images.items(), recorded_all)
+        if problems:
+            raise DigestMismatch(
+                f"{name}: the chain's images differ from the digests recorded in "
+                f"{digests_dir}:\n  " + "\n  ".join(problems),
+                hint="a build that is not reproducible, or a change to the tree: run "
+                     "`rootseed challenge` to see which files differ; if the change is "
+                     "intended, record it with `rootseed digests` and commit the result")
+        stages = sorted({tree.packages[r.package].stage for r in results})
+        verified.append(
+            f"{len(images)} manifest digest{'s' if len(images) > 1 else ''} equal the "
+            "recorded ones in " + ", ".join(f"digests/{s}.txt" for s in stages))
+    chain = Chain(seed.file if seed else None, tuple(
+        link(r.package, r.manifest_digest, parse_file(tree.packages[r.package].containerfile))
+        for r in results))
     report = BootstrapReport(
         package=name, demo=demo, tree=str(tree.root), manifest_digest=result.manifest_digest,
         cached=result.cached, seconds=0.0,
         seed={"file": seed.file, "sha256": seed.hash} if seed else {},
-        sources=sources, tools=tools, verified=verified, recorded_digest=recorded)
+        sources=sources, tools=tools, verified=verified, recorded_digest=recorded,
+        chain=chain)
     if crosscheck is not None:
         report.checks = crosscheck(builder, result)
     report.seconds = time.monotonic() - started

@@ -120,7 +120,7 @@ def _sha(obj: Any) -> str:
 
 
 class Builder:
-    """Build packages of ``tree`` into ``out`` using ``cache_dir`` (see DESIGN.md)."""
+    """Build packages of ``tree`` into ``out`` using ``cache_dir`` (see docs/architecture.md)."""
 
     def __init__(self, tree: Tree, *, cache_dir: Path, out: Path,
                  fetcher: Fetcher | None = None, mirrors: Sequence[Path] = (),

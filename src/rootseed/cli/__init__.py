@@ -12,7 +12,6 @@ import traceback
 import click
 from rich.markup import escape
 
-from rootseed import __version__
 from rootseed.console import err
 from rootseed.errors import RootseedError
 
@@ -47,8 +46,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from rootseed.version import describe
+
+    click.echo(f"rootseed {describe()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="rootseed")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Show the version and the source revision it was built from, and exit.")
 def cli() -> None:
     """Grow a complete, verifiable toolchain from a 181-byte seed.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -15,19 +16,13 @@ from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
 
-CHAIN = ("hex0-seed → hex0 → kaem-minimal, hex1 → hex2-0 → catm → M0 → cc_x86 → M2 → "
-         "blood-elf-0 → M1-0 → hex2-1 → M1 → hex2 → kaem, M2-Mesoplanet, blood-elf, "
-         "get_machine, M2-Planet → sha256sum, match, mkdir, untar, ungz, unbz2, unxz, catm, "
-         "cp, chmod, rm, replace, wrap")
-DEMO_CHAIN = ("hex0-seed (rootseed's own, from seeds/x86/hex0.hex0) → hex0 rebuilds itself "
-              "→ hello")
-
 
 def render(report: BootstrapReport) -> None:
-    title = ("rootseed bootstrap --demo: rootseed's own seed (examples/, no download)"
+    title = ("rootseed bootstrap --demo: rootseed's own seed (shipped examples, no download)"
              if report.demo else "rootseed bootstrap: stage0 from the 181-byte seed")
     seed = report.seed
-    lines = [f"[bold]chain[/]  {DEMO_CHAIN if report.demo else CHAIN}"]
+    # Derived from this build: the programs its RUN steps ran and the images they made.
+    lines = [f"[bold]chain[/]  {escape(report.chain.text())}"]
     if seed:
         lines.append(f"[bold]seed[/]   {seed['file']}  sha256:{seed['sha256']}")
     lines.append(f"[bold]image[/]  {report.package}  {report.manifest_digest}"
@@ -47,13 +42,13 @@ def render(report: BootstrapReport) -> None:
         mark = "[green]✓[/]" if check.get("identical") else "[red]✗[/]"
         out.print(f"  {mark} crosscheck: {check.get('summary', check)}", markup=True)
     if report.recorded_digest is None and not report.demo:
-        out.print("  [yellow]•[/] no recorded digest in digests/ to compare with")
+        out.print("  [yellow]•[/] no recorded digest beside the tree (digests/) to compare with")
     out.print(f"[bold]elapsed[/] {report.seconds:.1f} s")
 
 
 @click.command("bootstrap")
 @click.option("--demo", is_flag=True,
-              help="Build rootseed's own seed chain from examples/ (offline, seconds) "
+              help="Build rootseed's own seed chain from the shipped examples (offline, seconds) "
                    "instead of the upstream stage0.")
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and re-run the crosscheck even if the cache has them.")

@@ -1,7 +1,7 @@
 """Containerfile → typed instructions, using BuildKit's own parser (the ``dockerfile`` package).
 
-Only rootseed's subset is accepted (see DESIGN.md); anything else is an error naming the
-file, the line and the instruction. Nothing is executed or expanded here.
+Only rootseed's subset is accepted (docs/formats.md#containerfile); anything else is an
+error naming the file, the line and the instruction. Nothing is executed or expanded here.
 """
 
 from __future__ import annotations

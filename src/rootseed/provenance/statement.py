@@ -19,10 +19,14 @@ from rootseed.fsutil import atomic_write
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+#: Identifiers rootseed controls name versioned documents of its own repository, written
+#: ``rootseed:<path in the repository>#<heading anchor>`` (the scheme is defined in
+#: docs/formats.md#identifiers). No domain: nothing outside the repository defines them.
+IDENTIFIER_SCHEME = "rootseed:"
 #: What kind of build this was; fixes the meaning of externalParameters/internalParameters.
-BUILD_TYPE = "https://rootseed.dev/build-types/containerfile/v1"
+BUILD_TYPE = "rootseed:docs/formats.md#buildtype-v1"
 #: Who built it (the rootseed builder; its version is in runDetails.builder.version).
-BUILDER_ID = "https://rootseed.dev/builder/v1"
+BUILDER_ID = "rootseed:docs/formats.md#builder-v1"
 PROVENANCE_FILE = "provenance.json"
 
 #: ``annotations.kind`` values of resolvedDependencies entries.

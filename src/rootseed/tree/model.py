@@ -79,7 +79,7 @@ class Package:
         return self.origin or self.name
 
     def build_args(self) -> dict[str, str]:
-        """The build arguments StageX hands a Containerfile (module docstring)."""
+        """The build arguments StageX hands a Containerfile (docs/formats.md#packagetoml)."""
         args: dict[str, str] = {}
         if self.declared_version:
             forms = version_forms(self.declared_version)
