@@ -20,17 +20,17 @@ from typing import Any
 
 import pytest
 
+from rootseed import shipped
 from trust_attack import canaries, run, snapshot
 from trust_helpers import Keys, gpg
 
-ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "rootseed-examples"
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("trust-prov")
-    shutil.copytree(ROOT / "examples", work / "tree")
+    shutil.copytree(shipped.examples(), work / "tree")
     r = subprocess.run([sys.executable, "-m", "rootseed", "build", "seed-hello", "--tree",
                         str(work / "tree"), "--offline", "--cache-dir", str(work / "cache"),
                         "--out", str(work / "out")], capture_output=True, text=True,
