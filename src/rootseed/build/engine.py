@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -14,15 +15,20 @@ from typing import Any
 
 from rootseed import __version__
 from rootseed.build import fsops
+from rootseed.build.actions import builder_digest
 from rootseed.build.cache import BuildCache, CachedStage, copy_layout
+from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
+from rootseed.build.snapshots import Layer, Snapshot, Verifier
 from rootseed.build.stage import StageContext, StageRunner, StageState
+from rootseed.build.verify import layout_problem
 from rootseed.console import canonical_json, err
 from rootseed.containerfile import (
     NAMED_CONTEXTS,
     Containerfile,
     Copy,
+    Instruction,
     Run,
     Stage,
     parse_file,
@@ -32,12 +38,37 @@ from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
 from rootseed.provenance.statement import write_statement
+from rootseed.sandbox.overlay import OverlayUnavailable, probe
 from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package, Tree
 from rootseed.tree.references import strip_tag
 
 CREATED = "1970-01-01T00:00:01Z"
 EPOCH = 1
+
+
+@dataclass(frozen=True)
+class NoCacheFrom:
+    """``--no-cache-from [STAGE:]N``: step N (1-based, as ``step N/M`` counts the
+    stage's instructions) of STAGE (default: the target stage) and everything after it,
+    and every stage built on it, run again; earlier steps may be cache hits."""
+
+    step: int
+    stage: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> NoCacheFrom:
+        stage, _, number = text.rpartition(":")
+        if not number.isdigit() or int(number) < 1:
+            raise RootseedError(f"--no-cache-from {text!r}: expected N or STAGE:N (N >= 1)",
+                                hint="N counts the stage's instructions from 1, as the "
+                                     "build's `step N/M` lines do")
+        return cls(int(number), stage or None)
+
+
+#: How snapshots are made: "auto" (overlay where the kernel allows it, else copies),
+#: "overlay" (required) or "copy" (today's full copies per stage).
+SNAPSHOT_MODES = ("auto", "overlay", "copy")
 
 
 @dataclass(frozen=True)
@@ -48,6 +79,10 @@ class BuildOptions:
     jobs: int = 1
     debug: bool = False
     progress: bool = True
+    no_cache_from: NoCacheFrom | None = None  # for the packages named on the command line
+    snapshots: str = "auto"
+    #: receives one dict per step event (start, end, cached, failed) — ``--json``
+    events: Callable[[dict[str, Any]], None] | None = None
 
 
 #: The Containerfile stage a subpackage's image is built from (as StageX does it).
@@ -113,13 +148,79 @@ class Builder:
                  fetcher: Fetcher | None = None, mirrors: Sequence[Path] = (),
                  offline: bool = False):
         self.tree = tree
-        self.cache = BuildCache(cache_dir)
+        self._print_lock = threading.Lock()
+        self.warnings: list[str] = []
+        self.verifier = Verifier(self._warn)
+        self.cache = BuildCache(cache_dir, self.verifier)
         self.out = out
+        self._backend: LayeredBackend | None = None
+        self._backend_mode: str | None = None
+        self.snapshot_mode = "copy"  # what the last build used: "overlay" or "copy"
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
         self._slots: Slots | None = None
         self._cancel = threading.Event()
-        self._print_lock = threading.Lock()
+
+    def _warn(self, text: str) -> None:
+        if text in self.warnings:
+            return
+        self.warnings.append(text)
+        with self._print_lock:
+            err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    def _snapshots(self, options: BuildOptions) -> None:
+        """Start the overlay namespace (once) or fall back to copies, and say so."""
+        if options.snapshots not in SNAPSHOT_MODES:
+            raise RootseedError(f"unknown snapshot mode {options.snapshots!r}",
+                                hint="use " + ", ".join(SNAPSHOT_MODES))
+        if self._backend_mode == options.snapshots:
+            return
+        self.close()
+        self._backend_mode = options.snapshots
+        if options.snapshots == "copy":
+            self.snapshot_mode = "copy"
+            return
+        try:
+            ns = probe(self.cache.dir / "work")
+        except OverlayUnavailable as e:
+            if options.snapshots == "overlay":
+                raise
+            self._say(options, f"copy-on-write snapshots are not available here ({e.message}); "
+                               "copying whole snapshots per stage instead (slower; a failed "
+                               "stage starts again from its first step)")
+            self.snapshot_mode = "copy"
+            return
+        self._backend = LayeredBackend(ns, self.cache.dir, self.verifier)
+        self.cache.layers = self._layer
+        self.cache.view = self._backend.view
+        self.snapshot_mode = "overlay"
+
+    def _layer(self, ref: str, digest: str) -> Layer | None:
+        """A layer named by a stage entry, verified (None: missing or damaged)."""
+        assert self._backend is not None
+        kind, _, name = ref.partition(":")
+        if kind == "image":
+            path = self.cache.images / name / "rootfs"
+            if not path.is_dir():
+                return None  # pruned: a miss
+            return Layer(path, digest, ref) if self.verifier.check(path, digest, ref[:22]) \
+                else None
+        return self._backend.actions.layer(ref, digest)
+
+    def close(self) -> None:
+        """End the overlay namespace (its read-only views go with it)."""
+        if self._backend is not None:
+            self._backend.close()
+        self._backend = None
+        self._backend_mode = None
+        self.cache.layers = None
+        self.cache.view = None
+
+    def __enter__(self) -> Builder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- public ------------------------------------------------------------------------
     def build(self, names: Iterable[str], options: BuildOptions | None = None
@@ -130,6 +231,7 @@ class Builder:
         for name in requested:
             self.tree.get(name)
         order = self.tree.order(requested)
+        self._snapshots(options)
         self._slots = Slots(options.jobs)
         self._cancel = threading.Event()
         futures: dict[str, Future[BuildResult]] = {}
@@ -138,7 +240,9 @@ class Builder:
             for name in order:
                 deps = {d: futures[d] for d in self.tree.get(name).deps}
                 target = options.target if name in requested else None
-                futures[name] = pool.submit(self._package_task, name, deps, target, options)
+                opts = options if name in requested else dataclasses.replace(
+                    options, no_cache_from=None)
+                futures[name] = pool.submit(self._package_task, name, deps, target, opts)
             results: list[BuildResult] = []
             first_error: BaseException | None = None
             for name in order:
@@ -162,6 +266,7 @@ class Builder:
         options = options or BuildOptions(progress=False)
         pkg = self.tree.get(package)
         deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
+        self._snapshots(options)
         self._slots = Slots(options.jobs)
         self._cancel = threading.Event()
         run = _PackageBuild(self, pkg, deps, stage, options)
@@ -223,11 +328,32 @@ class _PackageBuild:
         self.parents: dict[str, _Parent] = {}
         self.plans = self._plan()
         self.urgency = self._urgency(self.plans)
+        self.forced = self._forced()  # stage index → first step that must run again
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"[{self.image_name}] {text}")
 
     # -- planning ----------------------------------------------------------------------
+    def _forced(self) -> dict[int, int]:
+        """``--no-cache-from``: the stages it forces to run again, and from which step
+        (stages built on a forced stage run again from their first step)."""
+        ncf = self.options.no_cache_from
+        if ncf is None:
+            return {}
+        stage = self.target if ncf.stage is None else self.cf.stage(ncf.stage)
+        if stage is None or stage.index not in self.plans:
+            names = ", ".join(self.plans[i].stage.label for i in sorted(self.plans))
+            raise RootseedError(f"{self.pkg.name}: --no-cache-from: no stage {ncf.stage!r} "
+                                f"in this build", hint=f"stages built: {names}")
+        if ncf.step > len(stage.instructions):
+            raise RootseedError(f"{self.pkg.name}: --no-cache-from: stage {stage.label} has "
+                                f"{len(stage.instructions)} steps, not {ncf.step}")
+        forced = {stage.index: ncf.step}
+        for index in self._topo(self.plans):
+            if index not in forced and self.plans[index].needs & forced.keys():
+                forced[index] = 1
+        return forced
+
     def _target_stage(self, target: str | None) -> Stage:
         if target is None:
             return self.cf.stages[-1]
@@ -394,7 +520,7 @@ class _PackageBuild:
                     step["fetch"] = self.sources_key
             steps.append(step)
         return _sha({
-            "rootseed": __version__, "platform": self.platform, "args": self.build_args,
+            "builder": builder_digest(), "platform": self.platform, "args": self.build_args,
             "version": self.pkg.version, "base": operand_key(plan.base), "steps": steps,
         })
 
@@ -438,7 +564,8 @@ class _PackageBuild:
     def _final(self, built: list[str], cached: list[str]) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""
         target_plan = self.plans[self.target.index]
-        hit = None if self.options.no_cache else self.b.cache.lookup(target_plan.key)
+        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(
+            target_plan.key)
         if hit is not None:
             cached.append(self.target.label)
             final = hit
@@ -446,6 +573,10 @@ class _PackageBuild:
             final = self._execute(built, cached)
         final = self.b.cache.ensure_image(final, self._image_writer(final))
         assert final.layout is not None and final.manifest_digest is not None
+        problem = layout_problem(final.layout)
+        if problem is not None:  # the cached image was changed: never publish it
+            self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
+            final = self.b.cache.rewrite_image(final, self._image_writer(final))
         return final
 
     def _publish(self, final: CachedStage) -> tuple[Path, BuildRecord]:
@@ -462,10 +593,18 @@ class _PackageBuild:
         return image, record
 
     def _same_output(self, image: Path, digest: str) -> bool:
+        """``image`` in out/ holds exactly ``digest``'s image, every blob re-hashed (a
+        damaged out/ is written again, i.e. repaired)."""
         try:
-            return manifest_digest(image) == digest
+            if manifest_digest(image) != digest:
+                return False
         except (RootseedError, OSError, ValueError, KeyError):
             return False
+        problem = layout_problem(image)
+        if problem is not None:
+            self.b._warn(f"{image}: {problem}; writing it again")
+            return False
+        return True
 
     def _execute(self, built: list[str], cached: list[str]) -> CachedStage:
         with self.b.cache.workdir() as work:
@@ -513,7 +652,7 @@ class _PackageBuild:
                 raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} not built "
                                     "because a stage it needs failed") from e
         with self.b.cache.lock(f"build-{plan.key}"):
-            if not self.options.no_cache:
+            if not self.options.no_cache and index not in self.forced:
                 hit = self.b.cache.lookup(plan.key)
                 if hit is not None:
                     with lock:
@@ -525,7 +664,10 @@ class _PackageBuild:
                     raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} stopped "
                                         "because another step failed")
                 self.say(f"stage {plan.stage.label}: building")
-                entry = self._build_stage(plan, needed, work, fetch_dir)
+                if self.b._backend is not None:
+                    entry = self._build_stage_layered(plan, needed, work, fetch_dir)
+                else:
+                    entry = self._build_stage(plan, needed, work, fetch_dir)
             with lock:
                 built.append(plan.stage.label)
             return entry
@@ -581,6 +723,86 @@ class _PackageBuild:
         return self.b.cache.commit(entry, plan.key, {
             "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
             replace=self.options.no_cache)
+
+    def _stage_base(self, plan: _StagePlan, needed: Mapping[int, CachedStage]
+                    ) -> tuple[Snapshot, StageState]:
+        if plan.base == "scratch":
+            return Snapshot.base("scratch"), StageState()
+        if plan.base.startswith("stage:"):
+            parent = needed[int(plan.base[6:])]
+            assert parent.snapshot is not None
+            return parent.snapshot, StageState.from_json(parent.state["config"])
+        image = self.parents[plan.base[6:]]
+        layer = self.b.cache.image_layer(image.layout, image.digest)
+        config = read_image(image.layout).config
+        return (Snapshot.base(f"image:{image.digest}", (layer,)),
+                StageState(env=[(e.partition("=")[0], e.partition("=")[2]) for e in config.env],
+                           workdir=config.working_dir, user=config.user,
+                           entrypoint=config.entrypoint, cmd=config.cmd,
+                           labels=dict(config.labels)))
+
+    def _inputs(self, needed: Mapping[int, CachedStage]
+                ) -> Callable[[Instruction, StageRunner], dict[str, str]]:
+        """The digests of what an action reads besides its snapshot (for its key)."""
+        def inputs(i: Instruction, runner: StageRunner) -> dict[str, str]:
+            if not isinstance(i, Copy):
+                return {}
+            if i.from_ is None:
+                return {"context": self.context_key, "fetch": self.sources_key}
+            kind = self._operand(runner.expand(i, i.from_), i.line)
+            if kind == "fetch":
+                return {"from": "fetch:" + self.sources_key}
+            if kind.startswith("stage:"):
+                source = needed[int(kind[6:])]
+                return {"from": "stage:" + (source.snapshot.digest if source.snapshot
+                                            else source.key)}
+            if kind.startswith("image:"):
+                return {"from": "image:" + self.parents[kind[6:]].digest}
+            return {"from": kind}
+        return inputs
+
+    def _build_stage_layered(self, plan: _StagePlan, needed: Mapping[int, CachedStage],
+                             work: Path, fetch_dir: Path) -> CachedStage:
+        """Run a stage as actions on copy-on-write snapshots (see build/executor.py)."""
+        backend = self.b._backend
+        assert backend is not None
+        stage = plan.stage
+        stage_dir = work / f"stage-{stage.index}"
+        stage_dir.mkdir()
+        base, state = self._stage_base(plan, needed)
+
+        def source_root(operand: str) -> Path:
+            kind = self._operand(operand, stage.line)
+            if kind == "fetch":
+                return fetch_dir
+            if kind == "scratch":
+                raise RootseedError("COPY --from=scratch has no files")
+            if kind.startswith("stage:"):
+                return needed[int(kind[6:])].rootfs  # a read-only view
+            image = self.parents[kind[6:]]
+            return self.b.cache.rootfs(image.layout, image.digest)
+
+        emit = self.options.events
+        steps = ActionSteps(
+            backend, base, package=self.pkg.name, stage=stage.label, platform=self.platform,
+            steps=len(stage.instructions), inputs=self._inputs(needed),
+            no_cache=self.options.no_cache, no_cache_from=self.forced.get(stage.index),
+            events=StepEvents(emit=emit or (lambda _e: None), say=self.say))
+        ctx = StageContext(
+            package=self.pkg.name, containerfile=self.cf, context_dir=self.pkg.directory,
+            fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
+            global_values=self.global_values, build_args=self.build_args,
+            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel,
+            steps=steps)
+        state = StageRunner(ctx, stage, backend.view(base), state).execute()
+        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
+            state.env = [("PATH", DEFAULT_PATH), *state.env]
+        fsops.remove_tree(stage_dir)
+        entry = work / f"entry-{stage.index}"
+        entry.mkdir()
+        return self.b.cache.commit_snapshot(entry, plan.key, {
+            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
+            steps.snapshot, replace=self.options.no_cache or stage.index in self.forced)
 
     def _image_writer(self, stage: CachedStage) -> Callable[[Path, Path], str]:
         state = StageState.from_json(stage.state["config"])

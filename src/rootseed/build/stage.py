@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rootseed.build import fsops
 from rootseed.containerfile import (
@@ -73,6 +74,18 @@ class StageState:
         return replace(self, env=list(self.env), labels=dict(self.labels))
 
 
+class StepHook(Protocol):
+    """Runs one filesystem-changing instruction as an action (see build/executor.py):
+    looks its key up in the cache, or calls ``apply`` on a fresh writable snapshot."""
+
+    def step(self, runner: StageRunner, instruction: Instruction, number: int,
+             apply: Callable[[], None]) -> None: ...
+
+
+#: Instructions that can change the root filesystem: each one is an action.
+CHANGES_FILES = (Run, Copy, Workdir)
+
+
 @dataclass(frozen=True)
 class StageContext:
     """Everything a stage needs from the builder (paths are host paths)."""
@@ -88,6 +101,7 @@ class StageContext:
     source_root: Callable[[str], Path]  # COPY --from operand → a root filesystem
     debug: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
+    steps: StepHook | None = None  # None: instructions change ``rootfs`` in place
 
 
 class StageRunner:
@@ -98,6 +112,10 @@ class StageRunner:
         self.state = state
         self.scope = StageScope(ctx.global_values, ctx.build_args, env=state.env)
         self.cmd_set = False
+        # Where RUN's bwrap starts and what it binds at / there (an overlay namespace's
+        # view; see SandboxSpec.enter): set by a StepHook around each action.
+        self.enter: Sequence[str] = ()
+        self.mount_root: Path | None = None
         self.handlers: dict[type[Instruction], Callable[[Any], None]] = {
             Arg: self.arg, Env: self.env, Label: self.label, Workdir: self.workdir,
             User: self.user, Shell: self.shell, Entrypoint: self.entrypoint, Cmd: self.cmd,
@@ -118,11 +136,16 @@ class StageRunner:
             raise self.fail(i, f"cannot expand {word!r}: {e}") from e
 
     def execute(self) -> StageState:
-        for instruction in self.stage.instructions:
+        for number, instruction in enumerate(self.stage.instructions, 1):
             if self.ctx.cancelled.is_set():
                 raise RootseedError(f"{self.ctx.package}: stage {self.stage.label} stopped "
                                     "because another step failed")
-            self.handlers[type(instruction)](instruction)
+            handler = self.handlers[type(instruction)]
+            if self.ctx.steps is not None and isinstance(instruction, CHANGES_FILES):
+                self.ctx.steps.step(self, instruction, number,
+                                    functools.partial(handler, instruction))
+            else:
+                handler(instruction)
         self.state.env = list(self.scope.env.items())
         return self.state
 
@@ -144,9 +167,12 @@ class StageRunner:
         for key, value in i.pairs:
             self.state.labels[self.expand(i, key)] = self.expand(i, value)
 
-    def workdir(self, i: Workdir) -> None:
+    def workdir_path(self, i: Workdir) -> str:
         path = self.expand(i, i.path)
-        path = fsops.clean(posixpath.join(self.state.workdir or "/", path))
+        return fsops.clean(posixpath.join(self.state.workdir or "/", path))
+
+    def workdir(self, i: Workdir) -> None:
+        path = self.workdir_path(i)
         fsops.makedirs(self.rootfs, path)
         self.state.workdir = path
 
@@ -195,7 +221,8 @@ class StageRunner:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
         spec = SandboxSpec(rootfs=self.rootfs, argv=argv, env=self.scope.run_environment(),
-                           cwd=self.state.workdir or "/", ro_binds=tuple(binds))
+                           cwd=self.state.workdir or "/", ro_binds=tuple(binds),
+                           enter=tuple(self.enter), mount_root=self.mount_root)
         try:
             code = sandbox_run(spec, log=log, debug=self.ctx.debug)
         except RootseedError as e:

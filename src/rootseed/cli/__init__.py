@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "trace": "provenance", "report": "provenance",
     "tool": "tool",
     "crosscheck": "crosscheck",
+    "cache": "cache_cmds",
 }
 
 

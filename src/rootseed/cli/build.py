@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from rootseed.build.digests import check_digests, read_digests, write_digests
-from rootseed.build.engine import Builder, BuildOptions, BuildResult
+from rootseed.build.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
 from rootseed.cli.common import common_options, load_tree, make_fetcher
 from rootseed.console import emit_json
 from rootseed.errors import RootseedError
@@ -26,13 +29,24 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     return args
 
 
+def _event_line(event: dict[str, Any]) -> None:
+    """``--json``: one JSON line per step event on stderr (stdout keeps the result)."""
+    sys.stderr.write(json.dumps(event, sort_keys=True) + "\n")
+    sys.stderr.flush()
+
+
 def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
-         build_args: dict[str, str], no_cache: bool) -> list[BuildResult]:
-    builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
-                      fetcher=make_fetcher(settings, tree))
+         build_args: dict[str, str], no_cache: bool, no_cache_from: str | None = None,
+         snapshots: str = "auto") -> list[BuildResult]:
     options = BuildOptions(target=target, build_args=build_args, no_cache=no_cache,
-                           jobs=settings.jobs, debug=settings.debug, progress=not settings.json)
-    return builder.build(names, options)
+                           jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
+                           no_cache_from=None if no_cache_from is None
+                           else NoCacheFrom.parse(no_cache_from),
+                           snapshots=snapshots,
+                           events=_event_line if settings.json else None)
+    with Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                 fetcher=make_fetcher(settings, tree)) as builder:
+        return builder.build(names, options)
 
 
 def _digests_dir(tree: Tree, given: Path | None) -> Path:
@@ -63,16 +77,29 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
               help="Override a build argument (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Rebuild every stage.")
+@click.option("--no-cache-from", "no_cache_from", metavar="[STAGE:]N", default=None,
+              help="Run step N (of STAGE, default the target stage) and every later step "
+                   "again; earlier steps may be cache hits.")
+@click.option("--snapshots", type=click.Choice(SNAPSHOT_MODES), default="auto",
+              show_default=True,
+              help="Copy-on-write snapshots (overlay), full copies, or overlay where the "
+                   "kernel allows it.")
 @click.option("--check", is_flag=True,
               help="Fail when a built digest differs from the one in digests/<stage>.txt.")
 @click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where digests/<stage>.txt live (default: beside the tree).")
 @common_options
 def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[str, ...],
-              no_cache: bool, check: bool, digests_dir: Path | None, settings: Settings) -> None:
-    """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out."""
+              no_cache: bool, no_cache_from: str | None, snapshots: str, check: bool,
+              digests_dir: Path | None, settings: Settings) -> None:
+    """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out.
+
+    Every RUN/COPY/ADD/WORKDIR is a cached action: a failed build resumes at the step
+    that failed. With --json, each step's events (start, end, cached, failed, with
+    seconds) are JSON lines on stderr."""
     tree = load_tree(settings)
-    results = _run(settings, tree, list(packages), target, _build_args(build_args), no_cache)
+    results = _run(settings, tree, list(packages), target, _build_args(build_args), no_cache,
+                   no_cache_from, snapshots)
     problems: list[str] = []
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))

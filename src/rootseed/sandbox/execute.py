@@ -78,7 +78,8 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
         covered=[dest for _, dest in API_MOUNTS])
     status_r, status_w = os.pipe()
     argv = bwrap_argv(spec, bwrap)
-    argv[1:1] = ["--json-status-fd", str(status_w)]
+    at = len(spec.enter) + 1
+    argv[at:at] = ["--json-status-fd", str(status_w)]
     if debug:
         err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
                   highlight=False, soft_wrap=True)

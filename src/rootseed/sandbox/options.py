@@ -106,12 +106,13 @@ def all_binds(spec: SandboxSpec) -> list[tuple[Path, str]]:
 def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
     """The complete bwrap command line for ``spec`` (umask is applied by :func:`run`)."""
     return [
+        *spec.enter,
         bwrap,
         *namespace_options(),
         *process_options(),
         *identity_options(spec.hostname),
         *env_options(spec.env),
-        *root_options(spec.rootfs),
+        *root_options(spec.mount_root or spec.rootfs),
         *api_fs_options(),
         *ro_bind_options(all_binds(spec)),
         *cwd_options(spec.cwd),

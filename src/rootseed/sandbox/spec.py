@@ -18,6 +18,9 @@ class SandboxSpec:
     host). ``ro_binds`` are extra ``(host path, path inside)`` read-only bind mounts.
     ``runner`` is an optional emulator prefix (e.g. ``("/usr/bin/qemu-i386-static",)``):
     its first element is a host path, bound read-only at the same path inside.
+    ``enter`` is an argv prefix that starts bwrap in another mount namespace (an overlay's,
+    see :mod:`rootseed.sandbox.overlay`); there the root filesystem is ``mount_root``,
+    while ``rootfs`` is the same directory as rootseed sees it (for its checks).
     """
 
     rootfs: Path
@@ -28,3 +31,5 @@ class SandboxSpec:
     ro_binds: Sequence[tuple[Path, str]] = ()
     umask: int = 0o022
     runner: Sequence[str] = ()
+    enter: Sequence[str] = ()
+    mount_root: Path | None = None

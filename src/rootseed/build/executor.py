@@ -1,0 +1,322 @@
+"""The executor: runs actions on copy-on-write snapshots (overlayfs) and caches them.
+
+:class:`LayeredBackend` owns one :class:`~rootseed.sandbox.overlay.OverlayNamespace`
+for a builder's lifetime: every action mounts its snapshot's layers read-only with a fresh
+upper directory on top, runs (COPY/WORKDIR through the namespace's view of the merged
+tree, RUN in bwrap started inside the namespace), unmounts, and the upper directory *is*
+the action's layer (cost: what the step changed). Read-only views of finished snapshots
+(``COPY --from``, image writing, output checks) are mounted once and kept.
+
+:class:`ActionSteps` is the hook a :class:`~rootseed.build.stage.StageRunner` calls for
+each RUN/COPY/ADD/WORKDIR: key, cache lookup (a hit adds the cached layer and runs
+nothing), or execution and commit. A build that fails at step N therefore resumes at
+step N: the earlier actions are hits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rootseed.build import fsops
+from rootseed.build.actions import Action, Command, builder_digest, env_pairs
+from rootseed.build.layers import walk
+from rootseed.build.snapshots import (
+    MAX_LAYERS,
+    ActionCache,
+    ActionResult,
+    Snapshot,
+    Verifier,
+)
+from rootseed.build.stage import StageRunner
+from rootseed.containerfile import Add, Copy, Instruction, Run, Workdir
+from rootseed.errors import RootseedError
+from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
+
+Event = dict[str, Any]
+
+
+class LayeredBackend:
+    """Overlay mounts + the action cache of one builder (thread-safe)."""
+
+    def __init__(self, ns: OverlayNamespace, cache_dir: Path, verifier: Verifier) -> None:
+        self.ns = ns
+        self.dir = cache_dir
+        self.actions = ActionCache(cache_dir / "actions", verifier, self._drop_views)
+        self.verifier = verifier
+        self._views: dict[str, Path] = {}
+        self._hardlinks = HardlinkRepair()
+        self._snapshots: dict[str, Snapshot] = {}
+        self._lock = threading.Lock()
+        self.empty = cache_dir / "layers" / "empty"
+        if not self.empty.is_dir():
+            self.empty.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.empty, 0o755)
+        self._view_root = cache_dir / "views" / secrets.token_hex(6)
+
+    def _lowers(self, snapshot: Snapshot) -> list[Path]:
+        # top first, as overlayfs wants them; at least two without an upper layer
+        return [*(x.path for x in reversed(snapshot.layers)), self.empty]
+
+    def _drop_views(self, layer: Path) -> None:
+        """Unmount the views that stack ``layer`` (it is about to be replaced)."""
+        with self._lock:
+            stale = [d for d, s in self._snapshots.items()
+                     if any(x.path == layer for x in s.layers)]
+            for digest in stale:
+                del self._snapshots[digest]
+                view = self._views.pop(digest)
+                target = self._view_root / view.name
+                with contextlib.suppress(OverlayError):
+                    self.ns.umount(target)
+
+    def view(self, snapshot: Snapshot) -> Path:
+        """A read-only view of ``snapshot`` (mounted once per process), as a host path."""
+        if not snapshot.layers:
+            return self.empty
+        with self._lock:
+            found = self._views.get(snapshot.digest)
+            if found is not None:
+                return found
+            target = self._view_root / snapshot.digest.removeprefix("sha256:")[:32]
+            target.mkdir(parents=True, exist_ok=True)
+            self.ns.mount(target, self._lowers(snapshot))
+            view = self.ns.view(target)
+            self._views[snapshot.digest] = view
+            self._snapshots[snapshot.digest] = snapshot
+            return view
+
+    def run_action(self, snapshot: Snapshot, key: str,
+                   apply: Callable[[Path, Path], None]) -> ActionResult:
+        """Run ``apply(host view, mount root)`` on a writable layer over ``snapshot``;
+        commit the layer as ``key``'s result (nothing is kept when ``apply`` fails)."""
+        tmp = self.actions.new_dir()
+        upper, work, merged = tmp / "layer", tmp / "work", tmp / "merged"
+        for d in (upper, work, merged):
+            d.mkdir()
+        os.chmod(upper, 0o755)
+        try:
+            lowers = self._lowers(snapshot)
+            self.ns.mount(merged, lowers, upper, work)
+            try:
+                apply(self.ns.view(merged), merged)
+                self._hardlinks.repair(self.ns.view(merged), upper, lowers)
+            finally:
+                self.ns.umount(merged)
+            merged.rmdir()
+            return self.actions.commit(tmp, key)
+        except BaseException:
+            fsops.remove_tree(tmp)
+            raise
+
+    def flatten(self, snapshot: Snapshot) -> Snapshot:
+        """One layer holding the whole of ``snapshot`` (for stacks near the kernel's
+        limit); the snapshot's digest stays: its contents are the same."""
+        name = snapshot.digest.removeprefix("sha256:")
+        found = self.actions.lookup_flat(name)
+        if found is not None:
+            return Snapshot(snapshot.digest, (found,))
+        tmp = self.actions.new_dir()
+        result = subprocess.run(["cp", "-a", "--", f"{self.view(snapshot)}/.", str(tmp / "layer")],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            fsops.remove_tree(tmp)
+            raise RootseedError(f"cannot flatten a snapshot: {result.stderr.strip()}")
+        committed = self.actions.commit(tmp, name, name=f"flat-{name}")
+        return Snapshot(snapshot.digest, (committed.layer,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._views.clear()
+        self.ns.close()
+        fsops.remove_tree(self._view_root)
+
+
+class HardlinkRepair:
+    """Keeps hardlinks whole across copy-up.
+
+    overlayfs (without ``index=on``, which a user namespace cannot have) copies a
+    hardlinked lower file up alone: the step's change shows through one name only,
+    where a real file system (and a full copy) changes every name. After each action,
+    every other name of a copied-up multi-link file that still shows the lower file is
+    made a hardlink to the copied-up file again, so the layer has the links a real
+    file system would have. Each lower layer's multi-link inodes are indexed once.
+
+    Limitation: overlayfs does not mark copied-up files here (no "origin" without file
+    handles), so a step that *replaces* one name of a lower multi-link file (unlink +
+    create) while leaving its other names alone is treated like a write through that
+    name: the other names then show the new file.
+    """
+
+    def __init__(self) -> None:
+        self._index: dict[Path, dict[int, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def _names(self, layer: Path) -> dict[int, list[str]]:
+        with self._lock:
+            found = self._index.get(layer)
+        if found is not None:
+            return found
+        names: dict[int, list[str]] = {}
+        for path, st in walk(layer):
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                names.setdefault(st.st_ino, []).append(path.relative_to(layer).as_posix())
+        with self._lock:
+            self._index[layer] = names
+        return names
+
+    def repair(self, view: Path, upper: Path, lowers: list[Path]) -> None:
+        for path, st in walk(upper):
+            if not stat.S_ISREG(st.st_mode):
+                continue  # (overlay's "origin" mark is not set here: look below instead)
+            rel = path.relative_to(upper).as_posix()
+            for layer in lowers:
+                try:
+                    low = os.lstat(layer / rel)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                if stat.S_ISREG(low.st_mode) and low.st_nlink > 1:
+                    self._relink(view, upper, rel, low.st_ino, self._names(layer))
+                break
+
+    @staticmethod
+    def _relink(view: Path, upper: Path, rel: str, ino: int,
+                names: dict[int, list[str]]) -> None:
+        for other in names.get(ino, []):
+            if other == rel or os.path.lexists(upper / other):
+                continue  # itself, or changed/replaced by the step: leave it
+            try:
+                shown = os.lstat(view / other)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed by the step
+            if shown.st_ino != ino:
+                continue
+            os.unlink(view / other)
+            os.link(view / rel, view / other, follow_symlinks=False)
+
+
+@dataclass
+class StepEvents:
+    """Where step events go: ``emit`` gets one dict per event (``--json``), ``say``
+    one line for people."""
+
+    emit: Callable[[Event], None] = field(default=lambda _e: None)
+    say: Callable[[str], None] = field(default=lambda _t: None)
+
+
+def _summary(instruction: Instruction) -> str:
+    text = " ".join(instruction.original.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class ActionSteps:
+    """The :class:`~rootseed.build.stage.StepHook` of one stage run on layers."""
+
+    def __init__(self, backend: LayeredBackend, base: Snapshot, *, package: str,
+                 stage: str, platform: str, steps: int,
+                 inputs: Callable[[Instruction, StageRunner], Mapping[str, str]],
+                 no_cache: bool = False, no_cache_from: int | None = None,
+                 events: StepEvents | None = None) -> None:
+        self.backend = backend
+        self.snapshot = base
+        self.package = package
+        self.stage = stage
+        self.platform = platform
+        self.steps = steps
+        self.inputs = inputs
+        self.no_cache = no_cache
+        self.no_cache_from = no_cache_from
+        self.events = events or StepEvents()
+        self.executed: list[int] = []  # step numbers that ran (not cache hits)
+        self.hits: list[int] = []
+
+    # -- keys ------------------------------------------------------------------------------
+    def command(self, runner: StageRunner, i: Instruction) -> Command:
+        """The planned instruction as the key sees it (everything already expanded)."""
+        state = runner.state
+        env = env_pairs(sorted(runner.scope.run_environment().items()))
+        if isinstance(i, Run):
+            binds: list[tuple[Path, str]] = []
+            argv = runner.run_argv(i, binds)
+            scripts = {dest: hashlib.sha256(src.read_bytes()).hexdigest()
+                       for src, dest in binds}
+            return Command("RUN", {"argv": argv, "env": env, "workdir": state.workdir or "/",
+                                   "user": state.user, "scripts": scripts}, self.platform)
+        if isinstance(i, Copy):
+            return Command("ADD" if isinstance(i, Add) else "COPY",
+                           {"instruction": i.original, "env": env,
+                            "workdir": state.workdir or "/", "user": state.user},
+                           self.platform)
+        if isinstance(i, Workdir):
+            return Command("WORKDIR", {"path": runner.workdir_path(i)}, self.platform)
+        raise RootseedError(f"internal: {i.keyword} is not an action")
+
+    # -- the hook --------------------------------------------------------------------------
+    def step(self, runner: StageRunner, instruction: Instruction, number: int,
+             apply: Callable[[], None]) -> None:
+        command = self.command(runner, instruction)
+        action = Action(command, self.snapshot.digest,
+                        dict(self.inputs(instruction, runner)), builder_digest())
+        key = action.key
+        where = {"package": self.package, "stage": self.stage, "step": number,
+                 "steps": self.steps, "line": instruction.line,
+                 "instruction": _summary(instruction), "key": key}
+        forced = self.no_cache or (self.no_cache_from is not None
+                                   and number >= self.no_cache_from)
+        hit = None if forced else self.backend.actions.lookup(key)
+        if hit is not None:
+            self._apply_state(runner, instruction)
+            self._advance(hit)
+            self.hits.append(number)
+            self.events.emit({"event": "cached", **where, "seconds": 0.0})
+            return
+        if len(self.snapshot.layers) >= MAX_LAYERS:
+            self.snapshot = self.backend.flatten(self.snapshot)
+        self.events.emit({"event": "start", **where})
+        self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
+                        f"{_summary(instruction)}")
+        started = time.monotonic()
+
+        def run_here(view: Path, mount_root: Path) -> None:
+            runner.rootfs, runner.mount_root = view, mount_root
+            runner.enter = self.backend.ns.enter()
+            try:
+                apply()
+            finally:
+                runner.rootfs, runner.mount_root, runner.enter = view, None, ()
+
+        try:
+            result = self.backend.run_action(self.snapshot, key, run_here)
+        except (RootseedError, OverlayError) as e:
+            seconds = time.monotonic() - started
+            self.events.emit({"event": "failed", **where, "seconds": round(seconds, 3),
+                              "error": e.message})
+            raise
+        seconds = time.monotonic() - started
+        self._advance(result)
+        self.executed.append(number)
+        self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
+                          "empty": result.empty})
+        self.events.say(f"stage {self.stage}: step {number}/{self.steps} done in "
+                        f"{seconds:.2f}s")
+
+    def _advance(self, result: ActionResult) -> None:
+        if not result.empty:
+            self.snapshot = self.snapshot.push(result.layer)
+
+    @staticmethod
+    def _apply_state(runner: StageRunner, i: Instruction) -> None:
+        """What a cached action still does to the stage's state (not its files)."""
+        if isinstance(i, Workdir):
+            runner.state.workdir = runner.workdir_path(i)
+
