@@ -41,10 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.build.stage import StageContext, StageRunner, StageState
-from rootseed.containerfile import Arg, Containerfile, Copy, Env, Run, Workdir, parse_file
-from rootseed.containerfile.scope import StageScope, global_arg_values, platform_args
+from rootseed.build.stage import StageContext, StageRunner
+from rootseed.containerfile import Run
 from rootseed.fetch import Fetcher
+from rootseed.plan import ImageRef, Plan, PlannedCopy, PlannedRun, StagePath, StageRef, plan_package
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.tree import Package, Tree
@@ -82,59 +82,47 @@ def _timed(fn: Callable[[], None]) -> Timing:
 
 
 # -- (a) sequential ----------------------------------------------------------------------
-def _steps(cf: Containerfile, build_args: dict[str, str], global_values: dict[str, str]
-           ) -> list[Step]:
-    """Every RUN after the sources stage, in file order, with its stage's cwd and env."""
-    done: dict[int, tuple[list[tuple[str, str]], str]] = {}  # stage -> (env, workdir) at end
+def _steps(p: Plan) -> list[Step]:
+    """Every RUN after the sources stage, in file order, with its planned cwd and env."""
     steps: list[Step] = []
-    names = {s.name: s for s in cf.stages if s.name}
     started = False
-    for stage in cf.stages:
-        last = stage is cf.stages[-1]  # the image assembly: runs no tool
-        base = cf.stage(stage.base)
-        env, workdir = done[base.index] if base is not None else ([], "")
-        scope = StageScope(global_values, build_args, env=env)
-        for i in stage.instructions:
-            if isinstance(i, Arg):
-                for name, default in i.args:
-                    scope.declare_arg(name, default)
-            elif isinstance(i, Env):
-                scope.set_env(i.pairs)
-            elif isinstance(i, Workdir):
-                workdir = os.path.normpath(os.path.join(workdir or "/", scope.expand(i.path)))
-            elif isinstance(i, Run):
-                if i.shell_form:
+    for stage in p.stages:
+        last = stage is p.stages[-1]  # the image assembly: runs no tool
+        for i in stage.steps:
+            if isinstance(i, PlannedRun):
+                if isinstance(i.instruction, Run) and i.instruction.shell_form:
                     raise SystemExit(f"line {i.line}: shell-form RUN; this benchmark runs "
                                      "exec-form steps only")
-                steps.append(Step(stage.label, i.line, i.command, workdir or "/",
-                                  scope.run_environment()))
-            elif isinstance(i, Copy) and started and i.from_ is not None and not last:
-                src = [scope.expand(s) for s in i.sources if isinstance(s, str)]
-                if i.from_ in names and src != [scope.expand(i.dest)]:
-                    raise SystemExit(f"line {i.line}: COPY --from={i.from_} is not a "
+                steps.append(Step(stage.label, i.line, i.argv, i.workdir, dict(i.env)))
+            elif isinstance(i, PlannedCopy) and started and not last:
+                joins = ["/" + s.path for s in i.sources if isinstance(s, StagePath)]
+                if joins and joins != [i.dest.rstrip("/")]:
+                    raise SystemExit(f"line {i.line}: a COPY --from a stage that is not a "
                                      "same-path join; one shared root cannot replay it")
-        done[stage.index] = (list(scope.env.items()), workdir)
         started = started or stage.name == SOURCES_DONE
     return steps
 
 
-def _prepare_rootfs(pkg: Package, cf: Containerfile, build_args: dict[str, str],
-                    global_values: dict[str, str], fetch_dir: Path, work: Path) -> Path:
+def _prepare_rootfs(pkg: Package, p: Plan, fetch_dir: Path, work: Path) -> Path:
     """The root filesystem of the sources stage, made by the builder's stage runner."""
-    roots: dict[str, Path] = {}
-    for stage in cf.stages:
+    roots: dict[int, Path] = {}
+
+    def source_root(ref: StageRef | ImageRef) -> Path:
+        if isinstance(ref, ImageRef):
+            raise SystemExit(f"COPY --from={ref.reference}: the sources stages use no image")
+        return roots[ref.index]
+
+    for stage in p.stages:
         rootfs = work / f"rootfs-{stage.index}"
         rootfs.mkdir(mode=0o755)
-        ctx = StageContext(package=pkg.name, containerfile=cf, context_dir=pkg.directory,
+        ctx = StageContext(package=pkg.name, display=p.display, context_dir=pkg.directory,
                            fetch_dir=fetch_dir, work=work / f"stage-{stage.index}",
-                           log_dir=work / "logs", global_values=global_values,
-                           build_args=build_args,
-                           source_root=lambda op: fetch_dir if op == "fetch" else roots[op])
-        StageRunner(ctx, stage, rootfs, StageState()).execute()
-        roots[stage.label] = rootfs
+                           log_dir=work / "logs", source_root=source_root)
+        StageRunner(ctx, stage, rootfs).execute()
+        roots[stage.index] = rootfs
         if stage.name == SOURCES_DONE:
             return rootfs
-    raise SystemExit(f"no stage {SOURCES_DONE!r} in {cf.display}")
+    raise SystemExit(f"no stage {SOURCES_DONE!r} in {p.display}")
 
 
 def _script(steps: list[Step]) -> str:
@@ -160,11 +148,7 @@ def _children_cpu(log: Path) -> float:
 
 def sequential(tree: Tree, mirror: Path, work: Path) -> tuple[Timing, int]:
     pkg = tree.get(PACKAGE)
-    cf = parse_file(pkg.containerfile, display=str(pkg.containerfile.relative_to(ROOT)))
-    build_args = pkg.build_args()
-    global_values = global_arg_values(cf.global_args, build_args,
-                                      platform_args(pkg.platforms[0] if pkg.platforms
-                                                    else "linux/386"))
+    p = plan_package(pkg, display=str(pkg.containerfile.relative_to(ROOT)), all_stages=True)
     fetch_dir = work / "fetch"
     fetch_dir.mkdir()
     fetcher = Fetcher(work / "cache", (mirror,), offline=True, progress=False,
@@ -172,8 +156,8 @@ def sequential(tree: Tree, mirror: Path, work: Path) -> tuple[Timing, int]:
     for sid, path in fetcher.fetch_package(pkg).items():
         shutil.copyfile(path, fetch_dir / pkg.source(sid).file)
     fetcher.close()
-    rootfs = _prepare_rootfs(pkg, cf, build_args, global_values, fetch_dir, work)
-    steps = _steps(cf, build_args, global_values)
+    rootfs = _prepare_rootfs(pkg, p, fetch_dir, work)
+    steps = _steps(p)
     script = work / "steps.sh"
     script.write_text(_script(steps), encoding="utf-8")
     log = work / "sequential.log"

@@ -22,6 +22,7 @@ from rootseed.containerfile import (
     parse_string,
 )
 from rootseed.errors import RootseedError
+from rootseed.plan import plan
 
 FULL = """\
 # syntax=docker/dockerfile:1
@@ -101,8 +102,11 @@ def test_every_instruction() -> None:
     assert isinstance(ep, Entrypoint) and ep.argv == ("/bin/sh",) and not ep.shell_form
     assert isinstance(cmd, Cmd) and cmd.argv == ("echo hello",) and cmd.shell_form
     assert cf.stage("BUILD") is build and cf.stage("2") is last and cf.stage("nope") is None
-    assert cf.image_references() == ("stagex/bootstrap-stage0", "stagex/core-busybox")
-    assert cf.image_references({"BASE": "stagex/x"})[-1] == "stagex/x"
+    images = plan(cf, all_stages=True).images()
+    assert sorted({r.reference for r, _ in images}) == [
+        "stagex/bootstrap-stage0", "stagex/core-busybox"]
+    images = plan(cf, all_stages=True, build_args={"BASE": "stagex/x"}).images()
+    assert images[0][0].reference == "stagex/x"
     assert cf.where(11) == "packages/x/y/Containerfile:11"
 
 

@@ -16,11 +16,12 @@ from rootseed.crosscheck import (
 from rootseed.crosscheck.mesoplanet import rerun_argv, spawned_commands
 from rootseed.crosscheck.run import needed_stages
 from rootseed.crosscheck.steps import Args, command_step, file_args, rerunnable
+from rootseed.plan import Platform, plan
 
 
-def steps(text: str, stage: int = 0, workdir: str | None = "/") -> list[Step]:
-    cf = parse_string(text)
-    return stage_steps(cf.stages[stage], workdir)
+def steps(text: str, stage: int = 0) -> list[Step]:
+    planned = plan(parse_string(text), platform=Platform("linux", "386"), all_stages=True)
+    return stage_steps(planned.get(stage))
 
 
 @pytest.mark.parametrize(("a", "b", "want"), [
@@ -83,21 +84,23 @@ RUN ["/bin/hex0", "/b.hex0", "/b"]
     assert not u[0].covered and "shell-form" in u[0].reason
 
 
-def test_unknown_workdir_is_not_covered() -> None:
-    s = steps('FROM img\nRUN ["/bin/hex0", "a", "b"]\nWORKDIR /w\nRUN ["/bin/hex0", "a", "b"]\n',
-              workdir=None)
-    assert not s[0].covered and s[1].covered and s[1].output == "/w/b"
+def test_workdir_comes_from_the_plan() -> None:
+    # WORKDIR with variables is planned (expanded) like any other: the step is covered
+    s = steps('FROM img\nARG D=/w\nRUN ["/bin/hex0", "a", "b"]\nWORKDIR $D/x\n'
+              'RUN ["/bin/hex0", "a", "b"]\n')
+    assert s[0].covered and s[0].output == "/b"
+    assert s[1].covered and s[1].output == "/w/x/b"
 
 
 def test_needed_stages_follow_from_and_copy_from() -> None:
-    cf = parse_string("""FROM scratch AS a
+    cf = plan(parse_string("""FROM scratch AS a
 FROM scratch AS unused
 RUN ["/x"]
 FROM a AS b
 FROM scratch AS c
 COPY --from=b /x /x
 COPY --from=rs/other /y /y
-""")
+"""))
     assert [s.label for s in needed_stages(cf)] == ["a", "b", "c"]
 
 

@@ -120,10 +120,20 @@ def test_unknown_package_suggests(tree: Tree) -> None:
 
 
 def test_dependencies_see_arg_expansion_like_the_builder(tmp_path: Path) -> None:
-    """``FROM ${NS}/…`` and ``COPY --from=${BASE}`` name packages once ARGs are expanded."""
+    """``FROM ${NS}/…`` names a package once global ARGs are expanded (by the planner the
+    builder uses); ``--from`` is never expanded (BuildKit: dockerfile2llb/convert.go
+    toCommand), so a variable there is an error, and a stage FROM the variable works."""
     write_package(tmp_path, "a", "x", BASE, "FROM scratch\n")
     write_package(tmp_path, "a", "z", BASE.replace('"x"', '"z"'), "FROM scratch\n")
+    write_package(tmp_path, "a", "w", BASE.replace('"x"', '"w"'), "FROM scratch\n")
     write_package(tmp_path, "a", "y", BASE.replace('"x"', '"y"'),
-                  "ARG NS=stagex\nARG BASE=stagex/a-z\nFROM ${NS}/a-x\n"
-                  "COPY --from=${BASE} /a /a\n")
+                  "ARG NS=stagex\nARG BASE=stagex/a-z\nFROM ${BASE} AS base\n"
+                  "FROM ${NS}/a-x\nCOPY --from=base /a /a\n")
     assert Tree.load(tmp_path).get("a-y").deps == ("a-x", "a-z")
+    # --build-arg reaches the dependency scan as it reaches the builder
+    assert Tree.load(tmp_path, build_args={"BASE": "stagex/a-w"}).get("a-y").deps == (
+        "a-w", "a-x")
+    write_package(tmp_path, "a", "y", BASE.replace('"x"', '"y"'),
+                  "ARG BASE=stagex/a-z\nFROM scratch\nCOPY --from=${BASE} /a /a\n")
+    with pytest.raises(RootseedError, match="not supported for --from"):
+        Tree.load(tmp_path)

@@ -21,22 +21,30 @@ from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
 from rootseed.build.snapshots import Layer, Snapshot, Verifier
-from rootseed.build.stage import StageContext, StageRunner, StageState
+from rootseed.build.stage import FileStep, StageContext, StageRunner, StageState
 from rootseed.build.verify import layout_problem
 from rootseed.console import canonical_json, err
-from rootseed.containerfile import (
-    NAMED_CONTEXTS,
-    Containerfile,
-    Copy,
-    Instruction,
-    Run,
-    Stage,
-    parse_file,
-)
-from rootseed.containerfile.scope import DEFAULT_PATH, global_arg_values, platform_args, try_expand
+from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
+from rootseed.plan import (
+    ContextPath,
+    FetchPath,
+    ImagePath,
+    ImageRef,
+    ImageSettings,
+    Plan,
+    PlannedCopy,
+    PlannedRun,
+    Scratch,
+    StagePath,
+    StagePlan,
+    StageRef,
+    plan_package,
+    to_json,
+)
+from rootseed.plan.planner import DEFAULT_PATH
 from rootseed.provenance.statement import write_statement
 from rootseed.sandbox.overlay import OverlayUnavailable, probe
 from rootseed.sandbox.rootpath import resolve
@@ -131,7 +139,7 @@ class _Parent:
 
 @dataclass
 class _StagePlan:
-    stage: Stage
+    stage: StagePlan
     key: str = ""
     base: str = "scratch"  # "scratch" | "stage:<i>" | "image:<ref>"
     needs: set[int] = field(default_factory=set)  # stage indexes this one needs
@@ -255,6 +263,15 @@ class Builder:
             raise first_error
         return results
 
+    def plan(self, package: str, target: str | None = None,
+             options: BuildOptions | None = None) -> Plan:
+        """The plan a build of ``package`` executes (its dependencies are built first, as
+        a stage FROM another package's image starts from that image's configuration)."""
+        options = options or BuildOptions(progress=False)
+        pkg = self.tree.get(package)
+        deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
+        return _PackageBuild(self, pkg, deps, target, options).plan
+
     def stage(self, package: str, stage: str, options: BuildOptions | None = None
               ) -> CachedStage:
         """One stage of ``package``: its cache entry, built first if needed.
@@ -312,20 +329,15 @@ class _PackageBuild:
             display = package.containerfile.relative_to(builder.tree.root.parent).as_posix()
         except ValueError:
             display = str(package.containerfile)
-        self.cf: Containerfile = parse_file(package.containerfile, display=display)
+        self.display = display
         self.build_args = {**package.build_args(), **options.build_args}
-        self.platform = package.platforms[0] if package.platforms else "linux/386"
-        try:
-            self.global_values = global_arg_values(self.cf.global_args, self.build_args,
-                                                   platform_args(self.platform))
-        except ValueError as e:
-            raise RootseedError(f"{package.name}: {display}: cannot expand a global ARG: {e}"
-                                ) from e
-        self.target = self._target_stage(target)
+        self.parents: dict[str, _Parent] = {}
+        self.plan = self._make_plan(target)
+        self.platform = str(self.plan.platform)
+        self.target = self.plan.target_stage
         # Subpackage images come with the package's default image only (not with --target).
         self.subpackages = (self._subpackage_stages()
                             if target is None and image is None else {})
-        self.parents: dict[str, _Parent] = {}
         self.plans = self._plan()
         self.urgency = self._urgency(self.plans)
         self.forced = self._forced()  # stage index → first step that must run again
@@ -340,29 +352,48 @@ class _PackageBuild:
         ncf = self.options.no_cache_from
         if ncf is None:
             return {}
-        stage = self.target if ncf.stage is None else self.cf.stage(ncf.stage)
-        if stage is None or stage.index not in self.plans:
-            names = ", ".join(self.plans[i].stage.label for i in sorted(self.plans))
+        labels = {p.stage.label: i for i, p in self.plans.items()}
+        index = self.target.index if ncf.stage is None else labels.get(ncf.stage.lower())
+        if index is None:
             raise RootseedError(f"{self.pkg.name}: --no-cache-from: no stage {ncf.stage!r} "
-                                f"in this build", hint=f"stages built: {names}")
-        if ncf.step > len(stage.instructions):
-            raise RootseedError(f"{self.pkg.name}: --no-cache-from: stage {stage.label} has "
-                                f"{len(stage.instructions)} steps, not {ncf.step}")
-        forced = {stage.index: ncf.step}
-        for index in self._topo(self.plans):
-            if index not in forced and self.plans[index].needs & forced.keys():
-                forced[index] = 1
+                                "in this build", hint="stages built: " + ", ".join(labels))
+        steps = len(self.plans[index].stage.steps)
+        if ncf.step > steps:
+            raise RootseedError(f"{self.pkg.name}: --no-cache-from: stage "
+                                f"{self.plans[index].stage.label} has {steps} steps, "
+                                f"not {ncf.step}")
+        forced = {index: ncf.step}
+        for i in self._topo(self.plans):
+            if i not in forced and self.plans[i].needs & forced.keys():
+                forced[i] = 1
         return forced
 
-    def _target_stage(self, target: str | None) -> Stage:
-        if target is None:
-            return self.cf.stages[-1]
-        stage = self.cf.stage(target)
-        if stage is None:
-            names = ", ".join(s.label for s in self.cf.stages)
-            raise RootseedError(f"{self.pkg.name}: no stage {target!r} in {self.cf.display}",
-                                hint=f"stages: {names}")
-        return stage
+    def _make_plan(self, target: str | None) -> Plan:
+        """The package's plan (the one planner: rootseed.plan), made twice: first to learn
+        which images it starts from, then with those images' configurations (ENV,
+        WORKDIR, USER), as BuildKit reads a base image's config before dispatching."""
+        cf = parse_file(self.pkg.containerfile, display=self.display)
+        try:
+            first = plan_package(self.pkg, build_args=self.options.build_args, target=target,
+                                 containerfile=cf)
+            for ref, line in first.images():
+                self._parent(ref.reference, line)
+            bases = {s.base.reference for s in first.stages if isinstance(s.base, ImageRef)}
+            configs = {ref: self._image_settings(self.parents[ref]) for ref in sorted(bases)}
+            return plan_package(self.pkg, build_args=self.options.build_args, target=target,
+                                containerfile=cf, base_images=configs)
+        except RootseedError as e:
+            if e.message.startswith(self.pkg.name + ":"):
+                raise
+            raise RootseedError(f"{self.pkg.name}: {e.message}", hint=e.hint) from e
+
+    @staticmethod
+    def _image_settings(parent: _Parent) -> ImageSettings:
+        config = read_image(parent.layout).config
+        return ImageSettings(
+            env=tuple((e.partition("=")[0], e.partition("=")[2]) for e in config.env),
+            workdir=config.working_dir, user=config.user, entrypoint=config.entrypoint,
+            cmd=config.cmd, labels=tuple(sorted(config.labels.items())))
 
     def _subpackage_stages(self) -> dict[str, str]:
         """Image name "<stage>-<sub>" → subpackage "<sub>"; each one's stage package-<sub>
@@ -370,10 +401,11 @@ class _PackageBuild:
         stages: dict[str, str] = {}
         for sub in self.pkg.subpackages:
             wanted = SUBPACKAGE_STAGE.format(sub=sub)
-            if self.cf.stage(wanted) is None:
-                names = ", ".join(s.label for s in self.cf.stages)
+            if wanted not in self.plan.stage_names:
+                names = ", ".join(n if n is not None else str(i)
+                                  for i, n in enumerate(self.plan.stage_names))
                 raise RootseedError(
-                    f"{self.pkg.name}: {self.cf.display} has no stage {wanted!r} for "
+                    f"{self.pkg.name}: {self.display} has no stage {wanted!r} for "
                     f"subpackage {sub!r}",
                     hint=f"each entry of [package] subpackages is built from the stage "
                          f"`FROM ... AS {wanted}`; add that stage or remove {sub!r} from "
@@ -388,19 +420,19 @@ class _PackageBuild:
         image = strip_tag(ref).removeprefix(self.b.tree.namespace + "/")
         if dep == self.pkg.name and image != self.pkg.name:
             raise RootseedError(
-                f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} is a subpackage of "
+                f"{self.pkg.name}: {self.display}:{line}: image {ref!r} is a subpackage of "
                 "this package itself",
                 hint=f"use its stage instead: --from={SUBPACKAGE_STAGE.format(sub='<sub>')}")
         if dep is None or dep not in self.deps:
             raise RootseedError(
-                f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} is not built by this "
+                f"{self.pkg.name}: {self.display}:{line}: image {ref!r} is not built by this "
                 f"tree (namespace {self.b.tree.namespace!r})",
                 hint="rootseed never pulls images: refer to another package as "
                      f"{self.b.tree.namespace}/<stage>-<name>, or to a stage of this file")
         found = self.deps[dep].images().get(image)
         if found is None:
             raise RootseedError(
-                f"{self.pkg.name}: {self.cf.where(line)}: image {ref!r} (a subpackage of "
+                f"{self.pkg.name}: {self.display}:{line}: image {ref!r} (a subpackage of "
                 f"{dep}) was not built",
                 hint=f"subpackage images are built with {dep}'s default image; build {dep} "
                      "without --target")
@@ -408,43 +440,20 @@ class _PackageBuild:
         self.parents[ref] = parent
         return parent
 
-    def _operand(self, word: str, line: int) -> str:
-        """``FROM``/``--from`` operand → "scratch", "stage:<i>", "fetch" or "image:<ref>"."""
-        ref = try_expand(word, self.global_values)
-        if ref == "scratch":
+    @staticmethod
+    def _base_operand(stage: StagePlan) -> str:
+        """A stage's base as "scratch", "stage:<i>" or "image:<ref>"."""
+        if isinstance(stage.base, Scratch):
             return "scratch"
-        if ref in NAMED_CONTEXTS:
-            return ref
-        stage = self.cf.stage(ref)
-        if stage is not None:
-            return f"stage:{stage.index}"
-        self._parent(ref, line)
-        return f"image:{ref}"
+        if isinstance(stage.base, StageRef):
+            return f"stage:{stage.base.index}"
+        return f"image:{stage.base.reference}"
 
     def _plan(self) -> dict[int, _StagePlan]:
-        plans: dict[int, _StagePlan] = {}
-        todo = [self.target.index]
-        while todo:
-            index = todo.pop()
-            if index in plans:
-                continue
-            stage = self.cf.stages[index]
-            plan = _StagePlan(stage=stage, base=self._operand(stage.base, stage.line))
-            if plan.base == "fetch":
-                raise RootseedError(f"{self.pkg.name}: {self.cf.where(stage.line)}: FROM fetch "
-                                    "is not an image", hint="use COPY --from=fetch")
-            for i in stage.instructions:
-                if isinstance(i, Copy) and i.from_ is not None:
-                    operand = self._operand(i.from_, i.line)
-                    if operand.startswith("stage:"):
-                        plan.needs.add(int(operand[6:]))
-            if plan.base.startswith("stage:"):
-                plan.needs.add(int(plan.base[6:]))
-            if index in plan.needs:
-                raise RootseedError(f"{self.pkg.name}: {self.cf.where(stage.line)}: stage "
-                                    f"{stage.label} refers to itself")
-            plans[index] = plan
-            todo.extend(plan.needs)
+        plans = {index: _StagePlan(stage=self.plan.get(index),
+                                   base=self._base_operand(self.plan.get(index)),
+                                   needs=set(self.plan.get(index).needs()))
+                 for index in self.plan.reachable()}
         self._check_cycles(plans)
         self.context_files = fsops.hash_tree(self.pkg.directory)
         context_modes = {rel: fsops.mode_bits(self.pkg.directory, rel)
@@ -460,7 +469,7 @@ class _PackageBuild:
 
         def visit(i: int) -> None:
             if state.get(i) == 1:
-                raise RootseedError(f"{self.pkg.name}: {self.cf.display}: stages depend on "
+                raise RootseedError(f"{self.pkg.name}: {self.display}: stages depend on "
                                     f"each other in a cycle (stage {plans[i].stage.label})")
             if state.get(i) == 2:
                 return
@@ -495,7 +504,7 @@ class _PackageBuild:
                 users[n].append(i)
         urgency: dict[int, float] = {}
         for i in reversed(self._topo(plans)):
-            runs = sum(isinstance(x, Run) for x in plans[i].stage.instructions)
+            runs = sum(isinstance(x, PlannedRun) for x in plans[i].stage.steps)
             urgency[i] = runs + 0.1 + max((urgency[u] for u in users[i]), default=0.0)
         return urgency
 
@@ -507,18 +516,22 @@ class _PackageBuild:
                 return "image:" + self.parents[operand[6:]].digest
             return operand
 
-        steps: list[dict[str, str]] = []
-        for i in plan.stage.instructions:
-            step = {"i": i.original}
-            if isinstance(i, Copy):
-                if i.from_ is not None:
-                    operand = self._operand(i.from_, i.line)
-                    step["from"] = (("fetch:" + self.sources_key) if operand == "fetch"
-                                    else operand_key(operand))
-                else:
-                    step["context"] = self.context_key
-                    step["fetch"] = self.sources_key
-            steps.append(step)
+        steps: list[dict[str, Any]] = []
+        for step in plan.stage.steps:  # the planned instruction and the digests it reads
+            data: dict[str, Any] = {"step": to_json(step)}
+            if isinstance(step, PlannedCopy):
+                inputs: list[str] = []
+                for source in step.sources:
+                    if isinstance(source, ContextPath):
+                        inputs.append("context:" + self.context_key)
+                    elif isinstance(source, FetchPath):
+                        inputs.append("fetch:" + self.sources_key)
+                    elif isinstance(source, StagePath):
+                        inputs.append("stage:" + plans[source.stage.index].key)
+                    elif isinstance(source, ImagePath):
+                        inputs.append("image:" + self.parents[source.image.reference].digest)
+                data["inputs"] = inputs
+            steps.append(data)
         return _sha({
             "builder": builder_digest(), "platform": self.platform, "args": self.build_args,
             "version": self.pkg.version, "base": operand_key(plan.base), "steps": steps,
@@ -677,40 +690,28 @@ class _PackageBuild:
         stage = plan.stage
         stage_dir = work / f"stage-{stage.index}"
         rootfs = stage_dir / "rootfs"
+        # The plan knows the configuration the stage starts with; only files move here.
         if plan.base == "scratch":
             rootfs.mkdir(parents=True)
             os.chmod(rootfs, 0o755)
-            state = StageState()
         elif plan.base.startswith("stage:"):
             parent = needed[int(plan.base[6:])]
             fsops.copy_tree(parent.rootfs, rootfs)  # a real copy: the snapshot stays as is
-            state = StageState.from_json(parent.state["config"])
         else:
             image = self.parents[plan.base[6:]]
             fsops.copy_tree(self.b.cache.rootfs(image.layout, image.digest), rootfs)
-            config = read_image(image.layout).config
-            state = StageState(
-                env=[(e.partition("=")[0], e.partition("=")[2]) for e in config.env],
-                workdir=config.working_dir, user=config.user,
-                entrypoint=config.entrypoint, cmd=config.cmd, labels=dict(config.labels))
 
-        def source_root(operand: str) -> Path:
-            kind = self._operand(operand, stage.line)
-            if kind == "fetch":
-                return fetch_dir
-            if kind == "scratch":
-                raise RootseedError("COPY --from=scratch has no files")
-            if kind.startswith("stage:"):
-                return needed[int(kind[6:])].rootfs  # read only
-            image = self.parents[kind[6:]]
+        def source_root(ref: StageRef | ImageRef) -> Path:
+            if isinstance(ref, StageRef):
+                return needed[ref.index].rootfs  # read only
+            image = self.parents[ref.reference]
             return self.b.cache.rootfs(image.layout, image.digest)
 
         ctx = StageContext(
-            package=self.pkg.name, containerfile=self.cf, context_dir=self.pkg.directory,
+            package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
-            global_values=self.global_values, build_args=self.build_args,
             source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel)
-        state = StageRunner(ctx, stage, rootfs, state).execute()
+        state = StageRunner(ctx, stage, rootfs).execute()
         env = dict(state.env)
         if "PATH" not in env:  # Docker gives every image a PATH
             state.env = [("PATH", DEFAULT_PATH), *state.env]
@@ -722,43 +723,37 @@ class _PackageBuild:
         fsops.remove_tree(stage_dir)
         return self.b.cache.commit(entry, plan.key, {
             "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
-            replace=self.options.no_cache)
+            replace=self.options.no_cache or stage.index in self.forced)
 
-    def _stage_base(self, plan: _StagePlan, needed: Mapping[int, CachedStage]
-                    ) -> tuple[Snapshot, StageState]:
+    def _stage_base(self, plan: _StagePlan, needed: Mapping[int, CachedStage]) -> Snapshot:
+        """The snapshot a stage starts from (its configuration comes from the plan)."""
         if plan.base == "scratch":
-            return Snapshot.base("scratch"), StageState()
+            return Snapshot.base("scratch")
         if plan.base.startswith("stage:"):
             parent = needed[int(plan.base[6:])]
             assert parent.snapshot is not None
-            return parent.snapshot, StageState.from_json(parent.state["config"])
+            return parent.snapshot
         image = self.parents[plan.base[6:]]
         layer = self.b.cache.image_layer(image.layout, image.digest)
-        config = read_image(image.layout).config
-        return (Snapshot.base(f"image:{image.digest}", (layer,)),
-                StageState(env=[(e.partition("=")[0], e.partition("=")[2]) for e in config.env],
-                           workdir=config.working_dir, user=config.user,
-                           entrypoint=config.entrypoint, cmd=config.cmd,
-                           labels=dict(config.labels)))
+        return Snapshot.base(f"image:{image.digest}", (layer,))
 
-    def _inputs(self, needed: Mapping[int, CachedStage]
-                ) -> Callable[[Instruction, StageRunner], dict[str, str]]:
-        """The digests of what an action reads besides its snapshot (for its key)."""
-        def inputs(i: Instruction, runner: StageRunner) -> dict[str, str]:
-            if not isinstance(i, Copy):
+    def _inputs(self, needed: Mapping[int, CachedStage]) -> Callable[[FileStep], dict[str, str]]:
+        """The digests of what a step reads besides its snapshot (for its action key)."""
+        def inputs(step: FileStep) -> dict[str, str]:
+            if not isinstance(step, PlannedCopy):
                 return {}
-            if i.from_ is None:
-                return {"context": self.context_key, "fetch": self.sources_key}
-            kind = self._operand(runner.expand(i, i.from_), i.line)
-            if kind == "fetch":
-                return {"from": "fetch:" + self.sources_key}
-            if kind.startswith("stage:"):
-                source = needed[int(kind[6:])]
-                return {"from": "stage:" + (source.snapshot.digest if source.snapshot
-                                            else source.key)}
-            if kind.startswith("image:"):
-                return {"from": "image:" + self.parents[kind[6:]].digest}
-            return {"from": kind}
+            found: dict[str, str] = {}
+            for n, source in enumerate(step.sources):
+                if isinstance(source, ContextPath):
+                    found[f"{n}:context"] = self.context_key
+                elif isinstance(source, FetchPath):
+                    found[f"{n}:fetch"] = self.sources_key
+                elif isinstance(source, StagePath):
+                    used = needed[source.stage.index]
+                    found[f"{n}:stage"] = used.snapshot.digest if used.snapshot else used.key
+                elif isinstance(source, ImagePath):
+                    found[f"{n}:image"] = self.parents[source.image.reference].digest
+            return found
         return inputs
 
     def _build_stage_layered(self, plan: _StagePlan, needed: Mapping[int, CachedStage],
@@ -769,32 +764,26 @@ class _PackageBuild:
         stage = plan.stage
         stage_dir = work / f"stage-{stage.index}"
         stage_dir.mkdir()
-        base, state = self._stage_base(plan, needed)
+        base = self._stage_base(plan, needed)
 
-        def source_root(operand: str) -> Path:
-            kind = self._operand(operand, stage.line)
-            if kind == "fetch":
-                return fetch_dir
-            if kind == "scratch":
-                raise RootseedError("COPY --from=scratch has no files")
-            if kind.startswith("stage:"):
-                return needed[int(kind[6:])].rootfs  # a read-only view
-            image = self.parents[kind[6:]]
+        def source_root(ref: StageRef | ImageRef) -> Path:
+            if isinstance(ref, StageRef):
+                return needed[ref.index].rootfs  # a read-only view
+            image = self.parents[ref.reference]
             return self.b.cache.rootfs(image.layout, image.digest)
 
         emit = self.options.events
         steps = ActionSteps(
             backend, base, package=self.pkg.name, stage=stage.label, platform=self.platform,
-            steps=len(stage.instructions), inputs=self._inputs(needed),
+            steps=len(stage.steps), inputs=self._inputs(needed),
             no_cache=self.options.no_cache, no_cache_from=self.forced.get(stage.index),
             events=StepEvents(emit=emit or (lambda _e: None), say=self.say))
         ctx = StageContext(
-            package=self.pkg.name, containerfile=self.cf, context_dir=self.pkg.directory,
+            package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
-            global_values=self.global_values, build_args=self.build_args,
             source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel,
             steps=steps)
-        state = StageRunner(ctx, stage, backend.view(base), state).execute()
+        state = StageRunner(ctx, stage, backend.view(base)).execute()
         if "PATH" not in dict(state.env):  # Docker gives every image a PATH
             state.env = [("PATH", DEFAULT_PATH), *state.env]
         fsops.remove_tree(stage_dir)
@@ -851,7 +840,8 @@ class _PackageBuild:
         return BuildRecord(
             package=self.image_name, version=self.pkg.version, namespace=self.b.tree.namespace,
             containerfile_sha256=hashlib.sha256(self.pkg.containerfile.read_bytes()).hexdigest(),
-            target=self.target.label if self.target is not self.cf.stages[-1] else None,
+            target=(self.target.label if self.plan.target != len(self.plan.stage_names) - 1
+                    else None),
             build_args=dict(sorted(self.build_args.items())),
             sources=tuple(ResolvedSource(id=s.id, file=s.file, sha256=s.hash,
                                          uri=s.mirrors[0] if s.mirrors else "", seed=s.seed)

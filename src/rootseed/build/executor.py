@@ -16,7 +16,6 @@ step N: the earlier actions are hits.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import stat
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rootseed.build import fsops
-from rootseed.build.actions import Action, Command, builder_digest, env_pairs
+from rootseed.build.actions import Action, Command, builder_digest
 from rootseed.build.layers import walk
 from rootseed.build.snapshots import (
     MAX_LAYERS,
@@ -38,9 +37,10 @@ from rootseed.build.snapshots import (
     Snapshot,
     Verifier,
 )
-from rootseed.build.stage import StageRunner
-from rootseed.containerfile import Add, Copy, Instruction, Run, Workdir
+from rootseed.build.stage import FileStep, StageRunner
+from rootseed.containerfile import Instruction
 from rootseed.errors import RootseedError
+from rootseed.plan import to_json
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
 
 Event = dict[str, Any]
@@ -224,7 +224,7 @@ class ActionSteps:
 
     def __init__(self, backend: LayeredBackend, base: Snapshot, *, package: str,
                  stage: str, platform: str, steps: int,
-                 inputs: Callable[[Instruction, StageRunner], Mapping[str, str]],
+                 inputs: Callable[[FileStep], Mapping[str, str]],
                  no_cache: bool = False, no_cache_from: int | None = None,
                  events: StepEvents | None = None) -> None:
         self.backend = backend
@@ -241,32 +241,17 @@ class ActionSteps:
         self.hits: list[int] = []
 
     # -- keys ------------------------------------------------------------------------------
-    def command(self, runner: StageRunner, i: Instruction) -> Command:
-        """The planned instruction as the key sees it (everything already expanded)."""
-        state = runner.state
-        env = env_pairs(sorted(runner.scope.run_environment().items()))
-        if isinstance(i, Run):
-            binds: list[tuple[Path, str]] = []
-            argv = runner.run_argv(i, binds)
-            scripts = {dest: hashlib.sha256(src.read_bytes()).hexdigest()
-                       for src, dest in binds}
-            return Command("RUN", {"argv": argv, "env": env, "workdir": state.workdir or "/",
-                                   "user": state.user, "scripts": scripts}, self.platform)
-        if isinstance(i, Copy):
-            return Command("ADD" if isinstance(i, Add) else "COPY",
-                           {"instruction": i.original, "env": env,
-                            "workdir": state.workdir or "/", "user": state.user},
-                           self.platform)
-        if isinstance(i, Workdir):
-            return Command("WORKDIR", {"path": runner.workdir_path(i)}, self.platform)
-        raise RootseedError(f"internal: {i.keyword} is not an action")
+    def command(self, step: FileStep) -> Command:
+        """The planned instruction as the key sees it: everything already expanded by the
+        planner (to_json leaves out the line and text, which change nothing)."""
+        return Command(step.keyword.upper(), to_json(step), self.platform)
 
     # -- the hook --------------------------------------------------------------------------
-    def step(self, runner: StageRunner, instruction: Instruction, number: int,
+    def step(self, runner: StageRunner, step: FileStep, number: int,
              apply: Callable[[], None]) -> None:
-        command = self.command(runner, instruction)
-        action = Action(command, self.snapshot.digest,
-                        dict(self.inputs(instruction, runner)), builder_digest())
+        instruction = step.instruction
+        action = Action(self.command(step), self.snapshot.digest, dict(self.inputs(step)),
+                        builder_digest())
         key = action.key
         where = {"package": self.package, "stage": self.stage, "step": number,
                  "steps": self.steps, "line": instruction.line,
@@ -275,7 +260,6 @@ class ActionSteps:
                                    and number >= self.no_cache_from)
         hit = None if forced else self.backend.actions.lookup(key)
         if hit is not None:
-            self._apply_state(runner, instruction)
             self._advance(hit)
             self.hits.append(number)
             self.events.emit({"event": "cached", **where, "seconds": 0.0})
@@ -313,10 +297,4 @@ class ActionSteps:
     def _advance(self, result: ActionResult) -> None:
         if not result.empty:
             self.snapshot = self.snapshot.push(result.layer)
-
-    @staticmethod
-    def _apply_state(runner: StageRunner, i: Instruction) -> None:
-        """What a cached action still does to the stage's state (not its files)."""
-        if isinstance(i, Workdir):
-            runner.state.workdir = runner.workdir_path(i)
 

@@ -103,8 +103,35 @@ def _chmod(path: Path, mode: int | None) -> None:
         os.chmod(path, mode)
 
 
-def copy_entry(src: Path, dest: Path, mode: int | None) -> None:
-    """Copy one file/symlink/directory's contents to ``dest`` (host paths)."""
+class LinkMap:
+    """Hardlinks within one copied set: source inode → the first copy made of it.
+
+    BuildKit's copier (tonistiigi/fsutil ``copy/copy.go``, ``getLinkSource``) keeps one
+    such map per copied source: a regular file with more than one link whose inode was
+    already copied becomes a hardlink to that copy, so links *within* what a COPY copies
+    survive and nothing links back to the source.
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[int, int], Path] = {}
+
+    def link_or_remember(self, src_stat: os.stat_result, dest: Path) -> bool:
+        """Hardlink ``dest`` to an earlier copy of the same inode (True), or remember
+        ``dest`` as that inode's copy (False: the caller copies the file)."""
+        if src_stat.st_nlink < 2:
+            return False
+        key = (src_stat.st_dev, src_stat.st_ino)
+        first = self._first.get(key)
+        if first is None or not first.is_file() or first.is_symlink():
+            self._first[key] = dest
+            return False
+        os.link(first, dest, follow_symlinks=False)
+        return True
+
+
+def copy_entry(src: Path, dest: Path, mode: int | None, links: LinkMap | None = None) -> None:
+    """Copy one file/symlink/directory's contents to ``dest`` (host paths); with
+    ``links``, hardlinks among the files copied with the same map are kept."""
     if src.is_symlink():
         if dest.is_symlink() or dest.exists():
             if dest.is_dir() and not dest.is_symlink():
@@ -121,7 +148,7 @@ def copy_entry(src: Path, dest: Path, mode: int | None) -> None:
         st = src.stat()
         os.chmod(dest, stat.S_IMODE(st.st_mode) if mode is None else mode)
         for name in sorted(os.listdir(src)):
-            copy_entry(src / name, dest / name, mode)
+            copy_entry(src / name, dest / name, mode, links)
         return
     if not src.is_file():
         raise RootseedError(f"cannot copy {src.name}: not a regular file, directory or symlink")
@@ -129,8 +156,11 @@ def copy_entry(src: Path, dest: Path, mode: int | None) -> None:
         dest.unlink()
     elif dest.is_dir():
         remove_tree(dest)
+    src_stat = src.stat()
+    if links is not None and links.link_or_remember(src_stat, dest):
+        return
     shutil.copyfile(src, dest, follow_symlinks=False)
-    os.chmod(dest, stat.S_IMODE(src.stat().st_mode) if mode is None else mode)
+    os.chmod(dest, stat.S_IMODE(src_stat.st_mode) if mode is None else mode)
 
 
 def is_archive(path: Path) -> bool:

@@ -97,9 +97,10 @@ def build_cmd(packages: tuple[str, ...], target: str | None, build_args: tuple[s
     Every RUN/COPY/ADD/WORKDIR is a cached action: a failed build resumes at the step
     that failed. With --json, each step's events (start, end, cached, failed, with
     seconds) are JSON lines on stderr."""
-    tree = load_tree(settings)
-    results = _run(settings, tree, list(packages), target, _build_args(build_args), no_cache,
-                   no_cache_from, snapshots)
+    args = _build_args(build_args)
+    tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
+    results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
+                   snapshots)
     problems: list[str] = []
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,8 +60,8 @@ def common_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_tree(settings: Settings) -> Tree:
-    return Tree.load(settings.tree)
+def load_tree(settings: Settings, build_args: Mapping[str, str] | None = None) -> Tree:
+    return Tree.load(settings.tree, build_args=build_args)
 
 
 def make_fetcher(settings: Settings, tree: Tree) -> Fetcher:

@@ -1,10 +1,10 @@
-"""Parse Containerfiles into typed, frozen instructions (no execution).
+"""Parse Containerfiles into typed, frozen instructions (no execution, no expansion).
 
-``parse_file(path) -> Containerfile``; Docker's expansion and ARG/ENV scoping live in
-:mod:`.expand` and :mod:`.scope`.
+``parse_file(path) -> Containerfile``; :mod:`.expand` is BuildKit's word expansion, which
+only the planner (:mod:`rootseed.plan`) applies: ARG/ENV scoping lives there.
 """
 
-from rootseed.containerfile.expand import ExpansionError, expand
+from rootseed.containerfile.expand import Expansion, ExpansionError, expand, expand_word
 from rootseed.containerfile.model import (
     NAMED_CONTEXTS,
     Add,
@@ -25,11 +25,10 @@ from rootseed.containerfile.model import (
     Workdir,
 )
 from rootseed.containerfile.parse import SUPPORTED, chomp, parse_file, parse_string
-from rootseed.containerfile.scope import DEFAULT_PATH, StageScope, global_arg_values
 
 __all__ = [
-    "DEFAULT_PATH", "NAMED_CONTEXTS", "SUPPORTED", "Add", "Arg", "Cmd", "Containerfile", "Copy",
-    "Entrypoint", "Env", "ExpansionError", "From", "Heredoc", "Instruction", "Label", "Run",
-    "Shell", "Stage", "StageScope", "User", "Workdir", "chomp", "expand", "global_arg_values",
-    "parse_file", "parse_string",
+    "NAMED_CONTEXTS", "SUPPORTED", "Add", "Arg", "Cmd", "Containerfile", "Copy", "Entrypoint",
+    "Env", "Expansion", "ExpansionError", "From", "Heredoc", "Instruction", "Label", "Run",
+    "Shell", "Stage", "User", "Workdir", "chomp", "expand", "expand_word", "parse_file",
+    "parse_string",
 ]

@@ -1,7 +1,8 @@
 """Typed, frozen Containerfile instructions (what was written; nothing is expanded here).
 
 Words that Docker expands (FROM, ARG defaults, ENV, LABEL, WORKDIR, USER, COPY/ADD
-paths and flags) are kept exactly as written; :mod:`.scope` expands them at build time.
+paths and flags) are kept exactly as written; the planner (:mod:`rootseed.plan`) expands
+them, once, for every consumer.
 """
 
 from __future__ import annotations
@@ -140,32 +141,3 @@ class Containerfile:
         if ref.isdigit() and int(ref) < len(self.stages):
             return self.stages[int(ref)]
         return None
-
-    def image_references(self, build_args: dict[str, str] | None = None) -> tuple[str, ...]:
-        """FROM and COPY --from operands that are images, not stages/``scratch``/``fetch``.
-
-        FROM operands are expanded with the global ARGs (and ``build_args``) as Docker
-        does; ``COPY --from`` operands with the same values. Sorted, unique.
-        """
-        return tuple(sorted({ref for ref, _ in self.image_reference_lines(build_args)}))
-
-    def image_reference_lines(self, build_args: dict[str, str] | None = None
-                              ) -> list[tuple[str, int]]:
-        """Each image reference (expanded as in :meth:`image_references`) with its line,
-        in file order."""
-        from rootseed.containerfile.scope import global_arg_values, try_expand
-
-        values = global_arg_values(self.global_args, build_args or {})
-        found: list[tuple[str, int]] = []
-        names = {s.name for s in self.stages if s.name is not None}
-        for stage in self.stages:
-            operands = [(stage.base, stage.line)]
-            operands += [(i.from_, i.line) for i in stage.instructions
-                         if isinstance(i, Copy) and i.from_ is not None]
-            for operand, line in operands:
-                ref = try_expand(operand, values)
-                if (ref.lower() in names or ref == "scratch" or ref in NAMED_CONTEXTS
-                        or ref.isdigit()):
-                    continue
-                found.append((ref, line))
-        return found

@@ -6,42 +6,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
 from rootseed.build.cache import CachedStage
 from rootseed.build.engine import Builder, BuildOptions
-from rootseed.containerfile import (
-    DEFAULT_PATH,
-    Containerfile,
-    Copy,
-    Run,
-    Stage,
-    Workdir,
-    parse_file,
-)
 from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import Step, rerunnable, stage_steps
 from rootseed.fetch import Fetcher
+from rootseed.plan import Plan, PlannedRun, StagePlan
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 
 
-def needed_stages(cf: Containerfile, target: Stage | None = None) -> list[Stage]:
-    """The stages the target (default: the last) is built from, in file order."""
-    target = target or cf.stages[-1]
-    seen: set[int] = set()
-    todo = [target]
-    while todo:
-        stage = todo.pop()
-        if stage.index in seen:
-            continue
-        seen.add(stage.index)
-        refs = [stage.base] + [i.from_ for i in stage.instructions
-                               if isinstance(i, Copy) and i.from_ is not None]
-        todo.extend(s for s in (cf.stage(r) for r in refs) if s is not None)
-    return [s for s in cf.stages if s.index in seen]
+def needed_stages(plan: Plan) -> list[StagePlan]:
+    """The planned stages the target is built from, in file order."""
+    return [plan.get(index) for index in plan.reachable()]
 
 
 def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
@@ -65,21 +45,22 @@ def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
 def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
                     progress: Callable[[str], None] | None, rerun: bool) -> Report:
     pkg = builder.tree.get(package)
-    cf = parse_file(pkg.containerfile)
+    plan = builder.plan(package, options=options)
     seeds = {s.hash for s in pkg.sources if s.seed}
     report = Report(package=package, seed_pinned=bool(seeds))
     tasks: list[Callable[[], list[ArtifactCheck]]] = []
-    for stage in needed_stages(cf):
-        if not any(isinstance(i, Run) for i in stage.instructions):
+    for stage in needed_stages(plan):
+        if not any(isinstance(i, PlannedRun) for i in stage.steps):
             continue
         if progress is not None:
             progress(f"{package}: stage {stage.label}")
         entry = builder.stage(package, stage.label, options)
-        steps = stage_steps(stage, _start_workdir(builder, package, cf, stage, options,
-                                                  entry.state))
+        steps = stage_steps(stage)
+        envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
         for step in steps:
             if rerun and rerunnable(step):
-                tasks.append(partial(_rerun, builder, package, step, entry, seeds, progress))
+                tasks.append(partial(_rerun, builder, package, step, entry,
+                                     envs[step.line], seeds, progress))
             else:
                 tasks.append(partial(replay, step, entry.rootfs, seeds))
     # Reruns are sandboxed subprocesses: run them --jobs at a time; results keep file order.
@@ -90,7 +71,8 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     return report
 
 
-def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage, seeds: set[str],
+def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage,
+           env: dict[str, str], seeds: set[str],
            progress: Callable[[str], None] | None) -> list[ArtifactCheck]:
     if progress is not None:
         progress(f"{package}: stage {step.stage}: rerunning M2-Mesoplanet")
@@ -98,34 +80,8 @@ def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage, seeds
         log = builder.cache.logs / package / f"crosscheck-{step.stage}-{step.line}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
-        return replay_mesoplanet(step, entry.rootfs, _environment(entry.state), work, log,
+        return replay_mesoplanet(step, entry.rootfs, env, work, log,
                                  seeds)
-
-
-def _environment(state: dict[str, Any]) -> dict[str, str]:
-    """The ENV of a stage (as its RUNs see it; the stage's ARGs are not kept)."""
-    config = state.get("config")
-    pairs = config.get("env", []) if isinstance(config, dict) else []
-    env = {str(k): str(v) for k, v in pairs}
-    env.setdefault("PATH", DEFAULT_PATH)
-    return env
-
-
-def _start_workdir(builder: Builder, package: str, cf: Containerfile, stage: Stage,
-                   options: BuildOptions, own: dict[str, object]) -> str | None:
-    """The WORKDIR a stage starts with: its base stage's last one, ``/`` from scratch."""
-    if stage.base == "scratch":
-        return "/"
-    base = cf.stage(stage.base)
-    if base is not None:
-        state = builder.stage(package, base.label, options).state
-    elif not any(isinstance(i, Workdir) for i in stage.instructions):
-        state = own  # an image base: the stage keeps the image's WORKDIR to its end
-    else:
-        return None
-    config = state.get("config")
-    workdir = config.get("workdir", "") if isinstance(config, dict) else ""
-    return str(workdir) or "/"
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from rootseed.build.fsops import clean
-from rootseed.containerfile import Add, Copy, Run, Stage, Workdir
+from rootseed.containerfile import Run
+from rootseed.plan import InlineFile, PlannedCopy, PlannedRun, PlannedWorkdir, StagePlan
 
 
 class Args(StrEnum):
@@ -124,42 +125,29 @@ def file_args(kind: Args, args: Sequence[str]) -> tuple[list[int], int | None]:
     return inputs, output
 
 
-def _workdir_after(workdir: str, path: str) -> str | None:
-    if "$" in path:
-        return None  # variables: not resolved here
-    return clean(posixpath.join(workdir or "/", path))
-
-
-def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
-    """Every RUN of ``stage`` as a :class:`Step`; ``workdir`` is the one the stage starts
-    with (the base's final WORKDIR; ``None`` when unknown)."""
+def stage_steps(stage: StagePlan) -> list[Step]:
+    """Every RUN of a planned stage as a :class:`Step` (working directories, destinations
+    and argv come from the plan: nothing is expanded here)."""
     steps: list[Step] = []
     later_writes: list[tuple[int, str]] = []  # (instruction index, path written)
     opaque_runs: list[int] = []  # instruction indexes of RUNs whose writes are unknown
-    current = workdir
     raw: list[tuple[int, Step]] = []
-    for index, i in enumerate(stage.instructions):
-        if isinstance(i, Workdir):
-            current = None if current is None else _workdir_after(current, i.path)
-            if current is None and i.path.startswith("/") and "$" not in i.path:
-                current = clean(i.path)
+    for index, i in enumerate(stage.steps):
+        if isinstance(i, PlannedWorkdir):
             continue
-        if isinstance(i, (Copy, Add)):
-            if current is not None and "$" not in i.dest:
-                later_writes.extend((index, p) for p in _copy_writes(i, current))
-            else:
-                opaque_runs.append(index)
+        if isinstance(i, PlannedCopy):
+            later_writes.extend((index, p) for p in _copy_writes(i))
             continue
-        if not isinstance(i, Run):
+        if not isinstance(i, PlannedRun):
             continue
-        if i.shell_form or current is None:
-            reason = ("shell-form RUN: not replayed" if i.shell_form
-                      else "the working directory is not known (WORKDIR with variables)")
-            raw.append((index, Step(stage.label, i.line, tuple(i.command), current or "",
-                                    "", None, reason=reason)))
+        current = i.workdir
+        shell_form = isinstance(i.instruction, Run) and i.instruction.shell_form
+        if shell_form:
+            raw.append((index, Step(stage.label, i.line, i.argv, current, "", None,
+                                    reason="shell-form RUN: not replayed")))
             opaque_runs.append(index)
             continue
-        argv = tuple(i.command)
+        argv = i.argv
         name = posixpath.basename(argv[0]) if argv else ""
         program = in_image(current, argv[0]) if argv else ""
         if name in REPLAYABLE:
@@ -189,14 +177,14 @@ def stage_steps(stage: Stage, workdir: str | None) -> list[Step]:
     return steps
 
 
-def _copy_writes(i: Copy, workdir: str) -> list[str]:
+def _copy_writes(i: PlannedCopy) -> list[str]:
     """Paths (files or trees) a COPY/ADD may write: ``dest`` itself, or each source's
     name under it when ``dest`` is a directory (ends with ``/``)."""
-    dest = in_image(workdir, i.dest)
-    if not i.dest.endswith("/") or isinstance(i, Add):  # ADD may unpack an archive
+    dest = clean(i.dest)
+    if not i.dest_is_dir or i.unpack:  # ADD may unpack an archive
         return [dest]
-    names = [src if isinstance(src, str) else src.name for src in i.sources]
-    if any("$" in n or "*" in n or "?" in n for n in names):
+    names = [src.name if isinstance(src, InlineFile) else src.path for src in i.sources]
+    if any("*" in n or "?" in n or "[" in n for n in names):
         return [dest]
     return [posixpath.join(dest, posixpath.basename(n.rstrip("/")) or "") for n in names]
 

@@ -10,12 +10,12 @@ import dataclasses
 import difflib
 import heapq
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
+from rootseed.plan import image_references
 from rootseed.tree.loader import RawPackage, read_package_toml, resolve_source
 from rootseed.tree.model import Package, Source, arg_prefix
 from rootseed.tree.references import strip_tag
@@ -34,7 +34,9 @@ class Tree:
     images: dict[str, str]  # image name (<stage>-<name> or <stage>-<subpackage>) → package
 
     @classmethod
-    def load(cls, root: Path) -> Tree:
+    def load(cls, root: Path, *, build_args: Mapping[str, str] | None = None) -> Tree:
+        """Load the tree at ``root``; ``build_args`` (``--build-arg``) take part in the
+        dependency scan as they do in the build (one planner: :mod:`rootseed.plan`)."""
         root = root.resolve()
         if not root.is_dir():
             raise RootseedError(f"package tree {root} does not exist",
@@ -53,7 +55,7 @@ class Tree:
                                     f"{by_name[raw.name].path}")
             by_name[raw.name] = raw
         images = _image_index((r.name, r.stage, r.subpackages) for r in by_name.values())
-        packages = {name: _build_package(raw, by_name, images, namespace)
+        packages = {name: _build_package(raw, by_name, images, namespace, build_args)
                     for name, raw in by_name.items()}
         tree = cls(root=root, namespace=namespace, packages=packages, images=images)
         tree.order(packages)  # reject cycles at load time
@@ -149,7 +151,7 @@ def _resolve_version(raw: RawPackage, raws: dict[str, RawPackage]) -> str:
 
 
 def _build_package(raw: RawPackage, raws: dict[str, RawPackage], images: dict[str, str],
-                   namespace: str) -> Package:
+                   namespace: str, build_args: Mapping[str, str] | None = None) -> Package:
     version = _resolve_version(raw, raws)
     sources = tuple(resolve_source(raw.path, sid, table, version)
                     for sid, table in sorted(raw.sources.items()))
@@ -166,8 +168,8 @@ def _build_package(raw: RawPackage, raws: dict[str, RawPackage], images: dict[st
     )
     deps: set[str] = set()
     prefix = namespace + "/"
-    # The parser's own references, expanded with the build args as the builder will.
-    references = parse_file(containerfile).image_reference_lines(package.build_args())
+    # The images the planner finds (the builder plans the same way, with the same args).
+    references = image_references(package, build_args)
     for ref, line in references:
         bare = strip_tag(ref)
         if not bare.startswith(prefix):
