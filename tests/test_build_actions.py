@@ -3,6 +3,7 @@ and the cache as untrusted input (issue #12 item 4)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,34 @@ def test_a_poisoned_cache_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
     assert b"evil" not in (tmp_path / "img" / "steps").read_bytes()
     assert (tmp_path / "img" / "greeting").read_text() != "evil\n"
     b.close()
+
+
+@needs_overlay
+def test_sealed_entries_skip_rehashing_until_anything_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOTSEED_SEAL_KEY", str(tmp_path / "key" / "seal.key"))
+    tree = make_tree(tmp_path)
+    app_package(tree, twenty_steps(fail_at=None))
+    with _builder(tree, tmp_path) as b:
+        rec = Recorder()
+        first = b.build(["core-app"], _opts(rec))[-1]
+    assert oct((tmp_path / "key" / "seal.key").stat().st_mode & 0o777) == "0o600"
+    with _builder(tree, tmp_path) as b:  # a new process would do the same
+        assert b.build(["core-app"], _opts(Recorder()))[-1].cached
+        assert b.verifier.sealed_checks > 0 and b.verifier.full_checks == 0
+    key = next(e["key"] for e in rec.events
+               if e["event"] == "end" and e["step"] == 7 and e["package"] == "core-app")
+    steps = tmp_path / "cache" / "actions" / key / "layer" / "steps"
+    st = steps.stat()
+    steps.write_text("evil!!\n"[: st.st_size].ljust(st.st_size, "\n"))  # same size,
+    os.utime(steps, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime: only ctime moved
+    with _builder(tree, tmp_path) as b:
+        again = b.build(["core-app"], _opts(Recorder()))[-1]
+        assert any(f"action {key[:16]}" in w for w in b.warnings)
+        assert b.verifier.full_checks > 0
+    assert again.manifest_digest == first.manifest_digest
+    # a seal made with another key is worth nothing
+    monkeypatch.setenv("ROOTSEED_SEAL_KEY", str(tmp_path / "other.key"))
+    with _builder(tree, tmp_path) as b:
+        b.build(["core-app"], _opts(Recorder()))
+        assert b.verifier.sealed_checks == 0 and b.verifier.full_checks > 0
