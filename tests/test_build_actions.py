@@ -3,8 +3,11 @@ and the cache as untrusted input (issue #12 item 4)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +185,31 @@ def test_sealed_entries_skip_rehashing_until_anything_changes(
     with _builder(tree, tmp_path) as b:
         b.build(["core-app"], _opts(Recorder()))
         assert b.verifier.sealed_checks == 0 and b.verifier.full_checks > 0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
+                          text=True, check=False)
+
+
+@needs_overlay
+def test_cli_events_live_lines_and_resume(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path)
+    d = app_package(tree, twenty_steps(fail_at=3))
+    common = ["--tree", str(tree), "--cache-dir", str(tmp_path / "c"), "--out",
+              str(tmp_path / "o")]
+    r = _cli("build", "core-app", "--snapshots", "overlay", *common)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "stage 0: step 2/20: RUN echo 2 >> /steps" in r.stderr  # the live line
+    log = next(line for line in r.stderr.splitlines() if "full log:" in line).split()[-1]
+    assert Path(log).is_file() and str(tmp_path / "c") in log
+    (d / "Containerfile").write_text(twenty_steps(fail_at=None))
+    r = _cli("build", "core-app", "--json", "--no-cache-from", "18", *common)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in r.stderr.splitlines() if x.startswith("{")]
+    mine = [e for e in events if e["package"] == "core-app"]
+    assert {e["event"] for e in mine} == {"cached", "start", "end"}
+    assert [e["step"] for e in mine if e["event"] == "cached"] == [1, 2]  # before the fix
+    assert [e["step"] for e in mine if e["event"] == "end"] == list(range(3, 21))
+    assert all(isinstance(e["seconds"], float) for e in mine if e["event"] != "start")
+    assert json.loads(r.stdout)["results"][-1]["package"] == "core-app"

@@ -17,6 +17,7 @@ from rootseed import __version__
 from rootseed.build import fsops
 from rootseed.build.actions import builder_digest
 from rootseed.build.cache import BuildCache, CachedStage, copy_layout
+from rootseed.build.errors import Cancelled, DependencyFailed, Knock
 from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
@@ -252,13 +253,15 @@ class Builder:
                     options, no_cache_from=None)
                 futures[name] = pool.submit(self._package_task, name, deps, target, opts)
             results: list[BuildResult] = []
-            first_error: BaseException | None = None
+            first_error: BaseException | None = None  # the first real cause, if any
             for name in order:
                 try:
                     results.append(futures[name].result())
                 except BaseException as e:
                     self._cancel.set()
-                    first_error = first_error or e
+                    if first_error is None or (isinstance(first_error, Knock)
+                                               and not isinstance(e, Knock)):
+                        first_error = e
         if first_error is not None:
             raise first_error
         return results
@@ -309,7 +312,7 @@ class Builder:
             try:
                 dep_results[dep] = future.result()
             except BaseException as e:
-                raise RootseedError(f"{name}: not built because its dependency {dep} failed"
+                raise DependencyFailed(f"{name}: not built because its dependency {dep} failed"
                                     ) from e
         return _PackageBuild(self, self.tree.get(name), dep_results, target, options).run()
 
@@ -648,8 +651,7 @@ class _PackageBuild:
                         self.b._cancel.set()
                         errors.append(e)
             if errors:
-                real = [e for e in errors if "stopped because another step failed" not in str(e)
-                        and "not built because" not in str(e)]
+                real = [e for e in errors if not isinstance(e, Knock)]
                 raise (real or errors)[0]
             return results[self.target.index].result()
 
@@ -674,8 +676,8 @@ class _PackageBuild:
             assert self.b._slots is not None
             with self.b._slots.hold(self.urgency[index]):
                 if self.b._cancel.is_set():
-                    raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} stopped "
-                                        "because another step failed")
+                    raise Cancelled(f"{self.pkg.name}: stage {plan.stage.label} stopped "
+                                    "because another step failed")
                 self.say(f"stage {plan.stage.label}: building")
                 if self.b._backend is not None:
                     entry = self._build_stage_layered(plan, needed, work, fetch_dir)

@@ -44,6 +44,8 @@ from rootseed.plan import to_json
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
 
 Event = dict[str, Any]
+#: How often a running step's line is repeated with its elapsed time.
+TICK_SECONDS = 30.0
 
 
 class LayeredBackend:
@@ -279,6 +281,15 @@ class ActionSteps:
             finally:
                 runner.rootfs, runner.mount_root, runner.enter = view, None, ()
 
+        stop = threading.Event()
+
+        def tick() -> None:  # the live line of a long step: still running, for how long
+            while not stop.wait(TICK_SECONDS):
+                self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
+                                f"{_summary(instruction)} ({time.monotonic() - started:.0f}s)")
+
+        ticker = threading.Thread(target=tick, daemon=True, name="rootseed-step-ticker")
+        ticker.start()
         try:
             result = self.backend.run_action(self.snapshot, key, run_here)
         except (RootseedError, OverlayError) as e:
@@ -286,6 +297,8 @@ class ActionSteps:
             self.events.emit({"event": "failed", **where, "seconds": round(seconds, 3),
                               "error": e.message})
             raise
+        finally:
+            stop.set()
         seconds = time.monotonic() - started
         self._advance(result)
         self.executed.append(number)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rootseed.build import fsops
+from rootseed.build.errors import Cancelled
 from rootseed.errors import RootseedError
 from rootseed.plan import (
     ContextPath,
@@ -126,8 +127,8 @@ class StageRunner:
         """Run the stage's file-changing steps in order; its final image configuration."""
         for number, step in enumerate(self.stage.steps, 1):
             if self.ctx.cancelled.is_set():
-                raise RootseedError(f"{self.ctx.package}: stage {self.stage.label} stopped "
-                                    "because another step failed")
+                raise Cancelled(f"{self.ctx.package}: stage {self.stage.label} stopped "
+                                "because another step failed")
             if isinstance(step, PlannedWorkdir | PlannedRun | PlannedCopy):
                 if self.ctx.steps is not None:
                     self.ctx.steps.step(self, step, number, functools.partial(self.apply, step))
