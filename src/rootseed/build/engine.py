@@ -589,7 +589,7 @@ class _PackageBuild:
             final = self._execute(built, cached)
         final = self.b.cache.ensure_image(final, self._image_writer(final))
         assert final.layout is not None and final.manifest_digest is not None
-        problem = layout_problem(final.layout)
+        problem = layout_problem(final.layout, self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
             final = self.b.cache.rewrite_image(final, self._image_writer(final))
@@ -616,7 +616,7 @@ class _PackageBuild:
                 return False
         except (RootseedError, OSError, ValueError, KeyError):
             return False
-        problem = layout_problem(image)
+        problem = layout_problem(image, self.b.cache.dir / "seals")
         if problem is not None:
             self.b._warn(f"{image}: {problem}; writing it again")
             return False

@@ -20,11 +20,10 @@ import hmac
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 
 import platformdirs
-
-from rootseed.build.layers import walk
 
 
 def key_path() -> Path:
@@ -59,30 +58,52 @@ def load_key() -> bytes | None:
         return None
 
 
+def _stat_line(rel: bytes, st: os.stat_result) -> bytes:
+    return rel + b"\0" + (f"{st.st_ino}:{st.st_size}:{st.st_mode}:{st.st_mtime_ns}:"
+                          f"{st.st_ctime_ns}:{st.st_nlink}\n").encode()
+
+
 def fingerprint(root: Path) -> str:
+    """sha256 over every entry's path and lstat (depth first, names in byte order)."""
     h = hashlib.sha256()
-    for path, st in walk(root, include_root=True):
-        rel = os.fsencode(path.relative_to(root).as_posix())
-        h.update(rel + b"\0" + (f"{st.st_ino}:{st.st_size}:{st.st_mode}:{st.st_mtime_ns}:"
-                                f"{st.st_ctime_ns}:{st.st_nlink}\n").encode())
+    top = os.fsencode(root)
+    h.update(_stat_line(b"", os.lstat(top)))
+    todo: list[bytes] = [b""]
+    while todo:
+        rel = todo.pop()
+        with os.scandir(top + b"/" + rel if rel else top) as it:
+            entries = sorted(((e.name, e.stat(follow_symlinks=False)) for e in it),
+                             reverse=True)
+        dirs: list[bytes] = []
+        for name, st in reversed(entries):
+            path = rel + b"/" + name if rel else name
+            h.update(_stat_line(path, st))
+            if stat.S_ISDIR(st.st_mode):
+                dirs.append(path)
+        todo.extend(reversed(dirs))
     return h.hexdigest()
 
 
-def _seal_file(root: Path) -> Path:
-    return root.with_name(root.name + ".seal")
+def _seal_file(root: Path, store: Path | None) -> Path:
+    """``<root>.seal`` beside a cache entry, or a file in ``store`` (for trees whose
+    parent must not gain files, such as out/)."""
+    if store is None:
+        return root.with_name(root.name + ".seal")
+    return store / (hashlib.sha256(os.fsencode(root)).hexdigest()[:40] + ".seal")
 
 
 def _mac(key: bytes, root: Path, digest: str, print_: str) -> str:
     return hmac.new(key, f"{root}\0{digest}\0{print_}".encode(), hashlib.sha256).hexdigest()
 
 
-def seal(root: Path, digest: str, key: bytes | None) -> None:
+def seal(root: Path, digest: str, key: bytes | None, store: Path | None = None) -> None:
     """Record that ``root`` holds ``digest`` now (best effort)."""
     if key is None:
         return
     try:
         print_ = fingerprint(root)
-        target = _seal_file(root)
+        target = _seal_file(root, store)
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}")
         tmp.write_text(json.dumps({"digest": digest, "fingerprint": print_,
                                    "mac": _mac(key, root, digest, print_)}))
@@ -91,12 +112,12 @@ def seal(root: Path, digest: str, key: bytes | None) -> None:
         pass
 
 
-def sealed(root: Path, digest: str, key: bytes | None) -> bool:
+def sealed(root: Path, digest: str, key: bytes | None, store: Path | None = None) -> bool:
     """True when a valid seal says ``root`` still holds ``digest`` (no content read)."""
     if key is None or os.environ.get("ROOTSEED_CACHE_CHECK") == "full":
         return False
     try:
-        data = json.loads(_seal_file(root).read_text())
+        data = json.loads(_seal_file(root, store).read_text())
         if data.get("digest") != digest:
             return False
         print_ = fingerprint(root)

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rootseed.build import seal
+
 
 def _blob(layout: Path, desc: Any) -> tuple[bytes | None, str | None]:
     """(content if small, problem) of the blob a descriptor names, checked."""
@@ -41,7 +43,25 @@ def _blob(layout: Path, desc: Any) -> tuple[bytes | None, str | None]:
     return (bytes(keep) if size <= 4 << 20 else None), None
 
 
-def layout_problem(layout: Path) -> str | None:
+def layout_problem(layout: Path, seals: Path | None = None) -> str | None:
+    """What is wrong with ``layout`` (None: every blob matches). A layout found whole
+    before is vouched for by its seal (see :mod:`rootseed.build.seal`) until any of its
+    files changes."""
+    key = seal.load_key()
+    try:
+        index_bytes = (layout / "index.json").read_bytes()
+    except OSError as e:
+        return f"index.json unreadable ({e.strerror})"
+    token = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
+    if seals is not None and seal.sealed(layout, token, key, seals):
+        return None
+    problem = _check(layout)
+    if problem is None and seals is not None:
+        seal.seal(layout, token, key, seals)
+    return problem
+
+
+def _check(layout: Path) -> str | None:
     try:
         index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
