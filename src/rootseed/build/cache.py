@@ -43,6 +43,7 @@ from rootseed.build.fsops import remove_tree
 from rootseed.build.layers import layer_digest
 from rootseed.build.maintenance import touch
 from rootseed.build.snapshots import Layer, Snapshot, Verifier
+from rootseed.build.verify import seal_layout
 from rootseed.console import canonical_json
 from rootseed.errors import RootseedError
 from rootseed.oci import manifest_digest, unpack_image
@@ -181,6 +182,7 @@ class BuildCache:
             for leftover in stage.entry.glob(".image.*"):  # of a killed writer
                 remove_tree(leftover)
             write(stage.entry / "image", stage.rootfs)
+            seal_layout(stage.entry / "image", self.dir / "seals")
             found = self.lookup(stage.key)
         if found is None or found.layout is None:
             raise RootseedError(f"cache entry {stage.entry} has no readable image right "

@@ -23,7 +23,7 @@ from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
 from rootseed.build.snapshots import Layer, Snapshot, Verifier
 from rootseed.build.stage import FileStep, StageContext, StageRunner, StageState
-from rootseed.build.verify import layout_problem
+from rootseed.build.verify import layout_problem, seal_layout
 from rootseed.console import canonical_json, err
 from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
@@ -606,6 +606,7 @@ class _PackageBuild:
                 write_statement(image, record)  # deterministic: same bytes when present
             else:
                 copy_layout(layout, image, prepare=lambda d: write_statement(d, record))
+                seal_layout(image, self.b.cache.dir / "seals")
         return image, record
 
     def _same_output(self, image: Path, digest: str) -> bool:

@@ -48,17 +48,31 @@ def layout_problem(layout: Path, seals: Path | None = None) -> str | None:
     before is vouched for by its seal (see :mod:`rootseed.build.seal`) until any of its
     files changes."""
     key = seal.load_key()
-    try:
-        index_bytes = (layout / "index.json").read_bytes()
-    except OSError as e:
-        return f"index.json unreadable ({e.strerror})"
-    token = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
-    if seals is not None and seal.sealed(layout, token, key, seals):
+    token = _token(layout)
+    if token is None:
+        return "index.json unreadable"
+    # the seal covers blobs/ (fingerprint) and index.json (its digest is the token);
+    # provenance.json beside them is rewritten by every build and checked by trace
+    if seals is not None and seal.sealed(layout / "blobs", token, key, seals):
         return None
     problem = _check(layout)
     if problem is None and seals is not None:
-        seal.seal(layout, token, key, seals)
+        seal.seal(layout / "blobs", token, key, seals)
     return problem
+
+
+def _token(layout: Path) -> str | None:
+    try:
+        return "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def seal_layout(layout: Path, seals: Path) -> None:
+    """Seal a layout rootseed has just written (its blobs are what it wrote)."""
+    token = _token(layout)
+    if token is not None:
+        seal.seal(layout / "blobs", token, seal.load_key(), seals)
 
 
 def _check(layout: Path) -> str | None:
