@@ -55,19 +55,21 @@ def _package(tree: Path, name: str, containerfile: str) -> Path:
 def make_tree(root: Path, steps: int, files: int, megabytes: int) -> Path:
     tree = root / "packages"
     _write(tree / "rootseed.toml", '[tree]\nnamespace = "bench"\n')
+    size = megabytes * 1024 * 1024 // files
+    # The payload is made by a RUN step, not copied from the build context: a context is
+    # hashed by every build of the package, which would time context hashing, not snapshots.
+    make = (f"RUN mkdir -p /payload && cd /payload && "
+            f"for d in $(seq 0 {(files - 1) // 500}); do mkdir d$d; done && "
+            f"awk -v n={files} -v size={size} 'BEGIN {{ s = \"\"; "
+            f"while (length(s) < size) s = s sprintf(\"%08d\\n\", length(s)); "
+            f"for (i = 0; i < n; i++) {{ f = sprintf(\"d%d/f%05d\", int(i / 500), i); "
+            f"printf \"%s%d\\n\", s, i > f; close(f) }} }}'\n")
     for name, payload in (("big", True), ("empty", False)):
         d = _package(tree, f"base-{name}",
                      "FROM scratch\nCOPY --chmod=0755 busybox /bin/busybox\n"
                      'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin"]\n'
-                     + ("COPY payload/ /payload/\n" if payload else ""))
+                     + (make if payload else ""))
         shutil.copy(BUSYBOX, d / "busybox")
-        if payload:
-            size = megabytes * 1024 * 1024 // files
-            block = os.urandom(size)
-            for i in range(files):
-                f = d / "payload" / f"d{i // 500:03d}" / f"f{i:05d}"
-                f.parent.mkdir(parents=True, exist_ok=True)
-                f.write_bytes(block[i % 97:] + block[: i % 97])
         steps_package(tree, name, steps, "0")
     return tree
 
