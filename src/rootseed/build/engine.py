@@ -780,7 +780,8 @@ class _PackageBuild:
             backend, base, package=self.pkg.name, stage=stage.label, platform=self.platform,
             steps=len(stage.steps), inputs=self._inputs(needed),
             no_cache=self.options.no_cache, no_cache_from=self.forced.get(stage.index),
-            events=StepEvents(emit=emit or (lambda _e: None), say=self.say))
+            events=StepEvents(emit=emit or (lambda _e: None), say=self.say,
+                              live=self.options.progress))
         ctx = StageContext(
             package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,

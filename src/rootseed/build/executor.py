@@ -214,6 +214,7 @@ class StepEvents:
 
     emit: Callable[[Event], None] = field(default=lambda _e: None)
     say: Callable[[str], None] = field(default=lambda _t: None)
+    live: bool = False  # repeat a running step's line with its elapsed time
 
 
 def _summary(instruction: Instruction) -> str:
@@ -288,8 +289,8 @@ class ActionSteps:
                 self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
                                 f"{_summary(instruction)} ({time.monotonic() - started:.0f}s)")
 
-        ticker = threading.Thread(target=tick, daemon=True, name="rootseed-step-ticker")
-        ticker.start()
+        if self.events.live:
+            threading.Thread(target=tick, daemon=True, name="rootseed-step-ticker").start()
         try:
             result = self.backend.run_action(self.snapshot, key, run_here)
         except (RootseedError, OverlayError) as e:
