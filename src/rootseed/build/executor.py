@@ -154,10 +154,13 @@ class HardlinkRepair:
     made a hardlink to the copied-up file again, so the layer has the links a real
     file system would have. Each lower layer's multi-link inodes are indexed once.
 
+    When several names were copied up in one step (one written, another chmod-ed), they
+    are joined again: the changed content and the changed mode win.
+
     Limitation: overlayfs does not mark copied-up files here (no "origin" without file
     handles), so a step that *replaces* one name of a lower multi-link file (unlink +
-    create) while leaving its other names alone is treated like a write through that
-    name: the other names then show the new file.
+    create) is treated like a write through that name: the other names then show the
+    new file, as if the step had written it in place.
     """
 
     def __init__(self) -> None:
@@ -178,8 +181,10 @@ class HardlinkRepair:
         return names
 
     def repair(self, view: Path, upper: Path, lowers: list[Path]) -> None:
+        # lower inode → (its layer, its stat, the names copied up in this step)
+        groups: dict[tuple[Path, int], tuple[os.stat_result, list[str]]] = {}
         for path, st in walk(upper):
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
                 continue  # (overlay's "origin" mark is not set here: look below instead)
             rel = path.relative_to(upper).as_posix()
             for layer in lowers:
@@ -188,23 +193,44 @@ class HardlinkRepair:
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 if stat.S_ISREG(low.st_mode) and low.st_nlink > 1:
-                    self._relink(view, upper, rel, low.st_ino, self._names(layer))
+                    groups.setdefault((layer, low.st_ino), (low, []))[1].append(rel)
                 break
+        for (layer, ino), (low, copied) in groups.items():
+            self._rejoin(view, upper, layer, low, copied, self._names(layer).get(ino, []))
 
     @staticmethod
-    def _relink(view: Path, upper: Path, rel: str, ino: int,
-                names: dict[int, list[str]]) -> None:
-        for other in names.get(ino, []):
-            if other == rel or os.path.lexists(upper / other):
-                continue  # itself, or changed/replaced by the step: leave it
+    def _rejoin(view: Path, upper: Path, layer: Path, low: os.stat_result, copied: list[str],
+                names: list[str]) -> None:
+        """Make every name of one lower multi-link file one file again: the copied-up
+        name whose content changed (else the first) keeps the content, a changed mode
+        wins, and all the other names become links to it."""
+        if not names:
+            return
+        first = names[0]
+        with open(layer / first, "rb") as f:
+            original = f.read()
+
+        def changed(rel: str) -> bool:
+            with open(upper / rel, "rb") as f:
+                return f.read() != original
+
+        keep = next((rel for rel in sorted(copied) if changed(rel)), sorted(copied)[0])
+        modes = [os.lstat(upper / rel).st_mode for rel in copied]
+        new_mode = next((m for m in modes if stat.S_IMODE(m) != stat.S_IMODE(low.st_mode)),
+                        None)
+        if new_mode is not None:
+            os.chmod(view / keep, stat.S_IMODE(new_mode))
+        for other in names:
+            if other == keep:
+                continue
             try:
                 shown = os.lstat(view / other)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed by the step
-            if shown.st_ino != ino:
-                continue
+            if other not in copied and shown.st_ino != low.st_ino:
+                continue  # replaced by something else
             os.unlink(view / other)
-            os.link(view / rel, view / other, follow_symlinks=False)
+            os.link(view / keep, view / other, follow_symlinks=False)
 
 
 @dataclass
