@@ -75,11 +75,12 @@ def test_an_entry_of_an_older_layout_is_rebuilt(tmp_path: Path) -> None:
     tree = make_tree(tmp_path)
     app_package(tree, CHAIN)
     b = _builder(tree, tmp_path, "x")
-    first = b.build(["core-app"], BuildOptions(progress=False))[-1]
+    copies = BuildOptions(progress=False, snapshots="copy")  # entries with a rootfs/
+    first = b.build(["core-app"], copies)[-1]
     builds = tmp_path / "cache-x" / "builds"
     for entry in builds.iterdir():  # what an older rootseed left: an image, no snapshot
         shutil.rmtree(entry / "rootfs")
-    again = b.build(["core-app"], BuildOptions(progress=False))[-1]
+    again = b.build(["core-app"], copies)[-1]
     assert not again.cached and again.manifest_digest == first.manifest_digest
     assert all((entry / "rootfs").is_dir() for entry in builds.iterdir())
 

@@ -8,8 +8,15 @@
   ``rootfs/`` (never hardlinks into it) and ``COPY --from`` reads the snapshot directly,
   so no intermediate stage is ever packed, compressed or unpacked. The key chains the
   parent's key with every instruction and its inputs (see ``engine._key``).
+  With copy-on-write snapshots (overlayfs, see ``executor``), a stage entry holds no
+  ``rootfs/`` but the list of layers of its snapshot (``stage.json`` ``snapshot``), each
+  one an action's result under ``actions/<key>/layer`` (see ``snapshots``).
 * ``images/<manifest-hex>/rootfs`` — an image of another package unpacked once, reused
   read-only.
+
+Everything here is untrusted input: snapshots, layers and unpacked images are checked
+against the content digest recorded when they were written before they are used (once
+per process each); a mismatch is reported and the entry rebuilt, never used.
 * ``work/<id>/`` — scratch space of one running build (removed afterwards; a killed
   build's leftovers are swept by the next build once their lock is free).
 * ``locks/`` — file locks. Every entry appears by ``os.replace`` of a finished temp dir
@@ -33,6 +40,10 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from rootseed.build.fsops import remove_tree
+from rootseed.build.layers import layer_digest
+from rootseed.build.maintenance import touch
+from rootseed.build.snapshots import Layer, Snapshot, Verifier
+from rootseed.build.verify import seal_layout
 from rootseed.console import canonical_json
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
@@ -41,24 +52,28 @@ from rootseed.oci.digest import hex_of
 
 #: ``stage.json``'s ``format``: entries of another layout are misses (and get replaced).
 ENTRY_FORMAT = 2
+#: ``stage.json``'s ``format`` of an entry whose snapshot is a stack of layers.
+LAYERED_FORMAT = 3
 
 
 @dataclass(frozen=True)
 class CachedStage:
     key: str
-    rootfs: Path  # the stage's root filesystem snapshot (never modify it)
+    rootfs: Path  # the stage's root filesystem (a directory or a read-only view): read only
     state: dict[str, Any]
+    entry: Path  # builds/<key>/
     layout: Path | None = None  # OCI image layout, once the stage was a build's image
     manifest_digest: str | None = None
-
-    @property
-    def entry(self) -> Path:
-        return self.rootfs.parent
+    snapshot: Snapshot | None = None  # its layers, for an entry made on overlay
 
 
 class BuildCache:
-    def __init__(self, cache_dir: Path):
+    def __init__(self, cache_dir: Path, verifier: Verifier | None = None):
         self.dir = private_dir(cache_dir, "cache directory")
+        self.verifier = verifier or Verifier()
+        #: set by the builder when snapshots are layered: resolves an entry's layers
+        self.layers: Callable[[str, str], Layer | None] | None = None
+        self.view: Callable[[Snapshot], Path] | None = None
         self.builds = cache_dir / "builds"
         self.images = cache_dir / "images"
         self.locks = cache_dir / "locks"
@@ -78,23 +93,66 @@ class BuildCache:
             state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):  # absent or unreadable: a miss
             return None
-        if not isinstance(state, dict) or state.get("format") != ENTRY_FORMAT:
+        if not isinstance(state, dict):
             return None
-        if not (entry / "rootfs").is_dir():
+        if state.get("format") == LAYERED_FORMAT:
+            found = self._layered(key, entry, state)
+            if found is None:
+                return None
+        elif state.get("format") == ENTRY_FORMAT and self.layers is None:
+            rootfs = entry / "rootfs"
+            content = state.get("content")
+            if not rootfs.is_dir() or not isinstance(content, str):
+                return None
+            if not self.verifier.check(rootfs, content, f"stage {key[:16]}"):
+                return None
+            found = CachedStage(key=key, rootfs=rootfs, state=state, entry=entry)
+        else:
             return None
-        found = CachedStage(key=key, rootfs=entry / "rootfs", state=state)
+        touch(entry / "stage.json")
         try:
             digest = manifest_digest(entry / "image")
         except (OSError, ValueError, RootseedError, KeyError):
             return found  # no image (yet): a stage only ever used inside a build
         return dataclasses.replace(found, layout=entry / "image", manifest_digest=digest)
 
+    def _layered(self, key: str, entry: Path, state: dict[str, Any]) -> CachedStage | None:
+        if self.layers is None or self.view is None:
+            return None  # made on overlay; this builder copies: a miss
+        data = state.get("snapshot")
+        if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+            return None
+        layers: list[Layer] = []
+        for item in data["layers"]:
+            if not isinstance(item, dict):
+                return None
+            layer = self.layers(str(item.get("ref", "")), str(item.get("digest", "")))
+            if layer is None:
+                return None
+            layers.append(layer)
+        snapshot = Snapshot(str(data.get("digest", "")), tuple(layers))
+        return CachedStage(key=key, rootfs=self.view(snapshot), state=state, entry=entry,
+                           snapshot=snapshot)
+
+    def commit_snapshot(self, tmp: Path, key: str, state: dict[str, Any],
+                        snapshot: Snapshot, *, replace: bool = False) -> CachedStage:
+        """Publish a layered stage entry (``tmp``: an empty dir in a work dir)."""
+        return self._publish(tmp, key, {**state, "format": LAYERED_FORMAT,
+                                        "snapshot": snapshot.to_json()}, replace)
+
     def commit(self, tmp: Path, key: str, state: dict[str, Any], *, replace: bool = False
                ) -> CachedStage:
         """Publish a finished entry (``tmp/rootfs`` in place; ``tmp`` in a work dir of the
         same file system) under ``key``, atomically. Call with the stage's lock held."""
-        (tmp / "stage.json").write_text(canonical_json({**state, "format": ENTRY_FORMAT}),
-                                        encoding="utf-8")
+        content = layer_digest(tmp / "rootfs")  # recorded now, checked before each reuse
+        found = self._publish(tmp, key, {**state, "format": ENTRY_FORMAT, "content": content},
+                              replace)
+        self.verifier.trust(found.rootfs, content)
+        return found
+
+    def _publish(self, tmp: Path, key: str, state: dict[str, Any], replace: bool
+                 ) -> CachedStage:
+        (tmp / "stage.json").write_text(canonical_json(state), encoding="utf-8")
         self.builds.mkdir(parents=True, exist_ok=True)
         final = self.builds / key
         if final.exists() and (replace or self.lookup(key) is None):
@@ -104,6 +162,8 @@ class BuildCache:
             remove_tree(tmp)  # an equal entry is already published: keep it
         else:
             os.replace(tmp, final)
+        if "content" in state:
+            self.verifier.trust(final / "rootfs", state["content"])
         found = self.lookup(key)
         if found is None:
             raise RootseedError(f"cache entry {final} is unreadable right after writing it",
@@ -123,6 +183,7 @@ class BuildCache:
             for leftover in stage.entry.glob(".image.*"):  # of a killed writer
                 remove_tree(leftover)
             write(stage.entry / "image", stage.rootfs)
+            seal_layout(stage.entry / "image", self.dir / "seals")
             found = self.lookup(stage.key)
         if found is None or found.layout is None:
             raise RootseedError(f"cache entry {stage.entry} has no readable image right "
@@ -130,20 +191,55 @@ class BuildCache:
                                 hint="check the disk and the cache directory's permissions")
         return found
 
+    def rewrite_image(self, stage: CachedStage, write: Callable[[Path, Path], str]
+                      ) -> CachedStage:
+        """Replace a damaged ``image/`` of ``stage`` by a fresh one written from its
+        snapshot (the snapshot itself was verified when it was looked up)."""
+        with self.lock(f"entry-image-{stage.key}"):
+            old = stage.entry / f".image.old.{secrets.token_hex(6)}"
+            if (stage.entry / "image").exists():
+                os.replace(stage.entry / "image", old)
+                remove_tree(old)
+        return self.ensure_image(dataclasses.replace(stage, layout=None, manifest_digest=None),
+                                 write)
+
     # -- unpacked images ---------------------------------------------------------------
     def rootfs(self, layout: Path, digest: str) -> Path:
         """The unpacked root filesystem of an image (unpacked once, then reused)."""
+        return self.image_layer(layout, digest).path
+
+    def image_layer(self, layout: Path, digest: str) -> Layer:
+        """The unpacked image as a verified layer (unpacked again when damaged)."""
         hexd = hex_of(digest)
         target = self.images / hexd / "rootfs"
-        if (self.images / hexd / "complete").exists():
-            return target
+        complete = self.images / hexd / "complete.json"
+        found = self._unpacked(target, complete, hexd)
+        if found is not None:
+            return found
         with self.lock(f"image-{hexd}"):
-            if not (self.images / hexd / "complete").exists():
-                if target.exists():
-                    remove_tree(target)  # a leftover of a killed unpack
-                unpack_image(layout, target)
-                (self.images / hexd / "complete").write_text(digest + "\n")
-        return target
+            found = self._unpacked(target, complete, hexd)
+            if found is not None:
+                return found
+            complete.unlink(missing_ok=True)
+            (self.images / hexd / "complete").unlink(missing_ok=True)  # older layout
+            if target.exists():
+                remove_tree(target)  # a leftover of a killed unpack, or damaged
+            unpack_image(layout, target)
+            content = layer_digest(target)
+            complete.write_text(canonical_json({"manifest": digest, "content": content}))
+            self.verifier.trust(target, content)
+        return Layer(target, content, f"image:{hexd}")
+
+    def _unpacked(self, target: Path, complete: Path, hexd: str) -> Layer | None:
+        try:
+            record = json.loads(complete.read_text(encoding="utf-8"))
+            content = str(record["content"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not self.verifier.check(target, content, f"unpacked image {hexd[:16]}"):
+            return None
+        touch(complete)
+        return Layer(target, content, f"image:{hexd}")
 
     # -- work dirs ---------------------------------------------------------------------
     @contextmanager

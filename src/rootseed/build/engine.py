@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
@@ -14,10 +15,15 @@ from typing import Any
 
 from rootseed import __version__
 from rootseed.build import fsops
+from rootseed.build.actions import builder_digest
 from rootseed.build.cache import BuildCache, CachedStage, copy_layout
+from rootseed.build.errors import Cancelled, DependencyFailed, Knock
+from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
-from rootseed.build.stage import StageContext, StageRunner, StageState
+from rootseed.build.snapshots import Layer, Snapshot, Verifier
+from rootseed.build.stage import FileStep, StageContext, StageRunner, StageState
+from rootseed.build.verify import layout_problem, seal_layout
 from rootseed.console import canonical_json, err
 from rootseed.containerfile import parse_file
 from rootseed.errors import RootseedError
@@ -42,6 +48,7 @@ from rootseed.plan import (
 )
 from rootseed.plan.planner import DEFAULT_PATH
 from rootseed.provenance.statement import write_statement
+from rootseed.sandbox.overlay import OverlayUnavailable, probe
 from rootseed.sandbox.rootpath import resolve
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
@@ -49,6 +56,30 @@ from rootseed.tree.references import strip_tag
 
 CREATED = "1970-01-01T00:00:01Z"
 EPOCH = 1
+
+
+@dataclass(frozen=True)
+class NoCacheFrom:
+    """``--no-cache-from [STAGE:]N``: step N (1-based, as ``step N/M`` counts the
+    stage's instructions) of STAGE (default: the target stage) and everything after it,
+    and every stage built on it, run again; earlier steps may be cache hits."""
+
+    step: int
+    stage: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> NoCacheFrom:
+        stage, _, number = text.rpartition(":")
+        if not number.isdigit() or int(number) < 1:
+            raise RootseedError(f"--no-cache-from {text!r}: expected N or STAGE:N (N >= 1)",
+                                hint="N counts the stage's instructions from 1, as the "
+                                     "build's `step N/M` lines do")
+        return cls(int(number), stage or None)
+
+
+#: How snapshots are made: "auto" (overlay where the kernel allows it, else copies),
+#: "overlay" (required) or "copy" (today's full copies per stage).
+SNAPSHOT_MODES = ("auto", "overlay", "copy")
 
 
 @dataclass(frozen=True)
@@ -61,6 +92,10 @@ class BuildOptions:
     progress: bool = True
     #: wall-clock limit of one RUN step in seconds (None: none); never part of a cache key
     step_timeout: float | None = DEFAULT_STEP_TIMEOUT
+    no_cache_from: NoCacheFrom | None = None  # for the packages named on the command line
+    snapshots: str = "auto"
+    #: receives one dict per step event (start, end, cached, failed) — ``--json``
+    events: Callable[[dict[str, Any]], None] | None = None
 
 
 #: The Containerfile stage a subpackage's image is built from (as StageX does it).
@@ -126,13 +161,79 @@ class Builder:
                  fetcher: Fetcher | None = None, mirrors: Sequence[Path] = (),
                  offline: bool = False):
         self.tree = tree
-        self.cache = BuildCache(cache_dir)
+        self._print_lock = threading.Lock()
+        self.warnings: list[str] = []
+        self.verifier = Verifier(self._warn)
+        self.cache = BuildCache(cache_dir, self.verifier)
         self.out = out
+        self._backend: LayeredBackend | None = None
+        self._backend_mode: str | None = None
+        self.snapshot_mode = "copy"  # what the last build used: "overlay" or "copy"
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
         self._slots: Slots | None = None
         self._cancel = threading.Event()
-        self._print_lock = threading.Lock()
+
+    def _warn(self, text: str) -> None:
+        if text in self.warnings:
+            return
+        self.warnings.append(text)
+        with self._print_lock:
+            err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    def _snapshots(self, options: BuildOptions) -> None:
+        """Start the overlay namespace (once) or fall back to copies, and say so."""
+        if options.snapshots not in SNAPSHOT_MODES:
+            raise RootseedError(f"unknown snapshot mode {options.snapshots!r}",
+                                hint="use " + ", ".join(SNAPSHOT_MODES))
+        if self._backend_mode == options.snapshots:
+            return
+        self.close()
+        self._backend_mode = options.snapshots
+        if options.snapshots == "copy":
+            self.snapshot_mode = "copy"
+            return
+        try:
+            ns = probe(self.cache.dir / "work")
+        except OverlayUnavailable as e:
+            if options.snapshots == "overlay":
+                raise
+            self._say(options, f"copy-on-write snapshots are not available here ({e.message}); "
+                               "copying whole snapshots per stage instead (slower; a failed "
+                               "stage starts again from its first step)")
+            self.snapshot_mode = "copy"
+            return
+        self._backend = LayeredBackend(ns, self.cache.dir, self.verifier)
+        self.cache.layers = self._layer
+        self.cache.view = self._backend.view
+        self.snapshot_mode = "overlay"
+
+    def _layer(self, ref: str, digest: str) -> Layer | None:
+        """A layer named by a stage entry, verified (None: missing or damaged)."""
+        assert self._backend is not None
+        kind, _, name = ref.partition(":")
+        if kind == "image":
+            path = self.cache.images / name / "rootfs"
+            if not path.is_dir():
+                return None  # pruned: a miss
+            return Layer(path, digest, ref) if self.verifier.check(path, digest, ref[:22]) \
+                else None
+        return self._backend.actions.layer(ref, digest)
+
+    def close(self) -> None:
+        """End the overlay namespace (its read-only views go with it)."""
+        if self._backend is not None:
+            self._backend.close()
+        self._backend = None
+        self._backend_mode = None
+        self.cache.layers = None
+        self.cache.view = None
+
+    def __enter__(self) -> Builder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- public ------------------------------------------------------------------------
     def build(self, names: Iterable[str], options: BuildOptions | None = None
@@ -143,6 +244,7 @@ class Builder:
         for name in requested:
             self.tree.get(name)
         order = self.tree.order(requested)
+        self._snapshots(options)
         self._slots = Slots(options.jobs)
         self._cancel = threading.Event()
         futures: dict[str, Future[BuildResult]] = {}
@@ -151,15 +253,19 @@ class Builder:
             for name in order:
                 deps = {d: futures[d] for d in self.tree.get(name).deps}
                 target = options.target if name in requested else None
-                futures[name] = pool.submit(self._package_task, name, deps, target, options)
+                opts = options if name in requested else dataclasses.replace(
+                    options, no_cache_from=None)
+                futures[name] = pool.submit(self._package_task, name, deps, target, opts)
             results: list[BuildResult] = []
-            first_error: BaseException | None = None
+            first_error: BaseException | None = None  # the first real cause, if any
             for name in order:
                 try:
                     results.append(futures[name].result())
                 except BaseException as e:
                     self._cancel.set()
-                    first_error = first_error or e
+                    if first_error is None or (isinstance(first_error, Knock)
+                                               and not isinstance(e, Knock)):
+                        first_error = e
         if first_error is not None:
             raise first_error
         return results
@@ -184,6 +290,7 @@ class Builder:
         options = options or BuildOptions(progress=False)
         pkg = self.tree.get(package)
         deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
+        self._snapshots(options)
         self._slots = Slots(options.jobs)
         self._cancel = threading.Event()
         run = _PackageBuild(self, pkg, deps, stage, options)
@@ -209,7 +316,7 @@ class Builder:
             try:
                 dep_results[dep] = future.result()
             except BaseException as e:
-                raise RootseedError(f"{name}: not built because its dependency {dep} failed"
+                raise DependencyFailed(f"{name}: not built because its dependency {dep} failed"
                                     ) from e
         return _PackageBuild(self, self.tree.get(name), dep_results, target, options).run()
 
@@ -241,11 +348,34 @@ class _PackageBuild:
                             if target is None and image is None else {})
         self.plans = self._plan()
         self.urgency = self._urgency(self.plans)
+        self.forced = self._forced()  # stage index → first step that must run again
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"[{self.image_name}] {text}")
 
     # -- planning ----------------------------------------------------------------------
+    def _forced(self) -> dict[int, int]:
+        """``--no-cache-from``: the stages it forces to run again, and from which step
+        (stages built on a forced stage run again from their first step)."""
+        ncf = self.options.no_cache_from
+        if ncf is None:
+            return {}
+        labels = {p.stage.label: i for i, p in self.plans.items()}
+        index = self.target.index if ncf.stage is None else labels.get(ncf.stage.lower())
+        if index is None:
+            raise RootseedError(f"{self.pkg.name}: --no-cache-from: no stage {ncf.stage!r} "
+                                "in this build", hint="stages built: " + ", ".join(labels))
+        steps = len(self.plans[index].stage.steps)
+        if ncf.step > steps:
+            raise RootseedError(f"{self.pkg.name}: --no-cache-from: stage "
+                                f"{self.plans[index].stage.label} has {steps} steps, "
+                                f"not {ncf.step}")
+        forced = {index: ncf.step}
+        for i in self._topo(self.plans):
+            if i not in forced and self.plans[i].needs & forced.keys():
+                forced[i] = 1
+        return forced
+
     def _make_plan(self, target: str | None) -> Plan:
         """The package's plan (the one planner: rootseed.plan), made twice: first to learn
         which images it starts from, then with those images' configurations (ENV,
@@ -411,7 +541,7 @@ class _PackageBuild:
                 data["inputs"] = inputs
             steps.append(data)
         return _sha({
-            "rootseed": __version__, "platform": self.platform, "args": self.build_args,
+            "builder": builder_digest(), "platform": self.platform, "args": self.build_args,
             "version": self.pkg.version, "base": operand_key(plan.base), "steps": steps,
         })
 
@@ -455,7 +585,8 @@ class _PackageBuild:
     def _final(self, built: list[str], cached: list[str]) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""
         target_plan = self.plans[self.target.index]
-        hit = None if self.options.no_cache else self.b.cache.lookup(target_plan.key)
+        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(
+            target_plan.key)
         if hit is not None:
             cached.append(self.target.label)
             final = hit
@@ -463,6 +594,10 @@ class _PackageBuild:
             final = self._execute(built, cached)
         final = self.b.cache.ensure_image(final, self._image_writer(final))
         assert final.layout is not None and final.manifest_digest is not None
+        problem = layout_problem(final.layout, self.b.cache.dir / "seals")
+        if problem is not None:  # the cached image was changed: never publish it
+            self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
+            final = self.b.cache.rewrite_image(final, self._image_writer(final))
         return final
 
     def _publish(self, final: CachedStage) -> tuple[Path, BuildRecord]:
@@ -477,13 +612,22 @@ class _PackageBuild:
                 write_statement(image, record)  # deterministic: same bytes when present
             else:
                 copy_layout(layout, image, prepare=lambda d: write_statement(d, record))
+                seal_layout(image, self.b.cache.dir / "seals")
         return image, record
 
     def _same_output(self, image: Path, digest: str) -> bool:
+        """``image`` in out/ holds exactly ``digest``'s image, every blob re-hashed (a
+        damaged out/ is written again, i.e. repaired)."""
         try:
-            return manifest_digest(image) == digest
+            if manifest_digest(image) != digest:
+                return False
         except (RootseedError, OSError, ValueError, KeyError):
             return False
+        problem = layout_problem(image, self.b.cache.dir / "seals")
+        if problem is not None:
+            self.b._warn(f"{image}: {problem}; writing it again")
+            return False
+        return True
 
     def _execute(self, built: list[str], cached: list[str]) -> CachedStage:
         with self.b.cache.workdir() as work:
@@ -514,8 +658,7 @@ class _PackageBuild:
                         self.b._cancel.set()
                         errors.append(e)
             if errors:
-                real = [e for e in errors if "stopped because another step failed" not in str(e)
-                        and "not built because" not in str(e)]
+                real = [e for e in errors if not isinstance(e, Knock)]
                 raise (real or errors)[0]
             return results[self.target.index].result()
 
@@ -531,7 +674,7 @@ class _PackageBuild:
                 raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} not built "
                                     "because a stage it needs failed") from e
         with self.b.cache.lock(f"build-{plan.key}"):
-            if not self.options.no_cache:
+            if not self.options.no_cache and index not in self.forced:
                 hit = self.b.cache.lookup(plan.key)
                 if hit is not None:
                     with lock:
@@ -540,10 +683,13 @@ class _PackageBuild:
             assert self.b._slots is not None
             with self.b._slots.hold(self.urgency[index]):
                 if self.b._cancel.is_set():
-                    raise RootseedError(f"{self.pkg.name}: stage {plan.stage.label} stopped "
-                                        "because another step failed")
+                    raise Cancelled(f"{self.pkg.name}: stage {plan.stage.label} stopped "
+                                    "because another step failed")
                 self.say(f"stage {plan.stage.label}: building")
-                entry = self._build_stage(plan, needed, work, fetch_dir)
+                if self.b._backend is not None:
+                    entry = self._build_stage_layered(plan, needed, work, fetch_dir)
+                else:
+                    entry = self._build_stage(plan, needed, work, fetch_dir)
             with lock:
                 built.append(plan.stage.label)
             return entry
@@ -587,7 +733,76 @@ class _PackageBuild:
         fsops.remove_tree(stage_dir)
         return self.b.cache.commit(entry, plan.key, {
             "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
-            replace=self.options.no_cache)
+            replace=self.options.no_cache or stage.index in self.forced)
+
+    def _stage_base(self, plan: _StagePlan, needed: Mapping[int, CachedStage]) -> Snapshot:
+        """The snapshot a stage starts from (its configuration comes from the plan)."""
+        if plan.base == "scratch":
+            return Snapshot.base("scratch")
+        if plan.base.startswith("stage:"):
+            parent = needed[int(plan.base[6:])]
+            assert parent.snapshot is not None
+            return parent.snapshot
+        image = self.parents[plan.base[6:]]
+        layer = self.b.cache.image_layer(image.layout, image.digest)
+        return Snapshot.base(f"image:{image.digest}", (layer,))
+
+    def _inputs(self, needed: Mapping[int, CachedStage]) -> Callable[[FileStep], dict[str, str]]:
+        """The digests of what a step reads besides its snapshot (for its action key)."""
+        def inputs(step: FileStep) -> dict[str, str]:
+            if not isinstance(step, PlannedCopy):
+                return {}
+            found: dict[str, str] = {}
+            for n, source in enumerate(step.sources):
+                if isinstance(source, ContextPath):
+                    found[f"{n}:context"] = self.context_key
+                elif isinstance(source, FetchPath):
+                    found[f"{n}:fetch"] = self.sources_key
+                elif isinstance(source, StagePath):
+                    used = needed[source.stage.index]
+                    found[f"{n}:stage"] = used.snapshot.digest if used.snapshot else used.key
+                elif isinstance(source, ImagePath):
+                    found[f"{n}:image"] = self.parents[source.image.reference].digest
+            return found
+        return inputs
+
+    def _build_stage_layered(self, plan: _StagePlan, needed: Mapping[int, CachedStage],
+                             work: Path, fetch_dir: Path) -> CachedStage:
+        """Run a stage as actions on copy-on-write snapshots (see build/executor.py)."""
+        backend = self.b._backend
+        assert backend is not None
+        stage = plan.stage
+        stage_dir = work / f"stage-{stage.index}"
+        stage_dir.mkdir()
+        base = self._stage_base(plan, needed)
+
+        def source_root(ref: StageRef | ImageRef) -> Path:
+            if isinstance(ref, StageRef):
+                return needed[ref.index].rootfs  # a read-only view
+            image = self.parents[ref.reference]
+            return self.b.cache.rootfs(image.layout, image.digest)
+
+        emit = self.options.events
+        steps = ActionSteps(
+            backend, base, package=self.pkg.name, stage=stage.label, platform=self.platform,
+            steps=len(stage.steps), inputs=self._inputs(needed),
+            no_cache=self.options.no_cache, no_cache_from=self.forced.get(stage.index),
+            events=StepEvents(emit=emit or (lambda _e: None), say=self.say,
+                              live=self.options.progress))
+        ctx = StageContext(
+            package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
+            fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
+            source_root=source_root, debug=self.options.debug, cancelled=self.b._cancel,
+            step_timeout=self.options.step_timeout, steps=steps)
+        state = StageRunner(ctx, stage, backend.view(base)).execute()
+        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
+            state.env = [("PATH", DEFAULT_PATH), *state.env]
+        fsops.remove_tree(stage_dir)
+        entry = work / f"entry-{stage.index}"
+        entry.mkdir()
+        return self.b.cache.commit_snapshot(entry, plan.key, {
+            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
+            steps.snapshot, replace=self.options.no_cache or stage.index in self.forced)
 
     def _image_writer(self, stage: CachedStage) -> Callable[[Path, Path], str]:
         state = StageState.from_json(stage.state["config"])

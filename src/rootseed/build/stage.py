@@ -7,14 +7,16 @@ expands a variable; this module only changes files (WORKDIR, RUN, COPY/ADD).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rootseed.build import fsops
+from rootseed.build.errors import Cancelled
 from rootseed.build.extract import extract_archive
 from rootseed.errors import RootseedError
 from rootseed.plan import (
@@ -86,6 +88,18 @@ class StageState:
         return replace(self, env=list(self.env), labels=dict(self.labels))
 
 
+#: A planned instruction that can change the root filesystem: each one is an action.
+FileStep = PlannedWorkdir | PlannedRun | PlannedCopy
+
+
+class StepHook(Protocol):
+    """Runs one filesystem-changing step as an action (see build/executor.py): looks its
+    key up in the cache, or calls ``apply`` on a fresh writable snapshot."""
+
+    def step(self, runner: StageRunner, step: FileStep, number: int,
+             apply: Callable[[], None]) -> None: ...
+
+
 @dataclass(frozen=True)
 class StageContext:
     """Everything a stage needs from the builder (paths are host paths)."""
@@ -100,6 +114,7 @@ class StageContext:
     debug: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     step_timeout: float | None = None  # seconds per RUN step (None: no limit)
+    steps: StepHook | None = None  # None: steps change ``rootfs`` in place
 
 
 class StageRunner:
@@ -107,6 +122,10 @@ class StageRunner:
         self.ctx = ctx
         self.stage = stage
         self.rootfs = rootfs
+        # Where RUN's bwrap starts and what it binds at / there (an overlay namespace's
+        # view; see SandboxSpec.enter): set by a StepHook around each action.
+        self.enter: Sequence[str] = ()
+        self.mount_root: Path | None = None
 
     def where(self, i: Planned) -> str:
         return f"{self.ctx.package}: {self.ctx.display}:{i.line}: {i.keyword}"
@@ -116,17 +135,24 @@ class StageRunner:
 
     def execute(self) -> StageState:
         """Run the stage's file-changing steps in order; its final image configuration."""
-        for step in self.stage.steps:
+        for number, step in enumerate(self.stage.steps, 1):
             if self.ctx.cancelled.is_set():
-                raise RootseedError(f"{self.ctx.package}: stage {self.stage.label} stopped "
-                                    "because another step failed")
-            if isinstance(step, PlannedWorkdir):
-                self.workdir(step)
-            elif isinstance(step, PlannedRun):
-                self.run(step)
-            elif isinstance(step, PlannedCopy):
-                self.copy(step)
+                raise Cancelled(f"{self.ctx.package}: stage {self.stage.label} stopped "
+                                "because another step failed")
+            if isinstance(step, PlannedWorkdir | PlannedRun | PlannedCopy):
+                if self.ctx.steps is not None:
+                    self.ctx.steps.step(self, step, number, functools.partial(self.apply, step))
+                else:
+                    self.apply(step)
         return StageState.from_settings(self.stage.final)
+
+    def apply(self, step: FileStep) -> None:
+        if isinstance(step, PlannedWorkdir):
+            self.workdir(step)
+        elif isinstance(step, PlannedRun):
+            self.run(step)
+        else:
+            self.copy(step)
 
     def workdir(self, i: PlannedWorkdir) -> None:
         try:
@@ -148,7 +174,8 @@ class StageRunner:
         log.write_bytes(b"")
         spec = SandboxSpec(rootfs=self.rootfs, argv=list(i.argv), env=dict(i.env),
                            cwd=i.workdir, data_files=tuple(data),
-                           timeout=self.ctx.step_timeout)
+                           timeout=self.ctx.step_timeout,
+                           enter=tuple(self.enter), mount_root=self.mount_root)
         try:
             code = sandbox_run(spec, log=log, debug=self.ctx.debug)
         except RootseedError as e:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "trace": "provenance", "report": "provenance",
     "tool": "tool",
     "crosscheck": "crosscheck",
+    "cache": "cache_cmds",
 }
 
 

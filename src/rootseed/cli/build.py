@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
 from rootseed.build.digests import check_digests, read_digests, write_digests
-from rootseed.build.engine import Builder, BuildOptions, BuildResult
+from rootseed.build.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
 from rootseed.build.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.cli.common import common_options, load_tree, make_fetcher
 from rootseed.cli.step_timeout import step_timeout_option
@@ -30,15 +33,26 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     return args
 
 
+def _event_line(event: dict[str, Any]) -> None:
+    """``--json``: one JSON line per step event on stderr (stdout keeps the result)."""
+    sys.stderr.write(json.dumps(event, sort_keys=True) + "\n")
+    sys.stderr.flush()
+
+
 def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
-         build_args: dict[str, str], no_cache: bool,
+         build_args: dict[str, str], no_cache: bool, no_cache_from: str | None = None,
+         snapshots: str = "auto",
          step_timeout: float | None = DEFAULT_STEP_TIMEOUT) -> list[BuildResult]:
-    builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
-                      fetcher=make_fetcher(settings, tree))
     options = BuildOptions(target=target, build_args=build_args, no_cache=no_cache,
                            jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
+                           no_cache_from=None if no_cache_from is None
+                           else NoCacheFrom.parse(no_cache_from),
+                           snapshots=snapshots,
+                           events=_event_line if settings.json else None,
                            step_timeout=step_timeout)
-    return builder.build(names, options)
+    with Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                 fetcher=make_fetcher(settings, tree)) as builder:
+        return builder.build(names, options)
 
 
 def _digests_dir(tree: Tree, given: Path | None) -> Path:
@@ -74,6 +88,13 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
               help="Override a build argument (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Rebuild every stage.")
+@click.option("--no-cache-from", "no_cache_from", metavar="[STAGE:]N", default=None,
+              help="Run step N (of STAGE, default the target stage) and every later step "
+                   "again; earlier steps may be cache hits.")
+@click.option("--snapshots", type=click.Choice(SNAPSHOT_MODES), default="auto",
+              show_default=True,
+              help="Copy-on-write snapshots (overlay), full copies, or overlay where the "
+                   "kernel allows it.")
 @click.option("--check", is_flag=True,
               help="Fail when a built digest differs from the one in digests/<stage>.txt.")
 @click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -81,9 +102,14 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
 @step_timeout_option
 @common_options
 def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: str | None,
-              build_args: tuple[str, ...], no_cache: bool, check: bool, digests_dir: Path | None,
+              build_args: tuple[str, ...], no_cache: bool, no_cache_from: str | None,
+              snapshots: str, check: bool, digests_dir: Path | None,
               step_timeout: float | None, settings: Settings) -> int:
-    """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out."""
+    """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out.
+
+    Every RUN/COPY/ADD/WORKDIR is a cached action: a failed build resumes at the step
+    that failed. With --json, each step's events (start, end, cached, failed, with
+    seconds) are JSON lines on stderr."""
     args = _build_args(build_args)
     if all_ or stage is not None:
         if packages or target is not None or (all_ and stage is not None):
@@ -93,7 +119,8 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
     if not packages:
         raise click.UsageError("name the PACKAGES to build, or use --all / --stage STAGE")
     tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
-    results = _run(settings, tree, list(packages), target, args, no_cache, step_timeout)
+    results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
+                   snapshots, step_timeout)
     problems: list[str] = []
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))
@@ -119,8 +146,6 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
     everything was built (or cached) and, with --check, matches digests/."""
     tree = load_tree(settings, args)
     names = select(tree, stage)
-    builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
-                      fetcher=make_fetcher(settings, tree))
     options = BuildOptions(build_args=args, no_cache=no_cache, jobs=settings.jobs,
                            debug=settings.debug, progress=False, step_timeout=step_timeout)
 
@@ -129,7 +154,9 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
             err.print(f"[{index}/{total}] {outcome.name}: {outcome.outcome.value}",
                       highlight=False, markup=False)
 
-    report = build_whole(tree, builder, names, options, progress)
+    with Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
+                 fetcher=make_fetcher(settings, tree)) as builder:
+        report = build_whole(tree, builder, names, options, progress)
     problems: list[str] = []
     if check:
         built = {o.name: o.manifest_digest for o in report.outcomes if o.manifest_digest}

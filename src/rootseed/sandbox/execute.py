@@ -111,7 +111,8 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
             argv = wrapped
         else:
             argv = bwrap_argv(spec, bwrap, data_fds=data_fds)
-            argv[1:1] = ["--json-status-fd", str(status_w)]
+            at = len(spec.enter) + 1  # after the prefix that enters an overlay's namespace
+            argv[at:at] = ["--json-status-fd", str(status_w)]
         if debug:
             err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
                       highlight=False, soft_wrap=True)
@@ -182,7 +183,9 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         outcome = None
-        if not _NEUTRAL_ROOT_BROKEN:
+        # A root already mounted as an overlay in its own namespace (spec.enter, the
+        # builder's copy-on-write snapshots) is bound as it is.
+        if not _NEUTRAL_ROOT_BROKEN and not spec.enter:
             outcome = _attempt(spec, bwrap, log, debug, neutral=True)
             if outcome is not None and not outcome.started and not outcome.timed_out:
                 os.truncate(log, outcome.start)  # the helper's complaint, not the step's

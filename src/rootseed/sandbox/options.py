@@ -122,12 +122,14 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap", *, root_source: str | No
     if len(data_fds) != len(spec.data_files):
         raise RootseedError("internal: one fd per sandbox data file is needed")
     return [
+        *spec.enter,
         bwrap,
         *namespace_options(),
         *process_options(),
         *identity_options(spec.hostname),
         *env_options(spec.env),
-        *root_options(spec.rootfs if root_source is None else root_source),
+        *root_options(root_source if root_source is not None
+                      else str(spec.mount_root or spec.rootfs)),
         *api_fs_options(),
         *ro_bind_options(all_binds(spec)),
         *data_options([(fd, dest, mode) for fd, (_, dest, mode)

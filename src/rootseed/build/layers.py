@@ -1,0 +1,200 @@
+"""Layer directories: what one action changed, as overlayfs left it in its upper directory.
+
+A layer is a directory tree in overlayfs's own upper-layer format (so it can be stacked
+again as a lower layer as it is): a *whiteout* (a 0/0 character device) hides the entry
+of that name below it; an *opaque* directory (``user.overlay.opaque=y``) hides everything
+below it in lower layers. Layers are also the cache's unit of trust: :func:`layer_digest`
+hashes everything that matters (paths, types, modes, contents, link targets, hardlinks,
+whiteouts, opaqueness) and is recorded when a layer is written and checked before a
+layer is reused.
+
+:func:`write_diff_tar` turns a layer into an OCI layer tar (whiteouts as ``.wh.<name>``,
+opaque directories as ``<dir>/.wh..wh..opq``), with the determinism rules of
+:mod:`rootseed.oci.layer` (sorted, uid/gid 0, mtime clamped, PAX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from rootseed.errors import RootseedError
+
+OPAQUE_XATTR = "user.overlay.opaque"
+#: overlayfs's private attributes; only opaqueness has a meaning in a finished layer.
+OVERLAY_XATTR_PREFIX = "user.overlay."
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _xattrs(path: Path) -> list[str]:
+    try:
+        return os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
+            return []
+        raise
+
+
+def finish_layer(upper: Path) -> None:
+    """Drop overlayfs's bookkeeping from a finished upper directory (origin, impure,
+    uuid, ...), keeping only opaque markers: the layer is then a plain, stackable tree."""
+    for path, st in walk(upper, include_root=True):
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        for name in _xattrs(path):
+            if name.startswith(OVERLAY_XATTR_PREFIX) and not (
+                    name == OPAQUE_XATTR and stat.S_ISDIR(st.st_mode)):
+                with contextlib.suppress(OSError):
+                    os.removexattr(path, name, follow_symlinks=False)
+
+
+def walk(root: Path, *, include_root: bool = False) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every entry below ``root`` with its lstat, sorted by path bytes (depth first)."""
+    if include_root:
+        yield root, os.lstat(root)
+    with os.scandir(root) as it:
+        entries = sorted(it, key=lambda e: os.fsencode(e.name))
+    for entry in entries:
+        st = entry.stat(follow_symlinks=False)
+        path = Path(entry.path)
+        yield path, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from walk(path)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def layer_digest(root: Path) -> str:
+    """The content digest of a layer directory: "sha256:<hex>" of a canonical listing.
+
+    Each entry contributes its relative path, kind, permission bits and what it holds
+    (file content sha256, symlink target, the first path of a hardlink group, whiteout,
+    opaque). Times and owners are not part of a layer (images clamp and reset them).
+    """
+    h = hashlib.sha256()
+    links: dict[tuple[int, int], str] = {}
+    root_st = os.lstat(root)
+    if not stat.S_ISDIR(root_st.st_mode):
+        raise RootseedError(f"layer {root} is not a directory")
+    h.update(f"/\0d\0{stat.S_IMODE(root_st.st_mode):o}\0{int(is_opaque(root))}\n".encode())
+    for path, st in walk(root):
+        rel = path.relative_to(root).as_posix()
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            item = f"d\0{mode:o}\0{int(is_opaque(path))}"
+        elif stat.S_ISLNK(st.st_mode):
+            item = f"l\0{os.readlink(path)}"
+        elif is_whiteout(st):
+            item = "w"
+        elif stat.S_ISREG(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                item = f"h\0{links[key]}"
+            else:
+                if st.st_nlink > 1:
+                    links[key] = rel
+                item = f"f\0{mode:o}\0{st.st_size}\0{_file_sha256(path)}"
+        elif stat.S_ISFIFO(st.st_mode):
+            item = f"p\0{mode:o}"
+        else:
+            raise RootseedError(f"layer {root} holds /{rel}, a device node or socket",
+                                hint="builds cannot create those; the cache entry is damaged")
+        h.update(os.fsencode(rel) + b"\0" + item.encode("utf-8", "surrogateescape") + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def is_empty(root: Path) -> bool:
+    """True when a finished layer changes nothing (no entries, root not opaque)."""
+    with os.scandir(root) as it:
+        return next(it, None) is None and not is_opaque(root)
+
+
+def _info(name: str, st: os.stat_result, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = min(max(int(st.st_mtime), 0), epoch)
+    return info
+
+
+def write_diff_tar(layer: Path, out: BinaryIO, *, epoch: int = 1) -> None:
+    """Write ``layer`` as an uncompressed OCI layer tar (OCI whiteouts) to ``out``."""
+    first_link: dict[tuple[int, int], str] = {}
+    entries: list[tuple[bytes, tarfile.TarInfo, Path | None]] = []
+    if is_opaque(layer):
+        marker = tarfile.TarInfo(OPAQUE_MARKER)
+        marker.mtime = 0
+        entries.append((os.fsencode(OPAQUE_MARKER), marker, None))
+    found = sorted(((os.fsencode(p.relative_to(layer).as_posix()), p, st)
+                    for p, st in walk(layer)), key=lambda f: f[0])
+    for _, path, st in found:  # in tar order, so a hardlink follows its first path
+        rel = path.relative_to(layer).as_posix()
+        if is_whiteout(st):
+            parent, _, name = rel.rpartition("/")
+            wh = f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else WHITEOUT_PREFIX + name
+            info = _info(wh, st, epoch)
+            info.mode = 0o644
+            entries.append((os.fsencode(wh), info, None))
+            continue
+        info = _info(rel, st, epoch)
+        src: Path | None = None
+        if stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+            if is_opaque(path):
+                marker = _info(f"{rel}/{OPAQUE_MARKER}", st, epoch)
+                marker.mode = 0o644
+                entries.append((os.fsencode(marker.name), marker, None))
+        elif stat.S_ISLNK(st.st_mode):
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in first_link:
+                info.type = tarfile.LNKTYPE
+                info.linkname = first_link[key]
+            else:
+                if st.st_nlink > 1:
+                    first_link[key] = rel
+                info.size = st.st_size
+                src = path
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+        else:
+            raise RootseedError(f"cannot put /{rel} (a device node or socket) into a layer")
+        entries.append((os.fsencode(rel), info, src))
+    entries.sort(key=lambda e: e[0])
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        for _, info, src in entries:
+            if src is None:
+                tar.addfile(info)
+            else:
+                with open(src, "rb") as f:
+                    tar.addfile(info, f)

@@ -1,0 +1,170 @@
+"""``rootseed cache du`` and ``rootseed cache prune``: what the cache holds, and removing
+what was not used lately.
+
+Entries record their last use by the modification time of their record file
+(``action.json``, ``stage.json``, ``complete.json``; the file itself for sources), which
+the builder touches on every hit. Pruning removes whole entries only, each by an atomic
+rename out of the way first, so a reader never sees half an entry; a stage entry whose
+layers were pruned goes with them. It refuses to run while a build uses the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from rootseed.build.fsops import remove_tree
+from rootseed.errors import RootseedError
+
+#: area → (directory under the cache, record file inside an entry, or "" for plain files)
+AREAS: dict[str, tuple[str, str]] = {
+    "actions": ("actions", "action.json"),
+    "stages": ("builds", "stage.json"),
+    "images": ("images", "complete.json"),
+    "sources": ("sources/sha256", ""),
+    "logs": ("logs", ""),
+}
+
+
+@dataclass
+class AreaUsage:
+    entries: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Usage:
+    areas: dict[str, AreaUsage] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(a.bytes for a in self.areas.values())
+
+
+def _size(path: Path) -> int:
+    """Bytes allocated below ``path`` (hardlinked files counted once per call)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if not os.path.isdir(path) or os.path.islink(path):
+        return st.st_blocks * 512
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def _entries(cache: Path, area: str) -> Iterator[Path]:
+    directory = cache / AREAS[area][0]
+    if not directory.is_dir():
+        return
+    for entry in sorted(directory.iterdir()):
+        if not entry.name.startswith("."):
+            yield entry
+
+
+def usage(cache: Path) -> Usage:
+    result = Usage()
+    for area in AREAS:
+        found = AreaUsage()
+        for entry in _entries(cache, area):
+            found.entries += 1
+            found.bytes += _size(entry)
+        result.areas[area] = found
+    return result
+
+
+def _last_use(entry: Path, record: str) -> float:
+    try:
+        return os.lstat(entry / record if record else entry).st_mtime
+    except FileNotFoundError:
+        return 0.0  # no record: an unfinished or foreign entry
+
+
+def _busy(cache: Path) -> bool:
+    for lockfile in (cache / "work").glob("*.lock"):
+        try:
+            with FileLock(str(lockfile), timeout=0):
+                pass
+        except Timeout:
+            return True
+    return False
+
+
+@dataclass
+class Pruned:
+    removed: dict[str, int] = field(default_factory=dict)  # area → entries
+    bytes: int = 0
+
+
+def _remove(entry: Path) -> int:
+    size = _size(entry)
+    trash = entry.parent / f".prune-{secrets.token_hex(6)}"
+    os.replace(entry, trash)
+    remove_tree(trash)
+    return size
+
+
+def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
+    """Remove every entry not used within ``keep_days`` (0: everything)."""
+    if keep_days < 0:
+        raise RootseedError("--keep-days must be 0 or more")
+    if _busy(cache):
+        raise RootseedError(f"a build is using the cache {cache}",
+                            hint="prune when no rootseed build runs")
+    cutoff = (now if now is not None else time.time()) - keep_days * 86400
+    result = Pruned()
+    gone: set[str] = set()  # "action:<key>" / "image:<hex>" refs of removed layers
+    for area in ("actions", "images", "sources", "logs"):
+        record = AREAS[area][1]
+        for entry in list(_entries(cache, area)):
+            if _last_use(entry, record) >= cutoff:
+                continue
+            result.bytes += _remove(entry)
+            result.removed[area] = result.removed.get(area, 0) + 1
+            if area == "actions":
+                gone.add(f"action:{entry.name}" if not entry.name.startswith("flat-")
+                         else f"flat:{entry.name[5:]}")
+            elif area == "images":
+                gone.add(f"image:{entry.name}")
+    for entry in list(_entries(cache, "stages")):
+        if _last_use(entry, "stage.json") >= cutoff and not _uses(entry, gone):
+            continue
+        result.bytes += _remove(entry)
+        result.removed["stages"] = result.removed.get("stages", 0) + 1
+    return result
+
+
+def _uses(entry: Path, refs: set[str]) -> bool:
+    if not refs:
+        return False
+    try:
+        state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
+        layers = state["snapshot"]["layers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(isinstance(x, dict) and x.get("ref") in refs for x in layers)
+
+
+def touch(record: Path) -> None:
+    """Mark an entry as used now (best effort: a read-only cache still works)."""
+    with contextlib.suppress(OSError):
+        os.utime(record)

@@ -1,0 +1,57 @@
+"""``rootseed cache du`` and ``rootseed cache prune``."""
+
+from __future__ import annotations
+
+import click
+
+from rootseed.build.maintenance import prune, usage
+from rootseed.cli.common import common_options
+from rootseed.console import emit_json
+from rootseed.settings import Settings
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect and clean the build cache (--cache-dir)."""
+
+
+@cache_group.command("du")
+@common_options
+def du_cmd(settings: Settings) -> None:
+    """How much each part of the cache holds."""
+    found = usage(settings.cache_dir)
+    if settings.json:
+        emit_json({"cache": str(settings.cache_dir), "total_bytes": found.total,
+                   "areas": {name: {"entries": a.entries, "bytes": a.bytes}
+                             for name, a in found.areas.items()}})
+        return
+    click.echo(f"cache {settings.cache_dir}")
+    for name, a in found.areas.items():
+        click.echo(f"  {name:<8} {a.entries:>6} entries {_human(a.bytes):>12}")
+    click.echo(f"  {'total':<8} {'':>6}         {_human(found.total):>12}")
+
+
+@cache_group.command("prune")
+@click.option("--keep-days", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Keep entries used within this many days (0 removes everything).")
+@common_options
+def prune_cmd(keep_days: float, settings: Settings) -> None:
+    """Remove cache entries not used within --keep-days (whole entries, atomically)."""
+    result = prune(settings.cache_dir, keep_days)
+    if settings.json:
+        emit_json({"removed": result.removed, "bytes": result.bytes})
+        return
+    removed = ", ".join(f"{n} {area}" for area, n in sorted(result.removed.items())) or "nothing"
+    click.echo(f"removed {removed} ({_human(result.bytes)})")
+
+
+COMMANDS = [cache_group]
