@@ -132,6 +132,7 @@ def test_cli_lines_summary_json_and_exit_codes(tmp_path: Path) -> None:
 STAGEX = os.environ.get("ROOTSEED_STAGEX_TREE")
 
 
+@pytest.mark.stagex_checkout
 @pytest.mark.skipif(not STAGEX, reason="set ROOTSEED_STAGEX_TREE=<StageX checkout> to check "
                     "the real tree and a broken copy of it")
 def test_stagex_tree_and_a_broken_copy(tmp_path: Path) -> None:

@@ -157,6 +157,7 @@ def _toml(value: object) -> str:
     raise TypeError(f"unexpected TOML value {value!r}")
 
 
+@pytest.mark.stagex_checkout
 def test_stagex_stage1_truncated_matches_live_bootstrap(tmp_path: Path, cache: Path) -> None:
     checkout = _dir(os.environ.get("ROOTSEED_STAGEX_TREE"))
     if checkout is None:

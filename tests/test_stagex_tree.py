@@ -22,9 +22,9 @@ from rootseed.tree import ProblemKind, Tree
 
 CHECKOUT = os.environ.get("ROOTSEED_STAGEX_TREE")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.stagex_checkout, pytest.mark.skipif(
     not CHECKOUT, reason="set ROOTSEED_STAGEX_TREE=<StageX checkout> to compare with StageX's "
-    "own src/targets.py")
+    "own src/targets.py")]
 
 # Imports StageX's targets.py from the checkout and prints what it derives as JSON.
 # ``git ls-files`` (Makefile prerequisites only) is replaced: the checkout need not be a

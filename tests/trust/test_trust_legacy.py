@@ -168,6 +168,7 @@ def _literal(data: bytes) -> bytes | None:
     return literals[0] if len(literals) == 1 else None
 
 
+@pytest.mark.stagex_checkout
 def test_every_real_legacy_payload_is_what_the_helper_writes() -> None:
     root = _stagex_store()
     checked = 0
@@ -188,6 +189,7 @@ def test_every_real_legacy_payload_is_what_the_helper_writes() -> None:
     assert checked > 0
 
 
+@pytest.mark.stagex_checkout
 def test_real_payloads_resigned_verify_for_their_digest_only(
         tmp_path: Path, keys: Keys, gnupghome: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
