@@ -71,6 +71,8 @@ def read_package_toml(path: Path, stage: str) -> RawPackage:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise RootseedError(f"{path}: not valid TOML: {e}") from e
+    except RecursionError:  # tomllib recurses per nested array/inline table
+        raise RootseedError(f"{path}: not valid TOML: nested too deeply") from None
     except (OSError, UnicodeDecodeError) as e:
         raise RootseedError(f"{path}: cannot read: {e}") from e
 
