@@ -20,6 +20,7 @@ from hostile import Canaries
 from rootseed.crosscheck import Status
 from rootseed.crosscheck.compilers import find_compilers
 from rootseed.crosscheck.ddc import Diverse
+from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.steps import command_step
 from rootseed.errors import RootseedError
 from test_crosscheck_ddc import archives
@@ -48,6 +49,30 @@ def test_workdir_through_a_stage_symlink_is_not_created_on_the_host(tmp_path: Pa
             checks = diverse.m2_step(step, stage)
         except RootseedError:  # a clear, typed error (the directory is not in the sandbox)
             checks = []
+    assert all(c.status is not Status.IDENTICAL for c in checks)
+    canaries.assert_unchanged()
+    assert not (canaries.dir / "made-on-the-host").exists()
+
+
+def test_mesoplanet_rerun_workdir_through_a_stage_symlink_stays_off_the_host(
+        tmp_path: Path) -> None:
+    """The same for crosscheck's M2-Mesoplanet rerun root (crosscheck.mesoplanet)."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("needs bubblewrap")
+    canaries = Canaries(tmp_path)
+    stage = tmp_path / "stage"
+    (stage / "bin").mkdir(parents=True)
+    (stage / "bin" / "M2-Mesoplanet").write_bytes(b"#!/bin/false\n")
+    os.symlink(str(canaries.dir), stage / "evil")
+    step = command_step("cc", 1, ["/bin/M2-Mesoplanet", "-f", "x.c", "-o", "/bin/x"],
+                        "/evil/made-on-the-host")
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "rerun.log"
+    try:
+        checks = replay_mesoplanet(step, stage, {"PATH": "/bin"}, work, log)
+    except RootseedError:
+        checks = []
     assert all(c.status is not Status.IDENTICAL for c in checks)
     canaries.assert_unchanged()
     assert not (canaries.dir / "made-on-the-host").exists()
