@@ -52,8 +52,12 @@ def private_dir(path: Path, what: str) -> Path:
     An existing directory owned by someone else is refused: another user could change
     what rootseed reads from it, or reach setuid files in it.
     """
-    path.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
-    st = os.stat(path)
+    try:
+        path.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
+        st = os.stat(path)
+    except OSError as e:  # a parent is a file, a read-only or virtual file system, ...
+        raise RootseedError(f"cannot create the {what} {path}: {e.strerror or e}",
+                            hint=f"pass a {what} in a writable place you own") from None
     if not stat.S_ISDIR(st.st_mode):
         raise RootseedError(f"{what} {path} is not a directory")
     if st.st_uid != os.geteuid():

@@ -91,7 +91,7 @@ class BuildCache:
         entry = self.builds / key
         try:
             state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # absent or unreadable: a miss
+        except (OSError, ValueError, RecursionError):  # absent, unreadable, nested deep: a miss
             return None
         if not isinstance(state, dict):
             return None

@@ -141,6 +141,8 @@ class _Extraction:
 
     def member(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
         name = info.name
+        if "\0" in name or "\0" in info.linkname:  # a PAX record can hold one; the OS cannot
+            raise self.fail(name, "has a NUL byte in its name or link target")
         parts = _clean_member(name)
         if parts is None:
             raise self.fail(name, "leaves the destination ('..')")

@@ -130,20 +130,47 @@ class LinkMap:
     """
 
     def __init__(self) -> None:
-        self._first: dict[tuple[int, int], Path] = {}
+        # source inode → (path of its first copy, that copy's own (dev, inode))
+        self._first: dict[tuple[int, int], tuple[Path, tuple[int, int]]] = {}
 
-    def link_or_remember(self, src_stat: os.stat_result, dest: Path) -> bool:
-        """Hardlink ``dest`` to an earlier copy of the same inode (True), or remember
-        ``dest`` as that inode's copy (False: the caller copies the file)."""
+    def link(self, src_stat: os.stat_result, dest: Path) -> bool:
+        """Hardlink ``dest`` to the earlier copy of the same source inode, if that copy is
+        still what its path names (True); False: the caller copies the file.
+
+        The copy's path is checked by inode, not trusted: a later entry of the same COPY
+        may have replaced one of its directories by a symlink (to ``/etc``, say), and
+        ``link()`` follows symlinks in the directories of its source path, so the path
+        alone could name a *host* file."""
         if src_stat.st_nlink < 2:
             return False
-        key = (src_stat.st_dev, src_stat.st_ino)
-        first = self._first.get(key)
-        if first is None or not first.is_file() or first.is_symlink():
-            self._first[key] = dest
+        found = self._first.get((src_stat.st_dev, src_stat.st_ino))
+        if found is None:
+            return False
+        first, identity = found
+        try:
+            st = os.lstat(first)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != identity:
             return False
         os.link(first, dest, follow_symlinks=False)
         return True
+
+    def remember(self, src_stat: os.stat_result, dest: Path) -> None:
+        """``dest`` (just written, a regular file) is the copy of ``src_stat``'s inode."""
+        if src_stat.st_nlink < 2:
+            return
+        key = (src_stat.st_dev, src_stat.st_ino)
+        if key in self._first:
+            first, identity = self._first[key]
+            try:
+                st = os.lstat(first)
+                if (st.st_dev, st.st_ino) == identity:
+                    return  # the first copy is still in place: keep linking to it
+            except OSError:
+                pass
+        st = os.lstat(dest)
+        self._first[key] = (dest, (st.st_dev, st.st_ino))
 
 
 def copy_entry(src: Path, dest: Path, mode: int | None, links: LinkMap | None = None) -> None:
@@ -178,10 +205,12 @@ def copy_entry(src: Path, dest: Path, mode: int | None, links: LinkMap | None = 
     elif dest.is_dir():
         remove_tree(dest)
     src_stat = src.stat()
-    if links is not None and links.link_or_remember(src_stat, dest):
+    if links is not None and links.link(src_stat, dest):
         return
     shutil.copyfile(src, dest, follow_symlinks=False)
     os.chmod(dest, stat.S_IMODE(src_stat.st_mode) if mode is None else mode)
+    if links is not None:
+        links.remember(src_stat, dest)
 
 
 def is_archive(path: Path) -> bool:

@@ -147,12 +147,19 @@ class StageRunner:
         return StageState.from_settings(self.stage.final)
 
     def apply(self, step: FileStep) -> None:
-        if isinstance(step, PlannedWorkdir):
-            self.workdir(step)
-        elif isinstance(step, PlannedRun):
-            self.run(step)
-        else:
-            self.copy(step)
+        try:
+            if isinstance(step, PlannedWorkdir):
+                self.workdir(step)
+            elif isinstance(step, PlannedRun):
+                self.run(step)
+            else:
+                self.copy(step)
+        except OSError as e:
+            # The paths come from the Containerfile and the image (hostile): a name
+            # too long for the file system, a component that is not a directory, ...
+            what = f"{e.strerror or e}" + (f": {_short(e.filename)}" if e.filename else "")
+            raise self.fail(step, f"cannot apply it to the image's files ({what})",
+                            "check the paths this instruction names") from None
 
     def workdir(self, i: PlannedWorkdir) -> None:
         try:
@@ -261,3 +268,9 @@ class StageRunner:
             return self.ctx.source_root(ref)
         except RootseedError as e:
             raise self.fail(i, e.message, e.hint) from e
+
+
+def _short(path: object, limit: int = 200) -> str:
+    """A path for a message (an attacker's path can be kilobytes long)."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rootseed.build.extract import extract_archive
+from rootseed.build.fsops import makedirs
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.compilers import Compiler, Missing
 from rootseed.crosscheck.ddc_sources import DdcSources, scan
@@ -233,7 +234,9 @@ def _sandbox_root(work: Path, stage_rootfs: Path, workdir: str
     binds += host_runtime(root, taken)
     for sub in (_OUT, _TMP, _BIN):
         (root / sub.strip("/")).mkdir(parents=True, exist_ok=True)
-    (root / workdir.strip("/")).mkdir(parents=True, exist_ok=True)
+    # The working directory is the stage's (hostile): created inside ``root``, following
+    # the recreated top-level symlinks the way the sandbox will, never on the host.
+    makedirs(root, workdir)
     return root, binds
 
 

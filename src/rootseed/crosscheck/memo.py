@@ -38,7 +38,7 @@ def recall(cache_dir: Path, record: BuildRecord, extra: Any = None
     path = _path(cache_dir, record, extra)
     try:
         lines = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # the cache is untrusted: deep nesting too
         return None
     if not isinstance(lines, list) or not all(
             isinstance(x, dict) and x.get("identical") is True for x in lines):

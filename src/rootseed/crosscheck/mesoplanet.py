@@ -17,7 +17,7 @@ import posixpath
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-from rootseed.build.fsops import clean
+from rootseed.build.fsops import clean, makedirs
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.replay import replay
@@ -84,7 +84,9 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
     binds, _ = stage_binds(root, rootfs, skip=(RERUN_DIR.strip("/"),))
     for sub in ("out", "tmp"):
         (root / RERUN_DIR.strip("/") / sub).mkdir(parents=True)
-    (root / step.workdir.strip("/")).mkdir(parents=True, exist_ok=True)
+    # the stage's (hostile) working directory: made inside ``root``, following the
+    # recreated top-level symlinks as the sandbox will, never on the host
+    makedirs(root, step.workdir)
     # the program at its absolute path, which the sandbox can check before it starts
     argv[0] = step.program
     binds.append((resolve(rootfs, step.program), step.program))

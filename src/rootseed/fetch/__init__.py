@@ -7,6 +7,8 @@ unverified ever gets a name in the cache.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -95,7 +97,7 @@ class Fetcher:
                 return hit, attempts
             for directory in self.mirrors:
                 candidate = directory / source.file
-                if not candidate.is_file():
+                if not _is_file(candidate):
                     attempts.append(Attempt(str(candidate), "not found"))
                     continue
                 path = self._try(source, attempts, str(candidate),
@@ -105,7 +107,7 @@ class Fetcher:
             for url in source.mirrors:
                 local = self._local_path(url)
                 if local is not None:
-                    if not local.is_file():
+                    if not _is_file(local):
                         attempts.append(Attempt(url, f"no such file {local}"))
                         continue
                     path = self._try(source, attempts, url,
@@ -205,3 +207,12 @@ def _failure_text(source: Source, attempts: list[Attempt]) -> str:
     lines = [f"  {source.file} (source {source.id!r}, sha256 {source.hash}):"]
     lines += [f"    - {a.where}: {a.why}" for a in attempts] or ["    - no mirrors to try"]
     return "\n".join(lines)
+
+
+def _is_file(path: Path) -> bool:
+    """Like Path.is_file, but False (not an OSError) for a name the file system refuses
+    (a ``file`` or mirror path from a hostile package.toml: too long, ...)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False

@@ -59,6 +59,9 @@ def member_path(name: str) -> str:
     """A tar member name as a safe relative path ('' for the root itself)."""
     if name.startswith("/"):
         raise RootseedError(f"layer member {name!r} has an absolute path")
+    if "\0" in name:  # a PAX record can hold one; the OS cannot
+        raise RootseedError(f"layer member {name!r} has a NUL byte in its name",
+                            hint="the image layer is malformed or hostile")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise RootseedError(f"layer member {name!r} contains '..'")
@@ -162,6 +165,9 @@ def _extract(state: _State, tar: tarfile.TarFile) -> None:
                 shutil.copyfileobj(src, dst, 1 << 20)
             _finish_entry(state, host, info)
         elif info.issym():
+            if "\0" in info.linkname:
+                raise RootseedError(f"layer symlink {rel!r} has a NUL byte in its target",
+                                    hint="the image layer is malformed or hostile")
             os.symlink(info.linkname, host)
             _finish_entry(state, host, info)
         elif info.islnk():

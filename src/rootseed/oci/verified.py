@@ -216,7 +216,7 @@ def _verify_blob(layout: Path, role: str, descriptor: object, *, keep: bool,
 def _json_doc(layout: Path, role: str, digest: str, data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # Recursion: too deep
         raise BlobError(layout, role, digest, BlobProblem.MALFORMED,
                         f"not valid JSON: {e}") from None
     if not isinstance(doc, dict):
@@ -239,7 +239,7 @@ def _index_entry(layout: Path) -> dict[str, Any]:
         raise LayoutError(layout, f"{INDEX} is larger than {MAX_JSON} bytes")
     try:
         index = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # Recursion: too deep
         raise LayoutError(layout, f"{INDEX} is not valid JSON: {e}") from None
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list) or not manifests:

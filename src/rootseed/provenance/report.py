@@ -93,14 +93,14 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
         if challenge.is_file():
             try:
                 info.challenge = json.loads(challenge.read_bytes())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            except (ValueError, RecursionError) as e:  # also: huge numbers, deep nesting
                 info.challenge = {"error": f"unreadable {CHALLENGE_FILE}: {e}"}
         crosscheck = out / name / CROSSCHECK_FILE
         if crosscheck.is_file() and not crosscheck.is_symlink():
             try:
                 if crosscheck.stat().st_size <= _MAX_CROSSCHECK:
                     info.crosscheck = json.loads(crosscheck.read_bytes())
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            except (OSError, ValueError, RecursionError):  # also: huge numbers, deep nesting
                 info.crosscheck = None  # unreadable: no diagram (the page says so)
         infos[name] = info
     for name, deps in sorted((tree_deps or {}).items()):

@@ -8,8 +8,10 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from rootseed.console import err
 from rootseed.errors import RootseedError
@@ -59,6 +61,18 @@ def _check(spec: SandboxSpec) -> None:
             f"command {argv0!r} does not exist in the image's root filesystem{where}",
             hint="install it in an earlier step or copy it in (COPY --from=...), "
                  "or use the absolute path of a file that exists in the image")
+
+
+#: Seconds to wait for the last output once the step has ended.
+_COPY_GRACE = 30.0
+
+
+def _copy_output(fd: int, logf: BinaryIO) -> None:
+    """Copy the step's output pipe to the log until every writer has closed it."""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(1 << 16):
+            logf.write(chunk)
+            logf.flush()
 
 
 def _tail(log: Path, start: int) -> str:
@@ -118,18 +132,27 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
                       highlight=False, soft_wrap=True)
         with open(log, "ab") as logf:
             start = logf.tell()
+            # The step writes to a pipe, copied to the log by a thread: given the log file
+            # itself, readlink(/proc/self/fd/1) inside the step names a host path (the
+            # cache's location), which a build could embed, as it could mountinfo's.
+            out_r, out_w = os.pipe()
             try:
                 proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                    argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                     env={}, umask=spec.umask, pass_fds=(status_w, *data_fds),
                     close_fds=True)
             except OSError:
+                os.close(out_r)
                 if neutral:
                     return None  # the helper (unshare) cannot be started here
                 raise
             finally:
+                os.close(out_w)
                 os.close(status_w)
                 status_w = -1
+            copier = threading.Thread(target=_copy_output, args=(out_r, logf), daemon=True,
+                                      name="rootseed-step-log")
+            copier.start()
             timed_out = False
             try:
                 rc = proc.wait(timeout=spec.timeout)
@@ -144,6 +167,9 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                # Every writer is in the step's pid namespace, which died with bwrap.
+                copier.join(_COPY_GRACE)
             with os.fdopen(status_r, "rb") as status_f:
                 status_r = -1
                 status = status_f.read()

@@ -7,12 +7,15 @@ that hangs, not to hurry one that works.
 
 from __future__ import annotations
 
+import math
 import re
 
 from rootseed.errors import RootseedError
 
 #: 6 hours, in seconds.
 DEFAULT_STEP_TIMEOUT = 6 * 3600.0
+#: The largest limit accepted (a year): anything longer is "no limit" (0) in practice.
+MAX_STEP_TIMEOUT = 365 * 86400.0
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 
@@ -45,6 +48,12 @@ def parse_duration(text: str) -> float | None:
             raise RootseedError(f"invalid duration {text!r}",
                                 hint="use seconds (3600) or units: 6h, 90m, 1h30m, 45s; "
                                      "0 for no limit") from None
+    if math.isnan(seconds) or math.isinf(seconds) or seconds > MAX_STEP_TIMEOUT:
+        # float() takes "nan", "inf" and "1e400": a limit that never fires (or one that
+        # makes the wait and the message fail) must not pass for a limit
+        raise RootseedError(f"invalid duration {text!r}",
+                            hint="use a finite duration of at most 365d (e.g. 12h), or 0 "
+                                 "for no limit")
     if seconds <= 0:
         return None
     return seconds

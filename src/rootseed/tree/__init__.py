@@ -192,7 +192,12 @@ def _read_namespace(root: Path) -> str:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
         raise RootseedError(f"{config}: {e}") from e
-    namespace = data.get("tree", {}).get("namespace", DEFAULT_NAMESPACE)
+    except RecursionError:  # tomllib recurses per nested array/inline table
+        raise RootseedError(f"{config}: not valid TOML: nested too deeply") from None
+    table = data.get("tree", {})
+    if not isinstance(table, dict):
+        raise RootseedError(f"{config}: [tree] must be a table, got {table!r}")
+    namespace = table.get("namespace", DEFAULT_NAMESPACE)
     if not isinstance(namespace, str) or not namespace or "/" in namespace:
         raise RootseedError(f"{config}: [tree] namespace must be a name without '/', "
                             f"got {namespace!r}")
