@@ -30,6 +30,7 @@ from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.fsutil import private_dir
 from rootseed.oci import ImageConfig, manifest_digest, read_image, write_image
+from rootseed.oci.verified import BlobError
 from rootseed.plan import (
     ContextPath,
     FetchPath,
@@ -621,6 +622,9 @@ class _PackageBuild:
         try:
             if manifest_digest(image) != digest:
                 return False
+        except BlobError as e:  # a blob in out/ was changed: say so, then repair it
+            self.b._warn(f"{image}: {e.message}; writing it again")
+            return False
         except (RootseedError, OSError, ValueError, KeyError):
             return False
         problem = layout_problem(image, self.b.cache.dir / "seals")

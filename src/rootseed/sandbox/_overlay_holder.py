@@ -60,6 +60,15 @@ def _check(result: int, what: str) -> int:
 
 def _mount_new_api(target: str, lower: list[str], upper: str | None, work: str | None) -> None:
     nr = _NR[platform.machine()]
+    # The layer paths are given relative to their common directory (the kernel resolves
+    # them against this process's cwd): the overlay's options, which a step can read in
+    # /proc/self/mountinfo, then name no host path.
+    common = os.path.commonpath([*lower, *(p for p in (upper, work) if p is not None)])
+    lower = [os.path.relpath(p, common) for p in lower]
+    upper = None if upper is None else os.path.relpath(upper, common)
+    work = None if work is None else os.path.relpath(work, common)
+    target = os.path.abspath(target)
+    os.chdir(common)
     fs = _check(_libc.syscall(nr["fsopen"], b"overlay", FSOPEN_CLOEXEC), "fsopen")
     try:
         def conf(kind: int, key: str, value: str | None) -> None:
@@ -83,6 +92,7 @@ def _mount_new_api(target: str, lower: list[str], upper: str | None, work: str |
             os.close(mnt)
     finally:
         os.close(fs)
+        os.chdir("/")
 
 
 def _mount_legacy(target: str, lower: list[str], upper: str | None, work: str | None) -> None:
