@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from rootseed.build import fsops
 from rootseed.build.cache import CachedStage
 from rootseed.build.engine import Builder, BuildOptions
 from rootseed.console import canonical_json
@@ -81,13 +82,18 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     logs = builder.cache.logs / package
     logs.mkdir(parents=True, exist_ok=True)
     # Reruns are sandboxed subprocesses: run them --jobs at a time.
+    views = any(entry.snapshot is not None for _, entry, _ in planned)
     with contextlib.ExitStack() as stack:
-        work = stack.enter_context(builder.cache.workdir()) if ddc and compiles else None
+        work = (stack.enter_context(builder.cache.workdir())
+                if (ddc and compiles) or views else None)
+        if views:
+            assert work is not None
+            planned = _materialize(planned, work / "roots")
         # (the pool is shut down before the DDC work dir is removed)
         pool = stack.enter_context(ThreadPoolExecutor(
             max_workers=max(1, options.jobs), thread_name_prefix="rootseed-crosscheck"))
         diverse: Diverse | None = None
-        if ddc is not None and work is not None:
+        if ddc is not None and compiles and work is not None:
             found, missing = find_compilers(ddc.compilers, ddc.search)
             archives = list(builder.fetcher.fetch_package(pkg).values())
             diverse = Diverse(pool, archives, found, missing, work, logs, options.jobs,
@@ -112,6 +118,26 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         if diverse is not None:
             report.ddc = diverse.toolset.as_dict()
     return report
+
+
+def _materialize(planned: list[tuple[Step, CachedStage, dict[str, str]]], dest: Path
+                 ) -> list[tuple[Step, CachedStage, dict[str, str]]]:
+    """Real copies of the stage roots that are overlay views.
+
+    A view lives in the builder's own mount namespace: rootseed reads it, but a sandbox
+    (the reruns, the DDC compilers) cannot bind it from outside that namespace. The
+    copies are what both the Python replays and the sandboxes read."""
+    copies: dict[Path, Path] = {}
+    out: list[tuple[Step, CachedStage, dict[str, str]]] = []
+    for step, entry, env in planned:
+        if entry.snapshot is not None:
+            if entry.rootfs not in copies:
+                copies[entry.rootfs] = dest / str(len(copies))
+                dest.mkdir(parents=True, exist_ok=True)
+                fsops.copy_tree(entry.rootfs, copies[entry.rootfs])
+            entry = replace(entry, rootfs=copies[entry.rootfs])
+        out.append((step, entry, env))
+    return out
 
 
 def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage,
