@@ -13,24 +13,13 @@ from rich.table import Table
 from rootseed.build.digests import check_digests, read_digests, write_digests
 from rootseed.build.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
 from rootseed.build.whole import PackageOutcome, WholeReport, build_whole, select
-from rootseed.cli.common import common_options, load_tree, make_fetcher
+from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
 from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.settings import Settings
 from rootseed.tree import Tree
-
-
-def _build_args(values: tuple[str, ...]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for value in values:
-        key, eq, val = value.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}",
-                                     param_hint="--build-arg")
-        args[key] = val
-    return args
 
 
 def _event_line(event: dict[str, Any]) -> None:
@@ -110,7 +99,7 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
     Every RUN/COPY/ADD/WORKDIR is a cached action: a failed build resumes at the step
     that failed. With --json, each step's events (start, end, cached, failed, with
     seconds) are JSON lines on stderr."""
-    args = _build_args(build_args)
+    args = build_arg_values(build_args)
     if all_ or stage is not None:
         if packages or target is not None or (all_ and stage is not None):
             raise click.UsageError("--all and --stage take no PACKAGES, no --target and not "

@@ -67,3 +67,15 @@ def load_tree(settings: Settings, build_args: Mapping[str, str] | None = None) -
 def make_fetcher(settings: Settings, tree: Tree) -> Fetcher:
     return Fetcher(settings.cache_dir, settings.mirrors, offline=settings.offline,
                    progress=not settings.json, base_dir=tree.root)
+
+
+def build_arg_values(values: tuple[str, ...]) -> dict[str, str]:
+    """``--build-arg KEY=VALUE`` options (``build``, ``check``) → a mapping."""
+    args: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}",
+                                     param_hint="--build-arg")
+        args[key] = val
+    return args

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from rootseed.cli.common import common_options, load_tree, make_fetcher
+from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
 from rootseed.console import emit_json, err, out
 from rootseed.settings import Settings
 from rootseed.tree import Package, Tree
@@ -139,17 +139,6 @@ def fetch_cmd(packages: tuple[str, ...], settings: Settings) -> None:
         err.print(f"{len(results)} sources verified (cache {settings.cache_dir})")
 
 
-def _build_arg_values(values: tuple[str, ...]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for value in values:
-        key, eq, val = value.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}",
-                                     param_hint="--build-arg")
-        args[key] = val
-    return args
-
-
 @click.command("check")
 @click.argument("packages", nargs=-1)
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
@@ -160,7 +149,7 @@ def check_cmd(packages: tuple[str, ...], build_args: tuple[str, ...], settings: 
     Containerfile planned, sources, context files, images, cycles. Exit 1 on errors."""
     from rootseed.tree.check import check_tree
 
-    args = _build_arg_values(build_args)
+    args = build_arg_values(build_args)
     tree = load_tree(settings, args)
     report = check_tree(tree, packages, args)
     base = tree.root.parent
