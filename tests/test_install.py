@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from rootseed import shipped
 
@@ -44,11 +45,19 @@ def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
     work = tmp_path_factory.mktemp("install")
-    dist = work / "dist"
-    # sdist first, then the wheel from the unpacked sdist (python -m build's default): what
-    # a user or a distribution gets, and proof that the sdist is complete.
-    r = _run([sys.executable, "-m", "build", "--outdir", str(dist), str(SOURCE)])
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # One build per test run, shared by the xdist workers: two builds of one checkout at
+    # once race on its egg-info and build/ directories.
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's basetemp, common to every worker
+    dist = base / "install-dist"
+    with FileLock(str(base / "install-dist.lock")):
+        if not (dist / ".built").exists():
+            # sdist first, then the wheel from the unpacked sdist (python -m build's
+            # default): what a user or a distribution gets, and proof the sdist is complete.
+            r = _run([sys.executable, "-m", "build", "--outdir", str(dist), str(SOURCE)])
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            (dist / ".built").touch()
     (wheel,) = dist.glob("rootseed-*.whl")
     (sdist,) = dist.glob("rootseed-*.tar.gz")
     venv = work / "venv"
