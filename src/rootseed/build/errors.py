@@ -18,4 +18,13 @@ class Cancelled(Knock):
 
 
 class DependencyFailed(Knock):
-    """Not built because something it needs (a stage, a package) failed."""
+    """Not built because something it needs (a stage, a package) failed: ``dependency``
+    names that (the task key of the scheduler that decided it)."""
+
+    def __init__(self, message: str, *, dependency: object, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.dependency = dependency
+
+
+class PublishError(RootseedError):
+    """An image written to the output directory did not read back as what was built."""

@@ -1,5 +1,6 @@
 """Whole-tree builds (``rootseed build --all`` / ``--stage STAGE``): every package in
-dependency order, one :meth:`Builder.build` call each, going on past failures.
+dependency order (side by side where they do not need each other), going on past
+failures.
 
 A package whose dependency failed (or cannot be built) is *blocked* and not attempted;
 one with a problem of its own is *broken*; one whose sources no mirror has is *sources
@@ -9,14 +10,14 @@ the failing step's log file when there is one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.build.engine import Builder, BuildOptions, BuildResult
+from rootseed.build.errors import DependencyFailed
 from rootseed.build.stage import StepFailed
 from rootseed.errors import RootseedError
 from rootseed.fetch import FetchError
@@ -104,53 +105,68 @@ def _stage_of(tree: Tree, file: Path) -> str | None:
 def build_whole(tree: Tree, builder: Builder, names: Iterable[str], options: BuildOptions,
                 on_outcome: Callable[[int, int, PackageOutcome], None] | None = None
                 ) -> WholeReport:
-    """Build ``names`` (dependency order, see :func:`select`) one by one, going on past
-    failures; ``on_outcome(i, n, outcome)`` after each (for progress)."""
+    """Build ``names`` (see :func:`select`) going on past failures: packages that do not
+    need each other are built side by side within ``--jobs``; ``on_outcome(i, n,
+    outcome)`` as each one is settled (for progress)."""
     order = list(dict.fromkeys(names))
     done: dict[str, PackageOutcome] = {}
-    for index, name in enumerate(order, 1):
-        outcome = _one(tree, builder, name, options, done)
-        done[name] = outcome
+
+    def settle(outcome: PackageOutcome) -> None:
+        done[outcome.name] = outcome
         if on_outcome is not None:
-            on_outcome(index, len(order), outcome)
+            on_outcome(len(done), len(order), outcome)
+
+    buildable: list[str] = []
+    for name in order:
+        blocked = tree.blocker(name)
+        if blocked is None:
+            buildable.append(name)
+            continue
+        culprit, problem = blocked
+        if culprit == name:
+            settle(PackageOutcome(name, Outcome.BROKEN,
+                                  error=problem.describe(tree.root.parent)))
+        else:
+            settle(PackageOutcome(name, Outcome.BLOCKED, blocked_by=culprit,
+                                  error=f"needs {culprit}: {problem.describe(tree.root.parent)}"))
+
+    crashed: list[BaseException] = []
+
+    def settled(name: str, result: BuildResult | BaseException, seconds: float) -> None:
+        if isinstance(result, BuildResult):
+            settle(PackageOutcome(name, Outcome.CACHED if result.cached else Outcome.BUILT,
+                                  manifest_digest=result.manifest_digest, seconds=seconds))
+        elif isinstance(result, DependencyFailed) and isinstance(result.dependency, str):
+            dep = result.dependency
+            before = done.get(dep)
+            state = before.outcome if before is not None else Outcome.FAILED
+            settle(PackageOutcome(name, Outcome.BLOCKED, blocked_by=dep,
+                                  error=f"needs {dep}, which was not built ({state})"))
+        elif isinstance(result, RootseedError):
+            settle(_failure(tree, builder, name, result, seconds))
+        else:  # a bug, not a build failure: reported after the others settled
+            crashed.append(result)
+
+    builder.build_each(buildable, options, on_settled=settled)
+    if crashed:
+        raise crashed[0]
     return WholeReport(tuple(done[n] for n in order))
 
 
-def _one(tree: Tree, builder: Builder, name: str, options: BuildOptions,
-         done: dict[str, PackageOutcome]) -> PackageOutcome:
-    blocked = tree.blocker(name)
-    if blocked is not None:
-        culprit, problem = blocked
-        if culprit == name:
-            return PackageOutcome(name, Outcome.BROKEN, error=problem.describe(tree.root.parent))
-        return PackageOutcome(name, Outcome.BLOCKED, blocked_by=culprit,
-                              error=f"needs {culprit}: {problem.describe(tree.root.parent)}")
-    for dep in tree.packages[name].deps:
-        before = done.get(dep)
-        if before is not None and not before.outcome.ok:
-            return PackageOutcome(name, Outcome.BLOCKED, blocked_by=dep,
-                                  error=f"needs {dep}, which was not built ({before.outcome})")
-    started = time.monotonic()
-    try:
-        results = builder.build([name], options)
-    except RootseedError as e:
-        seconds = time.monotonic() - started
-        if _in_chain(e, FetchError) is not None:
-            # the cache holds every source that was fetched and verified; name the rest
-            missing = [s.file for s in tree.packages[name].sources
-                       if builder.fetcher.cache.lookup(s.hash) is None]
-            shown = ", ".join(missing[:SHOW_MISSING]) + (
-                f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING
-                else "")
-            return PackageOutcome(name, Outcome.SOURCES_MISSING, seconds=seconds,
-                                  error=f"not fetched: {shown}" if missing else _first_line(e))
-        step = _in_chain(e, StepFailed)
-        return PackageOutcome(name, Outcome.FAILED, error=_first_line(e),
-                              log=None if step is None else step.log, seconds=seconds)
-    result = next(r for r in results if r.package == name)
-    return PackageOutcome(name, Outcome.CACHED if result.cached else Outcome.BUILT,
-                          manifest_digest=result.manifest_digest,
-                          seconds=time.monotonic() - started)
+def _failure(tree: Tree, builder: Builder, name: str, error: RootseedError, seconds: float
+             ) -> PackageOutcome:
+    if _in_chain(error, FetchError) is not None:
+        # the cache holds every source that was fetched and verified; name the rest
+        missing = [s.file for s in tree.packages[name].sources
+                   if builder.fetcher.cache.lookup(s.hash) is None]
+        shown = ", ".join(missing[:SHOW_MISSING]) + (
+            f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING
+            else "")
+        return PackageOutcome(name, Outcome.SOURCES_MISSING, seconds=seconds,
+                              error=f"not fetched: {shown}" if missing else _first_line(error))
+    step = _in_chain(error, StepFailed)
+    return PackageOutcome(name, Outcome.FAILED, error=_first_line(error),
+                          log=None if step is None else step.log, seconds=seconds)
 
 
 def _first_line(error: RootseedError) -> str:

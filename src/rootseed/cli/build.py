@@ -51,13 +51,11 @@ def _digests_dir(tree: Tree, given: Path | None) -> Path:
 def _result_json(r: BuildResult) -> dict[str, object]:
     return {"package": r.package, "image": str(r.image), "manifest_digest": r.manifest_digest,
             "cached": r.cached, "stages_built": list(r.stages_built),
-            "stages_cached": list(r.stages_cached),
-            "subpackages": {name: {"image": str(s.image), "manifest_digest": s.manifest_digest}
-                            for name, s in r.subpackages.items()}}
+            "stages_cached": list(r.stages_cached)}
 
 
 def _image_digests(results: list[BuildResult]) -> dict[str, str]:
-    """Image name → manifest digest of every image built: packages and their subpackages."""
+    """Image name → manifest digest of every image built."""
     return {name: digest for r in results for name, (_, digest) in r.images().items()}
 
 
@@ -120,8 +118,6 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
         for r in results:
             state = "cached" if r.cached else "built"
             click.echo(f"{r.manifest_digest} {r.package} ({state})")
-            for name, s in r.subpackages.items():
-                click.echo(f"{s.manifest_digest} {name} ({state}, subpackage of {r.package})")
     if problems:
         raise RootseedError("digest check failed:\n  " + "\n  ".join(problems),
                             hint="the build is not reproducible here, or digests/ is stale "

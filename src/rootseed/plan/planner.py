@@ -115,7 +115,12 @@ _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^git@")
 
 
 class PlanError(RootseedError):
-    """A Containerfile that cannot be planned; the message names file:line."""
+    """A Containerfile that cannot be planned; the message names file:line, and the
+    package when ``package`` is set (callers add it when it is None)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, package: str | None = None):
+        super().__init__(message, hint=hint)
+        self.package = package
 
 
 def parse_platform(text: str) -> Platform:
@@ -180,8 +185,8 @@ def plan_package(package: Package, *, build_args: Mapping[str, str] | None = Non
     try:
         platform = package_platform(package)
     except PlanError as e:
-        raise PlanError(f"{package.name}: [package] platforms: {e.message}", hint=e.hint
-                        ) from e
+        raise PlanError(f"{package.name}: [package] platforms: {e.message}", hint=e.hint,
+                        package=package.name) from e
     return plan(cf, build_args=args, platform=platform, target=target,
                 base_images=base_images, all_stages=all_stages)
 

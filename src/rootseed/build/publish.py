@@ -1,0 +1,152 @@
+"""The publisher: a built stage becomes ``<out>/<image>/`` (OCI layout + provenance).
+
+It checks ``[outputs]`` before anything is written, writes the layout and its
+``provenance.json`` into a temporary directory, reads both back through the verifying
+reader (every blob re-hashed, the manifest digest and the provenance subject compared
+with what was built) and only then gives the directory its name. A layout already in
+``out/`` with the same digest is kept (vouched for by its seal, see
+:mod:`rootseed.build.seal`); a changed one is reported and written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from rootseed.build.cache import BuildCache, CachedStage, copy_layout
+from rootseed.build.errors import PublishError
+from rootseed.build.record import BuildRecord
+from rootseed.build.stage import StageState
+from rootseed.build.verify import layout_problem, seal_layout
+from rootseed.errors import RootseedError
+from rootseed.fsutil import private_dir
+from rootseed.oci import ImageConfig, manifest_digest, write_image
+from rootseed.oci.verified import BlobError, LayoutError, open_image
+from rootseed.plan import Platform
+from rootseed.provenance.statement import read_statement, write_statement
+from rootseed.sandbox.rootpath import resolve
+from rootseed.tree import Package
+
+#: BuildKit's ``rewrite-timestamp`` with SOURCE_DATE_EPOCH=1: every image says it was
+#: made at the same second, so the bytes do not depend on when they were built.
+CREATED = "1970-01-01T00:00:01Z"
+EPOCH = 1
+
+
+def image_config(state: StageState, platform: Platform) -> ImageConfig:
+    """The OCI image configuration of a stage that ended in ``state``."""
+    return ImageConfig(
+        architecture=platform.architecture, os=platform.os,
+        env=tuple(f"{k}={v}" for k, v in state.env), entrypoint=state.entrypoint,
+        cmd=state.cmd, working_dir=state.workdir, user=state.user, labels=state.labels)
+
+
+def image_writer(stage: CachedStage, platform: Platform, version: str
+                 ) -> Callable[[Path, Path], str]:
+    """``write(layout_dir, rootfs)`` for the cache: the stage's image, deterministic."""
+    config = image_config(StageState.from_json(stage.state["config"]), platform)
+    annotations = {"org.opencontainers.image.created": CREATED,
+                   "org.opencontainers.image.ref.name": version}
+
+    def write(layout_dir: Path, rootfs: Path) -> str:
+        return write_image(layout_dir, rootfs, config, annotations, epoch=EPOCH)
+
+    return write
+
+
+def check_outputs(package: Package, final: CachedStage, out: Path) -> None:
+    """``[outputs]`` of ``package`` against the tree its image was written from."""
+    if not package.outputs:
+        return
+    problems: list[str] = []
+    for path, (sha, size) in sorted(package.outputs.items()):
+        host = resolve(final.rootfs, path)
+        if not host.is_file():
+            problems.append(f"  {path}: missing from the image (expected sha256 {sha}, "
+                            f"{size} bytes)")
+            continue
+        actual = hashlib.sha256(host.read_bytes()).hexdigest()
+        actual_size = host.stat().st_size
+        if actual != sha or actual_size != size:
+            problems.append(f"  {path}: expected sha256 {sha} ({size} bytes), "
+                            f"got sha256 {actual} ({actual_size} bytes)")
+    if problems:
+        raise RootseedError(
+            f"{package.name}: {len(problems)} declared output(s) do not match the built "
+            f"image {final.manifest_digest} (nothing was written to {out}):\n"
+            + "\n".join(problems),
+            hint="the build is not what package.toml [outputs] pins: find the cause "
+                 "before updating the pins")
+
+
+class Publisher:
+    """Writes images to ``out`` (a private directory, see fsutil.private_dir)."""
+
+    def __init__(self, out: Path, cache: BuildCache, warn: Callable[[str], None]):
+        self.out = out
+        self.cache = cache
+        self.seals = cache.dir / "seals"
+        self.warn = warn
+
+    def publish(self, name: str, final: CachedStage, record: BuildRecord) -> Path:
+        """Write ``final``'s image and ``record`` as ``<out>/<name>/``, atomically and
+        verified; returns the layout's path."""
+        if final.layout is None or final.manifest_digest is None:
+            raise PublishError(f"{name}: the stage has no image to publish")
+        digest = final.manifest_digest
+        if record.manifest_digest != digest:
+            raise PublishError(f"{name}: the provenance names {record.manifest_digest}, "
+                               f"the image is {digest}")
+        private_dir(self.out, "output directory")
+        image = self.out / name
+        with self.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
+            if self._same_output(image, digest):
+                write_statement(image, record)  # deterministic: same bytes when present
+                self._check_statement(image, name, digest)
+            else:
+                def prepare(tmp: Path) -> None:
+                    write_statement(tmp, record)
+                    self._check_copy(tmp, name, digest)
+
+                copy_layout(final.layout, image, prepare=prepare)
+                seal_layout(image, self.seals)
+        return image
+
+    def _check_copy(self, layout: Path, name: str, digest: str) -> None:
+        """The copy about to take its name reads back as the image that was built."""
+        try:
+            found = open_image(layout).manifest_digest
+        except LayoutError as e:
+            raise PublishError(f"{name}: the image written to {self.out} does not read "
+                               f"back: {e.message}",
+                               hint="the disk or the cache is damaged: run `rootseed cache "
+                                    "prune` and build again") from e
+        if found != digest:
+            raise PublishError(f"{name}: the image written to {self.out} reads back as "
+                               f"{found}, not the {digest} that was built")
+        self._check_statement(layout, name, digest)
+
+    @staticmethod
+    def _check_statement(layout: Path, name: str, digest: str) -> None:
+        statement = read_statement(layout / "provenance.json", package=name)
+        if statement.subject_digest != digest:
+            raise PublishError(f"{name}: provenance.json names {statement.subject_digest}, "
+                               f"the image is {digest}")
+
+    def _same_output(self, image: Path, digest: str) -> bool:
+        """``image`` in out/ holds exactly ``digest``'s image (a damaged out/ is written
+        again, i.e. repaired)."""
+        try:
+            if manifest_digest(image) != digest:
+                return False
+        except BlobError as e:  # a blob in out/ was changed: say so, then repair it
+            self.warn(f"{image}: {e.message}; writing it again")
+            return False
+        except (RootseedError, OSError, ValueError, KeyError):
+            return False
+        problem = layout_problem(image, self.seals)
+        if problem is not None:
+            self.warn(f"{image}: {problem}; writing it again")
+            return False
+        return True
