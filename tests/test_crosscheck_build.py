@@ -67,7 +67,7 @@ def make_tree(root: Path, fake: str) -> Path:
     d = tree / "test" / "xc"
     d.mkdir(parents=True)
     (tree / "rootseed.toml").write_text('[tree]\nnamespace = "rs"\n')
-    mirror = root / "mirror"
+    mirror = tree / "mirror"  # file: mirrors must stay inside the tree
     mirror.mkdir()
     shutil.copy2(SEED, mirror / "hex0-seed")
     shutil.copy2(BUSYBOX, d / "busybox")
@@ -85,7 +85,7 @@ version = "1"  # StageX passes HEX0_SEED_SOURCE only for a source with its own v
 hash = "{seed_hash}"
 file = "hex0-seed"
 seed = true
-mirrors = ["file:../mirror/{{file}}"]
+mirrors = ["file:mirror/{{file}}"]
 ''')
     (d / "Containerfile").write_text(CONTAINERFILE.replace("@FAKE@", fake))
     return tree
