@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,20 +116,28 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
 
 
 def _depths(infos: list[PackageInfo]) -> dict[str, int]:
-    """Longest-path layering: a package sits one row below its lowest parent."""
+    """Longest-path layering: a package sits one row below its lowest parent.
+
+    Depth first with an explicit stack (a chain of any depth, no recursion limit); a
+    parent already on the stack (a forged cycle) is ignored, as before."""
     parents = {i.package: list(i.parents) for i in infos}
     depth: dict[str, int] = {}
-
-    def visit(name: str, stack: frozenset[str]) -> int:
-        if name in depth:
-            return depth[name]
-        ps = [p for p in parents.get(name, []) if p not in stack]  # ignore forged cycles
-        d = 1 + max((visit(p, stack | {name}) for p in ps), default=-1)
-        depth[name] = d
-        return d
-
-    for name in sorted(parents):
-        visit(name, frozenset())
+    for start in sorted(parents):
+        if start in depth:
+            continue
+        on_stack = {start}
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(parents.get(start, [])))]
+        while stack:
+            name, todo = stack[-1]
+            nxt = next((p for p in todo if p not in depth and p not in on_stack), None)
+            if nxt is not None:
+                on_stack.add(nxt)
+                stack.append((nxt, iter(parents.get(nxt, []))))
+                continue
+            stack.pop()
+            on_stack.discard(name)
+            depth[name] = 1 + max((depth[p] for p in parents.get(name, [])
+                                   if p in depth and p not in on_stack), default=-1)
     return depth
 
 

@@ -65,18 +65,30 @@ class TraceNode:
         return self.provenance.seeds
 
     def walk(self) -> Iterator[TraceNode]:
-        """Every distinct node once, parents before children (seeds first)."""
-        seen: set[str] = set()
+        """Every distinct node once, parents before children (seeds first).
 
-        def visit(node: TraceNode) -> Iterator[TraceNode]:
-            if node.key in seen:
-                return
-            seen.add(node.key)
-            for parent in node.parents:
-                yield from visit(parent)
-            yield node
+        Iterative (an explicit stack), so a chain of any depth is walked without Python's
+        recursion limit."""
+        seen: set[str] = {self.key}
+        stack: list[tuple[TraceNode, Iterator[TraceNode]]] = [(self, iter(self.parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent.key not in seen:
+                    seen.add(parent.key)
+                    stack.append((parent, iter(parent.parents)))
+                    break
+            else:
+                stack.pop()
+                yield node
 
-        yield from visit(self)
+
+@dataclass
+class _Visit:
+    """A node on the walk's stack, and the index of its next parent link to follow."""
+
+    node: TraceNode
+    next: int = 0
 
 
 def short(digest: str, n: int = 12) -> str:
@@ -232,7 +244,38 @@ class Tracer:
         if not layout.is_dir():
             raise RootseedError(f"{package}: no image at {layout}",
                                 hint=f"build it first: rootseed build {package}")
-        return self._node(package, layout, f"out/{package}", expected=None, path=())
+        return self._walk(package, layout, f"out/{package}")
+
+    def _walk(self, package: str, layout: Path, location: str) -> TraceNode:
+        """Depth first from one image to its seeds, with an explicit stack (a chain of any
+        depth, no recursion limit). Each image is checked (and its quorum) before its
+        parent links are followed; a parent's node is complete before its child's."""
+        path: list[str] = []  # the packages being visited, child first (for cycles)
+        root, done = self._enter(package, layout, location, path)
+        if done:
+            return root
+        stack: list[_Visit] = [_Visit(root)]
+        path.append(package)
+        while stack:
+            visit = stack[-1]
+            refs = visit.node.provenance.parents
+            if visit.next < len(refs):
+                ref = refs[visit.next]
+                visit.next += 1
+                parent_layout, parent_location = self._find_parent(
+                    visit.node.package, ref.package, ref.digest)
+                node, done = self._enter(ref.package, parent_layout, parent_location, path)
+                visit.node.parents.append(node)
+                if not done:
+                    stack.append(_Visit(node))
+                    path.append(ref.package)
+                continue
+            stack.pop()
+            path.pop()
+            if refs:
+                visit.node.verified.append(f"parents verified ({len(refs)})")
+            self._done[visit.node.key] = visit.node
+        return root
 
     def _find_parent(self, child: str, package: str, digest: str) -> tuple[Path, str]:
         hexd = digest.removeprefix("sha256:")
@@ -266,18 +309,18 @@ class Tracer:
             hint=f"{package} was rebuilt or changed since {child} was built; rebuild {child} "
             "(or restore the parent image it was built from)")
 
-    def _node(self, package: str, layout: Path, location: str, *, expected: str | None,
-              path: tuple[str, ...]) -> TraceNode:
+    def _enter(self, package: str, layout: Path, location: str, path: list[str]
+               ) -> tuple[TraceNode, bool]:
+        """The node of one image, checked (its quorum too), parents not yet followed; and
+        whether it is complete already (traced before)."""
         digest = self._digest(layout, package)
         key = f"{package}@{digest}"
         if key in self._done:
-            return self._done[key]
+            return self._done[key], True
         if package in path:
             raise RootseedError(
                 f"{package}: provenance forms a cycle: {' -> '.join([*path, package])}",
                 hint="provenance was forged or damaged; rebuild the packages")
-        if expected is not None and digest != expected:  # pragma: no cover (checked by caller)
-            raise RootseedError(f"{package}: digest {digest} differs from recorded {expected}")
         prov = read_statement(layout / PROVENANCE_FILE, package=package)
         if prov.subject_digest != digest:
             raise RootseedError(
@@ -312,15 +355,7 @@ class Tracer:
                 "scratch but none of its sources is marked as a seed",
                 hint="every chain must start from a seed source (seed = true in package.toml)")
         self._check_signatures(node, prov)
-        for parent in prov.parents:
-            parent_layout, parent_location = self._find_parent(package, parent.package,
-                                                               parent.digest)
-            node.parents.append(self._node(parent.package, parent_layout, parent_location,
-                                           expected=parent.digest, path=(*path, package)))
-        if prov.parents:
-            node.verified.append(f"parents verified ({len(prov.parents)})")
-        self._done[key] = node
-        return node
+        return node, False
 
     def _check_signatures(self, node: TraceNode, prov: Provenance) -> None:
         """The image's and the provenance's quorum (before any parent link is followed)."""
