@@ -39,6 +39,16 @@ QuorumStatus = Callable[[str, str], "str | None"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+class QuorumNotMet(RootseedError):
+    """An image of the chain, or its provenance statement, lacks the signature quorum
+    (``package``/``digest``: that image, which may be a parent of the one traced)."""
+
+    def __init__(self, message: str, *, package: str, digest: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.package = package
+        self.digest = digest
+
+
 @dataclass
 class TraceNode:
     """One verified image in the chain of custody."""
@@ -232,6 +242,14 @@ class Tracer:
         self.deep = deep
         self._done: dict[str, TraceNode] = {}
         self._digests: dict[Path, str] = {}
+        #: ``package@digest`` → (image quorum line, provenance quorum line), for every image
+        #: whose signatures were checked (also one whose walk then failed)
+        self._signature_lines: dict[str, tuple[str, str]] = {}
+
+    def signature_lines(self, package: str) -> tuple[str, str] | None:
+        """The quorum lines of ``<out>/<package>`` if its signatures were checked."""
+        digest = self._digests.get(self.out / package)
+        return None if digest is None else self._signature_lines.get(f"{package}@{digest}")
 
     def _digest(self, layout: Path, who: str) -> str:
         if layout not in self._digests:
@@ -367,14 +385,16 @@ class Tracer:
         statement = self.signatures.provenance(node.package, node.digest, prov.raw)
         node.quorum = image.line
         node.provenance_quorum = f"provenance {statement.line}"
+        self._signature_lines[node.key] = (node.quorum, node.provenance_quorum)
         if self.require_quorum and not (image.passed and statement.passed):
             failed = [f"image: {image.line}"] if not image.passed else []
             failed += [f"provenance: {statement.line}"] if not statement.passed else []
-            raise RootseedError(
+            raise QuorumNotMet(
                 f"{node.package} ({node.digest}) is not signed by the quorum: "
                 + "; ".join(failed)
                 + ("" if statement.passed else
                    "; its provenance (and so the parent links it names) cannot be trusted"),
+                package=node.package, digest=node.digest,
                 hint="sign it with rootseed sign (which signs the image and its provenance) "
                      "using enough trusted keys, or check --keyring and --quorum")
 
