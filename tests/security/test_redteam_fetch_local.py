@@ -112,6 +112,15 @@ def test_a_file_in_the_tree_that_does_not_match_shows_no_hash(tmp_path: Path) ->
     assert hashlib.sha256(data).hexdigest() not in text
 
 
+def test_markup_in_a_mirror_url_is_shown_as_text(tmp_path: Path) -> None:
+    tree = HostileTree(tmp_path)
+    (tree.root / "a[").mkdir()
+    (tree.root / "a[" / "b]c").write_bytes(b"not what is pinned\n")
+    package(tree, ["file:a[/b]c"])  # rich markup: a closing tag that matches nothing
+    text = refused(fetch(tree), tree)
+    assert "warning: file:a[/b]c: sha256 mismatch" in text
+
+
 def _fifo(p: Path) -> None:
     os.mkfifo(p)
 

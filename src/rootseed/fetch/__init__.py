@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from rootseed import __version__
@@ -160,8 +161,9 @@ class Fetcher:
                           else f"expected {source.hash}, got {actual} "
                                f"({tmp.stat().st_size} bytes)"))
                 attempts.append(Attempt(where, why))
-                err.print(f"[yellow]warning:[/] {where}: {why}; trying the next mirror",
-                          markup=True, highlight=False)
+                # escaped: the URL is package.toml's text ("[/x]" would be a markup error)
+                err.print(f"[yellow]warning:[/] {escape(where)}: {escape(why)}; trying the "
+                          "next mirror", markup=True, highlight=False)
                 return None
             return self.cache.commit(tmp, source.hash)
 
