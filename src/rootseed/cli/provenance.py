@@ -94,8 +94,9 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
     else:
         out.print(to_rich(root))
         seeds = sorted({f"{s.file} sha256 {s.sha256}" for n in root.walk() for s in n.seeds})
-        err.print(f"[green]✓[/] {package}: {sum(1 for _ in root.walk())} images verified "
-                  f"back to the seed ({'; '.join(seeds)})")
+        # escaped: seed file names come from provenance.json (hostile: "[/x]" is markup)
+        err.print(f"[green]✓[/] {escape(package)}: {sum(1 for _ in root.walk())} images "
+                  f"verified back to the seed ({escape('; '.join(seeds))})")
         if tree is None:
             err.print(f"[yellow]note:[/] no package tree at {escape(str(settings.tree))}: the "
                       "recorded sources, Containerfiles and build args were not compared with "
@@ -132,8 +133,10 @@ def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures:
                    "verified": [i.package for i in infos if i.status == "verified"],
                    "signatures_checked": verifier is not None})
     else:
-        err.print(f"wrote {path} ({len(infos)} packages"
-                  + (f"; not verified: {', '.join(not_verified)})" if not_verified else ")"))
+        # escaped: package names are directory names in out/
+        err.print(escape(f"wrote {path} ({len(infos)} packages"
+                         + (f"; not verified: {', '.join(not_verified)})" if not_verified
+                            else ")")))
         if unsigned:
             err.print(f"[yellow]note:[/] without the signature quorum on their chain: "
                       f"{escape(', '.join(unsigned))} (rootseed trace PACKAGE --keyring … "
