@@ -15,7 +15,7 @@ import pytest
 
 from rootseed import shipped
 from rootseed.build.engine import Builder
-from rootseed.crosscheck import ArtifactCheck, Status, crosscheck
+from rootseed.crosscheck import ArtifactCheck, Report, Status, crosscheck
 from rootseed.tools.hex0 import assemble
 from rootseed.tree import Tree
 
@@ -61,13 +61,13 @@ COPY --from=fake /work/out/joined /joined
 """
 
 
-def make_tree(root: Path, fake: str) -> Path:
+def make_tree(root: Path, fake: str, containerfile: str = CONTAINERFILE) -> Path:
     """A one-package tree whose fake ``hex0`` writes ``fake`` (right: "ABCD")."""
     tree = root / "packages"
     d = tree / "test" / "xc"
     d.mkdir(parents=True)
     (tree / "rootseed.toml").write_text('[tree]\nnamespace = "rs"\n')
-    mirror = root / "mirror"
+    mirror = tree / "mirror"  # file: mirrors must stay inside the tree
     mirror.mkdir()
     shutil.copy2(SEED, mirror / "hex0-seed")
     shutil.copy2(BUSYBOX, d / "busybox")
@@ -85,9 +85,9 @@ version = "1"  # StageX passes HEX0_SEED_SOURCE only for a source with its own v
 hash = "{seed_hash}"
 file = "hex0-seed"
 seed = true
-mirrors = ["file:../mirror/{{file}}"]
+mirrors = ["file:mirror/{{file}}"]
 ''')
-    (d / "Containerfile").write_text(CONTAINERFILE.replace("@FAKE@", fake))
+    (d / "Containerfile").write_text(containerfile.replace("@FAKE@", fake))
     return tree
 
 
@@ -150,3 +150,58 @@ def test_builder_stage_rootfs_builds_once_and_writes_no_image(tmp_path: Path) ->
     assert entry.state["config"]["workdir"] == "/work/out"
     assert builder.stage_rootfs("test-xc", "seed") == rootfs  # the same cache entry
     assert not (tmp_path / "out").exists()
+
+
+#: a stand-in M2-Mesoplanet (writes its --output, says so on stdout: the rerun's log)
+MESOPLANET_CONTAINERFILE = CONTAINERFILE + """
+FROM seed AS driver
+COPY --chmod=0755 <<"EOF" /bin/M2-Mesoplanet
+#!/bin/busybox sh
+out=""
+while [ $# -gt 0 ]; do case "$1" in -o|--output) out="$2"; shift;; esac; shift; done
+/bin/busybox echo "stand-in M2-Mesoplanet writing $out"
+/bin/busybox sleep 1
+/bin/busybox printf 'PROGRAM' > "$out"
+EOF
+RUN ["/bin/M2-Mesoplanet", "-f", "../src/four.hex0", "-o", "prog"]
+
+FROM scratch
+COPY --from=driver /work/out/prog /prog
+"""
+
+
+def test_concurrent_crosschecks_keep_separate_logs(tmp_path: Path) -> None:
+    """Two crosschecks on one cache at once: each run's rerun log in its own directory,
+    named in --json, kept after the run (they used to share one path and truncate it)."""
+    tree = make_tree(tmp_path, "ABCD", MESOPLANET_CONTAINERFILE)
+    args = [sys.executable, "-m", "rootseed", "crosscheck", "test-xc", "--json", "--tree",
+            str(tree), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+
+    def logs_of(proc: subprocess.Popen[str]) -> Path:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert "Traceback" not in stderr and proc.returncode in (0, 1), stderr
+        data = json.loads(stdout)
+        rerun = [c for c in data["checks"] if c["stage"] == "driver"]
+        assert rerun, data["checks"]  # the driver step was rerun (and its log read)
+        return Path(data["logs"])
+
+    first = logs_of(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True))  # builds the stages
+    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    dirs = [first, *(logs_of(p) for p in runs)]
+    assert len(set(dirs)) == 3, dirs
+    for d in dirs:
+        assert d.parent == tmp_path / "cache" / "logs" / "test-xc"
+        assert d.name.startswith("crosscheck-")
+        [log] = d.glob("rerun-*.log")
+        assert log.read_text().count("stand-in M2-Mesoplanet writing") == 1, log.read_text()
+
+
+def test_saved_report_names_no_log_directory(tmp_path: Path) -> None:
+    from rootseed.crosscheck.run import save_report
+
+    (tmp_path / "p").mkdir()
+    path = save_report(tmp_path, Report(package="p", logs="/somewhere/on/the/host"))
+    assert path is not None and "logs" not in json.loads(path.read_text())
+    assert Report(package="p", logs="/x").as_dict()["logs"] == "/x"

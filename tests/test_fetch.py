@@ -110,7 +110,9 @@ def test_local_mirror_first_and_corrupt_copy_named(server: str, tmp_path: Path) 
         Fetcher(tmp_path / "c2", [mirror], offline=True, progress=False).fetch(
             source(f"{server}/good.tar"))
     assert str(mirror / "good.tar") in e.value.message
-    assert f"expected {GOOD_SHA}, got {sha(GOOD[:-1] + b'X')}" in e.value.message
+    # a local file's own hash is never shown (package.toml chooses which file is read)
+    assert f"the file does not match the pinned sha256 {GOOD_SHA}" in e.value.message
+    assert sha(GOOD[:-1] + b"X") not in e.value.message
     assert "skipped (--offline)" in e.value.message
     assert Handler.hits == []
 
@@ -138,6 +140,36 @@ def test_file_urls_absolute_and_tree_relative(tmp_path: Path) -> None:
     assert Fetcher(tmp_path / "c1", progress=False).fetch(source(abs_url)).read_bytes() == GOOD
     f = Fetcher(tmp_path / "c2", progress=False, base_dir=tmp_path / "tree")
     assert f.fetch(source("file:mirror/good.tar")).read_bytes() == GOOD
+
+
+def test_file_urls_of_a_tree_stay_inside_it(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "mirror").mkdir(parents=True)
+    (tree / "mirror" / "good.tar").write_bytes(GOOD)
+    (tmp_path / "outside.tar").write_bytes(GOOD)
+    (tree / "mirror" / "link.tar").symlink_to(tmp_path / "outside.tar")
+    f = Fetcher(tmp_path / "c", progress=False, base_dir=tree)
+    for url in ((tmp_path / "outside.tar").as_uri(), "file:../outside.tar",
+                "file:mirror/link.tar"):
+        with pytest.raises(FetchError) as e:
+            f.fetch(source(url))
+        assert "a file: mirror must name a file inside the tree" in e.value.message
+        assert str(tmp_path) not in e.value.message.replace(url, "")  # no resolved path
+    assert cache_names(tmp_path / "c") == []
+    # an absolute URL of a file in the tree is fine
+    assert f.fetch(source((tree / "mirror" / "good.tar").as_uri())).read_bytes() == GOOD
+
+
+def test_size_limit_for_downloads_and_local_files(server: str, tmp_path: Path) -> None:
+    (tmp_path / "good.tar").write_bytes(GOOD)
+    f = Fetcher(tmp_path / "c", progress=False, max_bytes=len(GOOD) - 1)
+    with pytest.raises(FetchError) as e:
+        f.fetch(source(f"{server}/good.tar", (tmp_path / "good.tar").as_uri()))
+    assert e.value.message.count(f"larger ({len(GOOD)} bytes) than the {len(GOOD) - 1} "
+                                 "bytes a source may have") == 2
+    assert cache_names(tmp_path / "c") == []
+    assert Fetcher(tmp_path / "c", progress=False, max_bytes=len(GOOD)).fetch(
+        source(f"{server}/good.tar")).read_bytes() == GOOD
 
 
 def test_fetch_package_reports_all_missing(tmp_path: Path) -> None:

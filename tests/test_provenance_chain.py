@@ -117,3 +117,21 @@ def test_report_draws_the_chain_in_chromium(tmp_path: Path) -> None:
     text = " ".join(" ".join(parser.text).split())
     assert "8 identical · 1 different · 1 not covered" in text
     assert "DDC: gcc, clang" in text  # the node's second line
+
+
+def test_an_unverified_images_chain_is_not_presented_as_confirmed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    three_level_chain(out)
+    (out / SEED_PKG / CROSSCHECK_FILE).write_text(json.dumps(chain_report().as_dict()))
+    page = write_report(tmp_path / "ok.html", collect(out)).read_text()
+    assert "NOT VERIFIED" not in page and 'class="chain-box" ' in page
+    # the seed's provenance no longer matches its image: its chain is broken
+    prov = out / SEED_PKG / "provenance.json"
+    prov.write_text(prov.read_text().replace('"fixture-seed"', '"fixture-other"', 1))
+    infos = {i.package: i for i in collect(out)}
+    assert infos[SEED_PKG].status == "broken"
+    page = write_report(tmp_path / "broken.html", list(infos.values())).read_text()
+    assert 'class="chain-box unverified"' in page
+    assert "the chain, artifact by artifact (not verified)" in page
+    assert ("NOT VERIFIED: this image's chain of custody is broken or lacks its signature "
+            "quorum") in page

@@ -99,3 +99,23 @@ def test_cli_trace_broken_link(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert f"error: {GRANDCHILD_PKG}: missing parent {CHILD_PKG}" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_markup_in_hostile_names_is_shown_as_text(tmp_path: Path) -> None:
+    from provenance_fixtures import SEED_SHA, build
+    from rootseed.build.record import ResolvedSource
+
+    out = tmp_path / "out"
+    seed = ResolvedSource(id="hex0", file="hex0[/b]seed", sha256=SEED_SHA,
+                          uri="file:seed/x", seed=True)
+    build(out, "x-y", sources=(seed,))
+    common = ("--out", str(out), "--tree", str(tmp_path / "no-tree"), "--cache-dir",
+              str(tmp_path / "cache"))
+    r = rootseed("trace", "x-y", *common, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "back to the seed (hex0[/b]seed sha256" in " ".join(r.stderr.split())
+    (out / "[red]x").mkdir()  # a hostile directory name in out/: named in the summary
+    (out / "[red]x" / "provenance.json").write_text("{}")
+    r = rootseed("report", "-o", str(tmp_path / "r.html"), *common, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "not verified: [red]x)" in " ".join(r.stderr.split())

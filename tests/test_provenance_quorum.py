@@ -202,10 +202,65 @@ def test_report_html_holds_each_images_quorum(world: World) -> None:
     assert code == 0, err
     packages = report_data(page)
     assert {name: p["quorum"] for name, p in packages.items()} == EXPECTED
-    assert all(p["status"] == "verified" for p in packages.values())
+    # as trace --keyring: no image whose chain lacks the quorum counts as verified (the
+    # grandchild is signed, but its parent and the parent's provenance are not)
+    assert {name: p["status"] for name, p in packages.items()} == dict.fromkeys(
+        EXPECTED, "unsigned")
+    assert packages[GRANDCHILD_PKG]["provenance_quorum"] == f"provenance {MET}"
+    assert f"{CHILD_PKG} ({world.chain.child}) is not signed by the quorum" in \
+        packages[GRANDCHILD_PKG]["error"]
+    assert packages[GRANDCHILD_PKG]["verified"] == []
 
     plain = world.tmp / "plain.html"
     code, _, err = world.run("report", "-o", str(plain), "--out", str(world.out),
                              "--tree", str(world.tmp / "no-tree"))
     assert code == 0, err
     assert {p["quorum"] for p in report_data(plain).values()} == {NOT_CHECKED}
+
+
+def report_json(world: World, page: Path, *args: str) -> dict[str, Any]:
+    code, out, err = world.run("report", "-o", str(page), "--json", "--tree",
+                               str(world.tmp / "no-tree"), *args)
+    assert code == 0, err
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_report_requires_the_provenance_quorum_as_trace_does(world: World) -> None:
+    """Every image signed by the quorum, but one provenance statement not: trace
+    --keyring refuses the chain, so report must not show it as verified."""
+    w, k = world, world.keys
+    w.sign(CHILD_PKG, k.bob)  # the child image: alice + bob (mallory does not count)
+    w.sign(SEED_PKG, k.alice)
+    w.sign(SEED_PKG, k.bob)
+    # ...but bob's signature of the child's provenance is damaged: 1/2 for the provenance
+    [store] = [d for d in w.sigs.rglob(f"{CHILD_PKG}@*") if d.is_dir()]
+    bobs = max(store.glob("provenance-*"), key=lambda f: int(f.name.split("-")[1]))
+    bobs.write_bytes(b"not a signature")
+    code, _, err = w.run("trace", GRANDCHILD_PKG, "--json",
+                         *w.trust_args("--registry", NAMESPACE))
+    assert code == 1 and "provenance: quorum 1/2 NOT met" in " ".join(err.split())
+
+    page = w.tmp / "report.html"
+    data = report_json(w, page, *w.trust_args("--registry", NAMESPACE))
+    assert data["signatures_checked"] is True
+    assert data["unsigned"] == data["not_verified"] == [CHILD_PKG, GRANDCHILD_PKG]
+    assert data["verified"] == [SEED_PKG]
+    packages = report_data(page)
+    assert packages[CHILD_PKG]["quorum"] == MET  # the image itself is signed...
+    assert packages[CHILD_PKG]["provenance_quorum"].startswith(
+        "provenance quorum 1/2 NOT met")  # ...its provenance is not
+    text = page.read_text()
+    assert f'class="node unsigned" data-package="{GRANDCHILD_PKG}"' in text
+    assert f'class="node verified" data-package="{GRANDCHILD_PKG}"' not in text
+    assert "1 traced to the seed, 2 not verified" in text
+
+
+def test_report_signed_chain_is_verified(signed_world: World) -> None:
+    w = signed_world
+    data = report_json(w, w.tmp / "r.html", *w.trust_args("--registry", NAMESPACE))
+    assert data["not_verified"] == [] and data["unsigned"] == []
+    assert data["verified"] == sorted([SEED_PKG, CHILD_PKG, GRANDCHILD_PKG])
+    assert {p["provenance_quorum"] for p in report_data(w.tmp / "r.html").values()} == {
+        f"provenance {MET}"}

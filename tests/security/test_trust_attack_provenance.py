@@ -217,3 +217,30 @@ def test_provenance_that_is_a_fifo_or_a_symlink_is_refused(world: World) -> None
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "is not a regular file" in " ".join(proc.stderr.split())
     assert snapshot(world.root) == before
+
+
+def test_report_does_not_verify_what_trace_refuses(signed: tuple[World, Path]) -> None:
+    """Provenance edited after signing (it passes every tree check): ``report --keyring``
+    used to count the image as verified, showing only the image's own (met) quorum."""
+    world, keyring = signed
+
+    def forge(statement: dict[str, Any]) -> None:
+        statement["predicate"]["runDetails"]["builder"]["version"]["rootseed"] = "9.9.9"
+
+    world.edit("seed-hello", forge)
+    reports = world.root / "reports"
+    reports.mkdir()
+    before = snapshot(world.root)
+    code, out, err = run(world.capsys, "report", "-o", str(reports / "r.html"), "--json",
+                         "--tree", str(world.tree), "--out", str(world.out), "--cache-dir",
+                         str(world.root / "no-cache"), "--keyring", str(keyring),
+                         "--signatures", str(world.sigs))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["unsigned"] == data["not_verified"] == ["seed-hello"]
+    assert data["verified"] == ["seed-hex0"]
+    page = (reports / "r.html").read_text()
+    assert 'class="node unsigned" data-package="seed-hello"' in page
+    assert "provenance quorum 0/2 NOT met" in page
+    after = snapshot(world.root)
+    assert {k: v for k, v in after.items() if not k.startswith("reports/")} == before

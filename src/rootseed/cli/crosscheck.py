@@ -52,6 +52,8 @@ def render(report: Report) -> None:
     for line in report.bootstrap_lines():
         mark = "[green]✓[/]" if line["identical"] else "[red]✗[/]"
         out.print(f"{mark} {escape(str(line['summary']))}")
+    if report.logs is not None:
+        err.print(f"logs of this run: {escape(report.logs)}")
 
 
 def ddc_lines(package: str, info: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from rootseed.errors import RootseedError
 from rootseed.provenance.binding import tree_expectations
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
 from rootseed.provenance.report import collect, write_report
-from rootseed.provenance.trace import Pins, QuorumStatus, Tracer
+from rootseed.provenance.trace import Pins, Tracer
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 from rootseed.trust.verify import ImageVerifier
@@ -43,21 +43,6 @@ def verifier_for(settings: Settings, *, keyring_path: Path | None, signatures: P
     with ImageVerifier(keyring_path, signatures=signatures, registry=registry,
                        quorum=quorum) as verifier:
         yield verifier
-
-
-@contextmanager
-def quorum_hook(settings: Settings, *, keyring_path: Path | None, signatures: Path,
-                registry: str | None, quorum: int) -> Iterator[QuorumStatus]:
-    """Each image's signature/quorum status, e.g. ``quorum 2/2 met`` or why not.
-
-    Without a keyring nothing is checked, and every image says so.
-    """
-    with verifier_for(settings, keyring_path=keyring_path, signatures=signatures,
-                      registry=registry, quorum=quorum) as verifier:
-        if verifier is None:
-            yield lambda package, digest: NOT_CHECKED
-        else:
-            yield verifier.status
 
 
 def load_tree_or_none(settings: Settings, *, warn: bool) -> Tree | None:
@@ -109,8 +94,9 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
     else:
         out.print(to_rich(root))
         seeds = sorted({f"{s.file} sha256 {s.sha256}" for n in root.walk() for s in n.seeds})
-        err.print(f"[green]✓[/] {package}: {sum(1 for _ in root.walk())} images verified "
-                  f"back to the seed ({'; '.join(seeds)})")
+        # escaped: seed file names come from provenance.json (hostile: "[/x]" is markup)
+        err.print(f"[green]✓[/] {escape(package)}: {sum(1 for _ in root.walk())} images "
+                  f"verified back to the seed ({escape('; '.join(seeds))})")
         if tree is None:
             err.print(f"[yellow]note:[/] no package tree at {escape(str(settings.tree))}: the "
                       "recorded sources, Containerfiles and build args were not compared with "
@@ -126,21 +112,35 @@ def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures:
                registry: str | None, settings: Settings) -> None:
     """Write one self-contained HTML page with the trust chain of every built image.
 
-    With --keyring, each image also shows whether a quorum of trusted keys signed it.
+    With --keyring, as with ``trace --keyring``, an image is verified only when it, its
+    provenance and every image and provenance of its chain are signed by --quorum distinct
+    trusted keys; otherwise it shows as not verified ("unsigned"), with the reason.
     """
     tree = load_tree_or_none(settings, warn=True)
     deps = None if tree is None else {name: pkg.deps for name, pkg in tree.packages.items()}
-    with quorum_hook(settings, keyring_path=keyring_path, signatures=signatures,
-                     registry=registry, quorum=quorum) as status:
-        infos = collect(settings.out, deps, cache_dir=settings.cache_dir, quorum_status=status,
-                        pins=tree_pins(tree))
+    with verifier_for(settings, keyring_path=keyring_path, signatures=signatures,
+                      registry=registry, quorum=quorum) as verifier:
+        infos = collect(settings.out, deps, cache_dir=settings.cache_dir,
+                        quorum_status=(lambda p, d: NOT_CHECKED) if verifier is None else None,
+                        signatures=verifier, pins=tree_pins(tree))
     path = write_report(output, infos)
     broken = [i.package for i in infos if i.status in ("broken", "missing")]
+    unsigned = [i.package for i in infos if i.status == "unsigned"]
+    not_verified = sorted([*broken, *unsigned])
     if settings.json:
-        emit_json({"report": str(output), "packages": len(infos), "broken": broken})
+        emit_json({"report": str(output), "packages": len(infos), "broken": broken,
+                   "unsigned": unsigned, "not_verified": not_verified,
+                   "verified": [i.package for i in infos if i.status == "verified"],
+                   "signatures_checked": verifier is not None})
     else:
-        err.print(f"wrote {path} ({len(infos)} packages"
-                  + (f"; not verified: {', '.join(broken)})" if broken else ")"))
+        # escaped: package names are directory names in out/
+        err.print(escape(f"wrote {path} ({len(infos)} packages"
+                         + (f"; not verified: {', '.join(not_verified)})" if not_verified
+                            else ")")))
+        if unsigned:
+            err.print(f"[yellow]note:[/] without the signature quorum on their chain: "
+                      f"{escape(', '.join(unsigned))} (rootseed trace PACKAGE --keyring … "
+                      "says which image or provenance lacks it)")
 
 
 COMMANDS: list[click.Command] = [trace_cmd, report_cmd]

@@ -65,6 +65,8 @@ class Report:
     seed_pinned: bool = False  # the package pins a seed: its self-check is required
     #: diverse double-compiling: the compilers used, their flags, the ones skipped and why
     ddc: dict[str, Any] | None = None
+    #: the directory holding this run's logs (reruns, DDC builds), kept after the run
+    logs: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for c in self.checks if c.status is status)
@@ -93,7 +95,7 @@ class Report:
         return {"package": self.package, "ok": self.ok, "seed_pinned": self.seed_pinned,
                 "counts": {s.value: self.count(s) for s in Status},
                 "checks": [c.as_dict() for c in self.checks],
-                "ddc": self.ddc, "headline": self.headline()}
+                "ddc": self.ddc, "headline": self.headline(), "logs": self.logs}
 
     def headline(self) -> str | None:
         """Which independent compilers reproduced the chain's M2-Planet binary: the DDC

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -50,9 +52,11 @@ def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
     the package's pinned sources by independent compilers (:mod:`rootseed.crosscheck.ddc`)."""
     options = options or BuildOptions(progress=False)
     names = builder.tree.order([package]) if with_deps else [package]
-    report = Report(package=package)
+    logs = run_log_dir(builder.cache.logs, package)
+    report = Report(package=package, logs=str(logs))
     for name in names:
-        part = _crosscheck_one(builder, name, options, progress, rerun, ddc)
+        part = _crosscheck_one(builder, name, options, progress, rerun, ddc,
+                               logs if name == package else logs / name)
         if name != package:
             part.checks = [replace(c, stage=f"{name}:{c.stage}") for c in part.checks]
         report.checks.extend(part.checks)
@@ -62,9 +66,20 @@ def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
     return report
 
 
+def run_log_dir(root: Path, package: str) -> Path:
+    """A new directory for one crosscheck run's logs, kept after the run:
+    ``<cache>/logs/<package>/crosscheck-<UTC time>-<random>/``. Each run has its own (made
+    by ``mkdtemp``, so two runs on one cache, even started in the same second, never
+    write, truncate or read each other's logs)."""
+    parent = root / package
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return Path(tempfile.mkdtemp(prefix=f"crosscheck-{stamp}-", dir=parent))
+
+
 def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
                     progress: Callable[[str], None] | None, rerun: bool,
-                    ddc: DdcOptions | None) -> Report:
+                    ddc: DdcOptions | None, logs: Path) -> Report:
     pkg = builder.tree.get(package)
     plan = builder.plan(package, options=options)
     seeds = {s.hash for s in pkg.sources if s.seed}
@@ -79,7 +94,6 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
         planned.extend((step, entry, envs.get(step.line, {})) for step in stage_steps(stage))
     compiles = any(ddc_compile(s) or (rerun and rerunnable(s)) for s, _, _ in planned)
-    logs = builder.cache.logs / package
     logs.mkdir(parents=True, exist_ok=True)
     # Reruns are sandboxed subprocesses: run them --jobs at a time.
     views = any(entry.snapshot is not None for _, entry, _ in planned)
@@ -102,7 +116,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         for step, entry, env in planned:
             if rerun and rerunnable(step):  # the longest: sandboxed runs of the chain
                 tasks.append((0, partial(_rerun, builder, package, step, entry, env, seeds,
-                                         progress, diverse)))
+                                         progress, logs, diverse)))
             elif diverse is not None and ddc_compile(step):
                 tasks.append((1, partial(diverse.m2_step, step, entry.rootfs)))
             else:
@@ -142,13 +156,13 @@ def _materialize(planned: list[tuple[Step, CachedStage, dict[str, str]]], dest: 
 
 def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage,
            env: dict[str, str], seeds: set[str],
-           progress: Callable[[str], None] | None, diverse: Diverse | None = None
+           progress: Callable[[str], None] | None, logs: Path, diverse: Diverse | None = None
            ) -> list[ArtifactCheck]:
+    """Rerun one M2-Mesoplanet step; its log goes to this run's own ``logs`` directory."""
     if progress is not None:
         progress(f"{package}: stage {step.stage}: rerunning {MESOPLANET}")
     with builder.cache.workdir() as work:
-        log = builder.cache.logs / package / f"crosscheck-{step.stage}-{step.line}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+        log = logs / f"rerun-{step.stage}-{step.line}.log"
         log.write_bytes(b"")
         return replay_mesoplanet(
             step, entry.rootfs, env, work, log, seeds,
@@ -165,8 +179,9 @@ def save_report(out: Path, report: Report) -> Path | None:
     layout = out / report.package
     if not layout.is_dir() or layout.is_symlink():
         return None
-    return atomic_write(layout / REPORT_FILE, (canonical_json(report.as_dict()) + "\n")
-                        .encode())
+    # without the log directory: a host path, and different on every run
+    data = {k: v for k, v in report.as_dict().items() if k != "logs"}
+    return atomic_write(layout / REPORT_FILE, (canonical_json(data) + "\n").encode())
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,

@@ -3,12 +3,20 @@
 Each attempt that fails (wrong hash, 404, dead host, truncated body) moves on to the next
 mirror; when every mirror failed, one error lists them all with the reason. Nothing
 unverified ever gets a name in the cache.
+
+package.toml is hostile, and its ``file:`` mirrors name files on this machine. So, for a
+tree's packages (``base_dir`` set), a ``file:`` mirror must resolve (symlinks followed)
+to a file inside the tree: ``file:///etc/shadow``, ``file:../../x`` or a symlink in the
+tree pointing out of it are refused before anything is read (files elsewhere are given
+with ``--mirror DIR``, the user's own choice). Every local file is read only if it is a
+regular file, and never beyond its size (see :mod:`rootseed.fetch.local`); every source,
+local or downloaded, is refused above :data:`MAX_SOURCE_BYTES`. A local file's sha256 is
+never shown (see :meth:`Fetcher._try`).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -16,19 +24,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from rootseed import __version__
 from rootseed.console import err
 from rootseed.errors import RootseedError
 from rootseed.fetch.cache import SourceCache
+from rootseed.fetch.local import LocalUnavailable, copy_local
 from rootseed.fsutil import CHUNK, file_sha256
 from rootseed.tree import Package, Source
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FetchError", "Fetcher"]
+__all__ = ["MAX_SOURCE_BYTES", "FetchError", "Fetcher"]
+
+#: The most bytes one source may have (4 GiB), local or downloaded: far above any source
+#: StageX pins (the largest are a few hundred MiB), and a stop for a hostile mirror or a
+#: ``file:`` URL that never ends (``/proc/kcore`` claims 128 TiB).
+MAX_SOURCE_BYTES = 4 << 30
 
 
 class FetchError(RootseedError):
@@ -50,13 +65,18 @@ class _Mismatch(Exception):
 
 class Fetcher:
     def __init__(self, cache_dir: Path, mirrors: Sequence[Path] = (), *, offline: bool = False,
-                 progress: bool = True, base_dir: Path | None = None, timeout: float = 30.0):
+                 progress: bool = True, base_dir: Path | None = None, timeout: float = 30.0,
+                 max_bytes: int = MAX_SOURCE_BYTES):
         self.cache = SourceCache(cache_dir)
         self.mirrors = tuple(mirrors)
         self.offline = offline
         self.progress = progress
-        self.base_dir = base_dir  # for relative `file:` mirror URLs (the tree root)
+        # The tree root: relative `file:` URLs start there, and every `file:` URL must stay
+        # in it. None (library use without a tree): relative to the working directory, and
+        # any regular file may be named.
+        self.base_dir = base_dir
         self.timeout = timeout
+        self.max_bytes = max_bytes
         self._client: httpx.Client | None = None
 
     # -- public -----------------------------------------------------------------------
@@ -97,21 +117,19 @@ class Fetcher:
                 return hit, attempts
             for directory in self.mirrors:
                 candidate = directory / source.file
-                if not _is_file(candidate):
-                    attempts.append(Attempt(str(candidate), "not found"))
-                    continue
                 path = self._try(source, attempts, str(candidate),
-                                 partial(self.cache.store_copy, candidate))
+                                 partial(self._copy_local, candidate), local=True)
                 if path is not None:
                     return path, attempts
             for url in source.mirrors:
-                local = self._local_path(url)
-                if local is not None:
-                    if not _is_file(local):
-                        attempts.append(Attempt(url, f"no such file {local}"))
+                if url.startswith("file:"):
+                    try:
+                        local = self._local_path(url)
+                    except _Unavailable as e:
+                        attempts.append(Attempt(url, str(e)))
                         continue
                     path = self._try(source, attempts, url,
-                                     partial(self.cache.store_copy, local))
+                                     partial(self._copy_local, local), local=True)
                 elif self.offline:
                     attempts.append(Attempt(url, "skipped (--offline)"))
                     continue
@@ -123,7 +141,7 @@ class Fetcher:
         return None, attempts
 
     def _try(self, source: Source, attempts: list[Attempt], where: str,
-             produce: Callable[[Path], None]) -> Path | None:
+             produce: Callable[[Path], None], *, local: bool = False) -> Path | None:
         with self.cache.incoming() as tmp:
             try:
                 produce(tmp)
@@ -132,25 +150,49 @@ class Fetcher:
                 return None
             actual = file_sha256(tmp)
             if actual != source.hash:
-                size = tmp.stat().st_size
-                why = (f"sha256 mismatch for {source.file}: expected {source.hash}, "
-                       f"got {actual} ({size} bytes)")
+                # A local file's own hash and size are never shown: package.toml chooses
+                # which file is read, and whoever wrote it may read this message (a CI
+                # log), so "got <sha256>" would hand out the hash of any file on this
+                # machine (and confirm guesses of its content). A download's hash is shown:
+                # those bytes came from the network, and the hash helps to report a bad
+                # mirror.
+                why = (f"sha256 mismatch for {source.file}: "
+                       + (f"the file does not match the pinned sha256 {source.hash}" if local
+                          else f"expected {source.hash}, got {actual} "
+                               f"({tmp.stat().st_size} bytes)"))
                 attempts.append(Attempt(where, why))
-                err.print(f"[yellow]warning:[/] {where}: {why}; trying the next mirror",
-                          markup=True, highlight=False)
+                # escaped: the URL is package.toml's text ("[/x]" would be a markup error)
+                err.print(f"[yellow]warning:[/] {escape(where)}: {escape(why)}; trying the "
+                          "next mirror", markup=True, highlight=False)
                 return None
             return self.cache.commit(tmp, source.hash)
 
-    def _local_path(self, url: str) -> Path | None:
-        if not url.startswith("file:"):
-            return None
-        parsed = urlparse(url)
+    def _local_path(self, url: str) -> Path:
+        """The file a ``file:`` URL names; with a tree, only one inside it."""
         if url.startswith("file://"):
-            return Path(unquote(parsed.path))
-        relative = Path(unquote(url[len("file:"):]))
-        if relative.is_absolute():
-            return relative
-        return (self.base_dir or Path.cwd()) / relative
+            path = Path(unquote(urlparse(url).path))
+        else:
+            path = Path(unquote(url[len("file:"):]))
+            if not path.is_absolute():
+                path = (self.base_dir or Path.cwd()) / path
+        if self.base_dir is None:
+            return path
+        try:
+            real, root = Path(os.path.realpath(path)), Path(os.path.realpath(self.base_dir))
+        except (OSError, ValueError) as e:  # a loop of symlinks, an embedded NUL
+            raise _Unavailable(f"not a usable path: {e}") from None
+        if not real.is_relative_to(root):
+            # no host path in the message: only that it is outside the tree
+            raise _Unavailable("refused: a file: mirror must name a file inside the tree "
+                               "(this one is outside it, or a symlink leads out of it); "
+                               "give files from elsewhere with --mirror DIR")
+        return real
+
+    def _copy_local(self, path: Path, tmp: Path) -> None:
+        try:
+            copy_local(path, tmp, self.max_bytes)
+        except LocalUnavailable as e:
+            raise _Unavailable(str(e)) from None
 
     def _download(self, url: str, tmp: Path, *, label: str) -> None:
         import httpx  # deferred: only downloads need it, and it is slow to import
@@ -162,10 +204,18 @@ class Fetcher:
             with self._client.stream("GET", url) as response:
                 if response.status_code != 200:
                     raise _Unavailable(f"HTTP {response.status_code}")
-                total = int(response.headers.get("Content-Length", 0)) or None
+                total = _content_length(response.headers.get("Content-Length"))
+                if total is not None and total > self.max_bytes:
+                    raise _Unavailable(f"larger ({total} bytes) than the {self.max_bytes} "
+                                       "bytes a source may have")
+                got = 0
                 with tmp.open("wb") as f, _progress(self.progress) as bar:
                     task = bar.add_task(label, total=total)
                     for chunk in response.iter_bytes(CHUNK):
+                        got += len(chunk)
+                        if got > self.max_bytes:
+                            raise _Unavailable(f"more than the {self.max_bytes} bytes a "
+                                               "source may have")
                         f.write(chunk)
                         bar.advance(task, len(chunk))
                 if total is not None and tmp.stat().st_size != total:
@@ -191,6 +241,14 @@ def _progress(enabled: bool) -> Progress:
                     disable=not (enabled and err.is_terminal))
 
 
+def _content_length(value: str | None) -> int | None:
+    try:
+        n = int(value or 0)
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 def _describe_http_error(e: httpx.HTTPError) -> str:
     import httpx
 
@@ -208,11 +266,3 @@ def _failure_text(source: Source, attempts: list[Attempt]) -> str:
     lines += [f"    - {a.where}: {a.why}" for a in attempts] or ["    - no mirrors to try"]
     return "\n".join(lines)
 
-
-def _is_file(path: Path) -> bool:
-    """Like Path.is_file, but False (not an OSError) for a name the file system refuses
-    (a ``file`` or mirror path from a hostile package.toml: too long, ...)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False

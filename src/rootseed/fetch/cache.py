@@ -8,7 +8,6 @@ rootseed processes from racing on one entry.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from rootseed.fsutil import CHUNK, file_sha256, private_dir
+from rootseed.fsutil import file_sha256, private_dir
 
 
 class SourceCache:
@@ -62,8 +61,3 @@ class SourceCache:
         dest = self.path(digest)
         os.replace(tmp, dest)
         return dest
-
-    @staticmethod
-    def store_copy(src: Path, tmp: Path) -> None:
-        with src.open("rb") as r, tmp.open("wb") as w:
-            shutil.copyfileobj(r, w, CHUNK)

@@ -204,6 +204,8 @@ def chain_svg(nodes: list[Node]) -> str:
 CSS = """
 .chain-box{margin:16px;background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px}
 .chain-box h2{font-size:16px;margin:4px 0}
+.chain-box.unverified{border:2px dashed #e65100}
+.chain-unverified{color:#e65100;font-weight:bold;margin:4px 0}
 .chain-counts{font-size:15px;margin:4px 0 8px}
 .chain-counts b{font-size:18px}
 .chain-headline{margin:0 0 8px;color:#37474f}
@@ -221,8 +223,12 @@ CSS = """
 """
 
 
-def chain_section(package: str, data: Any) -> str:
-    """The HTML section of one package's crosscheck: counts, legend, diagram."""
+def chain_section(package: str, data: Any, *, verified: bool = True) -> str:
+    """The HTML section of one package's crosscheck: counts, legend, diagram.
+
+    ``verified`` False (the image's chain of custody is broken or lacks its signature
+    quorum): the section says so first, and is marked ``unverified``, so no artifact of
+    it reads as a confirmed chain."""
     nodes = nodes_from(data)
     if not nodes:
         return ""
@@ -231,9 +237,15 @@ def chain_section(package: str, data: Any) -> str:
     headline = data.get("headline") if isinstance(data, Mapping) else None
     legend = "".join(f'<span><i style="background:{f};border-color:{s}"></i>{e(t)}</span>'
                      for f, s, t in KINDS.values())
+    warning = ("" if verified else
+               '<p class="chain-unverified">NOT VERIFIED: this image\'s chain of custody is '
+               "broken or lacks its signature quorum (see its details below); what follows "
+               "compares files of an image that is not confirmed.</p>")
     return (
-        f'<section class="chain-box" data-package="{e(package)}">'
-        f"<h2>{e(package)}: the chain, artifact by artifact</h2>"
+        f'<section class="chain-box{"" if verified else " unverified"}" '
+        f'data-package="{e(package)}">'
+        f"<h2>{e(package)}: the chain, artifact by artifact"
+        f"{'' if verified else ' (not verified)'}</h2>" + warning +
         f'<p class="chain-counts"><b>{c["identical"]}</b> identical · '
         f'<b>{c["different"]}</b> different · <b>{c["not covered"]}</b> not covered '
         f"(of {len(nodes)} artifacts the crosscheck compared)</p>"

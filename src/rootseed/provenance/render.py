@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.tree import Tree as RichTree
 
@@ -30,31 +32,56 @@ def to_json(root: TraceNode) -> dict[str, Any]:
             "nodes": [node_dict(n) for n in root.walk()]}
 
 
-def to_rich(root: TraceNode) -> RichTree:
-    """Child at the top, each parent below it, ending at the seed."""
-    def label(node: TraceNode) -> str:
-        checks = ", ".join(escape(v) for v in node.verified)
-        text = (f"[bold]{escape(node.package)}[/] [dim]{escape(node.digest)}[/]\n"
-                f"[green]✓[/] {checks}")
-        if node.quorum:
-            text += f"\n[cyan]{escape(node.quorum)}[/]"
-        if node.provenance_quorum:
-            text += f"\n[cyan]{escape(node.provenance_quorum)}[/]"
-        return text
+#: Deeper chains are shown as a list, seed first: a nested tree indents every level (a
+#: chain of thousands of images would be lines of tens of thousands of columns).
+MAX_TREE_DEPTH = 48
 
-    tree = RichTree(label(root))
+
+def chain_depth(root: TraceNode) -> int:
+    """The number of images on the longest path from ``root`` to a seed."""
+    depth: dict[str, int] = {}
+    for node in root.walk():  # parents before children
+        depth[node.key] = 1 + max((depth[p.key] for p in node.parents), default=0)
+    return depth[root.key]
+
+
+def _label(node: TraceNode) -> str:
+    checks = ", ".join(escape(v) for v in node.verified)
+    text = (f"[bold]{escape(node.package)}[/] [dim]{escape(node.digest)}[/]\n"
+            f"[green]✓[/] {checks}")
+    if node.quorum:
+        text += f"\n[cyan]{escape(node.quorum)}[/]"
+    if node.provenance_quorum:
+        text += f"\n[cyan]{escape(node.provenance_quorum)}[/]"
+    return text
+
+
+def to_rich(root: TraceNode) -> RenderableType:
+    """Child at the top, each parent below it, ending at the seed; a chain deeper than
+    :data:`MAX_TREE_DEPTH` images as a list, seed first (each image with what it was
+    built from). Built with explicit stacks: any depth, no recursion limit."""
+    depth = chain_depth(root)
+    if depth > MAX_TREE_DEPTH:
+        lines: list[RenderableType] = [
+            f"[dim]{depth} images deep: shown as a list, seed first[/]"]
+        for node in root.walk():
+            built = ", ".join(f"{escape(p.package)} {short(p.digest)}…" for p in node.parents)
+            lines.append(_label(node) + (f"\n[dim]built from {built}[/]" if built else ""))
+        return Group(*lines)
+    tree = RichTree(_label(root))
     seen: set[str] = {root.key}
-
-    def add(branch: RichTree, node: TraceNode) -> None:
-        for parent in node.parents:
-            if parent.key in seen:
-                branch.add(f"[bold]{escape(parent.package)}[/] [dim]{short(parent.digest)}… "
-                           "(verified above)[/]")
-                continue
+    stack: list[tuple[RichTree, Iterator[TraceNode]]] = [(tree, iter(root.parents))]
+    while stack:
+        branch, parents = stack[-1]
+        parent = next(parents, None)
+        if parent is None:
+            stack.pop()
+        elif parent.key in seen:
+            branch.add(f"[bold]{escape(parent.package)}[/] [dim]{short(parent.digest)}… "
+                       "(verified above)[/]")
+        else:
             seen.add(parent.key)
-            add(branch.add(label(parent)), parent)
-
-    add(tree, root)
+            stack.append((branch.add(_label(parent)), iter(parent.parents)))
     return tree
 
 

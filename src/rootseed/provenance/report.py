@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,14 @@ from rootseed.provenance.chain import chain_section
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
-from rootseed.provenance.trace import Pins, QuorumStatus, Tracer, short
+from rootseed.provenance.trace import (
+    Pins,
+    QuorumNotMet,
+    QuorumStatus,
+    SignatureCheck,
+    Tracer,
+    short,
+)
 
 CHALLENGE_FILE = "challenge.json"
 #: what `rootseed crosscheck` (and bootstrap's crosscheck) found, beside the image
@@ -34,7 +41,9 @@ NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 200, 56, 28, 64, 24
 @dataclass
 class PackageInfo:
     package: str
-    status: str  # "verified" | "broken" | "unbuilt" (in the tree only) | "missing"
+    #: "verified" | "unsigned" (consistent, but it or an image of its chain lacks the
+    #: signature quorum: not verified) | "broken" | "unbuilt" (in the tree only) | "missing"
+    status: str
     digest: str | None = None
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -59,15 +68,22 @@ def out_packages(out: Path) -> list[str]:
 
 def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
             cache_dir: Path | None = None,
-            quorum_status: QuorumStatus | None = None, pins: Pins | None = None
-            ) -> list[PackageInfo]:
+            quorum_status: QuorumStatus | None = None, pins: Pins | None = None,
+            signatures: SignatureCheck | None = None) -> list[PackageInfo]:
     """Trace every image in ``out``; a broken chain is recorded (with its message), not raised.
 
     ``tree_deps`` (package → the packages it is built from, from the package tree) adds the
     tree's packages that have no image yet, as "unbuilt", with their declared edges.
+
+    With ``signatures``, the walk is ``trace --keyring``'s: every image and every provenance
+    statement of a chain must be signed by the quorum before its parent links are
+    followed; an image whose chain lacks it is "unsigned" (not verified), with the message
+    ``trace`` gives and its own quorum lines.
     """
     names = out_packages(out)
-    tracer = Tracer(out, cache_dir=cache_dir, quorum_status=quorum_status, pins=pins)
+    tracer = Tracer(out, cache_dir=cache_dir,
+                    quorum_status=None if signatures is not None else quorum_status,
+                    pins=pins, signatures=signatures, require_quorum=signatures is not None)
     infos: dict[str, PackageInfo] = {}
     for name in names:
         info = PackageInfo(package=name, status="verified")
@@ -77,7 +93,8 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
             info.detail = node_dict(node)
             info.parents = sorted({p.package for p in node.parents})
         except RootseedError as e:
-            info.status = "broken"
+            # QuorumNotMet is checked by type: the chain fits together, but is not vouched for
+            info.status = "unsigned" if isinstance(e, QuorumNotMet) else "broken"
             info.error = e.message
             try:
                 prov = read_statement(out / name / PROVENANCE_FILE, package=name)
@@ -89,6 +106,9 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
                                "verified": [], "quorum": None}
             except RootseedError:
                 pass
+            lines = tracer.signature_lines(name)
+            if lines is not None:
+                info.detail["quorum"], info.detail["provenance_quorum"] = lines
         challenge = out / name / CHALLENGE_FILE
         if challenge.is_file():
             try:
@@ -116,20 +136,28 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
 
 
 def _depths(infos: list[PackageInfo]) -> dict[str, int]:
-    """Longest-path layering: a package sits one row below its lowest parent."""
+    """Longest-path layering: a package sits one row below its lowest parent.
+
+    Depth first with an explicit stack (a chain of any depth, no recursion limit); a
+    parent already on the stack (a forged cycle) is ignored, as before."""
     parents = {i.package: list(i.parents) for i in infos}
     depth: dict[str, int] = {}
-
-    def visit(name: str, stack: frozenset[str]) -> int:
-        if name in depth:
-            return depth[name]
-        ps = [p for p in parents.get(name, []) if p not in stack]  # ignore forged cycles
-        d = 1 + max((visit(p, stack | {name}) for p in ps), default=-1)
-        depth[name] = d
-        return d
-
-    for name in sorted(parents):
-        visit(name, frozenset())
+    for start in sorted(parents):
+        if start in depth:
+            continue
+        on_stack = {start}
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(parents.get(start, [])))]
+        while stack:
+            name, todo = stack[-1]
+            nxt = next((p for p in todo if p not in depth and p not in on_stack), None)
+            if nxt is not None:
+                on_stack.add(nxt)
+                stack.append((nxt, iter(parents.get(nxt, []))))
+                continue
+            stack.pop()
+            on_stack.discard(name)
+            depth[name] = 1 + max((depth[p] for p in parents.get(name, [])
+                                   if p in depth and p not in on_stack), default=-1)
     return depth
 
 
@@ -255,12 +283,14 @@ main{display:flex;gap:16px;padding:16px;align-items:flex-start}
 #details code,#details pre{font:12px monospace}
 #details pre{background:#f5f5f5;padding:6px;overflow:auto;white-space:pre-wrap}
 #details ul{margin:0;padding-left:18px}
-.status-verified{color:#2e7d32}.status-broken{color:#c62828}.status-missing,.status-unbuilt{color:#757575}
+.status-verified{color:#2e7d32}.status-broken{color:#c62828}.status-unsigned{color:#e65100}
+.status-missing,.status-unbuilt{color:#757575}
 .edge{fill:none;stroke:#555;stroke-width:1.5}
 .node{cursor:pointer}
 .node rect{stroke-width:2}
 .node.verified rect{fill:#e8f5e9;stroke:#2e7d32}
 .node.broken rect{fill:#ffebee;stroke:#c62828}
+.node.unsigned rect{fill:#fff3e0;stroke:#e65100;stroke-dasharray:8 3}
 .node.missing rect,.node.unbuilt rect{fill:#f5f5f5;stroke:#9e9e9e;stroke-dasharray:5 3}
 .node.seed rect{stroke-width:3}
 .node.selected rect{stroke:#1565c0;stroke-width:4}
@@ -308,6 +338,9 @@ _JS = r"""
     list((p.verified && p.verified.length) ? p.verified : ["nothing verified"]);
     section("Signatures / quorum");
     panel.appendChild(el("div", p.quorum || "not checked", "quorum"));
+    if (p.provenance_quorum) {
+      panel.appendChild(el("div", p.provenance_quorum, "provenance-quorum"));
+    }
     section("Built from");
     list(p.parents.length ? p.parents : ["scratch"]);
     section("Sources");
@@ -361,11 +394,15 @@ def _inline_json(obj: Any) -> str:
 
 def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of custody") -> str:
     verified = sum(1 for i in infos if i.status == "verified")
+    unsigned = sum(1 for i in infos if i.status == "unsigned")
     broken = sum(1 for i in infos if i.status == "broken")
     missing = sum(1 for i in infos if i.status == "missing")
     unbuilt = sum(1 for i in infos if i.status == "unbuilt")
-    summary = (f"{len(infos)} packages: {verified} traced to the seed, {broken} broken, "
-               f"{missing} missing, {unbuilt} not built. Click a package for its details.")
+    summary = (f"{len(infos)} packages: {verified} traced to the seed, "
+               + (f"{unsigned} not verified (a chain without its signature quorum), "
+                  if unsigned else "")
+               + f"{broken} broken, {missing} missing, {unbuilt} not built. Click a package "
+               "for its details.")
     data = {"packages": [i.as_json() for i in infos]}
     e = html.escape
     return (
@@ -375,8 +412,8 @@ def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of cus
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
         f"<title>{e(title)}</title><style>{_CSS}{CHAIN_CSS}</style></head><body>"
         f"<header><h1>{e(title)}</h1><p id=\"summary\">{e(summary)}</p></header>"
-        + "".join(chain_section(i.package, i.crosscheck) for i in infos
-                  if i.crosscheck is not None)
+        + "".join(chain_section(i.package, i.crosscheck, verified=i.status == "verified")
+                  for i in infos if i.crosscheck is not None)
         + f"<main><div id=\"graph-box\">{render_svg(infos)}</div>"
         "<aside id=\"details\"><h2>Details</h2><p>Click a package in the graph.</p></aside>"
         "</main>"

@@ -39,6 +39,16 @@ QuorumStatus = Callable[[str, str], "str | None"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+class QuorumNotMet(RootseedError):
+    """An image of the chain, or its provenance statement, lacks the signature quorum
+    (``package``/``digest``: that image, which may be a parent of the one traced)."""
+
+    def __init__(self, message: str, *, package: str, digest: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.package = package
+        self.digest = digest
+
+
 @dataclass
 class TraceNode:
     """One verified image in the chain of custody."""
@@ -65,18 +75,30 @@ class TraceNode:
         return self.provenance.seeds
 
     def walk(self) -> Iterator[TraceNode]:
-        """Every distinct node once, parents before children (seeds first)."""
-        seen: set[str] = set()
+        """Every distinct node once, parents before children (seeds first).
 
-        def visit(node: TraceNode) -> Iterator[TraceNode]:
-            if node.key in seen:
-                return
-            seen.add(node.key)
-            for parent in node.parents:
-                yield from visit(parent)
-            yield node
+        Iterative (an explicit stack), so a chain of any depth is walked without Python's
+        recursion limit."""
+        seen: set[str] = {self.key}
+        stack: list[tuple[TraceNode, Iterator[TraceNode]]] = [(self, iter(self.parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent.key not in seen:
+                    seen.add(parent.key)
+                    stack.append((parent, iter(parent.parents)))
+                    break
+            else:
+                stack.pop()
+                yield node
 
-        yield from visit(self)
+
+@dataclass
+class _Visit:
+    """A node on the walk's stack, and the index of its next parent link to follow."""
+
+    node: TraceNode
+    next: int = 0
 
 
 def short(digest: str, n: int = 12) -> str:
@@ -220,6 +242,14 @@ class Tracer:
         self.deep = deep
         self._done: dict[str, TraceNode] = {}
         self._digests: dict[Path, str] = {}
+        #: ``package@digest`` → (image quorum line, provenance quorum line), for every image
+        #: whose signatures were checked (also one whose walk then failed)
+        self._signature_lines: dict[str, tuple[str, str]] = {}
+
+    def signature_lines(self, package: str) -> tuple[str, str] | None:
+        """The quorum lines of ``<out>/<package>`` if its signatures were checked."""
+        digest = self._digests.get(self.out / package)
+        return None if digest is None else self._signature_lines.get(f"{package}@{digest}")
 
     def _digest(self, layout: Path, who: str) -> str:
         if layout not in self._digests:
@@ -232,7 +262,38 @@ class Tracer:
         if not layout.is_dir():
             raise RootseedError(f"{package}: no image at {layout}",
                                 hint=f"build it first: rootseed build {package}")
-        return self._node(package, layout, f"out/{package}", expected=None, path=())
+        return self._walk(package, layout, f"out/{package}")
+
+    def _walk(self, package: str, layout: Path, location: str) -> TraceNode:
+        """Depth first from one image to its seeds, with an explicit stack (a chain of any
+        depth, no recursion limit). Each image is checked (and its quorum) before its
+        parent links are followed; a parent's node is complete before its child's."""
+        path: list[str] = []  # the packages being visited, child first (for cycles)
+        root, done = self._enter(package, layout, location, path)
+        if done:
+            return root
+        stack: list[_Visit] = [_Visit(root)]
+        path.append(package)
+        while stack:
+            visit = stack[-1]
+            refs = visit.node.provenance.parents
+            if visit.next < len(refs):
+                ref = refs[visit.next]
+                visit.next += 1
+                parent_layout, parent_location = self._find_parent(
+                    visit.node.package, ref.package, ref.digest)
+                node, done = self._enter(ref.package, parent_layout, parent_location, path)
+                visit.node.parents.append(node)
+                if not done:
+                    stack.append(_Visit(node))
+                    path.append(ref.package)
+                continue
+            stack.pop()
+            path.pop()
+            if refs:
+                visit.node.verified.append(f"parents verified ({len(refs)})")
+            self._done[visit.node.key] = visit.node
+        return root
 
     def _find_parent(self, child: str, package: str, digest: str) -> tuple[Path, str]:
         hexd = digest.removeprefix("sha256:")
@@ -266,18 +327,18 @@ class Tracer:
             hint=f"{package} was rebuilt or changed since {child} was built; rebuild {child} "
             "(or restore the parent image it was built from)")
 
-    def _node(self, package: str, layout: Path, location: str, *, expected: str | None,
-              path: tuple[str, ...]) -> TraceNode:
+    def _enter(self, package: str, layout: Path, location: str, path: list[str]
+               ) -> tuple[TraceNode, bool]:
+        """The node of one image, checked (its quorum too), parents not yet followed; and
+        whether it is complete already (traced before)."""
         digest = self._digest(layout, package)
         key = f"{package}@{digest}"
         if key in self._done:
-            return self._done[key]
+            return self._done[key], True
         if package in path:
             raise RootseedError(
                 f"{package}: provenance forms a cycle: {' -> '.join([*path, package])}",
                 hint="provenance was forged or damaged; rebuild the packages")
-        if expected is not None and digest != expected:  # pragma: no cover (checked by caller)
-            raise RootseedError(f"{package}: digest {digest} differs from recorded {expected}")
         prov = read_statement(layout / PROVENANCE_FILE, package=package)
         if prov.subject_digest != digest:
             raise RootseedError(
@@ -312,15 +373,7 @@ class Tracer:
                 "scratch but none of its sources is marked as a seed",
                 hint="every chain must start from a seed source (seed = true in package.toml)")
         self._check_signatures(node, prov)
-        for parent in prov.parents:
-            parent_layout, parent_location = self._find_parent(package, parent.package,
-                                                               parent.digest)
-            node.parents.append(self._node(parent.package, parent_layout, parent_location,
-                                           expected=parent.digest, path=(*path, package)))
-        if prov.parents:
-            node.verified.append(f"parents verified ({len(prov.parents)})")
-        self._done[key] = node
-        return node
+        return node, False
 
     def _check_signatures(self, node: TraceNode, prov: Provenance) -> None:
         """The image's and the provenance's quorum (before any parent link is followed)."""
@@ -332,14 +385,16 @@ class Tracer:
         statement = self.signatures.provenance(node.package, node.digest, prov.raw)
         node.quorum = image.line
         node.provenance_quorum = f"provenance {statement.line}"
+        self._signature_lines[node.key] = (node.quorum, node.provenance_quorum)
         if self.require_quorum and not (image.passed and statement.passed):
             failed = [f"image: {image.line}"] if not image.passed else []
             failed += [f"provenance: {statement.line}"] if not statement.passed else []
-            raise RootseedError(
+            raise QuorumNotMet(
                 f"{node.package} ({node.digest}) is not signed by the quorum: "
                 + "; ".join(failed)
                 + ("" if statement.passed else
                    "; its provenance (and so the parent links it names) cannot be trusted"),
+                package=node.package, digest=node.digest,
                 hint="sign it with rootseed sign (which signs the image and its provenance) "
                      "using enough trusted keys, or check --keyring and --quorum")
 

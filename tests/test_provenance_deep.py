@@ -1,0 +1,82 @@
+"""A provenance chain thousands of images deep: ``trace`` (every format) and ``report``
+walk it without Python's recursion limit (the walks are iterative, no depth limit)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provenance_fixtures import build, plain_source, seed_source
+from rootseed.provenance.render import to_dot, to_json, to_mermaid
+from rootseed.provenance.trace import trace
+
+DEPTH = 2000  # twice CPython's default recursion limit
+
+
+def deep_chain(out: Path, depth: int = DEPTH) -> list[str]:
+    """``d-0`` (the seed, FROM scratch) ← ``d-1`` ← … ← ``d-<depth-1>``; the names."""
+    names = [f"d-{i}" for i in range(depth)]
+    build(out, names[0], sources=(seed_source(),))
+    for parent, name in itertools.pairwise(names):
+        build(out, name, parents=(parent,), sources=(plain_source(name),))
+    return names
+
+
+@pytest.fixture(scope="module")
+def deep_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("deep") / "out"
+    return out, deep_chain(out)
+
+
+def rootseed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rootseed", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_trace_walks_a_deep_chain_in_process(deep_out: tuple[Path, list[str]]) -> None:
+    out, names = deep_out
+    root = trace(out, names[-1])
+    assert [n.package for n in root.walk()] == names  # seed first, each once
+    nodes = to_json(root)["nodes"]
+    assert len(nodes) == DEPTH and nodes[0]["parents"] == []
+    assert all(n["verified"][-1] == "parents verified (1)" for n in nodes[1:])
+    assert to_mermaid(root).count(" --> ") == to_dot(root).count(" -> ") == DEPTH - 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_cli_trace_of_a_deep_chain(deep_out: tuple[Path, list[str]], tmp_path: Path,
+                                   fmt: str) -> None:
+    out, names = deep_out
+    proc = rootseed("trace", names[-1], "--format", fmt, "--out", str(out), "--tree",
+                    str(tmp_path / "no-tree"), "--cache-dir", str(tmp_path / "cache"),
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    if fmt == "json":
+        assert [n["package"] for n in json.loads(proc.stdout)["nodes"]] == names
+    else:  # too deep for a nested tree: a list, seed first, each with its parent
+        assert f"{DEPTH} images verified back to the seed" in " ".join(proc.stderr.split())
+        assert f"{DEPTH} images deep: shown as a list, seed first" in proc.stdout
+        assert proc.stdout.index(f"{names[0]} sha256:") < proc.stdout.index(
+            f"{names[1]} sha256:") < proc.stdout.index(f"{names[-1]} sha256:")
+        assert proc.stdout.count("built from d-") == DEPTH - 1
+        assert max(len(line) for line in proc.stdout.splitlines()) < 400
+
+
+def test_cli_report_of_a_deep_chain(deep_out: tuple[Path, list[str]], tmp_path: Path
+                                    ) -> None:
+    out, _ = deep_out
+    page = tmp_path / "report.html"
+    proc = rootseed("report", "-o", str(page), "--json", "--out", str(out), "--tree",
+                    str(tmp_path / "no-tree"), "--cache-dir", str(tmp_path / "cache"),
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["packages"] == DEPTH and data["broken"] == []
+    assert page.read_text().count('class="node verified') == DEPTH
