@@ -359,6 +359,13 @@ class _PackageBuild:
     def say(self, text: str) -> None:
         self.b._say(self.options, f"{self.pkg.name}: {text}")
 
+    def _emit(self, event: dict[str, Any]) -> None:
+        """One step event to ``options.events``: one at a time, as stages and packages
+        run in threads (their lines must never interleave)."""
+        if self.options.events is not None:
+            with self.b._print_lock:
+                self.options.events(event)
+
     def describe(self, index: int) -> str:
         return f"{self.pkg.name}: stage {self.nodes[index].stage.label}"
 
@@ -668,8 +675,7 @@ class _PackageBuild:
             platform=str(self.plan.platform), steps=len(stage.steps),
             inputs=self._inputs(needed), no_cache=self.options.no_cache,
             no_cache_from=self.forced.get(stage.index),
-            events=StepEvents(emit=self.options.events or (lambda _e: None), say=self.say,
-                              live=self.options.progress))
+            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress))
         state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage,
                             backend.view(base)).execute()
         if "PATH" not in dict(state.env):  # Docker gives every image a PATH
