@@ -10,8 +10,12 @@ with what was built) and only then gives the directory its name. A layout alread
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-from collections.abc import Callable
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rootseed.build.cache import BuildCache, CachedStage, copy_layout
@@ -80,6 +84,47 @@ def check_outputs(package: Package, final: CachedStage, out: Path) -> None:
                  "before updating the pins")
 
 
+@contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """One publisher at a time in ``out``, whatever process or cache it belongs to (a
+    lock in the cache would not keep two builds with caches of their own apart): an
+    ``flock`` of the directory itself, so nothing is left behind in out/. Each call
+    opens its own descriptor, so threads of one process exclude each other too."""
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise PublishError(f"cannot open the output directory {out}: {e.strerror or e}") \
+            from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+#: What an entry of out/ written by rootseed holds (a layout, or its provenance).
+_OURS = ("oci-layout", "index.json", "provenance.json")
+
+
+def _refuse_foreign(image: Path) -> None:
+    """An entry of out/ that is no image layout (a file, a directory of someone's data)
+    is never removed to make room: out/ may be a directory the user also keeps other
+    things in. (A symlink is replaced as a link; what it points to is never touched.)"""
+    try:
+        st = os.lstat(image)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        return
+    if stat.S_ISDIR(st.st_mode):
+        names = {p.name for p in image.iterdir()}
+        if not names or names & set(_OURS):
+            return
+    raise PublishError(f"{image} exists and is not an image layout (no {', '.join(_OURS)}): "
+                       "rootseed will not replace it",
+                       hint="move it away, or pass another --out")
+
+
 class Publisher:
     """Writes images to ``out`` (a private directory, see fsutil.private_dir)."""
 
@@ -100,7 +145,8 @@ class Publisher:
                                f"the image is {digest}")
         private_dir(self.out, "output directory")
         image = self.out / name
-        with self.cache.lock("out-" + hashlib.sha256(str(image).encode()).hexdigest()[:16]):
+        with out_lock(self.out):
+            _refuse_foreign(image)
             if self._same_output(image, digest):
                 write_statement(image, record)  # deterministic: same bytes when present
                 self._check_statement(image, name, digest)
@@ -144,6 +190,8 @@ class Publisher:
             self.warn(f"{image}: {e.message}; writing it again")
             return False
         except (RootseedError, OSError, ValueError, KeyError):
+            return False
+        if image.is_symlink():  # never written through: replaced by a directory of its own
             return False
         problem = layout_problem(image, self.seals)
         if problem is not None:
