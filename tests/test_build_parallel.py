@@ -11,13 +11,9 @@ not alive. A wrong scheduler makes the first wait time out or the second check f
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from buildtree import BUSYBOX, base_package, write
+from sleepers import WAIT, alive, end, end_all, marker
 
 pytestmark = pytest.mark.skipif(
     not BUSYBOX.is_file() or shutil.which("bwrap") is None,
     reason="needs a static busybox at /usr/bin/busybox and bubblewrap")
 
-WAIT = 300.0  # seconds: a generous bound on a loaded machine, never a measurement
 HOLD = 2.0  # seconds a sleeper is kept alive with --jobs 1 (see one_at_a_time)
 
 
@@ -46,36 +42,15 @@ def make_tree(root: Path, markers: dict[str, str]) -> Path:
     tree = root / "packages"
     write(tree / "rootseed.toml", '[tree]\nnamespace = "rs"\n')
     base_package(tree)
-    for name, marker in markers.items():
+    for name, arg in markers.items():
         # `|| true`: the test ends the sleep; the shell goes on (and forks, not execs)
-        package(tree, "core", name, f"FROM rs/bootstrap-base\nRUN sleep {marker} || true; "
+        package(tree, "core", name, f"FROM rs/bootstrap-base\nRUN sleep {arg} || true; "
                                     f"echo {name} > /{name}\n")
     package(tree, "core", "fail", "FROM rs/bootstrap-base\nRUN echo about to fail; exit 3\n")
     package(tree, "core", "after-fail", "FROM rs/core-fail\nRUN echo never > /never\n")
     package(tree, "user", "after-after", "FROM rs/core-after-fail\nRUN true\n")
     package(tree, "user", "both", "FROM rs/core-a\nCOPY --from=rs/core-b /b /b\n")
     return tree
-
-
-def alive(markers: dict[str, str]) -> dict[str, int]:
-    """Package → pid of its marker sleep, for those alive now."""
-    wanted = {m.encode(): name for name, m in markers.items()}
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
-            continue
-        if len(argv) >= 2 and argv[0].endswith(b"sleep") and argv[1] in wanted:
-            found[wanted[argv[1]]] = int(entry.name)
-    return found
-
-
-def end(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
 
 
 def start(tree: Path, tmp: Path, tag: str, *extra: str) -> subprocess.Popen[str]:
@@ -92,8 +67,7 @@ def finish(proc: subprocess.Popen[str], markers: dict[str, str]) -> tuple[str, s
     finally:
         if proc.poll() is None:
             proc.kill()
-        for pid in alive(markers).values():
-            end(pid)
+        end_all(markers)
 
 
 def together(proc: subprocess.Popen[str], markers: dict[str, str]) -> None:
@@ -137,8 +111,7 @@ EXPECTED = {
 
 def test_all_jobs2_runs_independent_packages_together_and_blocks_dependents(
         tmp_path: Path) -> None:
-    token = secrets.randbelow(10**8)
-    markers = {"a": f"{10**9 + token}", "b": f"{2 * 10**9 + token}"}
+    markers = {"a": marker(), "b": marker()}
     tree = make_tree(tmp_path, markers)
     proc = start(tree, tmp_path, "2", "--jobs", "2", "--json")
     together(proc, markers)
@@ -172,8 +145,7 @@ def test_all_jobs2_runs_independent_packages_together_and_blocks_dependents(
 
 
 def test_all_jobs1_runs_one_package_at_a_time_and_tables_each_once(tmp_path: Path) -> None:
-    token = secrets.randbelow(10**8)
-    markers = {"a": f"{3 * 10**9 + token}", "b": f"{4 * 10**9 + token}"}
+    markers = {"a": marker(), "b": marker()}
     tree = make_tree(tmp_path, markers)
     proc = start(tree, tmp_path, "1", "--jobs", "1")
     one_at_a_time(proc, markers)

@@ -180,10 +180,10 @@ class Builder:
                                           base_dir=tree.root)
 
     def _warn(self, text: str) -> None:
-        if text in self.warnings:
-            return
-        self.warnings.append(text)
-        with self._print_lock:
+        with self._print_lock:  # stages and packages warn from threads of their own
+            if text in self.warnings:
+                return
+            self.warnings.append(text)
             err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
     def _snapshots(self, options: BuildOptions) -> None:
@@ -275,13 +275,24 @@ class Builder:
                 key=name, needs=frozenset(self.tree.get(name).deps),
                 work=self._package_work(name, options.target if wanted else None, opts, run)))
         return scheduler.run(tasks, keep_going=keep_going, cancel=run.cancel,
-                             name="rootseed-pkg", on_settled=on_settled)
+                             name="rootseed-pkg", on_settled=on_settled,
+                             on_interrupt=self._interrupted)
+
+    def _interrupted(self, packages: Sequence[str]) -> None:
+        """Ctrl-C: say why the build has not ended yet (a running step is not cut short;
+        nothing starts after it, and nothing half-written is left)."""
+        with self._print_lock:
+            err.print(f"interrupted: stopping; waiting for the running steps of "
+                      f"{', '.join(packages)} to end", markup=False, highlight=False,
+                      soft_wrap=True)
 
     def _package_work(self, name: str, target: str | None, options: BuildOptions, run: _Run
                       ) -> Callable[[Mapping[str, BuildResult]], BuildResult]:
         def work(deps: Mapping[str, BuildResult]) -> BuildResult:
-            # with keep_going, a failing package cancels only its own stages
-            own = _Run(run.slots, threading.Event()) if run.keep_going else run
+            # with keep_going, a failing package cancels only its own stages (and all of
+            # them stop with the whole run: Ctrl-C)
+            own = _Run(run.slots, scheduler.LinkedEvent(run.cancel)) if run.keep_going \
+                else run
             return _PackageBuild(self, self.tree.get(name), deps, target, options, own).run()
         return work
 
