@@ -78,6 +78,51 @@ def test_image_planted_as_a_symlink_to_a_host_copy_of_itself(tmp_path: Path) -> 
     host.assert_unchanged()
 
 
+@pytest.mark.parametrize("inner", ["blobs", "blobs/sha256"])
+def test_blobs_planted_as_a_symlink_to_a_host_copy_are_replaced(tmp_path: Path,
+                                                                inner: str) -> None:
+    """Every blob verifies, but through a link to the host: out/ must not keep a
+    layout whose blobs live (and may change) outside it."""
+    tree = plain(tmp_path)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    digest = assert_published(tree.out)
+    host = Canaries(tmp_path)
+    shutil.copytree(tree.out / IMAGE / inner, host.dir / "blobs")
+    host.before = host.snapshot()
+    shutil.rmtree(tree.out / IMAGE / inner)
+    (tree.out / IMAGE / inner).symlink_to(host.dir / "blobs")
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    assert_published(tree.out, digest)
+    for part in ("blobs", "blobs/sha256"):
+        assert not (tree.out / IMAGE / part).is_symlink(), part
+    host.assert_unchanged()
+
+
+def test_cached_image_blobs_linked_to_the_host_never_reach_out(tmp_path: Path) -> None:
+    """The cache is hostile too: its image's blobs/sha256 replaced by a link to a host
+    copy (every blob still verifies). out/ must not get the link."""
+    tree = plain(tmp_path)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    digest = assert_published(tree.out)
+    shutil.rmtree(tree.out / IMAGE)
+    [cached] = [p for p in (tree.cache / "builds").glob("*/image/blobs/sha256")]
+    host = Canaries(tmp_path)
+    shutil.copytree(cached, host.dir / "blobs")
+    host.before = host.snapshot()
+    shutil.rmtree(cached)
+    cached.symlink_to(host.dir / "blobs")
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr  # the cached image is written again
+    assert "writing it again" in proc.stderr
+    assert_published(tree.out, digest)
+    assert not (tree.out / IMAGE / "blobs" / "sha256").is_symlink()
+    assert not cached.is_symlink()
+    host.assert_unchanged()
+
+
 def test_out_itself_a_symlink_to_a_host_dir_is_refused(tmp_path: Path) -> None:
     host = Canaries(tmp_path)
     (host.dir / IMAGE).mkdir()  # a host directory named like the image

@@ -28,7 +28,7 @@ from rootseed.build.actions import builder_digest
 from rootseed.build.cache import BuildCache, CachedStage
 from rootseed.build.errors import Cancelled
 from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
-from rootseed.build.publish import Publisher, check_outputs, image_writer
+from rootseed.build.publish import Publisher, check_outputs, image_writer, linked_dirs
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
 from rootseed.build.snapshots import Layer, Snapshot, Verifier
@@ -543,7 +543,8 @@ class _PackageBuild:
         write = image_writer(final, self.plan.platform, self.pkg.version)
         final = self.b.cache.ensure_image(final, write)
         assert final.layout is not None
-        problem = layout_problem(final.layout, self.b.cache.dir / "seals")
+        problem = linked_dirs(final.layout) or layout_problem(final.layout,
+                                                              self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
             final = self.b.cache.rewrite_image(final, write)

@@ -125,6 +125,23 @@ def _refuse_foreign(image: Path) -> None:
                        hint="move it away, or pass another --out")
 
 
+def _real_dirs(*paths: Path) -> bool:
+    """Each of ``paths`` is a directory itself, not a symlink to one."""
+    try:
+        return all(stat.S_ISDIR(os.lstat(p).st_mode) for p in paths)
+    except OSError:
+        return False
+
+
+def linked_dirs(layout: Path) -> str | None:
+    """What is wrong when ``layout``'s directories are not its own (None: they are).
+    The verifying reader opens blob files without following links, but the directories
+    above them are followed: a ``blobs`` linked elsewhere verifies and can change later."""
+    if _real_dirs(layout, layout / "blobs", layout / "blobs" / "sha256"):
+        return None
+    return "blobs/ or blobs/sha256/ is not a directory of the layout itself (a link?)"
+
+
 class Publisher:
     """Writes images to ``out`` (a private directory, see fsutil.private_dir)."""
 
@@ -161,6 +178,11 @@ class Publisher:
 
     def _check_copy(self, layout: Path, name: str, digest: str) -> None:
         """The copy about to take its name reads back as the image that was built."""
+        linked = linked_dirs(layout)
+        if linked is not None:
+            raise PublishError(f"{name}: the image written to {self.out}: {linked}",
+                               hint="the cache is damaged: run `rootseed cache prune` and "
+                                    "build again")
         try:
             found = open_image(layout).manifest_digest
         except LayoutError as e:
@@ -191,7 +213,9 @@ class Publisher:
             return False
         except (RootseedError, OSError, ValueError, KeyError):
             return False
-        if image.is_symlink():  # never written through: replaced by a directory of its own
+        if linked_dirs(image) is not None:
+            # a link (to the host) is never written through, nor kept even when what it
+            # leads to verifies: it could change after the check; the entry is rewritten
             return False
         problem = layout_problem(image, self.seals)
         if problem is not None:
