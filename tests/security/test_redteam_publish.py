@@ -150,6 +150,24 @@ def test_a_foreign_directory_named_like_the_image_is_not_replaced(tmp_path: Path
     assert (mine / "thesis.tex").read_text() == "years of work\n"
 
 
+def test_leftovers_of_a_killed_publisher_are_swept_without_following_links(
+        tmp_path: Path) -> None:
+    """A publisher killed (SIGKILL, power loss) between its copy and the rename leaves a
+    temporary copy in out/; the next publish removes it, a planted link as a link."""
+    host = Canaries(tmp_path)
+    tree = plain(tmp_path)
+    tree.out.mkdir(mode=0o700)
+    partial = tree.out / f".{IMAGE}.0123456789ab.partial"
+    (partial / "blobs").mkdir(parents=True)
+    (partial / "blobs" / "half").write_bytes(b"half a blob")
+    old = tree.out / ".other-image.aaaaaaaaaaaa.old"
+    old.symlink_to(host.dir)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    assert_published(tree.out)  # nothing but the image: the leftovers are gone
+    host.assert_unchanged()
+
+
 def fifo(path: Path) -> None:
     os.mkfifo(path)
 

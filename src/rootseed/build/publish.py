@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from rootseed.build.cache import BuildCache, CachedStage, copy_layout
 from rootseed.build.errors import PublishError
+from rootseed.build.fsops import remove_tree
 from rootseed.build.record import BuildRecord
 from rootseed.build.stage import StageState
 from rootseed.build.verify import layout_problem, seal_layout
@@ -102,6 +104,19 @@ def out_lock(out: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+#: The temporary names copy_layout gives a layout in out/ before (and after) its rename.
+_TEMP = re.compile(r"\..+\.[0-9a-f]{12}\.(partial|old)")
+
+
+def _sweep(out: Path) -> None:
+    """Remove what a killed publisher left in ``out`` (its temporary copies). Called
+    with :func:`out_lock` held: no other publisher is writing there now. A link among
+    them is removed as a link (what it leads to is never touched)."""
+    for entry in out.iterdir():
+        if _TEMP.fullmatch(entry.name):
+            remove_tree(entry)
+
+
 #: What an entry of out/ written by rootseed holds (a layout, or its provenance).
 _OURS = ("oci-layout", "index.json", "provenance.json")
 
@@ -163,6 +178,7 @@ class Publisher:
         private_dir(self.out, "output directory")
         image = self.out / name
         with out_lock(self.out):
+            _sweep(self.out)
             _refuse_foreign(image)
             if self._same_output(image, digest):
                 write_statement(image, record)  # deterministic: same bytes when present
