@@ -221,6 +221,10 @@ class Publisher:
     def _same_output(self, image: Path, digest: str) -> bool:
         """``image`` in out/ holds exactly ``digest``'s image (a damaged out/ is written
         again, i.e. repaired)."""
+        if linked_dirs(image) is not None:
+            # a link (to the host) is never written through, nor kept even when what it
+            # leads to verifies: it could change after the check; the entry is rewritten
+            return False
         try:
             if manifest_digest(image) != digest:
                 return False
@@ -228,10 +232,6 @@ class Publisher:
             self.warn(f"{image}: {e.message}; writing it again")
             return False
         except (RootseedError, OSError, ValueError, KeyError):
-            return False
-        if linked_dirs(image) is not None:
-            # a link (to the host) is never written through, nor kept even when what it
-            # leads to verifies: it could change after the check; the entry is rewritten
             return False
         problem = layout_problem(image, self.seals)
         if problem is not None:
