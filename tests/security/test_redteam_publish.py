@@ -125,6 +125,51 @@ def test_cached_image_blobs_linked_to_the_host_never_reach_out(tmp_path: Path) -
     host.assert_unchanged()
 
 
+@pytest.mark.parametrize("extra", ["link", "fifo", "file"])
+def test_only_the_layout_itself_is_published_from_the_cache(tmp_path: Path,
+                                                            extra: str) -> None:
+    """Files planted in the cached image beside its layout (a link to the host, a FIFO,
+    junk) verify as nothing: they must not reach out/ (nor hang or crash the copy)."""
+    tree = plain(tmp_path)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    digest = assert_published(tree.out)
+    listing = sorted(str(p.relative_to(tree.out / IMAGE)) for p in (tree.out / IMAGE).rglob("*"))
+    shutil.rmtree(tree.out / IMAGE)
+    [cached] = list((tree.cache / "builds").glob("*/image"))
+    host = Canaries(tmp_path)
+    for where in (cached / "planted", cached / "blobs" / "sha256" / "planted"):
+        if extra == "link":
+            where.symlink_to(host.dir)
+        elif extra == "fifo":
+            os.mkfifo(where)
+        else:
+            where.write_text("junk\n")
+    proc = tree.build("test-plain", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert_published(tree.out, digest)
+    assert sorted(str(p.relative_to(tree.out / IMAGE))
+                  for p in (tree.out / IMAGE).rglob("*")) == listing
+    host.assert_unchanged()
+
+
+def test_a_link_put_beside_the_image_in_out_is_removed(tmp_path: Path) -> None:
+    tree = plain(tmp_path)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    digest = assert_published(tree.out)
+    listing = sorted(str(p.relative_to(tree.out / IMAGE)) for p in (tree.out / IMAGE).rglob("*"))
+    host = Canaries(tmp_path)
+    (tree.out / IMAGE / "blobs" / "sha256" / "ssh").symlink_to(host.dir)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    assert "holds more than the image" in proc.stderr
+    assert_published(tree.out, digest)
+    assert sorted(str(p.relative_to(tree.out / IMAGE))
+                  for p in (tree.out / IMAGE).rglob("*")) == listing
+    host.assert_unchanged()
+
+
 def test_out_itself_a_symlink_to_a_host_dir_is_refused(tmp_path: Path) -> None:
     host = Canaries(tmp_path)
     (host.dir / IMAGE).mkdir()  # a host directory named like the image
@@ -217,17 +262,16 @@ def test_a_blob_changed_between_the_check_and_the_copy_is_never_published(
     tree = plain(tmp_path)
     import rootseed.build.publish as publish
 
-    real = publish.copy_layout
+    real = publish._copy_files
 
-    def swap_then_copy(src: Path, dest: Path, prepare: Callable[[Path], object] | None = None
-                       ) -> None:
+    def swap_then_copy(src: Path, dest: Path, files: list[str]) -> None:
         blobs = sorted((src / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
         victim = blobs[-1]  # the layer
         os.chmod(victim, 0o644)
         victim.write_bytes(b"swapped" + victim.read_bytes()[7:])
-        real(src, dest, prepare)
+        real(src, dest, files)
 
-    monkeypatch.setattr(publish, "copy_layout", swap_then_copy)
+    monkeypatch.setattr(publish, "_copy_files", swap_then_copy)
     with builder(tree, "cache") as b, pytest.raises(RootseedError) as e:
         b.build(["test-plain"], BuildOptions(progress=False))
     assert "test-plain" in e.value.message and "does not read back" in e.value.message

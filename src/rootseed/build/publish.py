@@ -10,16 +10,20 @@ with what was built) and only then gives the directory its name. A layout alread
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
+import secrets
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rootseed.build.cache import BuildCache, CachedStage, copy_layout
+from rootseed.build.cache import BuildCache, CachedStage
 from rootseed.build.errors import PublishError
 from rootseed.build.fsops import remove_tree
 from rootseed.build.record import BuildRecord
@@ -28,9 +32,9 @@ from rootseed.build.verify import layout_problem, seal_layout
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
 from rootseed.oci import ImageConfig, manifest_digest, write_image
-from rootseed.oci.verified import BlobError, LayoutError, open_image
+from rootseed.oci.verified import MAX_JSON, BlobError, LayoutError, check_digest, open_image
 from rootseed.plan import Platform
-from rootseed.provenance.statement import read_statement, write_statement
+from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, write_statement
 from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package
 
@@ -104,7 +108,7 @@ def out_lock(out: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-#: The temporary names copy_layout gives a layout in out/ before (and after) its rename.
+#: The temporary names the publisher gives a layout in out/ before (and after) its rename.
 _TEMP = re.compile(r"\..+\.[0-9a-f]{12}\.(partial|old)")
 
 
@@ -148,6 +152,44 @@ def _real_dirs(*paths: Path) -> bool:
         return False
 
 
+def _open_regular(path: Path) -> int:
+    """A descriptor of ``path`` if it is a regular file (no link followed, no FIFO
+    waited on); OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def layout_files(layout: Path, digest: str) -> list[str]:
+    """The files of ``digest``'s image in ``layout``, relative: ``oci-layout``,
+    ``index.json`` and the blobs its manifest names. The manifest is read without being
+    verified (what is copied is verified after the copy), but every name is checked to
+    be a digest, so no other path can be named."""
+    fd = _open_regular(layout / "blobs" / "sha256" / check_digest(digest).partition(":")[2])
+    with os.fdopen(fd, "rb") as f:
+        manifest = json.loads(f.read(MAX_JSON))
+    named = [digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
+    return ["oci-layout", "index.json",
+            *dict.fromkeys(f"blobs/sha256/{check_digest(d).partition(':')[2]}" for d in named)]
+
+
+def _copy_files(src: Path, dest: Path, files: list[str]) -> None:
+    """Copy ``files`` (regular files, see :func:`layout_files`) of ``src`` into the new
+    directory ``dest``, each with its permission bits (never setuid/setgid)."""
+    (dest / "blobs" / "sha256").mkdir(parents=True)
+    for d in (dest, dest / "blobs", dest / "blobs" / "sha256"):
+        os.chmod(d, 0o755)
+    for rel in files:
+        with os.fdopen(_open_regular(src / rel), "rb") as fin:
+            mode = stat.S_IMODE(os.fstat(fin.fileno()).st_mode) & 0o777
+            with open(dest / rel, "xb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+        os.chmod(dest / rel, mode)
+
+
 def linked_dirs(layout: Path) -> str | None:
     """What is wrong when ``layout``'s directories are not its own (None: they are).
     The verifying reader opens blob files without following links, but the directories
@@ -184,13 +226,41 @@ class Publisher:
                 write_statement(image, record)  # deterministic: same bytes when present
                 self._check_statement(image, name, digest)
             else:
-                def prepare(tmp: Path) -> None:
-                    write_statement(tmp, record)
-                    self._check_copy(tmp, name, digest)
-
-                copy_layout(final.layout, image, prepare=prepare)
+                self._write(final.layout, image, name, digest, record)
                 seal_layout(image, self.seals)
         return image
+
+    def _write(self, layout: Path, image: Path, name: str, digest: str,
+               record: BuildRecord) -> None:
+        """Copy exactly the image's files from the cache (anything else in the cached
+        layout, a link to the host or a FIFO, is never copied), add the provenance, read
+        both back, then give the copy its name (the old entry moved aside first)."""
+        try:
+            files = layout_files(layout, digest)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise PublishError(f"{name}: the cached image {layout} cannot be read: {e}",
+                               hint="the cache is damaged: run `rootseed cache prune` and "
+                                    "build again") from None
+        tmp = self.out / f".{name}.{secrets.token_hex(6)}.partial"
+        try:
+            _copy_files(layout, tmp, files)
+            write_statement(tmp, record)
+            self._check_copy(tmp, name, digest)
+            if os.path.lexists(image):
+                old = self.out / f".{name}.{secrets.token_hex(6)}.old"
+                os.replace(image, old)
+                os.replace(tmp, image)
+                remove_tree(old)
+            else:
+                os.replace(tmp, image)
+        except OSError as e:
+            remove_tree(tmp)
+            raise PublishError(f"{name}: cannot write the image to {self.out}: "
+                               f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+                               hint="free some space, or check the output directory") from None
+        except BaseException:
+            remove_tree(tmp)
+            raise
 
     def _check_copy(self, layout: Path, name: str, digest: str) -> None:
         """The copy about to take its name reads back as the image that was built."""
@@ -213,7 +283,7 @@ class Publisher:
 
     @staticmethod
     def _check_statement(layout: Path, name: str, digest: str) -> None:
-        statement = read_statement(layout / "provenance.json", package=name)
+        statement = read_statement(layout / PROVENANCE_FILE, package=name)
         if statement.subject_digest != digest:
             raise PublishError(f"{name}: provenance.json names {statement.subject_digest}, "
                                f"the image is {digest}")
@@ -236,5 +306,15 @@ class Publisher:
         problem = layout_problem(image, self.seals)
         if problem is not None:
             self.warn(f"{image}: {problem}; writing it again")
+            return False
+        try:
+            wanted = {*layout_files(image, digest), PROVENANCE_FILE, "blobs", "blobs/sha256"}
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        found = {os.path.relpath(os.path.join(top, n), image)
+                 for top, dirs, names in os.walk(image) for n in [*dirs, *names]}
+        if found - wanted:  # something was put beside the image (a link, a FIFO, ...)
+            self.warn(f"{image}: holds more than the image ({', '.join(sorted(found - wanted))})"
+                      "; writing it again")
             return False
         return True
