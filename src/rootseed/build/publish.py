@@ -76,8 +76,9 @@ def check_outputs(package: Package, final: CachedStage, out: Path) -> None:
             problems.append(f"  {path}: missing from the image (expected sha256 {sha}, "
                             f"{size} bytes)")
             continue
-        actual = hashlib.sha256(host.read_bytes()).hexdigest()
-        actual_size = host.stat().st_size
+        with host.open("rb") as f:  # streamed: a pinned output may be large
+            actual = hashlib.file_digest(f, "sha256").hexdigest()
+            actual_size = os.fstat(f.fileno()).st_size
         if actual != sha or actual_size != size:
             problems.append(f"  {path}: expected sha256 {sha} ({size} bytes), "
                             f"got sha256 {actual} ({actual_size} bytes)")
