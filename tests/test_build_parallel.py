@@ -125,6 +125,9 @@ def test_all_jobs2_runs_independent_packages_together_and_blocks_dependents(
     assert {n: r["outcome"] for n, r in got.items()} == EXPECTED
     assert got["core-after-fail"]["blocked_by"] == "core-fail"
     assert got["user-after-after"]["blocked_by"] == "core-fail"
+    assert got["core-after-fail"]["error"] == "needs core-fail, which was not built (failed)"
+    assert got["user-after-after"]["error"] == (
+        "needs core-fail (through what it needs), which was not built (failed)")
     assert "exit code 3" in got["core-fail"]["error"]
     assert all(got[n]["blocked_by"] is None for n in EXPECTED if EXPECTED[n] != "blocked")
     assert data["summary"]["built"] == 4 and data["summary"]["blocked"] == 2
