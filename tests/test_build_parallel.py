@@ -160,3 +160,26 @@ def test_all_jobs1_runs_one_package_at_a_time_and_tables_each_once(tmp_path: Pat
                 if re.match(rf"\W*{re.escape(name)}\s*│\s*{outcome}\s*│", line)]
         assert len(rows) == 1, (name, stdout)
     assert re.search(r"core-after-fail\s*│\s*blocked\s*│\s*needs core-fail", stdout), stdout
+
+
+def test_side_by_side_builds_give_the_digests_of_one_at_a_time(tmp_path: Path) -> None:
+    """Packages sharing a parent image, the cache and the overlay namespace while built
+    at once make the same bytes as when built one by one."""
+    tree = tmp_path / "packages"
+    write(tree / "rootseed.toml", '[tree]\nnamespace = "rs"\n')
+    base_package(tree)
+    for name in ("x", "y", "z"):
+        package(tree, "core", name, f"FROM rs/bootstrap-base AS b\nRUN mkdir -p /o && "
+                                    f"echo {name} > /o/{name} && ln /o/{name} /o/link\n"
+                                    f"FROM scratch\nCOPY --from=b /o /\n")
+    digests = []
+    for jobs in ("1", "3"):
+        r = subprocess.run(
+            [sys.executable, "-m", "rootseed", "build", "--all", "--json", "--jobs", jobs,
+             "--tree", str(tree), "--cache-dir", str(tmp_path / f"c{jobs}"), "--out",
+             str(tmp_path / f"o{jobs}"), "--offline"],
+            capture_output=True, text=True, check=False, timeout=WAIT)
+        assert r.returncode == 0, r.stderr
+        digests.append({x["package"]: x["manifest_digest"]
+                        for x in json.loads(r.stdout)["results"]})
+    assert digests[0] == digests[1] and len(digests[0]) == 4
