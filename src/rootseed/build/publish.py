@@ -1,11 +1,14 @@
 """The publisher: a built stage becomes ``<out>/<image>/`` (OCI layout + provenance).
 
-It checks ``[outputs]`` before anything is written, writes the layout and its
-``provenance.json`` into a temporary directory, reads both back through the verifying
-reader (every blob re-hashed, the manifest digest and the provenance subject compared
-with what was built) and only then gives the directory its name. A layout already in
+It checks ``[outputs]`` before anything is written, copies exactly the image's files
+from the cache and writes its ``provenance.json`` into a temporary directory, reads both
+back through the verifying reader (every blob re-hashed, the manifest digest and the
+provenance subject compared with what was built) and only then gives the directory its
+name, one publisher per ``out/`` at a time (:func:`out_lock`). A layout already in
 ``out/`` with the same digest is kept (vouched for by its seal, see
-:mod:`rootseed.build.seal`); a changed one is reported and written again.
+:mod:`rootseed.build.seal`) unless it has links where its directories belong or holds
+more than its image; a changed one is reported and written again. An entry of ``out/``
+that is not an image layout is never replaced.
 """
 
 from __future__ import annotations
@@ -103,7 +106,13 @@ def out_lock(out: Path) -> Iterator[None]:
         raise PublishError(f"cannot open the output directory {out}: {e.strerror or e}") \
             from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:  # a file system without locks (some network ones)
+            raise PublishError(f"cannot lock the output directory {out}: "
+                               f"{e.strerror or e}",
+                               hint="use an output directory on a local file system") \
+                from None
         yield
     finally:
         os.close(fd)  # releases the lock
