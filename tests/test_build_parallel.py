@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from buildtree import BUSYBOX, base_package, write
+from buildtree import BUSYBOX, base_package, make_tarball, write
+from rootseed.oci import unpack_image
 from sleepers import WAIT, alive, end, end_all, marker
 
 pytestmark = pytest.mark.skipif(
@@ -163,15 +164,21 @@ def test_all_jobs1_runs_one_package_at_a_time_and_tables_each_once(tmp_path: Pat
 
 
 def test_side_by_side_builds_give_the_digests_of_one_at_a_time(tmp_path: Path) -> None:
-    """Packages sharing a parent image, the cache and the overlay namespace while built
-    at once make the same bytes as when built one by one."""
+    """Packages sharing a parent image, a source, the cache and the overlay namespace
+    while built at once make the same bytes as when built one by one."""
     tree = tmp_path / "packages"
     write(tree / "rootseed.toml", '[tree]\nnamespace = "rs"\n')
     base_package(tree)
-    for name in ("x", "y", "z"):
-        package(tree, "core", name, f"FROM rs/bootstrap-base AS b\nRUN mkdir -p /o && "
-                                    f"echo {name} > /o/{name} && ln /o/{name} /o/link\n"
-                                    f"FROM scratch\nCOPY --from=b /o /\n")
+    shared = make_tarball(tree / "mirror" / "shared-1.tar.gz", {"shared/data": b"same\n"})
+    for name in ("x", "y", "z"):  # one source of all three: fetched at once, once
+        d = tree / "core" / name
+        write(d / "package.toml", f'[package]\nname = "{name}"\nversion = "1"\n'
+              f'[sources.shared]\nversion = "1"\nhash = "{shared}"\n'
+              'file = "shared-{version}.tar.gz"\nmirrors = ["file:mirror/{file}"]\n')
+        write(d / "Containerfile", f"FROM rs/bootstrap-base AS b\nARG SHARED_SOURCE\n"
+                                   f"ADD fetch/${{SHARED_SOURCE}} /o/\nRUN "
+                                   f"echo {name} > /o/{name} && ln /o/{name} /o/link\n"
+                                   f"FROM scratch\nCOPY --from=b /o /\n")
     digests = []
     for jobs in ("1", "3"):
         r = subprocess.run(
@@ -183,3 +190,6 @@ def test_side_by_side_builds_give_the_digests_of_one_at_a_time(tmp_path: Path) -
         digests.append({x["package"]: x["manifest_digest"]
                         for x in json.loads(r.stdout)["results"]})
     assert digests[0] == digests[1] and len(digests[0]) == 4
+    unpacked = tmp_path / "x"
+    unpack_image(tmp_path / "o3" / "core-x", unpacked)
+    assert (unpacked / "shared" / "data").read_text() == "same\n"
