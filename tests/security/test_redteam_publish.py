@@ -183,18 +183,31 @@ def test_out_itself_a_symlink_to_a_host_dir_is_refused(tmp_path: Path) -> None:
     host.assert_unchanged()
 
 
-def test_a_foreign_directory_named_like_the_image_is_not_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["directory", "file", "fifo"])
+def test_a_foreign_entry_named_like_the_image_is_not_replaced(tmp_path: Path,
+                                                              kind: str) -> None:
     """``--out`` pointed at a directory of one's own: an entry that is no image layout
-    is someone's data, never removed to make room."""
+    is someone's data, never removed to make room (nor opened, if it is a FIFO)."""
     tree = plain(tmp_path)
     tree.out.mkdir(mode=0o700)
     mine = tree.out / IMAGE
-    mine.mkdir()
-    (mine / "thesis.tex").write_text("years of work\n")
-    proc = tree.build("test-plain")
+    if kind == "directory":
+        mine.mkdir()
+        (mine / "thesis.tex").write_text("years of work\n")
+    elif kind == "file":
+        mine.write_text("years of work\n")
+    else:
+        os.mkfifo(mine)
+    before = os.lstat(mine)
+    proc = tree.build("test-plain", timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "not an image layout" in proc.stderr and str(mine) in proc.stderr
-    assert (mine / "thesis.tex").read_text() == "years of work\n"
+    after = os.lstat(mine)
+    assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (
+        before.st_ino, before.st_mode, before.st_mtime_ns)
+    if kind != "fifo":
+        text = (mine / "thesis.tex" if kind == "directory" else mine).read_text()
+        assert text == "years of work\n"
 
 
 def test_leftovers_of_a_killed_publisher_are_swept_without_following_links(
