@@ -241,7 +241,11 @@ def huge(path: Path) -> None:
         f.truncate(64 * 1024 * 1024)  # sparse: a read of it all would take 64 MiB
 
 
-@pytest.mark.parametrize("plant", [fifo, garbage, huge, "symlink"])
+def directory(path: Path) -> None:
+    path.mkdir()
+
+
+@pytest.mark.parametrize("plant", [fifo, garbage, huge, directory, "symlink"])
 def test_hostile_provenance_in_out_is_rewritten(tmp_path: Path,
                                                 plant: Callable[[Path], None] | str) -> None:
     tree = plain(tmp_path)

@@ -233,7 +233,13 @@ class Publisher:
             _sweep(self.out)
             _refuse_foreign(image)
             if self._same_output(image, digest):
-                write_statement(image, record)  # deterministic: same bytes when present
+                try:
+                    write_statement(image, record)  # deterministic: same bytes when present
+                except OSError as e:
+                    raise PublishError(f"{name}: cannot write {image / PROVENANCE_FILE}: "
+                                       f"{e.strerror or e}",
+                                       hint="free some space, or check the output "
+                                            "directory") from None
                 self._check_statement(image, name, digest)
             else:
                 self._write(final.layout, image, name, digest, record)
@@ -323,6 +329,13 @@ class Publisher:
             return False
         found = {os.path.relpath(os.path.join(top, n), image)
                  for top, dirs, names in os.walk(image) for n in [*dirs, *names]}
+        try:
+            if not stat.S_ISREG(os.lstat(image / PROVENANCE_FILE).st_mode):
+                return False  # a directory, FIFO, link: the whole entry is written again
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
         if found - wanted:  # something was put beside the image (a link, a FIFO, ...)
             self.warn(f"{image}: holds more than the image ({', '.join(sorted(found - wanted))})"
                       "; writing it again")
