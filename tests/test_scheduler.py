@@ -140,3 +140,35 @@ def test_the_real_cause_wins_over_its_consequences() -> None:
     needs = {"a": frozenset(), "b": frozenset()}
     report = scheduler.run(_tasks({"a": knock, "b": cause}, needs), keep_going=True)
     assert report.first_cause() is cause
+
+
+def test_an_interrupt_in_the_calling_thread_stops_the_running_tasks() -> None:
+    """Ctrl-C arrives in the thread that called run(), never in a worker: run() sets
+    ``cancel`` so the running work can stop (here: the task that only ends when it sees
+    the cancel), names what still runs, and lets the interrupt go on once it stopped."""
+    cancel = threading.Event()
+    told: list[list[str]] = []
+
+    def long() -> str:
+        if not cancel.wait(30):
+            raise AssertionError("never cancelled")
+        return "stopped"
+
+    def interrupt(key: str, _o: object, _s: float) -> None:
+        if key == "quick":
+            raise KeyboardInterrupt
+
+    tasks = [Task("long", lambda _n: long()), Task("quick", lambda _n: "done"),
+             Task("after", lambda _n: "never", needs=frozenset({"quick"}))]
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(tasks, cancel=cancel, on_settled=interrupt, on_interrupt=told.append)
+    assert cancel.is_set() and told == [["long"]]
+
+
+def test_a_linked_event_is_set_with_its_parent() -> None:
+    parent = threading.Event()
+    mine, other = scheduler.LinkedEvent(parent), scheduler.LinkedEvent(parent)
+    mine.set()
+    assert mine.is_set() and not other.is_set() and not parent.is_set()
+    parent.set()
+    assert other.is_set()

@@ -28,7 +28,7 @@ from rootseed.build.actions import builder_digest
 from rootseed.build.cache import BuildCache, CachedStage
 from rootseed.build.errors import Cancelled
 from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
-from rootseed.build.publish import Publisher, check_outputs, image_writer
+from rootseed.build.publish import Publisher, check_outputs, image_writer, linked_dirs
 from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.build.slots import Slots
 from rootseed.build.snapshots import Layer, Snapshot, Verifier
@@ -180,10 +180,10 @@ class Builder:
                                           base_dir=tree.root)
 
     def _warn(self, text: str) -> None:
-        if text in self.warnings:
-            return
-        self.warnings.append(text)
-        with self._print_lock:
+        with self._print_lock:  # stages and packages warn from threads of their own
+            if text in self.warnings:
+                return
+            self.warnings.append(text)
             err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
     def _snapshots(self, options: BuildOptions) -> None:
@@ -275,13 +275,24 @@ class Builder:
                 key=name, needs=frozenset(self.tree.get(name).deps),
                 work=self._package_work(name, options.target if wanted else None, opts, run)))
         return scheduler.run(tasks, keep_going=keep_going, cancel=run.cancel,
-                             name="rootseed-pkg", on_settled=on_settled)
+                             name="rootseed-pkg", on_settled=on_settled,
+                             on_interrupt=self._interrupted)
+
+    def _interrupted(self, packages: Sequence[str]) -> None:
+        """Ctrl-C: say why the build has not ended yet (a running step is not cut short;
+        nothing starts after it, and nothing half-written is left)."""
+        with self._print_lock:
+            err.print(f"interrupted: stopping; waiting for the running steps of "
+                      f"{', '.join(packages)} to end", markup=False, highlight=False,
+                      soft_wrap=True)
 
     def _package_work(self, name: str, target: str | None, options: BuildOptions, run: _Run
                       ) -> Callable[[Mapping[str, BuildResult]], BuildResult]:
         def work(deps: Mapping[str, BuildResult]) -> BuildResult:
-            # with keep_going, a failing package cancels only its own stages
-            own = _Run(run.slots, threading.Event()) if run.keep_going else run
+            # with keep_going, a failing package cancels only its own stages (and all of
+            # them stop with the whole run: Ctrl-C)
+            own = _Run(run.slots, scheduler.LinkedEvent(run.cancel)) if run.keep_going \
+                else run
             return _PackageBuild(self, self.tree.get(name), deps, target, options, own).run()
         return work
 
@@ -358,6 +369,13 @@ class _PackageBuild:
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"{self.pkg.name}: {text}")
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        """One step event to ``options.events``: one at a time, as stages and packages
+        run in threads (their lines must never interleave)."""
+        if self.options.events is not None:
+            with self.b._print_lock:
+                self.options.events(event)
 
     def describe(self, index: int) -> str:
         return f"{self.pkg.name}: stage {self.nodes[index].stage.label}"
@@ -525,7 +543,8 @@ class _PackageBuild:
         write = image_writer(final, self.plan.platform, self.pkg.version)
         final = self.b.cache.ensure_image(final, write)
         assert final.layout is not None
-        problem = layout_problem(final.layout, self.b.cache.dir / "seals")
+        problem = linked_dirs(final.layout) or layout_problem(final.layout,
+                                                              self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
             final = self.b.cache.rewrite_image(final, write)
@@ -668,8 +687,7 @@ class _PackageBuild:
             platform=str(self.plan.platform), steps=len(stage.steps),
             inputs=self._inputs(needed), no_cache=self.options.no_cache,
             no_cache_from=self.forced.get(stage.index),
-            events=StepEvents(emit=self.options.events or (lambda _e: None), say=self.say,
-                              live=self.options.progress))
+            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress))
         state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage,
                             backend.view(base)).execute()
         if "PATH" not in dict(state.env):  # Docker gives every image a PATH

@@ -217,7 +217,8 @@ class Report(Generic[K, R]):
 def run(tasks: Sequence[Task[K, R]], *, keep_going: bool = False,
         cancel: threading.Event | None = None, name: str = "rootseed",
         describe: Callable[[K], str] = str,
-        on_settled: Callable[[K, R | BaseException, float], None] | None = None
+        on_settled: Callable[[K, R | BaseException, float], None] | None = None,
+        on_interrupt: Callable[[Sequence[K]], None] | None = None
         ) -> Report[K, R]:
     """Run ``tasks`` (a thread per running task; see the module docstring for --jobs).
 
@@ -225,6 +226,11 @@ def run(tasks: Sequence[Task[K, R]], *, keep_going: bool = False,
     unless ``keep_going``; when someone else sets it, nothing more starts. ``on_settled``
     is called once per task, in the order tasks settle (from the calling thread), with the
     seconds it ran (0 for a task never started).
+
+    An exception in the calling thread (Ctrl-C: KeyboardInterrupt arrives there, never
+    in the workers) sets ``cancel`` too, so the running tasks stop at their next check
+    instead of running to their end; ``on_interrupt`` gets the tasks still running, then
+    the exception goes on once they have stopped.
     """
     by_key = {t.key: t for t in tasks}
     schedule: Schedule[K] = Schedule({t.key: t.needs for t in tasks},
@@ -258,29 +264,48 @@ def run(tasks: Sequence[Task[K, R]], *, keep_going: bool = False,
 
     running: dict[Future[R], K] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(tasks)), thread_name_prefix=name) as pool:
-        while True:
-            if cancel.is_set() and not schedule.stopped:
-                schedule.stop()
-            for key in schedule.ready():
-                schedule.start(key)
-                began[key] = time.monotonic()
-                needed = {n: report.results[n] for n in by_key[key].needs}
-                running[pool.submit(by_key[key].work, needed)] = key
-            sweep()
-            if not running:
-                break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                key = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    report.results[key] = future.result()
-                    schedule.finish(key)
-                    settle(key, report.results[key])
-                else:
-                    report.errors[key] = error
-                    schedule.fail(key)
-                    if not keep_going:
-                        cancel.set()  # running steps stop at their next check
-                    settle(key, error)
+        try:
+            while True:
+                if cancel.is_set() and not schedule.stopped:
+                    schedule.stop()
+                for key in schedule.ready():
+                    schedule.start(key)
+                    began[key] = time.monotonic()
+                    needed = {n: report.results[n] for n in by_key[key].needs}
+                    running[pool.submit(by_key[key].work, needed)] = key
+                sweep()
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    key = running.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        report.results[key] = future.result()
+                        schedule.finish(key)
+                        settle(key, report.results[key])
+                    else:
+                        report.errors[key] = error
+                        schedule.fail(key)
+                        if not keep_going:
+                            cancel.set()  # running steps stop at their next check
+                        settle(key, error)
+        except BaseException:
+            cancel.set()  # the pool waits for the running tasks: make them stop
+            if on_interrupt is not None and running:
+                on_interrupt(list(running.values()))
+            raise
     return report
+
+
+class LinkedEvent(threading.Event):
+    """Set when set itself or when ``parent`` is: the cancel event of a part that may
+    stop on its own (a package's stages, with keep_going) and still stops with the whole
+    run (Ctrl-C). Only :meth:`is_set` looks at the parent (no one waits on these)."""
+
+    def __init__(self, parent: threading.Event):
+        super().__init__()
+        self.parent = parent
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.parent.is_set()

@@ -140,8 +140,9 @@ def build_whole(tree: Tree, builder: Builder, names: Iterable[str], options: Bui
             dep = result.dependency
             before = done.get(dep)
             state = before.outcome if before is not None else Outcome.FAILED
+            how = "" if dep in tree.packages[name].deps else " (through what it needs)"
             settle(PackageOutcome(name, Outcome.BLOCKED, blocked_by=dep,
-                                  error=f"needs {dep}, which was not built ({state})"))
+                                  error=f"needs {dep}{how}, which was not built ({state})"))
         elif isinstance(result, RootseedError):
             settle(_failure(tree, builder, name, result, seconds))
         else:  # a bug, not a build failure: reported after the others settled

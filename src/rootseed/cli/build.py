@@ -132,7 +132,8 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
     tree = load_tree(settings, args)
     names = select(tree, stage)
     options = BuildOptions(build_args=args, no_cache=no_cache, jobs=settings.jobs,
-                           debug=settings.debug, progress=False, step_timeout=step_timeout)
+                           debug=settings.debug, progress=False, step_timeout=step_timeout,
+                           events=_event_line if settings.json else None)
 
     def progress(index: int, total: int, outcome: PackageOutcome) -> None:
         if not settings.json:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.settings import Settings, default_cache_dir, default_tree
 from rootseed.tree import Tree
@@ -40,6 +42,12 @@ def common_options(func: F) -> F:
     def wrapper(*args: Any, tree: Path | None, mirrors: tuple[Path, ...],
                 cache_dir: Path | None, out: Path, offline: bool, jobs: int | None,
                 json_out: bool, debug: bool, **kwargs: Any) -> Any:
+        if out.is_symlink():
+            # rootseed makes out/ private (0700) and replaces entries in it: a link
+            # planted in a checkout must not turn a host directory into that
+            raise RootseedError(f"output directory {out} is a symbolic link (to "
+                                f"{os.readlink(out)})",
+                                hint=f"pass the directory itself: --out {out.resolve()}")
         defaults = Settings()
         settings = Settings(
             tree=(tree or default_tree()).resolve(),
