@@ -30,7 +30,6 @@ import dataclasses
 import json
 import os
 import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -267,27 +266,3 @@ class BuildCache:
                 lockfile.unlink(missing_ok=True)
             except Timeout:
                 continue
-
-
-def copy_layout(src: Path, dest: Path, prepare: Callable[[Path], object] | None = None
-                ) -> None:
-    """Copy an image layout to ``dest`` atomically (temp dir + rename; never half).
-
-    ``prepare`` may add files (provenance) to the copy before it takes the name.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.partial"
-    try:
-        shutil.copytree(src, tmp, symlinks=True)
-        if prepare is not None:
-            prepare(tmp)
-        if dest.exists() or dest.is_symlink():
-            old = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.old"
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            remove_tree(old)
-        else:
-            os.replace(tmp, dest)
-    except BaseException:
-        remove_tree(tmp)
-        raise
