@@ -1,5 +1,5 @@
-"""Stopping a build: at the first failure (the default) a sibling stage that is still
-running stops at its next step; Ctrl-C (SIGINT) of ``rootseed build`` stops it too. Either
+"""Stopping a build: at the first failure (the default) a sibling stage's running step
+is killed (its sandbox, however long the step would have run) and nothing more starts; Ctrl-C (SIGINT) of ``rootseed build`` stops it too. Either
 way nothing half-written is left: no out/ entry, no cache entry, no work directory.
 
 The order of events is set by the test (see tests/sleepers.py), never by timing.
@@ -63,7 +63,7 @@ class _Watched(threading.Event):
         _Watched.seen.set()
 
 
-def test_a_failing_stage_stops_a_running_sibling_at_its_next_step(
+def test_a_failing_stage_kills_a_running_sibling_step(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     markers = {"slow": marker(), "bad": marker()}
     tree = make_tree(tmp_path, f"""\
@@ -101,14 +101,19 @@ COPY --from=bad /one /bad
         wait_until("both stages run", lambda: len(alive(markers)) == 2, thread.is_alive)
         end(alive(markers)["bad"])  # the bad stage fails now ...
         assert _Watched.seen.wait(WAIT), "the failure never cancelled the build"
-        end(alive(markers)["slow"])  # ... and only then the slow one ends its step
+        # ... and the slow step, which would sleep until the test ends it, is killed by
+        # the build itself: the build ends while the test has not touched it
         thread.join(WAIT)
+        assert not thread.is_alive(), "the build waited for the running sibling step"
+        assert "slow" not in alive(markers)
     finally:
         end_all(markers)
         thread.join(WAIT)
     [error] = outcome
     assert isinstance(error, RootseedError) and not isinstance(error, Knock), error
     assert "exit code 3" in error.message  # the cause, not its consequence
+    ended = {(e["stage"], e["step"]) for e in events if e["event"] == "end"}
+    assert ("slow", 1) not in ended, "the killed step was recorded as done"
     ran = [(e["stage"], e["step"]) for e in events if e["event"] == "start"]
     assert ("slow", 1) in ran and ("bad", 1) in ran
     assert ("slow", 2) not in ran, "the sibling went on after the failure"

@@ -19,9 +19,12 @@ from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec, bwrap_argv, options, run
 from rootseed.sandbox import execute as execute_mod
 from rootseed.sandbox.rootpath import plan_stubs, resolve_in_root
+from rootseed.sandbox.timeout import StepStopped
+from sleepers import WAIT, alive, end_all, marker, wait_until
 
 BUSYBOX = Path("/usr/bin/busybox")
-APPLETS = ["sh", "env", "hostname", "id", "cat", "ls", "touch", "nc", "stat", "echo", "mkdir"]
+APPLETS = ["sh", "env", "hostname", "id", "cat", "ls", "touch", "nc", "stat", "echo", "mkdir",
+           "sleep", "true"]
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None or not BUSYBOX.is_file(),
                                  reason="needs bubblewrap and busybox-static (apt-get install "
@@ -411,3 +414,36 @@ def test_works_as_non_root(world_readable_tmp: Path) -> None:
     assert (world_readable_tmp / "log").read_text().split() == ["0"]
     assert os.stat(rootfs / "made").st_uid == 65534
     assert sorted(os.listdir(rootfs)) == ["bin", "made"]
+
+
+@needs_bwrap
+def test_a_set_stop_event_kills_the_running_step(rootfs: Path) -> None:
+    """A cancelled build does not wait for a running step: the sandbox is killed once
+    ``stop`` is set (a step that would sleep for an hour ends within the test's bound),
+    and none of its processes is left."""
+    mark = marker()
+    stop = threading.Event()
+    caught: list[BaseException] = []
+
+    def step() -> None:
+        try:
+            run(SandboxSpec(rootfs=rootfs, argv=["sleep", mark], env={"PATH": "/bin"}),
+                log=rootfs.parent / "stop.log", stop=stop)
+        except BaseException as e:
+            caught.append(e)
+
+    thread = threading.Thread(target=step, daemon=True)
+    thread.start()
+    try:
+        wait_until("the step runs", lambda: "s" in alive({"s": mark}), thread.is_alive)
+        stop.set()
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the step ran on after stop was set"
+    finally:
+        end_all({"s": mark})  # a failing run leaves no sleeper behind
+    [error] = caught
+    assert isinstance(error, StepStopped) and "stop.log" in error.message
+    assert alive({"s": mark}) == {}
+    # not set: the step runs to its end as before
+    rc, _ = sandbox(rootfs, ["true"])
+    assert rc == 0

@@ -228,7 +228,8 @@ def run(tasks: Sequence[Task[K, R]], *, keep_going: bool = False,
     seconds it ran (0 for a task never started).
 
     An exception in the calling thread (Ctrl-C: KeyboardInterrupt arrives there, never
-    in the workers) sets ``cancel`` too, so the running tasks stop at their next check
+    in the workers) sets ``cancel`` too, so the running tasks stop (a running sandboxed
+    step is killed: see sandbox.execute)
     instead of running to their end; ``on_interrupt`` gets the tasks still running, then
     the exception goes on once they have stopped.
     """
@@ -288,7 +289,7 @@ def run(tasks: Sequence[Task[K, R]], *, keep_going: bool = False,
                         report.errors[key] = error
                         schedule.fail(key)
                         if not keep_going:
-                            cancel.set()  # running steps stop at their next check
+                            cancel.set()  # running sandboxed steps are killed
                         settle(key, error)
         except BaseException:
             cancel.set()  # the pool waits for the running tasks: make them stop

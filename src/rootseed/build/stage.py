@@ -38,6 +38,7 @@ from rootseed.plan.planner import DEFAULT_SHELL
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.rootpath import resolve
+from rootseed.sandbox.timeout import StepStopped
 
 ROOT_USERS = frozenset({"", "0", "root", "0:0", "root:root", "root:0", "0:root"})
 TAIL_LINES = 20
@@ -184,7 +185,10 @@ class StageRunner:
                            timeout=self.ctx.step_timeout,
                            enter=tuple(self.enter), mount_root=self.mount_root)
         try:
-            code = sandbox_run(spec, log=log, debug=self.ctx.debug)
+            code = sandbox_run(spec, log=log, debug=self.ctx.debug, stop=self.ctx.cancelled)
+        except StepStopped as e:  # another step failed (or Ctrl-C): not this step's fault
+            raise Cancelled(f"{self.where(i)}: stopped while running because another step "
+                            f"failed ({e.message})") from None
         except RootseedError as e:
             raise RootseedError(f"{self.where(i)}: {e.message}", hint=e.hint) from e
         if code != 0:

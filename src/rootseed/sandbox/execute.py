@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -19,7 +20,7 @@ from rootseed.sandbox.neutralroot import MOUNT_POINT, Scratch, wrap
 from rootseed.sandbox.options import API_MOUNTS, all_binds, bwrap_argv
 from rootseed.sandbox.rootpath import find_command, plan_stubs, remove_stubs, resolve_in_root
 from rootseed.sandbox.spec import SandboxSpec
-from rootseed.sandbox.timeout import StepTimeoutError
+from rootseed.sandbox.timeout import StepStopped, StepTimeoutError
 
 #: What execvp searches when the sandbox environment has no PATH.
 _EXECVP_DEFAULT_PATH = "/bin:/usr/bin"
@@ -91,6 +92,7 @@ class _Outcome:
     started: bool
     timed_out: bool
     start: int  # offset of this attempt's output in the log
+    stopped: bool = False  # killed because ``stop`` was set
 
 
 def _memfds(spec: SandboxSpec) -> list[int]:
@@ -103,8 +105,37 @@ def _memfds(spec: SandboxSpec) -> list[int]:
     return fds
 
 
-def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: bool
-             ) -> _Outcome | None:
+#: How often a running step looks at its ``stop`` event (seconds).
+_STOP_POLL = 0.2
+
+
+class _Stop(Exception):
+    pass
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float | None,
+          stop: threading.Event | None) -> int:
+    """``proc``'s exit status; TimeoutExpired past ``timeout``, _Stop once ``stop`` is set
+    (looked at every _STOP_POLL seconds: a cancelled build does not wait for a step that
+    may run for hours)."""
+    if stop is None:
+        return proc.wait(timeout=timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if stop.is_set():
+            raise _Stop
+        left = _STOP_POLL if deadline is None else min(_STOP_POLL,
+                                                        deadline - time.monotonic())
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+        try:
+            return proc.wait(timeout=left)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: bool,
+             stop: threading.Event | None = None) -> _Outcome | None:
     """Run the step once (with the neutral root or a plain root bind); None if the neutral
     root cannot even be tried here."""
     data_fds: list[int] = []
@@ -153,9 +184,13 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
             copier = threading.Thread(target=_copy_output, args=(out_r, logf), daemon=True,
                                       name="rootseed-step-log")
             copier.start()
-            timed_out = False
+            timed_out = stopped = False
             try:
-                rc = proc.wait(timeout=spec.timeout)
+                rc = _wait(proc, spec.timeout, stop)
+            except _Stop:
+                stopped = True  # killed as on a timeout (see below)
+                proc.kill()
+                rc = proc.wait()
             except subprocess.TimeoutExpired:
                 # Killing bwrap kills the whole sandbox: its pid-1 child has
                 # --die-with-parent (PR_SET_PDEATHSIG), and the pid namespace dies with it.
@@ -185,17 +220,20 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
             started = started or "child-pid" in json.loads(line)
         except ValueError:
             continue
-    return _Outcome(rc=rc, started=started, timed_out=timed_out, start=start)
+    return _Outcome(rc=rc, started=started, timed_out=timed_out, start=start,
+                    stopped=stopped)
 
 
-def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
+def run(spec: SandboxSpec, *, log: Path, debug: bool = False,
+        stop: threading.Event | None = None) -> int:
     """Run ``spec``; append its stdout and stderr to ``log``; return its exit code.
 
     The exit code is the command's (128+N if a signal N killed it). A sandbox that could
     not be set up at all raises :class:`RootseedError` with bwrap's own message. The root
     is the neutral overlay root (:mod:`rootseed.sandbox.neutralroot`) where it works; if
     it cannot start here, the step is run again with a plain root bind (and so are later
-    steps of this process).
+    steps of this process). Once ``stop`` is set the whole sandbox is killed and
+    :class:`~rootseed.sandbox.timeout.StepStopped` raised.
     """
     global _NEUTRAL_ROOT_BROKEN
     bwrap = find_bwrap()
@@ -212,17 +250,21 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False) -> int:
         # A root already mounted as an overlay in its own namespace (spec.enter, the
         # builder's copy-on-write snapshots) is bound as it is.
         if not _NEUTRAL_ROOT_BROKEN and not spec.enter:
-            outcome = _attempt(spec, bwrap, log, debug, neutral=True)
+            outcome = _attempt(spec, bwrap, log, debug, neutral=True, stop=stop)
+            if outcome is not None and outcome.stopped:
+                raise StepStopped(f"the step was stopped; its output so far is in {log}")
             if outcome is not None and not outcome.started and not outcome.timed_out:
                 os.truncate(log, outcome.start)  # the helper's complaint, not the step's
                 outcome = None
             if outcome is None:
                 _NEUTRAL_ROOT_BROKEN = True
         if outcome is None:
-            outcome = _attempt(spec, bwrap, log, debug, neutral=False)
+            outcome = _attempt(spec, bwrap, log, debug, neutral=False, stop=stop)
             assert outcome is not None
     finally:
         remove_stubs(stubs)
+    if outcome.stopped:
+        raise StepStopped(f"the step was stopped; its output so far is in {log}")
     if outcome.timed_out:
         assert spec.timeout is not None
         raise StepTimeoutError(spec.timeout, hint=f"output so far is in {log}; if the step "

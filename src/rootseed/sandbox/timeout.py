@@ -20,6 +20,11 @@ _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 
 
+class StepStopped(RootseedError):
+    """A running step was killed because its build was cancelled (another step failed,
+    or Ctrl-C): the caller says why."""
+
+
 class StepTimeoutError(RootseedError):
     """A sandboxed step ran longer than its limit and was killed."""
 
