@@ -185,3 +185,30 @@ def test_sigint_leaves_nothing_half_written(tmp_path: Path, who: str, what: str)
     logs = tmp_path / "cache" / "logs" / "core-app"
     assert (logs / "app-line0002.log").exists() and not (logs / "app-line0003.log").exists()
     assert_nothing_half_written(tmp_path / "cache", tmp_path / "out")
+
+
+def test_sigterm_stops_the_build_like_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM (a cancelled CI job) to rootseed alone: the running step is killed by
+    rootseed itself (the test never ends it), nothing half-written is left, exit 143."""
+    markers = {"app": marker()}
+    tree = make_tree(tmp_path, SLOW_APP.format(marker=markers["app"]))
+    proc = start_cli(tree, tmp_path, "core-app")
+    err = Lines(proc)
+    try:
+        wait_until("the step runs", lambda: "app" in alive(markers),
+                   lambda: proc.poll() is None)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(WAIT)
+        assert "app" not in alive(markers), "rootseed left its step running"
+    finally:
+        end_all(markers)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        err.thread.join(WAIT)
+    stderr = err.text()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and stderr.splitlines()[-1] == "terminated", stderr
+    logs = tmp_path / "cache" / "logs" / "core-app"
+    assert (logs / "app-line0002.log").exists() and not (logs / "app-line0003.log").exists()
+    assert_nothing_half_written(tmp_path / "cache", tmp_path / "out")

@@ -6,7 +6,9 @@ Each command lives in its own module and is registered in :data:`COMMANDS`.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -68,9 +70,27 @@ def cli() -> None:
     """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job cancelled, ``kill``): handled as Ctrl-C is — running steps are
+    killed, partial output and work directories removed — then exit 143."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in the main thread (where Ctrl-C's
+    KeyboardInterrupt arrives too), unless something chose another disposition."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, _terminated)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear message and a non-zero exit code on failure."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _on_sigterm()
     try:
         rv = cli.main(args=argv, prog_name="rootseed", standalone_mode=False)
         if isinstance(rv, int) and rv:
@@ -82,7 +102,10 @@ def main(argv: list[str] | None = None) -> None:
         if e.hint:
             err.print(f"[bold]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, Terminated):
+            err.print("terminated")
+            sys.exit(143)
         err.print("aborted")
         sys.exit(130)
     except click.ClickException as e:
@@ -90,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except Terminated:
+        err.print("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
