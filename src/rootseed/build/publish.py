@@ -34,8 +34,14 @@ from rootseed.build.stage import StageState
 from rootseed.build.verify import layout_problem, seal_layout
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
-from rootseed.oci import ImageConfig, manifest_digest, write_image
-from rootseed.oci.verified import MAX_JSON, BlobError, LayoutError, check_digest, open_image
+from rootseed.oci import ImageConfig, write_image
+from rootseed.oci.verified import (
+    MAX_JSON,
+    LayoutError,
+    check_digest,
+    indexed_digest,
+    open_image,
+)
 from rootseed.plan import Platform
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, write_statement
 from rootseed.sandbox.rootpath import resolve
@@ -312,13 +318,12 @@ class Publisher:
             # leads to verifies: it could change after the check; the entry is rewritten
             return False
         try:
-            if manifest_digest(image) != digest:
+            if indexed_digest(image) != digest:  # another image (or none): no warning
                 return False
-        except BlobError as e:  # a blob in out/ was changed: say so, then repair it
-            self.warn(f"{image}: {e.message}; writing it again")
+        except LayoutError:
             return False
-        except (RootseedError, OSError, ValueError, KeyError):
-            return False
+        # sealed: vouched for without re-hashing; otherwise every blob is verified (a
+        # changed one is named, then out/ is repaired)
         problem = layout_problem(image, self.seals)
         if problem is not None:
             self.warn(f"{image}: {problem}; writing it again")

@@ -64,6 +64,7 @@ class LayoutError(RootseedError):
     def __init__(self, layout: Path, what: str, *, hint: str | None = None):
         super().__init__(f"{layout}: {what}", hint=hint or _HINT)
         self.layout = layout
+        self.what = what  # the message without the layout's path
 
 
 class BlobError(LayoutError):
@@ -248,6 +249,16 @@ def _index_entry(layout: Path) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise LayoutError(layout, f"{INDEX}: manifests[0] is not a descriptor")
     return entry
+
+
+def indexed_digest(layout: Path) -> str:
+    """The manifest digest ``index.json`` names, unverified but for its form: cheap, for
+    telling which image a layout claims to hold before verifying it (:func:`open_image`)."""
+    entry = _index_entry(Path(layout))
+    try:
+        return check_digest(entry.get("digest"))
+    except ValueError as e:
+        raise LayoutError(layout, f"{INDEX}: manifests[0] has {e}") from None
 
 
 def open_image(layout: Path) -> VerifiedImage:
