@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rootseed import shipped
-from rootseed.build.stage import StageContext, StageRunner
 from rootseed.containerfile import Run
+from rootseed.engine.stage import StageContext, StageRunner
 from rootseed.fetch import Fetcher
 from rootseed.plan import ImageRef, Plan, PlannedCopy, PlannedRun, StagePath, StageRef, plan_package
 from rootseed.sandbox import SandboxSpec

@@ -9,7 +9,7 @@ holding only busybox. Each build is cold for the steps (their commands carry a f
 are built once beforehand, untimed) and uses a fresh builder, so the check of the cached
 base against its
 recorded digest (issue #12 item 4) is included, and printed on its own: normally a sealed
-entry is checked by its ``lstat`` fingerprint (see ``rootseed.build.seal``); one more build
+entry is checked by its ``lstat`` fingerprint (see ``rootseed.engine.seal``); one more build
 with ``ROOTSEED_CACHE_CHECK=full`` shows what re-hashing the whole base costs. The steps
 end in a one-file image (``COPY --from``), so writing the image does not depend on the
 base either.
@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.tree import Tree
 
 BUSYBOX = Path("/usr/bin/busybox")

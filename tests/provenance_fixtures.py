@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.provenance.statement import write_statement
 
 NAMESPACE = "rootseed"

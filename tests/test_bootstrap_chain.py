@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, image_stages, link
-from rootseed.build.digests import read_digests
 from rootseed.containerfile import parse_string
+from rootseed.engine.digests import read_digests
 
 CF = """\
 FROM scratch AS tools

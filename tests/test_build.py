@@ -22,7 +22,7 @@ from buildtree import (
     base_package,
     make_tree,
 )
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.errors import RootseedError
 from rootseed.oci import read_image, unpack_image
 from rootseed.tree import Tree

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
-from rootseed.build.engine import Builder, BuildOptions, NoCacheFrom
+from rootseed.engine.engine import Builder, BuildOptions, NoCacheFrom
 from rootseed.errors import RootseedError
 from rootseed.oci import read_image, unpack_image
 from rootseed.tree import Tree

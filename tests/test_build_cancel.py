@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-import rootseed.build.engine as engine
+import rootseed.engine.engine as engine
 from buildtree import BUSYBOX, base_package, write
-from rootseed.build.engine import Builder, BuildOptions
-from rootseed.build.errors import Knock
+from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.engine.errors import Knock
 from rootseed.errors import RootseedError
 from rootseed.tree import Tree
 from sleepers import WAIT, alive, end, end_all, marker, wait_until

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
-from rootseed.build.engine import Builder, BuildOptions
-from rootseed.build.slots import Slots
+from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.engine.slots import Slots
 from rootseed.oci import unpack_image
 from rootseed.tree import Tree
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from buildtree import BUSYBOX, base_package, write
-from rootseed.build.digests import read_digests
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.digests import read_digests
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.errors import RootseedError
 from rootseed.oci import read_image, unpack_image
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement

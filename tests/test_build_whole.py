@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from buildtree import BUSYBOX, base_package, write
-from rootseed.build.engine import Builder, BuildOptions
-from rootseed.build.whole import Outcome, build_whole, select
+from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.engine.whole import Outcome, build_whole, select
 from rootseed.tree import Tree
 
 pytestmark = pytest.mark.skipif(

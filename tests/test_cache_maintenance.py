@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from rootseed.build.maintenance import prune, usage
 from rootseed.cli import main
+from rootseed.engine.maintenance import prune, usage
 
 
 def _entry(cache: Path, area: str, name: str, record: str, age_days: float) -> Path:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rootseed import shipped
-from rootseed.build.engine import Builder
 from rootseed.crosscheck import ArtifactCheck, Report, Status, crosscheck
+from rootseed.engine.engine import Builder
 from rootseed.tools.hex0 import assemble
 from rootseed.tree import Tree
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rootseed.build.record import BuildRecord
 from rootseed.crosscheck.memo import recall, remember
+from rootseed.engine.record import BuildRecord
 
 RECORD = BuildRecord(package="bootstrap-stage0", version="1", namespace="rootseed",
                      containerfile_sha256="a" * 64, target=None, build_args={"X": "1"},

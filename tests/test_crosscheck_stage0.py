@@ -119,13 +119,13 @@ def test_ddc_covers_every_c_compiler_step_but_cc_x86(tmp_path: Path) -> None:
 def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from rootseed.build.engine import Builder, BuildOptions
-    from rootseed.build.fsops import copy_tree
     from rootseed.crosscheck.compilers import find_compilers
     from rootseed.crosscheck.ddc import Diverse
     from rootseed.crosscheck.mesoplanet import replay_mesoplanet
     from rootseed.crosscheck.run import needed_stages
     from rootseed.crosscheck.steps import ddc_compile, rerunnable, stage_steps
+    from rootseed.engine.engine import Builder, BuildOptions
+    from rootseed.engine.fsops import copy_tree
     from rootseed.fetch import Fetcher
     from rootseed.plan import PlannedRun
     from rootseed.sandbox.rootpath import resolve

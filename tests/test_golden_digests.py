@@ -17,7 +17,7 @@ import pytest
 
 from rootseed import shipped
 from rootseed.bootstrap import DigestMismatch, bootstrap
-from rootseed.build.digests import read_digests
+from rootseed.engine.digests import read_digests
 from rootseed.settings import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.build.layers import finish_layer, is_opaque, layer_digest, write_diff_tar
+from rootseed.engine.layers import finish_layer, is_opaque, layer_digest, write_diff_tar
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.overlay import OverlayNamespace, probe

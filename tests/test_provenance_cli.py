@@ -103,7 +103,7 @@ def test_cli_trace_broken_link(tmp_path: Path) -> None:
 
 def test_markup_in_hostile_names_is_shown_as_text(tmp_path: Path) -> None:
     from provenance_fixtures import SEED_SHA, build
-    from rootseed.build.record import ResolvedSource
+    from rootseed.engine.record import ResolvedSource
 
     out = tmp_path / "out"
     seed = ResolvedSource(id="hex0", file="hex0[/b]seed", sha256=SEED_SHA,

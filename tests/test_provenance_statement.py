@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from provenance_fixtures import SEED_SHA, plain_source, record, seed_source, sha
-from rootseed.build.record import ParentImage
 from rootseed.console import canonical_json
+from rootseed.engine.record import ParentImage
 from rootseed.errors import RootseedError
 from rootseed.provenance.statement import (
     make_statement,

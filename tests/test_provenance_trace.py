@@ -23,7 +23,7 @@ from provenance_fixtures import (
     three_level_chain,
     write_layout,
 )
-from rootseed.build.record import ParentImage
+from rootseed.engine.record import ParentImage
 from rootseed.errors import RootseedError
 from rootseed.provenance.statement import write_statement
 from rootseed.provenance.trace import trace

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from rootseed.build import scheduler
-from rootseed.build.errors import Cancelled, DependencyFailed
-from rootseed.build.scheduler import (
+from rootseed.engine import scheduler
+from rootseed.engine.errors import Cancelled, DependencyFailed
+from rootseed.engine.scheduler import (
     CycleError,
     Schedule,
     State,

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from rootseed import shipped
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.oci import unpack_image
 from rootseed.plan import PlannedCopy, StagePath, plan_package
 from rootseed.tree import Tree

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.errors import RootseedError
 from rootseed.oci import unpack_image
 from rootseed.tree import Tree

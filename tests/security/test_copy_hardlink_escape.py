@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.tree import Tree
 
 pytestmark = pytest.mark.skipif(

@@ -1,4 +1,4 @@
-"""Red-team: the publisher (build/publish.py) against a hostile ``out/``.
+"""Red-team: the publisher (engine/publish.py) against a hostile ``out/``.
 
 ``out/<image>`` planted as a symlink to a host directory, ``out`` itself a symlink, a
 hostile provenance.json (garbage, FIFO, huge file, symlink to a host file), a blob
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree
-from rootseed.build.engine import Builder, BuildOptions
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.errors import RootseedError
 from rootseed.oci import read_image
 from rootseed.provenance.statement import read_statement
@@ -277,7 +277,7 @@ def test_a_blob_changed_between_the_check_and_the_copy_is_never_published(
     (the window an attacker with access to the cache would aim at): the copy is read
     back before it takes its name, so out/ never holds it."""
     tree = plain(tmp_path)
-    import rootseed.build.publish as publish
+    import rootseed.engine.publish as publish
 
     real = publish._copy_files
 

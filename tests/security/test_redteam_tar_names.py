@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree
-from rootseed.build.extract import ArchiveError, extract_archive
+from rootseed.engine.extract import ArchiveError, extract_archive
 from rootseed.errors import RootseedError
 from rootseed.oci.unpack import member_path
 

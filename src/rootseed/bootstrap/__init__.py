@@ -17,9 +17,9 @@ from typing import Any
 
 from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, link
-from rootseed.build.digests import check_digests, read_digests
-from rootseed.build.engine import Builder, BuildOptions, BuildResult
 from rootseed.containerfile import parse_file
+from rootseed.engine.digests import check_digests, read_digests
+from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings

@@ -10,9 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
-from rootseed.build.engine import Builder, BuildOptions, BuildResult
 from rootseed.cli.common import common_options
 from rootseed.console import emit_json, err, out
+from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
 

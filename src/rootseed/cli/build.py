@@ -10,12 +10,12 @@ from typing import Any
 import click
 from rich.table import Table
 
-from rootseed.build.digests import check_digests, read_digests, write_digests
-from rootseed.build.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
-from rootseed.build.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
 from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json, err, out
+from rootseed.engine.digests import check_digests, read_digests, write_digests
+from rootseed.engine.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
+from rootseed.engine.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.errors import RootseedError
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.settings import Settings

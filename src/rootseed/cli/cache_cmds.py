@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from rootseed.build.maintenance import prune, usage
 from rootseed.cli.common import common_options
 from rootseed.console import emit_json
+from rootseed.engine.maintenance import prune, usage
 from rootseed.settings import Settings
 
 

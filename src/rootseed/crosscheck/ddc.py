@@ -23,8 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rootseed.build.extract import extract_archive
-from rootseed.build.fsops import makedirs
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.compilers import Compiler, Missing
 from rootseed.crosscheck.ddc_sources import DdcSources, scan
@@ -33,6 +31,8 @@ from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.recipe import Recipe
 from rootseed.crosscheck.sandboxroot import host_runtime, stage_binds
 from rootseed.crosscheck.steps import Args, Step, file_args, in_image
+from rootseed.engine.extract import extract_archive
+from rootseed.engine.fsops import makedirs
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run

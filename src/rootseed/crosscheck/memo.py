@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rootseed import __version__
-from rootseed.build.record import BuildRecord
 from rootseed.console import canonical_json
+from rootseed.engine.record import BuildRecord
 from rootseed.fsutil import atomic_write
 
 RECALLED = " (recalled: this exact build passed an earlier crosscheck; " \

@@ -17,12 +17,12 @@ import posixpath
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-from rootseed.build.fsops import clean, makedirs
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.sandboxroot import stage_binds
 from rootseed.crosscheck.steps import Args, Step, command_step, file_args, in_image
+from rootseed.engine.fsops import clean, makedirs
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.rootpath import resolve

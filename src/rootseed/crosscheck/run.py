@@ -11,9 +11,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from rootseed.build import fsops
-from rootseed.build.cache import CachedStage
-from rootseed.build.engine import Builder, BuildOptions
 from rootseed.console import canonical_json
 from rootseed.crosscheck.compilers import DEFAULT_SEARCH, KNOWN, find_compilers
 from rootseed.crosscheck.ddc import Diverse
@@ -21,6 +18,9 @@ from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
+from rootseed.engine import fsops
+from rootseed.engine.cache import CachedStage
+from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.fetch import Fetcher
 from rootseed.fsutil import atomic_write
 from rootseed.plan import Plan, PlannedRun, StagePlan

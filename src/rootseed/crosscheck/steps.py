@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from rootseed.build.fsops import clean
 from rootseed.containerfile import Run
+from rootseed.engine.fsops import clean
 from rootseed.plan import InlineFile, PlannedCopy, PlannedRun, PlannedWorkdir, StagePlan
 
 

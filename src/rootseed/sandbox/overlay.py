@@ -16,7 +16,7 @@ namespace:
 Overlay is mounted with ``userxattr`` (what the kernel requires in a user namespace):
 opaque directories carry ``user.overlay.opaque=y``; whiteouts are 0/0 character devices.
 Where a kernel refuses all this, :func:`probe` says why and the builder falls back to
-copying (see :mod:`rootseed.build.snapshots`).
+copying (see :mod:`rootseed.engine.snapshots`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from rootseed.errors import RootseedError
 
 _HOLDER = Path(__file__).with_name("_overlay_holder.py")
 #: The kernel's limit on lower layers (OVL_MAX_STACK) is 500; stacks are flattened well
-#: before it (see :data:`rootseed.build.snapshots.MAX_LAYERS`).
+#: before it (see :data:`rootseed.engine.snapshots.MAX_LAYERS`).
 KERNEL_MAX_LOWER = 500
 
 

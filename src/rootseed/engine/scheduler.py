@@ -6,11 +6,11 @@ on its own); :func:`run` drives it with threads. The builder uses it twice: pack
 dependency order, and inside a package its stages (each stage is a chain of actions,
 every action needing its predecessor's snapshot, so the stage is the unit that can run
 beside another). ``--jobs`` is not a thread count here: the work that needs a processor
-takes a :class:`~rootseed.build.slots.Slots` slot by priority, so cache hits and
+takes a :class:`~rootseed.engine.slots.Slots` slot by priority, so cache hits and
 waiting never occupy one.
 
 Failures are told apart by type: a task's own exception is its *error*; a task whose
-need failed is *blocked* (:class:`~rootseed.build.errors.DependencyFailed`, naming the
+need failed is *blocked* (:class:`~rootseed.engine.errors.DependencyFailed`, naming the
 task that failed); a task never started because the run stopped is *cancelled*.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
 
-from rootseed.build.errors import Cancelled, DependencyFailed, Knock
+from rootseed.engine.errors import Cancelled, DependencyFailed, Knock
 from rootseed.errors import RootseedError
 
 K = TypeVar("K", bound=Hashable)

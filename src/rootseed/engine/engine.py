@@ -2,10 +2,10 @@
 
 The parts, each in its own module: the planner (:mod:`rootseed.plan`, shared with
 ``check``) turns a Containerfile into typed stages; the scheduler
-(:mod:`rootseed.build.scheduler`) runs packages, and the stages of a package, as DAGs
+(:mod:`rootseed.engine.scheduler`) runs packages, and the stages of a package, as DAGs
 with ``--jobs`` slots, cancellation and typed failures; the executor
-(:mod:`rootseed.build.executor`, :mod:`rootseed.build.stage`) runs a stage's actions in
-the sandbox on snapshots; the publisher (:mod:`rootseed.build.publish`) writes verified
+(:mod:`rootseed.engine.executor`, :mod:`rootseed.engine.stage`) runs a stage's actions in
+the sandbox on snapshots; the publisher (:mod:`rootseed.engine.publish`) writes verified
 OCI layouts and provenance. What is left here: cache keys, parent images, and wiring.
 """
 
@@ -23,19 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from rootseed import __version__
-from rootseed.build import fsops, scheduler
-from rootseed.build.actions import builder_digest
-from rootseed.build.cache import BuildCache, CachedStage
-from rootseed.build.errors import Cancelled
-from rootseed.build.executor import ActionSteps, LayeredBackend, StepEvents
-from rootseed.build.publish import Publisher, check_outputs, image_writer, linked_dirs
-from rootseed.build.record import BuildRecord, ParentImage, ResolvedSource
-from rootseed.build.slots import Slots
-from rootseed.build.snapshots import Layer, Snapshot, Verifier
-from rootseed.build.stage import FileStep, StageContext, StageRunner
-from rootseed.build.verify import layout_problem
 from rootseed.console import canonical_json, err
 from rootseed.containerfile import parse_file
+from rootseed.engine import fsops, scheduler
+from rootseed.engine.actions import builder_digest
+from rootseed.engine.cache import BuildCache, CachedStage
+from rootseed.engine.errors import Cancelled
+from rootseed.engine.executor import ActionSteps, LayeredBackend, StepEvents
+from rootseed.engine.publish import Publisher, check_outputs, image_writer, linked_dirs
+from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.engine.slots import Slots
+from rootseed.engine.snapshots import Layer, Snapshot, Verifier
+from rootseed.engine.stage import FileStep, StageContext, StageRunner
+from rootseed.engine.verify import layout_problem
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.oci import read_image
@@ -253,7 +253,7 @@ class Builder:
                    on_settled: Callable[[str, BuildResult | BaseException, float], None]
                    | None = None) -> scheduler.Report[str, BuildResult]:
         """Build ``names`` and what they need, going on past failures: a package whose
-        dependency failed is blocked (:class:`~rootseed.build.errors.DependencyFailed`),
+        dependency failed is blocked (:class:`~rootseed.engine.errors.DependencyFailed`),
         the others are built side by side within ``--jobs``."""
         return self._run_packages(list(names), options or BuildOptions(), keep_going=True,
                                   on_settled=on_settled)
@@ -675,7 +675,7 @@ class _PackageBuild:
 
     def _build_stage_layered(self, node: _Node, needed: Mapping[int, CachedStage],
                              work: Path, fetch_dir: Path) -> CachedStage:
-        """Run a stage as actions on copy-on-write snapshots (see build/executor.py)."""
+        """Run a stage as actions on copy-on-write snapshots (see engine/executor.py)."""
         backend = self.b._backend
         assert backend is not None
         stage = node.stage

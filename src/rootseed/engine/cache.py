@@ -38,12 +38,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rootseed.build.fsops import remove_tree
-from rootseed.build.layers import layer_digest
-from rootseed.build.maintenance import touch
-from rootseed.build.snapshots import Layer, Snapshot, Verifier
-from rootseed.build.verify import seal_layout
 from rootseed.console import canonical_json
+from rootseed.engine.fsops import remove_tree
+from rootseed.engine.layers import layer_digest
+from rootseed.engine.maintenance import touch
+from rootseed.engine.snapshots import Layer, Snapshot, Verifier
+from rootseed.engine.verify import seal_layout
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
 from rootseed.oci import manifest_digest, unpack_image

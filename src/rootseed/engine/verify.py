@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from rootseed.build import seal
+from rootseed.engine import seal
 from rootseed.oci.verified import LayoutError, open_image
 
 
 def layout_problem(layout: Path, seals: Path | None = None) -> str | None:
     """What is wrong with ``layout`` (None: every blob matches). A layout found whole
-    before is vouched for by its seal (see :mod:`rootseed.build.seal`) until any of its
+    before is vouched for by its seal (see :mod:`rootseed.engine.seal`) until any of its
     files changes."""
     key = seal.load_key()
     token = _token(layout)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from rootseed.build.fsops import remove_tree
+from rootseed.engine.fsops import remove_tree
 from rootseed.errors import RootseedError
 
 #: area → (directory under the cache, record file inside an entry, or "" for plain files)

@@ -7,7 +7,7 @@ tree, RUN in bwrap started inside the namespace), unmounts, and the upper direct
 the action's layer (cost: what the step changed). Read-only views of finished snapshots
 (``COPY --from``, image writing, output checks) are mounted once and kept.
 
-:class:`ActionSteps` is the hook a :class:`~rootseed.build.stage.StageRunner` calls for
+:class:`ActionSteps` is the hook a :class:`~rootseed.engine.stage.StageRunner` calls for
 each RUN/COPY/ADD/WORKDIR: key, cache lookup (a hit adds the cached layer and runs
 nothing), or execution and commit. A build that fails at step N therefore resumes at
 step N: the earlier actions are hits.
@@ -27,18 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rootseed.build import fsops
-from rootseed.build.actions import Action, Command, builder_digest
-from rootseed.build.layers import walk
-from rootseed.build.snapshots import (
+from rootseed.containerfile import Instruction
+from rootseed.engine import fsops
+from rootseed.engine.actions import Action, Command, builder_digest
+from rootseed.engine.layers import walk
+from rootseed.engine.snapshots import (
     MAX_LAYERS,
     ActionCache,
     ActionResult,
     Snapshot,
     Verifier,
 )
-from rootseed.build.stage import FileStep, StageRunner
-from rootseed.containerfile import Instruction
+from rootseed.engine.stage import FileStep, StageRunner
 from rootseed.errors import RootseedError
 from rootseed.plan import to_json
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
@@ -249,7 +249,7 @@ def _summary(instruction: Instruction) -> str:
 
 
 class ActionSteps:
-    """The :class:`~rootseed.build.stage.StepHook` of one stage run on layers."""
+    """The :class:`~rootseed.engine.stage.StepHook` of one stage run on layers."""
 
     def __init__(self, backend: LayeredBackend, base: Snapshot, *, package: str,
                  stage: str, platform: str, steps: int,

@@ -16,9 +16,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
-from rootseed.build.engine import Builder, BuildOptions, BuildResult
-from rootseed.build.errors import DependencyFailed
-from rootseed.build.stage import StepFailed
+from rootseed.engine.engine import Builder, BuildOptions, BuildResult
+from rootseed.engine.errors import DependencyFailed
+from rootseed.engine.stage import StepFailed
 from rootseed.errors import RootseedError
 from rootseed.fetch import FetchError
 from rootseed.tree import Tree

@@ -6,7 +6,7 @@ back through the verifying reader (every blob re-hashed, the manifest digest and
 provenance subject compared with what was built) and only then gives the directory its
 name, one publisher per ``out/`` at a time (:func:`out_lock`). A layout already in
 ``out/`` with the same digest is kept (vouched for by its seal, see
-:mod:`rootseed.build.seal`) unless it has links where its directories belong or holds
+:mod:`rootseed.engine.seal`) unless it has links where its directories belong or holds
 more than its image; a changed one is reported and written again. An entry of ``out/``
 that is not an image layout is never replaced.
 """
@@ -26,12 +26,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rootseed.build.cache import BuildCache, CachedStage
-from rootseed.build.errors import PublishError
-from rootseed.build.fsops import remove_tree
-from rootseed.build.record import BuildRecord
-from rootseed.build.stage import StageState
-from rootseed.build.verify import layout_problem, seal_layout
+from rootseed.engine.cache import BuildCache, CachedStage
+from rootseed.engine.errors import PublishError
+from rootseed.engine.fsops import remove_tree
+from rootseed.engine.record import BuildRecord
+from rootseed.engine.stage import StageState
+from rootseed.engine.verify import layout_problem, seal_layout
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
 from rootseed.oci import ImageConfig, write_image

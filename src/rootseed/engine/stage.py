@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from rootseed.build import fsops
-from rootseed.build.errors import Cancelled
-from rootseed.build.extract import extract_archive
+from rootseed.engine import fsops
+from rootseed.engine.errors import Cancelled
+from rootseed.engine.extract import extract_archive
 from rootseed.errors import RootseedError
 from rootseed.plan import (
     ContextPath,
@@ -94,7 +94,7 @@ FileStep = PlannedWorkdir | PlannedRun | PlannedCopy
 
 
 class StepHook(Protocol):
-    """Runs one filesystem-changing step as an action (see build/executor.py): looks its
+    """Runs one filesystem-changing step as an action (see engine/executor.py): looks its
     key up in the cache, or calls ``apply`` on a fresh writable snapshot."""
 
     def step(self, runner: StageRunner, step: FileStep, number: int,

@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.build import seal
-from rootseed.build.fsops import remove_tree
-from rootseed.build.layers import finish_layer, is_empty, layer_digest
-from rootseed.build.maintenance import touch
 from rootseed.console import canonical_json
+from rootseed.engine import seal
+from rootseed.engine.fsops import remove_tree
+from rootseed.engine.layers import finish_layer, is_empty, layer_digest
+from rootseed.engine.maintenance import touch
 from rootseed.errors import RootseedError
 
 ACTION_FORMAT = 1
