@@ -1,0 +1,296 @@
+"""A REAPI v2 client: upload only missing blobs, Execute, read results — all verified.
+
+The service and its workers are not trusted for content: every blob read back is
+re-hashed against the digest that names it before anything uses it, and a result is only
+accepted when its output tree is complete. What the service *is* trusted for (running the
+command it was given, in the sandbox it was asked for) is stated in docs/trust-model.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from rootseed.remote import RemoteError
+from rootseed.remote.merkle import Tree, digest_of
+from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_pb2
+
+#: Blobs up to this size go in batch requests (gRPC's default message limit is 4 MiB).
+BATCH_LIMIT = 2 << 20
+#: ByteStream chunk size.
+CHUNK = 1 << 20
+
+
+class BlobMismatch(RemoteError):
+    """A blob read from the CAS does not hash to the digest it was asked for."""
+
+
+def parse_endpoint(url: str) -> str:
+    """``grpc://host:port`` (or ``http://``) → ``host:port``; anything else is refused."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("grpc", "http") or not parts.hostname or parts.port is None \
+            or parts.path not in ("", "/"):
+        raise RemoteError(f"not a remote endpoint: {url!r}",
+                          hint="give it as grpc://HOST:PORT (TLS is not supported yet)")
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _rpc_error(what: str, e: Exception) -> RemoteError:
+    code = e.code().name if isinstance(e, grpc.RpcError) else type(e).__name__
+    details = e.details() if isinstance(e, grpc.RpcError) else str(e)
+    return RemoteError(f"{what}: the remote service answered {code}: {details}",
+                       hint="check that the service is up (scripts/remote-cluster up) "
+                            "and reachable; the build resumes where it stopped")
+
+
+class Remote:
+    """One REAPI endpoint and instance."""
+
+    def __init__(self, endpoint: str, instance: str = "", *, timeout: float = 60.0) -> None:
+        self.target = parse_endpoint(endpoint)
+        self.instance = instance
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(self.target, options=[
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20)])
+        self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
+        self.ac = re_grpc.ActionCacheStub(self.channel)
+        self.execution = re_grpc.ExecutionStub(self.channel)
+        self.capabilities = re_grpc.CapabilitiesStub(self.channel)
+        self.bytestream = bs_grpc.ByteStreamStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+            self.capabilities.GetCapabilities(
+                re_pb2.GetCapabilitiesRequest(instance_name=self.instance), timeout=timeout)
+        except (grpc.FutureTimeoutError, grpc.RpcError) as e:
+            raise _rpc_error(f"no answer from {self.target}", e) from None
+
+    # -- CAS ------------------------------------------------------------------------------
+
+    def missing(self, digests: Iterable[re_pb2.Digest]) -> list[re_pb2.Digest]:
+        unique = {d.hash: d for d in digests}
+        out: list[re_pb2.Digest] = []
+        items = list(unique.values())
+        for i in range(0, len(items), 1000):
+            try:
+                r = self.cas.FindMissingBlobs(re_pb2.FindMissingBlobsRequest(
+                    instance_name=self.instance, blob_digests=items[i:i + 1000]),
+                    timeout=self.timeout)
+            except grpc.RpcError as e:
+                raise _rpc_error("FindMissingBlobs", e) from None
+            out.extend(r.missing_blob_digests)
+        return out
+
+    def upload(self, blobs: Mapping[str, bytes | Path]) -> int:
+        """Upload the blobs (by sha256 hex) the CAS does not have; returns how many."""
+        def digest(key: str, blob: bytes | Path) -> re_pb2.Digest:
+            size = len(blob) if isinstance(blob, bytes) else blob.stat().st_size
+            return re_pb2.Digest(hash=key, size_bytes=size)
+
+        needed = self.missing(digest(k, b) for k, b in blobs.items())
+        batch: list[re_pb2.BatchUpdateBlobsRequest.Request] = []
+        batch_size = 0
+        for d in needed:
+            blob = blobs[d.hash]
+            if d.size_bytes > BATCH_LIMIT:
+                self._write_stream(d, blob)
+                continue
+            data = blob if isinstance(blob, bytes) else blob.read_bytes()
+            if batch_size + len(data) > BATCH_LIMIT:
+                self._batch_update(batch)
+                batch, batch_size = [], 0
+            batch.append(re_pb2.BatchUpdateBlobsRequest.Request(digest=d, data=data))
+            batch_size += len(data)
+        if batch:
+            self._batch_update(batch)
+        return len(needed)
+
+    def _batch_update(self, batch: list[re_pb2.BatchUpdateBlobsRequest.Request]) -> None:
+        try:
+            r = self.cas.BatchUpdateBlobs(re_pb2.BatchUpdateBlobsRequest(
+                instance_name=self.instance, requests=batch), timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise _rpc_error("BatchUpdateBlobs", e) from None
+        for resp in r.responses:
+            if resp.status.code != code_pb2.OK:
+                raise RemoteError(f"the CAS refused blob {resp.digest.hash}: "
+                                  f"{resp.status.message}")
+
+    def _write_stream(self, d: re_pb2.Digest, blob: bytes | Path) -> None:
+        name = f"uploads/{uuid.uuid4()}/blobs/{d.hash}/{d.size_bytes}"
+        if self.instance:
+            name = f"{self.instance}/{name}"
+
+        def requests() -> Iterator[bs_pb2.WriteRequest]:
+            offset = 0
+            if isinstance(blob, bytes):
+                chunks: Iterable[bytes] = (blob[i:i + CHUNK]
+                                           for i in range(0, len(blob), CHUNK))
+            else:
+                chunks = _read_chunks(blob)
+            for chunk in chunks:
+                last = offset + len(chunk) >= d.size_bytes
+                yield bs_pb2.WriteRequest(resource_name=name, write_offset=offset,
+                                          data=chunk, finish_write=last)
+                offset += len(chunk)
+            if d.size_bytes == 0:
+                yield bs_pb2.WriteRequest(resource_name=name, finish_write=True)
+
+        try:
+            self.bytestream.Write(requests(), timeout=self.timeout * 10)
+        except grpc.RpcError as e:
+            raise _rpc_error(f"ByteStream.Write of {d.hash}", e) from None
+
+    def read(self, d: re_pb2.Digest) -> bytes:
+        """A blob's bytes, verified against ``d`` (size and sha256)."""
+        if d.size_bytes <= BATCH_LIMIT:
+            try:
+                r = self.cas.BatchReadBlobs(re_pb2.BatchReadBlobsRequest(
+                    instance_name=self.instance, digests=[d]), timeout=self.timeout)
+            except grpc.RpcError as e:
+                raise _rpc_error("BatchReadBlobs", e) from None
+            if len(r.responses) != 1 or r.responses[0].status.code != code_pb2.OK:
+                raise RemoteError(f"the CAS does not have blob {d.hash}/{d.size_bytes}",
+                                  hint="the remote cache was cleaned; build again")
+            data = bytes(r.responses[0].data)
+        else:
+            data = b"".join(self._read_stream(d))
+        _check(d, data)
+        return data
+
+    def _read_stream(self, d: re_pb2.Digest) -> Iterator[bytes]:
+        name = f"blobs/{d.hash}/{d.size_bytes}"
+        if self.instance:
+            name = f"{self.instance}/{name}"
+        try:
+            for r in self.bytestream.Read(bs_pb2.ReadRequest(resource_name=name),
+                                          timeout=self.timeout * 10):
+                yield bytes(r.data)
+        except grpc.RpcError as e:
+            raise _rpc_error(f"ByteStream.Read of {d.hash}", e) from None
+
+    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
+        """Write a verified blob to ``dest`` (created new, never through a link)."""
+        h = hashlib.sha256()
+        size = 0
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                chunks = ([self.read(d)] if d.size_bytes <= BATCH_LIMIT
+                          else self._read_stream(d))
+                for chunk in chunks:
+                    h.update(chunk)
+                    size += len(chunk)
+                    f.write(chunk)
+                os.fchmod(f.fileno(), mode)
+            if h.hexdigest() != d.hash or size != d.size_bytes:
+                raise BlobMismatch(f"blob {d.hash}/{d.size_bytes} read from the CAS hashes "
+                                   f"to {h.hexdigest()}/{size}",
+                                   hint="the remote CAS or a worker is broken or hostile")
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+
+    def upload_tree(self, tree: Tree) -> int:
+        blobs: dict[str, bytes | Path] = dict(tree.directories)
+        blobs.update(tree.files)
+        return self.upload(blobs)
+
+    # -- execution ----------------------------------------------------------------------
+
+    def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
+                skip_cache: bool = False) -> re_pb2.ExecuteResponse:
+        """Upload what is missing, run the action, wait for it; the service's answer."""
+        cmd = command.SerializeToString(deterministic=True)
+        action.command_digest.CopyFrom(digest_of(cmd))
+        action.input_root_digest.CopyFrom(tree.root)
+        act = action.SerializeToString(deterministic=True)
+        blobs: dict[str, bytes | Path] = {action.command_digest.hash: cmd,
+                                          digest_of(act).hash: act}
+        blobs.update(tree.directories)
+        blobs.update(tree.files)
+        self.upload(blobs)
+        request = re_pb2.ExecuteRequest(instance_name=self.instance,
+                                        action_digest=digest_of(act),
+                                        skip_cache_lookup=skip_cache)
+        try:
+            for op in self.execution.Execute(request):
+                if not op.done:
+                    continue
+                if op.HasField("error"):
+                    raise RemoteError(f"the remote service failed the action: "
+                                      f"{op.error.message} (code {op.error.code})")
+                response = re_pb2.ExecuteResponse()
+                op.response.Unpack(response)
+                if response.status.code != code_pb2.OK:
+                    raise RemoteError(f"the remote action failed: {response.status.message}"
+                                      f" (code {response.status.code})")
+                return response
+        except grpc.RpcError as e:
+            raise _rpc_error("Execute", e) from None
+        raise RemoteError("the remote service ended the Execute stream without a result",
+                          hint="the server restarted; run the build again to resume")
+
+    def download_directory(self, out: re_pb2.OutputDirectory, dest: Path) -> None:
+        """Materialise an output directory (its ``Tree``) below ``dest``, verified."""
+        tree = re_pb2.Tree()
+        tree.ParseFromString(self.read(out.tree_digest))
+        children = {digest_of(c.SerializeToString(deterministic=True)).hash: c
+                    for c in tree.children}
+        stack: list[tuple[re_pb2.Directory, Path]] = [(tree.root, dest)]
+        while stack:
+            directory, path = stack.pop()
+            path.mkdir(mode=0o700, exist_ok=path == dest)
+            for f in directory.files:
+                mode = (f.node_properties.unix_mode.value
+                        if f.node_properties.HasField("unix_mode")
+                        else (0o755 if f.is_executable else 0o644))
+                self.read_file(f.digest, path / _name(f.name), stat.S_IMODE(mode))
+            for s in directory.symlinks:
+                os.symlink(s.target, path / _name(s.name))
+            for sub in directory.directories:
+                child = children.get(sub.digest.hash)
+                if child is None:
+                    raise RemoteError(f"output tree {out.tree_digest.hash} lacks directory "
+                                      f"{sub.digest.hash}",
+                                      hint="the remote CAS or a worker is broken or hostile")
+                stack.append((child, path / _name(sub.name)))
+            if directory.node_properties.HasField("unix_mode"):
+                os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
+
+
+def _name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise RemoteError(f"the remote output names a file {name!r}",
+                          hint="the remote CAS or a worker is broken or hostile")
+    return name
+
+
+def _check(d: re_pb2.Digest, data: bytes) -> None:
+    got = hashlib.sha256(data).hexdigest()
+    if got != d.hash or len(data) != d.size_bytes:
+        raise BlobMismatch(f"blob {d.hash}/{d.size_bytes} read from the CAS hashes to "
+                           f"{got}/{len(data)}",
+                           hint="the remote CAS or a worker is broken or hostile")
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk

