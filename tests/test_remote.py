@@ -7,9 +7,11 @@ buildbox-run's bubblewrap sandbox on a worker, and ``down`` must leave no proces
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,8 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
         r = subprocess.run([str(ROOT / "scripts" / "remote-cluster"), "down", "--dir",
                             str(state_dir)], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == "stopped 6 processes"
-        # down stops exactly what up started, and all of it
+        # down stops exactly what up started (a worker killed by a test is gone already)
         assert [pid for pid, start in pids if _start_time(pid) == start] == []
 
 
@@ -259,3 +260,71 @@ def test_up_refuses_cleanly_without_its_programs(tmp_path: Path,
     with pytest.raises(RemoteError):
         up(tmp_path / "c")
     assert not (tmp_path / "c" / "cluster.json").exists()
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _bot_pids() -> dict[str, int]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"rootseed.remote.bot" in argv and b"--name" in argv:
+                found[argv[argv.index(b"--name") + 1].decode()] = int(entry.name)
+    return found
+
+
+def test_zz_a_worker_killed_mid_action_has_its_action_run_elsewhere(
+        cluster: tuple[str, list[str]], tmp_path: Path) -> None:
+    """Runs last in this module: it kills one of the two workers for good."""
+    import threading
+    import time
+
+    endpoint, workers = cluster
+    marker = f"slow-{tmp_path.name}"
+    cmd = _command(f"mkdir /out; sleep 4; echo {marker} > /out/f")
+    tree = build_tree(_root(tmp_path))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        with Remote(endpoint) as remote:
+            result["response"] = remote.execute(_action(cmd), cmd, tree, skip_cache=True)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:
+        for name, pid in _bot_pids().items():
+            if any(b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
+                   for p in _descendants(pid) if Path(f"/proc/{p}").exists()):
+                victim = (name, pid)
+        time.sleep(0.1)
+    assert victim is not None, "the action never started on a worker"
+    for pid in [victim[1], *_descendants(victim[1])]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    response = result["response"]
+    assert response.result.exit_code == 0
+    survivor = next(w for w in workers if w != victim[0])
+    assert response.result.execution_metadata.worker == survivor

@@ -32,6 +32,8 @@ from rootseed.remote import RemoteError, RemoteUnavailable
 
 STATE = "cluster.json"
 READY_TIMEOUT = 120.0
+#: Seconds without a session update after which BuildGrid requeues a worker's actions.
+KEEPALIVE = 15
 
 
 @dataclass
@@ -144,6 +146,12 @@ schedulers:
     sql: *sql
     action-cache: *ac
     storage: *cas
+    # a worker that stops answering for this long has its actions requeued elsewhere
+    bot-session-keepalive-timeout: {KEEPALIVE}
+    session-expiry-timer-interval: 2
+    # rootseed's own step timeout (default 6 h) decides; this only bounds a lost action
+    max-execution-timeout: {7 * 24 * 3600}
+    max-job-attempts: 3
     property-set: !dynamic-property-set
       match-property-keys: [OSFamily, ISA]
       wildcard-property-keys: [rootseed-step]
