@@ -13,7 +13,7 @@ how it is checked against Go, is said there). This module adds the gzip framing 
 
 **How the input is split matters, and BuildKit's split is followed.** Go's
 ``Writer.Write`` slides its 64 KiB window only between the pieces it is handed, so a piece
-that ends in the last 257 bytes before a slide point (offsets 32512..32767 modulo 32 KiB)
+that ends in the last 257 bytes before a slide point (offsets 32511..32767 modulo 32 KiB)
 can move that slide one step earlier and change which matches are found: a match more
 than 32506 bytes back at that one position is then out of reach. Pieces ending at
 multiples of 512 bytes never do. BuildKit's exporter (rewrite-timestamp:
