@@ -1,4 +1,5 @@
-"""Build hooks: embed the git revision rootseed is built from (see src/rootseed/version.py).
+"""Build hooks: embed the git revision rootseed is built from (see src/rootseed/version.py),
+and compile the one C extension (rootseed.oci._goflate, Go-identical DEFLATE: see its source).
 
 Everything else about the package is in pyproject.toml. The revision is written into the
 wheel as ``rootseed/_revision.txt``; an sdist carries it as ``REVISION`` at its top, so a
@@ -12,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
@@ -68,4 +69,14 @@ class Sdist(sdist):
             (Path(base_dir) / "REVISION").write_text(found + "\n")
 
 
-setup(cmdclass={"build_py": BuildPy, "sdist": Sdist})
+# The compressor's output must not depend on how it is built: it uses integer arithmetic
+# only, so any optimisation level gives the same bytes; no host-specific flags
+# (-march=native) so a wheel built on one machine runs on another.
+GOFLATE = Extension(
+    "rootseed.oci._goflate",
+    sources=["src/rootseed/oci/_goflate.c"],
+    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                        "-Wno-missing-field-initializers"],
+)
+
+setup(cmdclass={"build_py": BuildPy, "sdist": Sdist}, ext_modules=[GOFLATE])

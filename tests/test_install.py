@@ -171,3 +171,22 @@ def test_version_string_shape() -> None:
 
     assert re.fullmatch(r"\S+ \((revision [0-9a-f]{40}(-dirty)?|unknown revision)\)",
                         describe())
+
+
+def test_compiled_gzip_is_installed(install: Install) -> None:
+    """The C extension behind rootseed.oci.gogzip is compiled into the wheel from the
+    sdist's source, and works from the installed venv."""
+    with zipfile.ZipFile(install.wheel) as z:
+        assert any(re.fullmatch(r"rootseed/oci/_goflate\..*\.so", n) for n in z.namelist())
+    with tarfile.open(install.sdist) as t:
+        assert any(n.endswith("/src/rootseed/oci/_goflate.c") for n in t.getnames())
+    python = install.rootseed.parent / "python"
+    code = ("import gzip, sys; from rootseed.oci import gogzip; "
+            "out = gogzip.gzip_bytes(b'rootseed' * 1000); "
+            "assert gzip.decompress(out) == b'rootseed' * 1000; "
+            "print(gogzip.__file__, out[:10].hex())")
+    r = _run([str(python), "-c", code], cwd=install.empty, env=install.env)
+    assert r.returncode == 0, r.stderr
+    where, header = r.stdout.split()
+    assert Path(where).is_relative_to(install.rootseed.parents[1])
+    assert header == "1f8b08000000000000ff"
