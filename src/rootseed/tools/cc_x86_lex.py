@@ -218,7 +218,8 @@ def string_literal(s: str) -> str:
     if len(body) + 2 > MAX_TOKEN:  # the copy lives in a 256-byte buffer
         raise ToolError(f"a string of {len(body) - 1} bytes (cc_x86 keeps at most "
                         f"{MAX_TOKEN - 3}): {s[:40]}...")
-    return body + '"\n'
+    # cc_x86 prints its strings up to their first NUL: a "\x00" cuts the literal short
+    return (body + '"\n').split("\0", 1)[0]
 
 
 def _hex_string(s: str) -> str:
