@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable
 
 from rootseed.tools._util import ToolError, fail, read_input, write_output
-from rootseed.tools.cc_x86_lex import escape_value, string_literal, tokenize
+from rootseed.tools.cc_x86_lex import BeyondCcX86, escape_value, string_literal, tokenize
 from rootseed.tools.cc_x86_types import (
     Sym,
     Type,
@@ -69,10 +69,10 @@ def compile_c(source: bytes) -> bytes:
         compiler.program()
     except (_Crash, IndexError, AttributeError) as e:
         where = compiler.where()
-        raise ToolError(f"cc_x86 cannot compile this input (it would crash near {where})"
-                        ) from e
+        raise BeyondCcX86(f"cc_x86 cannot compile this input (it would crash near {where})"
+                          ) from e
     except RecursionError as e:
-        raise ToolError("the input nests too deeply") from e
+        raise BeyondCcX86("the input nests too deeply") from e
     finally:
         sys.setrecursionlimit(limit)
     parts = ["\n# Core program\n", *compiler.out, "\n# Program global variables\n",

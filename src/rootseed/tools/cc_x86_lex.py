@@ -27,6 +27,12 @@ from __future__ import annotations
 
 from rootseed.tools._util import ToolError
 
+
+class BeyondCcX86(ToolError):
+    """An input the original cc_x86 does not handle at all (it would crash, loop forever
+    or overrun a buffer): refused here, where cc_x86 has no message of its own."""
+
+
 MAX_TOKEN = 255  # each token lives in a 256-byte buffer, its NUL included
 _ALPHAS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
 _SYMBOLS = frozenset("<=>|&!-")
@@ -43,7 +49,7 @@ def tokenize(source: bytes) -> list[str]:
     if end >= 0:
         source = source[:end]
     if b"\0" in source:
-        raise ToolError("the input holds a NUL byte, which cc_x86 cannot read as C")
+        raise BeyondCcX86("the input holds a NUL byte, which cc_x86 cannot read as C")
     text = source.decode("latin-1")
     n = len(text)
     tokens: list[str] = []
@@ -52,7 +58,7 @@ def tokenize(source: bytes) -> list[str]:
     i = 1
 
     def unterminated(what: str) -> ToolError:
-        return ToolError(f"{what} runs to the end of the input (cc_x86 never stops there)")
+        return BeyondCcX86(f"{what} runs to the end of the input (cc_x86 never stops there)")
 
     while c is not None:
         # one get_token: reset until something is kept
@@ -135,7 +141,7 @@ def tokenize(source: bytes) -> list[str]:
 
 def _add(tokens: list[str], word: str) -> None:
     if len(word) > MAX_TOKEN:
-        raise ToolError(f"a token of {len(word)} bytes (cc_x86 keeps at most {MAX_TOKEN}): "
+        raise BeyondCcX86(f"a token of {len(word)} bytes (cc_x86 keeps at most {MAX_TOKEN}): "
                         f"{word[:40]}...")
     tokens.append(word)
 
@@ -216,7 +222,7 @@ def string_literal(s: str) -> str:
         i += 1
     body = "".join(out)
     if len(body) + 2 > MAX_TOKEN:  # the copy lives in a 256-byte buffer
-        raise ToolError(f"a string of {len(body) - 1} bytes (cc_x86 keeps at most "
+        raise BeyondCcX86(f"a string of {len(body) - 1} bytes (cc_x86 keeps at most "
                         f"{MAX_TOKEN - 3}): {s[:40]}...")
     # cc_x86 prints its strings up to their first NUL: a "\x00" cuts the literal short
     return (body + '"\n').split("\0", 1)[0]
@@ -237,6 +243,6 @@ def _hex_string(s: str) -> str:
                 i += 2
     text = "".join(out) + " 00'\n"
     if len(text) > 511:  # the copy lives in a 512-byte buffer
-        raise ToolError(f"a string of {len(out) - 1} bytes written as hex (cc_x86 keeps "
+        raise BeyondCcX86(f"a string of {len(out) - 1} bytes written as hex (cc_x86 keeps "
                         f"at most 168): {s[:40]}...")
     return text
