@@ -22,7 +22,9 @@ Measures, side by side on the same machine in one run:
 (c) **warm** ``rootseed bootstrap`` (the same cache dir again).
 
 Prints wall seconds (and the CPU seconds of the child processes), cold/sequential and the
-warm time. Issue 4's target: cold <= 0.65x sequential, warm <= 2 s.
+warm time. Targets: cold ``bootstrap`` (build + crosscheck + DDC, the checks started while
+the chain builds: crosscheck.ahead) <= 0.70x sequential (issue 23; the build alone was
+issue 4's 0.65x), warm <= 2 s.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from rootseed.tree import Package, Tree
 PACKAGE = "bootstrap-stage0"
 SOURCES_DONE = "tree"  # the last stage before the first RUN: sources unpacked, seed placed
 BUSYBOX = Path("/usr/bin/busybox")
-TARGET_COLD = 0.65
+TARGET_COLD = 0.70
 TARGET_WARM = 2.0
 
 

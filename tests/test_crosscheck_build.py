@@ -205,3 +205,40 @@ def test_saved_report_names_no_log_directory(tmp_path: Path) -> None:
     path = save_report(tmp_path, Report(package="p", logs="/somewhere/on/the/host"))
     assert path is not None and "logs" not in json.loads(path.read_text())
     assert Report(package="p", logs="/x").as_dict()["logs"] == "/x"
+
+
+def test_checks_started_while_building_report_as_after(tmp_path: Path) -> None:
+    """crosscheck.ahead: a cold build starts the checks on its first step, each stage's
+    when the stage is done; the report is the one crosscheck gives after the build. A
+    warm build (all cache hits) starts nothing."""
+    from rootseed.crosscheck.ahead import Ahead, Starter
+    from rootseed.engine.engine import BuildOptions
+
+    tree = Tree.load(make_tree(tmp_path, "ABXD"))
+    builder = Builder(tree, cache_dir=tmp_path / "cache", out=tmp_path / "out")
+    seen: list[str] = []
+
+    def make() -> Ahead:
+        ahead = Ahead(builder, "test-xc", options=BuildOptions(progress=False))
+        original = ahead.stage_done
+
+        def stage_done(label: str) -> None:
+            seen.append(label)
+            original(label)
+        ahead.stage_done = stage_done  # type: ignore[method-assign]
+        return ahead
+
+    starter = Starter("test-xc", make)
+    builder.build(["test-xc"], BuildOptions(progress=False, events=starter.on_event))
+    ahead = starter.started()
+    assert ahead is not None and starter.error is None
+    assert {"seed", "fake"} <= set(seen)  # both stages were started by the build's events
+    early = ahead.finish()
+    after = crosscheck(builder, "test-xc")
+    assert [c.as_dict() for c in early.checks] == [c.as_dict() for c in after.checks]
+    assert by_artifact(early.checks, "/work/out/four").status is Status.DIFFERENT
+    assert early.count(Status.IDENTICAL) == 3
+
+    warm = Starter("test-xc", make)
+    builder.build(["test-xc"], BuildOptions(progress=False, events=warm.on_event))
+    assert warm.started() is None

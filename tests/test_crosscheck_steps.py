@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rootseed.containerfile import parse_string
@@ -188,3 +190,30 @@ def test_bootstrap_command_fails_on_a_crosscheck_difference(
     result = CliRunner().invoke(cli_bootstrap.bootstrap_cmd, ["--demo"])
     assert isinstance(result.exception, RootseedError)
     assert "differs at offset 3" in result.exception.message
+
+
+def test_cc_x86_is_replayed_and_a_planted_byte_is_reported_at_its_step(tmp_path: Path) -> None:
+    from rootseed.crosscheck.replay import replay
+    from rootseed.tools.cc_x86 import compile_c
+
+    (s,) = steps("""FROM scratch AS m2
+WORKDIR /stage0
+RUN ["./x86/artifact/cc_x86", "./x86/artifact/M2-0.c", "./x86/artifact/M2-0.M1"]
+""")
+    assert s.covered and s.tool == "cc_x86"
+    assert s.inputs == ("/stage0/x86/artifact/M2-0.c",)
+    assert s.output == "/stage0/x86/artifact/M2-0.M1"
+    art = tmp_path / "stage0/x86/artifact"
+    art.mkdir(parents=True)
+    source = b"int g;\nint main() { char* s = \"hi\"; return g + s[1]; }\n"
+    (art / "M2-0.c").write_bytes(source)
+    (art / "cc_x86").write_bytes(b"\x7fELF")
+    chain = bytearray(compile_c(source))
+    (art / "M2-0.M1").write_bytes(bytes(chain))
+    (check,) = replay(s, tmp_path)
+    assert check.status is Status.IDENTICAL and check.reproduced_by == ("Python cc_x86",)
+    chain[40] ^= 0x01
+    (art / "M2-0.M1").write_bytes(bytes(chain))
+    (check,) = replay(s, tmp_path)
+    assert check.status is Status.DIFFERENT and check.offset == 40
+    assert (check.stage, check.line, check.artifact) == ("m2", 3, s.output)

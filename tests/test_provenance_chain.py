@@ -62,6 +62,21 @@ def test_nodes_edges_and_counts() -> None:
     assert counts(nodes) == {"identical": 8, "different": 1, "not covered": 1}
 
 
+def test_every_artifact_confirmed_is_said_only_when_true() -> None:
+    report = chain_report()
+    assert "every artifact confirmed" not in chain_section("p", report.as_dict())
+    # cc_x86's compile replayed by the Python cc_x86, the planted difference gone
+    report.checks[4] = _c(f"{A}/M2-0.M1", f"{A}/cc_x86", "/s/M2-0.c",
+                          by=("Python cc_x86",))
+    report.checks[9] = _c("/s/x86/bin/sha256sum", f"{A}/hex1", f"{A}/M2-Planet-000000")
+    page = chain_section("p", report.as_dict())
+    assert "every artifact confirmed by at least one independent path" in page
+    assert "<b>10</b> identical · <b>0</b> different · <b>0</b> not covered" in page
+    report.checks[9] = _c("/s/x86/bin/sha256sum", f"{A}/hex1", f"{A}/M2-Planet-000000",
+                          status=Status.DIFFERENT, offset=3)
+    assert "every artifact confirmed" not in chain_section("p", report.as_dict())
+
+
 def test_hostile_data_is_escaped_and_bounded() -> None:
     assert chain_section("p", {"checks": "nope"}) == ""
     assert chain_section("p", [1, 2]) == ""

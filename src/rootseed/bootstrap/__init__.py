@@ -101,7 +101,12 @@ def _image_tools(builder: Builder, result: BuildResult, package: Package) -> lis
 
 def bootstrap(settings: Settings, *, demo: bool = False,
               crosscheck: Callable[[Builder, BuildResult], list[dict[str, Any]]] | None = None,
-              no_cache: bool = False) -> BootstrapReport:
+              no_cache: bool = False,
+              events: Callable[[Builder, str], Callable[[dict[str, Any]], None] | None]
+              | None = None
+              ) -> BootstrapReport:
+    """Build, verify and (with ``crosscheck``) replay the chain. ``events(builder, name)``
+    gives the build's step-event hook (e.g. to start checks while it runs)."""
     started = time.monotonic()
     tree = Tree.load(default_examples() if demo else settings.tree)
     name = DEMO if demo else STAGE0
@@ -117,9 +122,9 @@ def bootstrap(settings: Settings, *, demo: bool = False,
                 raise _missing_sources_error(tree.packages[dep], e) from e
         builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                           fetcher=fetcher)
-        results = builder.build([name], BuildOptions(jobs=settings.jobs, debug=settings.debug,
-                                                     progress=not settings.json,
-                                                     no_cache=no_cache))
+        results = builder.build([name], BuildOptions(
+            jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
+            no_cache=no_cache, events=events(builder, name) if events is not None else None))
     finally:
         fetcher.close()
     result = next(r for r in results if r.package == name)

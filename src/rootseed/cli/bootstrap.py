@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -59,26 +60,50 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     Fetches the pinned sources (or finds them with --mirror DIR), builds bootstrap-stage0
     hermetically, checks the 20 tools against their pinned sha256 and prints the chain.
     """
+    from rootseed.crosscheck.ahead import Ahead, Starter
+    from rootseed.crosscheck.run import DdcOptions
+
+    options = BuildOptions(jobs=settings.jobs, debug=settings.debug, progress=False)
+    starters: list[Starter] = []
+
+    def events(builder: Builder, name: str) -> Callable[[dict[str, Any]], None] | None:
+        # The checks start while the chain builds (crosscheck.ahead): the DDC compilers
+        # in the core the chain's sequential head leaves idle, each stage's replays as
+        # soon as it is built. A package with dependencies is checked after, as before.
+        if builder.tree.order([name]) != [name]:
+            return None
+        starters.append(Starter(name, lambda: Ahead(builder, name, options=options,
+                                                    ddc=DdcOptions())))
+        return starters[0].on_event
+
     def crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
         from rootseed.crosscheck import crosscheck as replay
         from rootseed.crosscheck.compilers import find_compilers
         from rootseed.crosscheck.memo import recall, remember
-        from rootseed.crosscheck.run import DdcOptions, save_report
+        from rootseed.crosscheck.run import save_report
 
+        ahead = starters[0].started() if starters else None
         compilers = [f"{c.label} {c.path}" for c in find_compilers()[0]]
         if not no_cache and (lines := recall(settings.cache_dir, result.record, compilers)):
+            if ahead is not None:
+                ahead.close()
             return lines
         with err.status("crosscheck: replaying the chain with the Python tools and "
                         "diverse double-compiling…"):
-            full = replay(builder, result.package, with_deps=True, ddc=DdcOptions(),
-                          options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
-                                               progress=False))
+            full = ahead.finish() if ahead is not None else replay(
+                builder, result.package, with_deps=True, ddc=DdcOptions(), options=options)
         save_report(settings.out, full)  # for `rootseed report`'s chain diagram
         lines = full.bootstrap_lines()
         remember(settings.cache_dir, result.record, lines, compilers)
         return lines
 
-    report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck)
+    try:
+        report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck,
+                           events=events)
+    finally:  # a failed build: stop the checks it started (a no-op once finished)
+        for starter in starters:
+            if (ahead := starter.started()) is not None:
+                ahead.close()
     if settings.json:
         emit_json(report.as_dict())
     else:

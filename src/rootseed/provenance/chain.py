@@ -209,6 +209,7 @@ CSS = """
 .chain-counts{font-size:15px;margin:4px 0 8px}
 .chain-counts b{font-size:18px}
 .chain-headline{margin:0 0 8px;color:#37474f}
+.chain-all{margin:0 0 8px;color:#2e7d32;font-weight:bold}
 .chain-legend span{display:inline-block;margin-right:14px;font-size:12px}
 .chain-legend i{display:inline-block;width:14px;height:10px;border:2px solid;margin-right:4px;
  vertical-align:middle;border-radius:3px}
@@ -251,5 +252,8 @@ def chain_section(package: str, data: Any, *, verified: bool = True) -> str:
         f"(of {len(nodes)} artifacts the crosscheck compared)</p>"
         + (f'<p class="chain-headline">{e(headline)}</p>' if isinstance(headline, str)
            else "")
+        + ('<p class="chain-all">every artifact confirmed by at least one independent '
+           "path: a Python tool, diverse double-compiling, or the seed's own source</p>"
+           if c["identical"] == len(nodes) else "")
         + f'<div class="chain-legend">{legend}</div>'
         f'<div class="chain-scroll">{chain_svg(nodes)}</div></section>')

@@ -19,4 +19,5 @@ TOOLS: dict[str, str] = {
     "M0": "m0",
     "M1": "m1",
     "blood-elf": "blood_elf",
+    "cc_x86": "cc_x86",
 }
