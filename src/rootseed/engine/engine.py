@@ -29,7 +29,9 @@ from rootseed.engine import fsops, scheduler
 from rootseed.engine.actions import builder_digest
 from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import Cancelled
-from rootseed.engine.executor import ActionSteps, LayeredBackend, StepEvents
+from rootseed.engine.executor import ActionSteps, OverlayExecutor, StepEvents
+from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
+from rootseed.engine.interface import Executor
 from rootseed.engine.publish import Publisher, check_outputs, image_writer, linked_dirs
 from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.engine.slots import Slots
@@ -58,7 +60,6 @@ from rootseed.plan import (
     to_json,
 )
 from rootseed.plan.planner import DEFAULT_PATH
-from rootseed.sandbox.overlay import OverlayUnavailable, probe
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
 from rootseed.tree.references import strip_tag
@@ -83,9 +84,7 @@ class NoCacheFrom:
         return cls(int(number), stage or None)
 
 
-#: How snapshots are made: "auto" (overlay where the kernel allows it, else copies),
-#: "overlay" (required) or "copy" (today's full copies per stage).
-SNAPSHOT_MODES = ("auto", "overlay", "copy")
+__all__ = ["SNAPSHOT_MODES", "BuildOptions", "BuildResult", "Builder", "NoCacheFrom"]
 
 
 @dataclass(frozen=True)
@@ -173,9 +172,8 @@ class Builder:
         self.cache = BuildCache(cache_dir, self.verifier)
         self.out = out
         self.publisher = Publisher(out, self.cache, self._warn)
-        self._backend: LayeredBackend | None = None
-        self._backend_mode: str | None = None
-        self.snapshot_mode = "copy"  # what the last build used: "overlay" or "copy"
+        self.executor: Executor | None = None
+        self._executor_mode: str | None = None
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
 
@@ -186,36 +184,22 @@ class Builder:
             self.warnings.append(text)
             err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
-    def _snapshots(self, options: BuildOptions) -> None:
-        """Start the overlay namespace (once) or fall back to copies, and say so."""
-        if options.snapshots not in SNAPSHOT_MODES:
-            raise RootseedError(f"unknown snapshot mode {options.snapshots!r}",
-                                hint="use " + ", ".join(SNAPSHOT_MODES))
-        if self._backend_mode == options.snapshots:
-            return
+    def _snapshots(self, options: BuildOptions) -> Executor:
+        """The executor for ``options.snapshots`` (opened once per mode)."""
+        if self.executor is not None and self._executor_mode == options.snapshots:
+            return self.executor
         self.close()
-        self._backend_mode = options.snapshots
-        if options.snapshots == "copy":
-            self.snapshot_mode = "copy"
-            return
-        try:
-            ns = probe(self.cache.dir / "work")
-        except OverlayUnavailable as e:
-            if options.snapshots == "overlay":
-                raise
-            self._say(options, f"copy-on-write snapshots are not available here ({e.message}); "
-                               "copying whole snapshots per stage instead (slower; a failed "
-                               "stage starts again from its first step)")
-            self.snapshot_mode = "copy"
-            return
-        self._backend = LayeredBackend(ns, self.cache.dir, self.verifier)
-        self.cache.layers = self._layer
-        self.cache.view = self._backend.view
-        self.snapshot_mode = "overlay"
+        executor = open_executor(options.snapshots, self.cache.dir, self.verifier,
+                                 lambda text: self._say(options, text))
+        self.executor, self._executor_mode = executor, options.snapshots
+        if executor.layered:
+            self.cache.layers = self._layer
+            self.cache.view = executor.view
+        return executor
 
     def _layer(self, ref: str, digest: str) -> Layer | None:
         """A layer named by a stage entry, verified (None: missing or damaged)."""
-        assert self._backend is not None
+        assert isinstance(self.executor, OverlayExecutor)
         kind, _, name = ref.partition(":")
         if kind == "image":
             path = self.cache.images / name / "rootfs"
@@ -223,14 +207,14 @@ class Builder:
                 return None  # pruned: a miss
             return Layer(path, digest, ref) if self.verifier.check(path, digest, ref[:22]) \
                 else None
-        return self._backend.actions.layer(ref, digest)
+        return self.executor.actions.layer(ref, digest)
 
     def close(self) -> None:
-        """End the overlay namespace (its read-only views go with it)."""
-        if self._backend is not None:
-            self._backend.close()
-        self._backend = None
-        self._backend_mode = None
+        """End the executor (an overlay namespace's read-only views go with it)."""
+        if self.executor is not None:
+            self.executor.close()
+        self.executor = None
+        self._executor_mode = None
         self.cache.layers = None
         self.cache.view = None
 
@@ -588,10 +572,7 @@ class _PackageBuild:
                         raise Cancelled(f"{self.describe(index)} stopped because another "
                                         "step failed")
                     self.say(f"stage {node.stage.label}: building")
-                    if self.b._backend is not None:
-                        entry = self._build_stage_layered(node, needed, work, fetch_dir)
-                    else:
-                        entry = self._build_stage(node, needed, work, fetch_dir)
+                    entry = self._build_stage(node, needed, work, fetch_dir)
                 with self._lists:
                     self.built.append(node.stage.label)
                 return entry
@@ -607,42 +588,13 @@ class _PackageBuild:
         return source_root
 
     def _context(self, stage_dir: Path, needed: Mapping[int, CachedStage], fetch_dir: Path,
-                 steps: ActionSteps | None = None) -> StageContext:
+                 steps: ActionSteps) -> StageContext:
         return StageContext(
             package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
             source_root=self._source_root(needed), debug=self.options.debug,
-            cancelled=self.run_.cancel, step_timeout=self.options.step_timeout, steps=steps)
-
-    def _build_stage(self, node: _Node, needed: Mapping[int, CachedStage], work: Path,
-                     fetch_dir: Path) -> CachedStage:
-        """Copy mode: the stage runs on a full copy of its base."""
-        stage = node.stage
-        stage_dir = work / f"stage-{stage.index}"
-        rootfs = stage_dir / "rootfs"
-        # The plan knows the configuration the stage starts with; only files move here.
-        if isinstance(stage.base, Scratch):
-            rootfs.mkdir(parents=True)
-            os.chmod(rootfs, 0o755)
-        elif isinstance(stage.base, StageRef):
-            # a real copy: the snapshot stays as is
-            fsops.copy_tree(needed[stage.base.index].rootfs, rootfs)
-        else:
-            image = self.parents[stage.base.reference]
-            fsops.copy_tree(self.b.cache.rootfs(image.layout, image.digest), rootfs)
-        state = StageRunner(self._context(stage_dir, needed, fetch_dir), stage,
-                            rootfs).execute()
-        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
-            state.env = [("PATH", DEFAULT_PATH), *state.env]
-        # The finished root filesystem becomes the cache entry's snapshot as it is (a
-        # rename, no copy); an image is written only for a stage that is a build's image.
-        entry = work / f"entry-{stage.index}"
-        entry.mkdir()
-        os.replace(rootfs, entry / "rootfs")
-        fsops.remove_tree(stage_dir)
-        return self.b.cache.commit(entry, node.key, {
-            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
-            replace=self.options.no_cache or stage.index in self.forced)
+            cancelled=self.run_.cancel, step_timeout=self.options.step_timeout, steps=steps,
+            platform=str(self.plan.platform))
 
     def _stage_base(self, stage: StagePlan, needed: Mapping[int, CachedStage]) -> Snapshot:
         """The snapshot a stage starts from (its configuration comes from the plan)."""
@@ -650,8 +602,12 @@ class _PackageBuild:
             return Snapshot.base("scratch")
         if isinstance(stage.base, StageRef):
             parent = needed[stage.base.index]
-            assert parent.snapshot is not None
-            return parent.snapshot
+            if parent.snapshot is not None:
+                return parent.snapshot
+            # an entry holding its whole tree (made by the copy executor)
+            ref = f"stage:{parent.key}"
+            return Snapshot.base(ref, (Layer(parent.rootfs, str(parent.state["content"]),
+                                             ref),))
         image = self.parents[stage.base.reference]
         layer = self.b.cache.image_layer(image.layout, image.digest)
         return Snapshot.base(f"image:{image.digest}", (layer,))
@@ -673,31 +629,38 @@ class _PackageBuild:
             return found
         return inputs
 
-    def _build_stage_layered(self, node: _Node, needed: Mapping[int, CachedStage],
-                             work: Path, fetch_dir: Path) -> CachedStage:
-        """Run a stage as actions on copy-on-write snapshots (see engine/executor.py)."""
-        backend = self.b._backend
-        assert backend is not None
+    def _build_stage(self, node: _Node, needed: Mapping[int, CachedStage],
+                     work: Path, fetch_dir: Path) -> CachedStage:
+        """Run a stage as actions on snapshots, by the builder's executor (see
+        engine/interface.py)."""
+        executor = self.b.executor
+        assert executor is not None
         stage = node.stage
         stage_dir = work / f"stage-{stage.index}"
         stage_dir.mkdir()
         base = self._stage_base(stage, needed)
         steps = ActionSteps(
-            backend, base, package=self.pkg.name, stage=stage.label,
+            executor, base, package=self.pkg.name, stage=stage.label,
             platform=str(self.plan.platform), steps=len(stage.steps),
-            inputs=self._inputs(needed), no_cache=self.options.no_cache,
+            inputs=self._inputs(needed), work=stage_dir, no_cache=self.options.no_cache,
             no_cache_from=self.forced.get(stage.index),
-            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress))
-        state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage,
-                            backend.view(base)).execute()
+            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress),
+            stop=self.run_.cancel)
+        state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage).execute()
         if "PATH" not in dict(state.env):  # Docker gives every image a PATH
             state.env = [("PATH", DEFAULT_PATH), *state.env]
-        fsops.remove_tree(stage_dir)
         entry = work / f"entry-{stage.index}"
         entry.mkdir()
-        return self.b.cache.commit_snapshot(entry, node.key, {
-            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
-            steps.snapshot, replace=self.options.no_cache or stage.index in self.forced)
+        executor.keep(steps.snapshot, entry)
+        fsops.remove_tree(stage_dir)
+        meta = {"package": self.pkg.name, "stage": stage.label, "config": state.to_json()}
+        replace = self.options.no_cache or stage.index in self.forced
+        if executor.layered:
+            return self.b.cache.commit_snapshot(entry, node.key, meta, steps.snapshot,
+                                                replace=replace)
+        # The finished tree is the entry's snapshot as it is (a rename, no copy); an image
+        # is written only for a stage that is a build's image.
+        return self.b.cache.commit(entry, node.key, meta, replace=replace)
 
     # -- provenance --------------------------------------------------------------------
     def _record(self, digest: str) -> BuildRecord:

@@ -1,0 +1,38 @@
+"""The one place an executor is chosen (the builder asks here, once per snapshot mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rootseed.engine.copyexec import CopyExecutor
+from rootseed.engine.executor import OverlayExecutor
+from rootseed.engine.interface import Executor
+from rootseed.engine.snapshots import Verifier
+from rootseed.errors import RootseedError
+from rootseed.sandbox.overlay import OverlayUnavailable, probe
+
+#: How snapshots are made: "auto" (overlay where the kernel allows it, else copies),
+#: "overlay" (required) or "copy" (full copies per stage).
+SNAPSHOT_MODES = ("auto", "overlay", "copy")
+
+
+def open_executor(mode: str, cache_dir: Path, verifier: Verifier,
+                  say: Callable[[str], None]) -> Executor:
+    """The one place an executor is chosen: overlay where the kernel allows it (required
+    with ``mode`` "overlay"), else copies (``say`` tells why)."""
+    if mode not in SNAPSHOT_MODES:
+        raise RootseedError(f"unknown snapshot mode {mode!r}",
+                            hint="use " + ", ".join(SNAPSHOT_MODES))
+    if mode == "copy":
+        return CopyExecutor(cache_dir)
+    try:
+        ns = probe(cache_dir / "work")
+    except OverlayUnavailable as e:
+        if mode == "overlay":
+            raise
+        say(f"copy-on-write snapshots are not available here ({e.message}); copying whole "
+            "snapshots per stage instead (slower; a failed stage starts again from its "
+            "first step)")
+        return CopyExecutor(cache_dir)
+    return OverlayExecutor(ns, cache_dir, verifier)

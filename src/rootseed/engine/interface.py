@@ -1,0 +1,59 @@
+"""The interfaces new backends implement (see docs/architecture.md, "Parts").
+
+* :class:`Executor` — runs an action (:mod:`rootseed.engine.ops`) on a snapshot and
+  returns a :class:`LayerResult`. Implementations: the overlay executor
+  (:mod:`rootseed.engine.executor`) and the copy executor (:mod:`rootseed.engine.copyexec`);
+  :func:`rootseed.engine.executors.open_executor` chooses one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from rootseed.engine.ops import Op
+from rootseed.engine.snapshots import Layer, Snapshot
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """What an action made: the snapshot after it, and the layer it added (None: the
+    executor changes a stage's tree in place and has no layer per action)."""
+
+    snapshot: Snapshot
+    layer: Layer | None
+    empty: bool = False  # the action changed nothing
+
+
+class Executor(Protocol):
+    """Runs actions on snapshots (BuildKit's Executor with its snapshotter; REAPI's
+    Execute). Implementations are thread-safe: stages run side by side."""
+
+    #: True: each action's layer is cached under its key (a failed stage resumes at the
+    #: failing step) and a stage entry lists its snapshot's layers; False: a stage's
+    #: actions change one tree in place, cached as a whole per stage.
+    layered: bool
+
+    def cached(self, snapshot: Snapshot, key: str) -> LayerResult | None:
+        """The cached result of action ``key`` on ``snapshot`` (None: run it)."""
+        ...
+
+    def execute(self, snapshot: Snapshot, op: Op, key: str, *, work: Path,
+                stop: threading.Event | None = None) -> LayerResult:
+        """Run ``op`` on ``snapshot`` (never changed: a copy-on-write executor) and
+        return the result, cached as ``key`` by a layered executor. ``work`` is the
+        stage's private scratch directory; ``stop`` ends a running step early."""
+        ...
+
+    def view(self, snapshot: Snapshot) -> Path:
+        """``snapshot``'s tree as a read-only host path (``COPY --from``, images)."""
+        ...
+
+    def keep(self, snapshot: Snapshot, entry: Path) -> None:
+        """Make a stage's final ``snapshot`` outlive the build, in the new cache entry
+        directory ``entry`` (a layered executor's layers are in the cache already)."""
+        ...
+
+    def close(self) -> None: ...
