@@ -22,6 +22,7 @@ from pathlib import Path
 from rootseed.engine import fsops
 from rootseed.engine.interface import LayerResult
 from rootseed.engine.ops import Op, Root, run_op
+from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, Snapshot
 from rootseed.errors import RootseedError
 
@@ -32,8 +33,8 @@ class CopyExecutor:
 
     layered = False
 
-    def __init__(self, cache_dir: Path) -> None:
-        self.empty = cache_dir / "layers" / "empty"
+    def __init__(self, layout: CacheLayout) -> None:
+        self.empty = layout.empty
         self.empty.mkdir(parents=True, exist_ok=True)
         os.chmod(self.empty, 0o755)
         self._trees: set[Path] = set()  # the working trees this executor made
@@ -47,8 +48,8 @@ class CopyExecutor:
         tree = self._writable(snapshot, work)
         run_op(op, Root(tree), stop)
         chained = hashlib.sha256(f"{snapshot.digest}\0{key}".encode()).hexdigest()
-        return LayerResult(Snapshot("sha256:" + chained, (Layer(tree, "", f"work:{tree.name}"),)),
-                           None)
+        layer = Layer(tree, "", LayerRef.work(tree.name.removeprefix("tree-")))
+        return LayerResult(Snapshot("sha256:" + chained, (layer,)), None)
 
     def view(self, snapshot: Snapshot) -> Path:
         if not snapshot.layers:

@@ -29,14 +29,16 @@ from rootseed.engine import fsops, scheduler
 from rootseed.engine.actions import builder_digest
 from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import Cancelled
-from rootseed.engine.executor import ActionSteps, OverlayExecutor, StepEvents
+from rootseed.engine.executor import ActionSteps, StepEvents
 from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
-from rootseed.engine.interface import Executor
-from rootseed.engine.publish import Publisher, check_outputs, image_writer, linked_dirs
+from rootseed.engine.export import SquashedExporter, image_request
+from rootseed.engine.interface import Executor, ImageExporter
+from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
 from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.engine.refs import LayerRef
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
-from rootseed.engine.stage import FileStep, StageContext, StageRunner
+from rootseed.engine.stage import FileStep, StageContext, StageRunner, StageState
 from rootseed.engine.verify import layout_problem
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
@@ -164,7 +166,7 @@ class Builder:
 
     def __init__(self, tree: Tree, *, cache_dir: Path, out: Path,
                  fetcher: Fetcher | None = None, mirrors: Sequence[Path] = (),
-                 offline: bool = False):
+                 offline: bool = False, exporter: ImageExporter | None = None):
         self.tree = tree
         self._print_lock = threading.Lock()
         self.warnings: list[str] = []
@@ -173,6 +175,7 @@ class Builder:
         self.out = out
         self.publisher = Publisher(out, self.cache, self._warn)
         self.executor: Executor | None = None
+        self.exporter: ImageExporter = exporter or SquashedExporter()
         self._executor_mode: str | None = None
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
@@ -189,25 +192,10 @@ class Builder:
         if self.executor is not None and self._executor_mode == options.snapshots:
             return self.executor
         self.close()
-        executor = open_executor(options.snapshots, self.cache.dir, self.verifier,
+        executor = open_executor(options.snapshots, self.cache.store,
                                  lambda text: self._say(options, text))
         self.executor, self._executor_mode = executor, options.snapshots
-        if executor.layered:
-            self.cache.layers = self._layer
-            self.cache.view = executor.view
         return executor
-
-    def _layer(self, ref: str, digest: str) -> Layer | None:
-        """A layer named by a stage entry, verified (None: missing or damaged)."""
-        assert isinstance(self.executor, OverlayExecutor)
-        kind, _, name = ref.partition(":")
-        if kind == "image":
-            path = self.cache.images / name / "rootfs"
-            if not path.is_dir():
-                return None  # pruned: a miss
-            return Layer(path, digest, ref) if self.verifier.check(path, digest, ref[:22]) \
-                else None
-        return self.executor.actions.layer(ref, digest)
 
     def close(self) -> None:
         """End the executor (an overlay namespace's read-only views go with it)."""
@@ -215,8 +203,6 @@ class Builder:
             self.executor.close()
         self.executor = None
         self._executor_mode = None
-        self.cache.layers = None
-        self.cache.view = None
 
     def __enter__(self) -> Builder:
         return self
@@ -301,11 +287,11 @@ class Builder:
         options = options or BuildOptions(progress=False)
         pkg = self.tree.get(package)
         deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
-        self._snapshots(options)
+        executor = self._snapshots(options)
         run = _Run(Slots(options.jobs), threading.Event())
         build = _PackageBuild(self, pkg, deps, stage, options, run)
         hit = None if options.no_cache else self.cache.lookup(
-            build.nodes[build.target.index].key)
+            build.nodes[build.target.index].key, executor)
         return hit if hit is not None else build.execute()
 
     def stage_rootfs(self, package: str, stage: str, options: BuildOptions | None = None
@@ -353,6 +339,12 @@ class _PackageBuild:
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"{self.pkg.name}: {text}")
+
+    @property
+    def executor(self) -> Executor:
+        """The builder's executor (opened before any stage runs)."""
+        assert self.b.executor is not None
+        return self.b.executor
 
     def _emit(self, event: dict[str, Any]) -> None:
         """One step event to ``options.events``: one at a time, as stages and packages
@@ -518,21 +510,32 @@ class _PackageBuild:
     def _final(self) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""
         key = self.nodes[self.target.index].key
-        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(key)
+        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(
+            key, self.executor)
         if hit is not None:
             self.cached.append(self.target.label)
             final = hit
         else:
             final = self.execute()
-        write = image_writer(final, self.plan.platform, self.pkg.version)
-        final = self.b.cache.ensure_image(final, write)
+        final = self._with_image(final)
         assert final.layout is not None
         problem = linked_dirs(final.layout) or layout_problem(final.layout,
                                                               self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
-            final = self.b.cache.rewrite_image(final, write)
+            final = self._with_image(final, replace=True)
         return final
+
+    def _with_image(self, final: CachedStage, *, replace: bool = False) -> CachedStage:
+        """``final`` with its image, exported once into its cache entry."""
+        exporter = self.b.exporter
+        with self.b.cache.image_slot(final, self.executor, name=exporter.name,
+                                     replace=replace) as target:
+            if target is not None:
+                exporter.export(image_request(
+                    final.rootfs, final.snapshot, StageState.from_json(final.state["config"]),
+                    self.plan.platform, self.pkg.version), target)
+        return self.b.cache.with_image(final, self.executor, name=exporter.name)
 
     def execute(self) -> CachedStage:
         """Fetch the sources, then run the stages the target needs (cache hits first)."""
@@ -562,7 +565,7 @@ class _PackageBuild:
             node = self.nodes[index]
             with self.b.cache.lock(f"build-{node.key}"):
                 if not self.options.no_cache and index not in self.forced:
-                    hit = self.b.cache.lookup(node.key)
+                    hit = self.b.cache.lookup(node.key, self.executor)
                     if hit is not None:
                         with self._lists:
                             self.cached.append(node.stage.label)
@@ -605,9 +608,9 @@ class _PackageBuild:
             if parent.snapshot is not None:
                 return parent.snapshot
             # an entry holding its whole tree (made by the copy executor)
-            ref = f"stage:{parent.key}"
-            return Snapshot.base(ref, (Layer(parent.rootfs, str(parent.state["content"]),
-                                             ref),))
+            ref = LayerRef.stage(parent.key)
+            return Snapshot.base(str(ref), (Layer(parent.rootfs, str(parent.state["content"]),
+                                                  ref),))
         image = self.parents[stage.base.reference]
         layer = self.b.cache.image_layer(image.layout, image.digest)
         return Snapshot.base(f"image:{image.digest}", (layer,))
@@ -633,8 +636,7 @@ class _PackageBuild:
                      work: Path, fetch_dir: Path) -> CachedStage:
         """Run a stage as actions on snapshots, by the builder's executor (see
         engine/interface.py)."""
-        executor = self.b.executor
-        assert executor is not None
+        executor = self.executor
         stage = node.stage
         stage_dir = work / f"stage-{stage.index}"
         stage_dir.mkdir()
@@ -657,10 +659,10 @@ class _PackageBuild:
         replace = self.options.no_cache or stage.index in self.forced
         if executor.layered:
             return self.b.cache.commit_snapshot(entry, node.key, meta, steps.snapshot,
-                                                replace=replace)
+                                                executor, replace=replace)
         # The finished tree is the entry's snapshot as it is (a rename, no copy); an image
         # is written only for a stage that is a build's image.
-        return self.b.cache.commit(entry, node.key, meta, replace=replace)
+        return self.b.cache.commit(entry, node.key, meta, executor, replace=replace)
 
     # -- provenance --------------------------------------------------------------------
     def _record(self, digest: str) -> BuildRecord:

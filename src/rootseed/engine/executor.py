@@ -42,12 +42,13 @@ from rootseed.engine.actions import Action, Command, builder_digest
 from rootseed.engine.interface import Executor, LayerResult
 from rootseed.engine.layers import walk
 from rootseed.engine.ops import Op, Root, run_op
+from rootseed.engine.refs import LayerRef
 from rootseed.engine.snapshots import (
     MAX_LAYERS,
     ActionCache,
     ActionResult,
+    LayerStore,
     Snapshot,
-    Verifier,
 )
 from rootseed.engine.stage import FileStep
 from rootseed.errors import RootseedError
@@ -66,20 +67,21 @@ class OverlayExecutor:
 
     layered = True
 
-    def __init__(self, ns: OverlayNamespace, cache_dir: Path, verifier: Verifier) -> None:
+    def __init__(self, ns: OverlayNamespace, store: LayerStore) -> None:
         self.ns = ns
-        self.dir = cache_dir
-        self.actions = ActionCache(cache_dir / "actions", verifier, self._drop_views)
-        self.verifier = verifier
+        layout = store.layout
+        self.dir = layout.root
+        self.actions = ActionCache(layout, store.verifier, self._drop_views)
+        self.verifier = store.verifier
         self._views: dict[str, Path] = {}
         self._hardlinks = HardlinkRepair()
         self._snapshots: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
-        self.empty = cache_dir / "layers" / "empty"
+        self.empty = layout.empty
         if not self.empty.is_dir():
             self.empty.mkdir(parents=True, exist_ok=True)
         os.chmod(self.empty, 0o755)
-        self._view_root = cache_dir / "views" / secrets.token_hex(6)
+        self._view_root = layout.views / secrets.token_hex(6)
 
     def _lowers(self, snapshot: Snapshot) -> list[Path]:
         # top first, as overlayfs wants them; at least two without an upper layer
@@ -167,7 +169,7 @@ class OverlayExecutor:
         if result.returncode != 0:
             fsops.remove_tree(tmp)
             raise RootseedError(f"cannot flatten a snapshot: {result.stderr.strip()}")
-        committed = self.actions.commit(tmp, name, name=f"flat-{name}")
+        committed = self.actions.commit(tmp, name, ref=LayerRef.flat(name))
         return Snapshot(snapshot.digest, (committed.layer,))
 
     def close(self) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from rootseed.engine.copyexec import CopyExecutor
 from rootseed.engine.executor import OverlayExecutor
 from rootseed.engine.interface import Executor
-from rootseed.engine.snapshots import Verifier
+from rootseed.engine.snapshots import LayerStore
 from rootseed.errors import RootseedError
 from rootseed.sandbox.overlay import OverlayUnavailable, probe
 
@@ -17,22 +16,21 @@ from rootseed.sandbox.overlay import OverlayUnavailable, probe
 SNAPSHOT_MODES = ("auto", "overlay", "copy")
 
 
-def open_executor(mode: str, cache_dir: Path, verifier: Verifier,
-                  say: Callable[[str], None]) -> Executor:
+def open_executor(mode: str, store: LayerStore, say: Callable[[str], None]) -> Executor:
     """The one place an executor is chosen: overlay where the kernel allows it (required
     with ``mode`` "overlay"), else copies (``say`` tells why)."""
     if mode not in SNAPSHOT_MODES:
         raise RootseedError(f"unknown snapshot mode {mode!r}",
                             hint="use " + ", ".join(SNAPSHOT_MODES))
     if mode == "copy":
-        return CopyExecutor(cache_dir)
+        return CopyExecutor(store.layout)
     try:
-        ns = probe(cache_dir / "work")
+        ns = probe(store.layout.work)
     except OverlayUnavailable as e:
         if mode == "overlay":
             raise
         say(f"copy-on-write snapshots are not available here ({e.message}); copying whole "
             "snapshots per stage instead (slower; a failed stage starts again from its "
             "first step)")
-        return CopyExecutor(cache_dir)
-    return OverlayExecutor(ns, cache_dir, verifier)
+        return CopyExecutor(store.layout)
+    return OverlayExecutor(ns, store)

@@ -4,17 +4,21 @@
   returns a :class:`LayerResult`. Implementations: the overlay executor
   (:mod:`rootseed.engine.executor`) and the copy executor (:mod:`rootseed.engine.copyexec`);
   :func:`rootseed.engine.executors.open_executor` chooses one.
+* :class:`ImageExporter` — writes a finished stage as an OCI image layout. The one
+  implementation today: :class:`rootseed.engine.export.SquashedExporter` (one layer).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from rootseed.engine.ops import Op
 from rootseed.engine.snapshots import Layer, Snapshot
+from rootseed.oci.config import ImageConfig
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,29 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """A finished stage to export as an image."""
+
+    rootfs: Path  # the stage's whole tree, read only (an overlay view, or a directory)
+    #: its layers, bottom first, when the executor keeps them (None: a tree without
+    #: layers, made by the copy executor)
+    snapshot: Snapshot | None
+    config: ImageConfig
+    annotations: Mapping[str, str]
+    epoch: int  # SOURCE_DATE_EPOCH: mtimes are clamped to it
+
+
+class ImageExporter(Protocol):
+    """Writes an image layout (BuildKit's Exporter). The builder holds one; its image
+    of a stage is cached in the stage's entry under :attr:`name`."""
+
+    #: the stage entry's directory for this exporter's layout ("image": the default)
+    name: str
+
+    def export(self, request: ImageRequest, layout_dir: Path) -> str:
+        """Write ``request`` as an OCI image layout at ``layout_dir`` atomically (a
+        failure leaves nothing there); the manifest digest, ``sha256:<hex>``."""
+        ...
