@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -95,7 +95,3 @@ class Action:
         """The cache key: hex sha256 of the canonical Action document."""
         return digest_of(self.to_json()).removeprefix("sha256:")
 
-
-def env_pairs(env: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[list[str]]:
-    items = env.items() if isinstance(env, Mapping) else env
-    return [[k, v] for k, v in items]

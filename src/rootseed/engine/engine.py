@@ -249,8 +249,9 @@ class Builder:
                              on_interrupt=self._interrupted)
 
     def _interrupted(self, packages: Sequence[str]) -> None:
-        """Ctrl-C: say why the build has not ended yet (a running step is not cut short;
-        nothing starts after it, and nothing half-written is left)."""
+        """Ctrl-C (or SIGTERM): say why the build has not ended at once (running steps
+        are being killed and their work directories removed; nothing starts after them,
+        and nothing half-written is left)."""
         with self._print_lock:
             err.print(f"interrupted: stopping; waiting for the running steps of "
                       f"{', '.join(packages)} to end", markup=False, highlight=False,

@@ -115,11 +115,6 @@ def expand_sources(root: Path, pattern: str) -> list[tuple[str, Path]]:
     return [(name, path) for name, path in found if path.exists()]
 
 
-def _chmod(path: Path, mode: int | None) -> None:
-    if mode is not None and not path.is_symlink():
-        os.chmod(path, mode)
-
-
 class LinkMap:
     """Hardlinks within one copied set: source inode → the first copy made of it.
 
