@@ -34,7 +34,6 @@ from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
 from rootseed.engine.export import SquashedExporter, image_request
 from rootseed.engine.interface import Executor, ImageExporter
 from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
-from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.engine.refs import LayerRef
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
@@ -62,6 +61,7 @@ from rootseed.plan import (
     to_json,
 )
 from rootseed.plan.planner import DEFAULT_PATH
+from rootseed.provenance.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
 from rootseed.tree.references import strip_tag
