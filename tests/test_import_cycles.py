@@ -96,3 +96,21 @@ def test_the_check_finds_a_cycle(tmp_path: Path) -> None:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     assert cycles(import_graph(root)) == [["a", "b"]]
+
+
+def test_other_parts_use_the_engine_through_its_facade() -> None:
+    """crosscheck, challenge and bootstrap import the engine only through engine.api (no
+    reaching into the cache, the fetcher, fsops or extract)."""
+    graph = import_graph(SRC)
+    for part in ("crosscheck", "challenge", "bootstrap"):
+        modules = graph[part].get("engine", set())
+        assert modules, f"{part} does not use the engine at all?"
+        for path in sorted((SRC / part).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                         else [])
+                for name in names:
+                    if name.startswith("rootseed.engine"):
+                        assert name == "rootseed.engine.api", \
+                            f"{path.relative_to(SRC)} imports {name}, not rootseed.engine.api"

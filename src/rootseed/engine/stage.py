@@ -35,7 +35,7 @@ from rootseed.plan import (
     StagePlan,
     StageRef,
 )
-from rootseed.plan.planner import DEFAULT_SHELL
+from rootseed.plan.planner import DEFAULT_PATH, DEFAULT_SHELL
 from rootseed.sandbox.rootpath import resolve
 
 ROOT_USERS = frozenset({"", "0", "root", "0:0", "root:root", "root:0", "0:root"})
@@ -150,7 +150,10 @@ class StageRunner:
                                 "because another step failed")
             if isinstance(step, PlannedWorkdir | PlannedRun | PlannedCopy):
                 self.hook.step(step, number, self.op(step))
-        return StageState.from_settings(self.stage.final)
+        state = StageState.from_settings(self.stage.final)
+        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
+            state.env = [("PATH", DEFAULT_PATH), *state.env]
+        return state
 
     def op(self, step: FileStep) -> Op:
         """The operation of a planned step (nothing runs yet)."""
