@@ -21,6 +21,7 @@ from rootseed.engine.executor import OverlayExecutor
 from rootseed.engine.interface import Executor, LayerResult
 from rootseed.engine.layers import layer_digest
 from rootseed.engine.ops import ExecOp, FileOp, Op, Root, StepFailed, run_op
+from rootseed.engine.reapi import directory_digest, snapshot_digest
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot, Verifier
 from rootseed.sandbox.overlay import OverlayUnavailable, probe
@@ -126,6 +127,10 @@ def test_actions_change_the_snapshot_not_its_base(executor: Executor, tmp_path: 
     assert (view / "bin" / "busybox").is_file()
     assert layer_digest(base.layers[0].path) == before  # the base image is untouched
     assert second.snapshot.digest not in (base.digest, first.snapshot.digest)
+    # the REAPI input root of the result is the tree as it shows (layers merged)
+    plain = tmp_path / "plain"
+    fsops.copy_tree(view, plain)
+    assert snapshot_digest(executor, second.snapshot) == directory_digest(plain)
 
 
 def test_a_failing_step_names_itself_and_its_log(executor: Executor, tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from rootseed.engine.snapshots import Snapshot
 from rootseed.errors import RootseedError
 
 # Canonical encoding: fields in field-number order, default values left out,
@@ -110,3 +112,13 @@ def directory_digest(root: Path) -> Digest:
                                 "root cannot hold it")
     data = encode_directory(files, dirs, links)
     return Digest(hashlib.sha256(data).hexdigest(), len(data))
+
+
+class _Viewer(Protocol):
+    def view(self, snapshot: Snapshot) -> Path: ...
+
+
+def snapshot_digest(viewer: _Viewer, snapshot: Snapshot) -> Digest:
+    """``snapshot``'s REAPI input root digest: its whole tree as ``viewer`` (the executor
+    that made it) shows it, layers merged (so no whiteout reaches the digest)."""
+    return directory_digest(viewer.view(snapshot))
