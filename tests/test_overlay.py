@@ -17,6 +17,7 @@ from rootseed.engine.layers import finish_layer, is_opaque, layer_digest, write_
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.overlay import OverlayNamespace, probe
+from rootseed.sandbox.spec import EnteredRoot
 
 BUSYBOX = Path("/usr/bin/busybox")
 HOLDER = Path(__file__).resolve().parents[1] / "src/rootseed/sandbox/_overlay_holder.py"
@@ -41,8 +42,8 @@ def _step(ns: OverlayNamespace, base: Path, low: Path, script: str) -> Path:
         (base / name).mkdir()
     ns.mount(base / "m", [low], base / "up", base / "wk")
     try:
-        spec = SandboxSpec(rootfs=ns.view(base / "m"), mount_root=base / "m",
-                           enter=ns.enter(), argv=["/busybox", "sh", "-c", script], env={})
+        spec = SandboxSpec(rootfs=ns.view(base / "m"),
+                           entered=EnteredRoot(tuple(ns.enter()), base / "m"), argv=["/busybox", "sh", "-c", script], env={})
         assert sandbox_run(spec, log=base / "log") == 0, (base / "log").read_text()
     finally:
         ns.umount(base / "m")

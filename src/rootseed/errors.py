@@ -8,8 +8,6 @@ clear message and a non-zero exit code; tracebacks appear only with ``--debug``.
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 
 class RootseedError(Exception):
     """A failure explained for people: ``message`` (what, where) and ``hint`` (what to do)."""
@@ -26,7 +24,3 @@ class RootseedError(Exception):
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message}\nhint: {self.hint}"
 
-
-def die(message: str, *, hint: str | None = None, exit_code: int | None = None) -> NoReturn:
-    """Stop with a message for people (see :class:`RootseedError`)."""
-    raise RootseedError(message, hint=hint, exit_code=exit_code)

@@ -71,3 +71,58 @@ def private_dir(path: Path, what: str) -> Path:
     if stat.S_IMODE(st.st_mode) != PRIVATE_MODE:
         os.chmod(path, PRIVATE_MODE)
     return path
+
+
+class SpecialFileError(RootseedError):
+    """A FIFO, socket or device node where rootseed only takes files, dirs and symlinks."""
+
+
+def special_kind(mode: int) -> str | None:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return None
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    kind = special_kind(mode) or "not a regular file"
+    raise SpecialFileError(
+        f"{path} is {kind}: a build context may hold only regular files, directories and "
+        "symlinks", hint="remove it from the package directory (rootseed never reads or "
+                         "copies special files: reading a FIFO would block forever)")
+
+
+def hash_tree(root: Path) -> dict[str, str]:
+    """Relative path → sha256 of every file (symlink: of its target text), sorted.
+
+    A FIFO, socket or device node anywhere in the tree is refused (SpecialFileError):
+    files are opened with O_NONBLOCK | O_NOFOLLOW and checked with fstat, so nothing can
+    make this block or read through a link."""
+    hashes: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(
+                os.path.join(dirpath, d))]):
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                hashes[rel] = hashlib.sha256(b"symlink:" + os.readlink(path).encode()).hexdigest()
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                _refuse_special(path, st.st_mode)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    _refuse_special(path, os.fstat(fd).st_mode)
+                h = hashlib.sha256()
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                hashes[rel] = h.hexdigest()
+    return dict(sorted(hashes.items()))
+
+
+def mode_bits(root: Path, rel: str) -> int:
+    path = root / rel
+    return 0 if path.is_symlink() else stat.S_IMODE(path.stat().st_mode) & 0o111

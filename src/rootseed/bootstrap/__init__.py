@@ -18,8 +18,7 @@ from typing import Any
 from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, link
 from rootseed.containerfile import parse_file
-from rootseed.engine.digests import check_digests, read_digests
-from rootseed.engine.engine import Builder, BuildOptions, BuildResult
+from rootseed.engine.api import Builder, BuildOptions, BuildResult, check_digests, read_digests
 from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings
@@ -86,7 +85,7 @@ def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
 
 def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:
     """Every regular file under /bin of the image, checked against [outputs]."""
-    rootfs = builder.cache.rootfs(result.image, result.manifest_digest)
+    rootfs = builder.image_rootfs(result.image, result.manifest_digest)
     tools: list[Tool] = []
     for path in sorted((rootfs / "bin").iterdir()) if (rootfs / "bin").is_dir() else []:
         if not path.is_file() or path.is_symlink():

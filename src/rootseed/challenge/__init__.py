@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rootseed.challenge.compare import Difference, compare_trees
-from rootseed.engine.digests import read_digests
+from rootseed.engine.api import read_digests
 from rootseed.errors import RootseedError
 from rootseed.fetch.cache import SourceCache
 from rootseed.oci import manifest_digest, unpack_image

@@ -18,7 +18,7 @@ def package_json(p: Package) -> dict[str, Any]:
         "name": p.name, "stage": p.stage, "version": p.version,
         "declared_version": p.declared_version, "origin": p.origin, "target": p.target,
         "description": p.description, "license": p.license, "website": p.website,
-        "platforms": list(p.platforms), "subpackages": list(p.subpackages),
+        "platforms": list(p.platforms),
         "deps": list(p.deps),
         "build_args": p.build_args(),
         "sources": [{"id": s.id, "file": s.file, "sha256": s.hash, "version": s.version,

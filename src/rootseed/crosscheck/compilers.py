@@ -54,11 +54,6 @@ class Compiler:
         """How the report names what this compiler reproduced."""
         return f"DDC: {self.name} {self.version}"
 
-    @property
-    def static(self) -> bool:
-        return "-static" in self.flags
-
-
 @dataclass(frozen=True)
 class Missing:
     name: str

@@ -31,8 +31,7 @@ from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.recipe import Recipe
 from rootseed.crosscheck.sandboxroot import host_runtime, stage_binds
 from rootseed.crosscheck.steps import Args, Step, file_args, in_image
-from rootseed.engine.extract import extract_archive
-from rootseed.engine.fsops import makedirs
+from rootseed.engine.api import extract_archive, makedirs
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run

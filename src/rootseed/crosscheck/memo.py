@@ -17,8 +17,8 @@ from typing import Any
 
 from rootseed import __version__
 from rootseed.console import canonical_json
-from rootseed.engine.record import BuildRecord
 from rootseed.fsutil import atomic_write
+from rootseed.provenance.record import BuildRecord
 
 RECALLED = " (recalled: this exact build passed an earlier crosscheck; " \
            "`rootseed crosscheck` repeats it)"

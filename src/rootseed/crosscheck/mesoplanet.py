@@ -22,7 +22,7 @@ from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.sandboxroot import stage_binds
 from rootseed.crosscheck.steps import Args, Step, command_step, file_args, in_image
-from rootseed.engine.fsops import clean, makedirs
+from rootseed.engine.api import clean, makedirs
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.rootpath import resolve

@@ -18,9 +18,7 @@ from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
-from rootseed.engine import fsops
-from rootseed.engine.cache import CachedStage
-from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.engine.api import Builder, BuildOptions, StageTree, copy_tree
 from rootseed.fetch import Fetcher
 from rootseed.fsutil import atomic_write
 from rootseed.plan import Plan, PlannedRun, StagePlan
@@ -52,7 +50,7 @@ def crosscheck(builder: Builder, package: str, *, with_deps: bool = False,
     the package's pinned sources by independent compilers (:mod:`rootseed.crosscheck.ddc`)."""
     options = options or BuildOptions(progress=False)
     names = builder.tree.order([package]) if with_deps else [package]
-    logs = run_log_dir(builder.cache.logs, package)
+    logs = run_log_dir(builder.log_root, package)
     report = Report(package=package, logs=str(logs))
     for name in names:
         part = _crosscheck_one(builder, name, options, progress, rerun, ddc,
@@ -84,21 +82,21 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     plan = builder.plan(package, options=options)
     seeds = {s.hash for s in pkg.sources if s.seed}
     report = Report(package=package, seed_pinned=bool(seeds))
-    planned: list[tuple[Step, CachedStage, dict[str, str]]] = []
+    planned: list[tuple[Step, StageTree, dict[str, str]]] = []
     for stage in needed_stages(plan):
         if not any(isinstance(i, PlannedRun) for i in stage.steps):
             continue
         if progress is not None:
             progress(f"{package}: stage {stage.label}")
-        entry = builder.stage(package, stage.label, options)
+        entry = builder.stage_tree(package, stage.label, options)
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
         planned.extend((step, entry, envs.get(step.line, {})) for step in stage_steps(stage))
     compiles = any(ddc_compile(s) or (rerun and rerunnable(s)) for s, _, _ in planned)
     logs.mkdir(parents=True, exist_ok=True)
     # Reruns are sandboxed subprocesses: run them --jobs at a time.
-    views = any(entry.snapshot is not None for _, entry, _ in planned)
+    views = any(entry.view for _, entry, _ in planned)
     with contextlib.ExitStack() as stack:
-        work = (stack.enter_context(builder.cache.workdir())
+        work = (stack.enter_context(builder.scratch())
                 if (ddc and compiles) or views else None)
         if views:
             assert work is not None
@@ -109,7 +107,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         diverse: Diverse | None = None
         if ddc is not None and compiles and work is not None:
             found, missing = find_compilers(ddc.compilers, ddc.search)
-            archives = list(builder.fetcher.fetch_package(pkg).values())
+            archives = list(builder.fetch_sources(package).values())
             diverse = Diverse(pool, archives, found, missing, work, logs, options.jobs,
                               progress)
         tasks: list[tuple[int, Callable[[], list[ArtifactCheck]]]] = []  # (order, task)
@@ -134,34 +132,34 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     return report
 
 
-def _materialize(planned: list[tuple[Step, CachedStage, dict[str, str]]], dest: Path
-                 ) -> list[tuple[Step, CachedStage, dict[str, str]]]:
+def _materialize(planned: list[tuple[Step, StageTree, dict[str, str]]], dest: Path
+                 ) -> list[tuple[Step, StageTree, dict[str, str]]]:
     """Real copies of the stage roots that are overlay views.
 
     A view lives in the builder's own mount namespace: rootseed reads it, but a sandbox
     (the reruns, the DDC compilers) cannot bind it from outside that namespace. The
     copies are what both the Python replays and the sandboxes read."""
     copies: dict[Path, Path] = {}
-    out: list[tuple[Step, CachedStage, dict[str, str]]] = []
+    out: list[tuple[Step, StageTree, dict[str, str]]] = []
     for step, entry, env in planned:
-        if entry.snapshot is not None:
+        if entry.view:
             if entry.rootfs not in copies:
                 copies[entry.rootfs] = dest / str(len(copies))
                 dest.mkdir(parents=True, exist_ok=True)
-                fsops.copy_tree(entry.rootfs, copies[entry.rootfs])
-            entry = replace(entry, rootfs=copies[entry.rootfs])
+                copy_tree(entry.rootfs, copies[entry.rootfs])
+            entry = StageTree(copies[entry.rootfs])
         out.append((step, entry, env))
     return out
 
 
-def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage,
+def _rerun(builder: Builder, package: str, step: Step, entry: StageTree,
            env: dict[str, str], seeds: set[str],
            progress: Callable[[str], None] | None, logs: Path, diverse: Diverse | None = None
            ) -> list[ArtifactCheck]:
     """Rerun one M2-Mesoplanet step; its log goes to this run's own ``logs`` directory."""
     if progress is not None:
         progress(f"{package}: stage {step.stage}: rerunning {MESOPLANET}")
-    with builder.cache.workdir() as work:
+    with builder.scratch() as work:
         log = logs / f"rerun-{step.stage}-{step.line}.log"
         log.write_bytes(b"")
         return replay_mesoplanet(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from rootseed.containerfile import Run
-from rootseed.engine.fsops import clean
+from rootseed.engine.api import clean
 from rootseed.plan import InlineFile, PlannedCopy, PlannedRun, PlannedWorkdir, StagePlan
 
 

@@ -20,46 +20,105 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from rootseed.console import canonical_json
 
-#: The packages whose code decides what a build produces (their .py files are hashed).
-BUILDER_PACKAGES = ("rootseed.engine", "rootseed.containerfile", "rootseed.oci",
-                    "rootseed.sandbox", "rootseed.plan")
-#: Single modules outside those packages that also affect outputs.
-BUILDER_MODULES = ("rootseed/fsutil.py",)
+#: The code that decides what a build produces: these modules and every rootseed module
+#: they import, transitively (read from their source, nothing is executed). A module none
+#: of them imports (a new backend not chosen yet, the CLI, the cache's bookkeeping, the
+#: publisher, provenance) is not part of the builder digest, so adding one keeps every
+#: cache key.
+OUTPUT_MODULES = (
+    "rootseed.engine.planner",  # the plan, the parents' configurations, stage keys
+    "rootseed.engine.actions",  # action keys
+    "rootseed.engine.stage",  # the stage interpreter: COPY, ADD, WORKDIR, RUN's operation
+    "rootseed.engine.ops",  # how an operation runs (the sandbox)
+    "rootseed.engine.executors",  # the executors (layers, hardlinks, copies)
+    "rootseed.engine.export",  # image bytes
+    "rootseed.oci.unpack",  # the parents' trees
+)
+#: Files run as programs rather than imported (the overlay namespace's holder).
+OUTPUT_SCRIPTS = ("sandbox/_overlay_holder.py",)
+
+_FROM = re.compile(r"^[ \t]*from[ \t]+(rootseed(?:\.\w+)*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)",
+                   re.MULTILINE)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+(rootseed(?:\.\w+)*)", re.MULTILINE)
 
 
 def digest_of(obj: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(obj).encode()).hexdigest()
 
 
-@functools.cache
-def builder_digest() -> str:
-    """sha256 over the source of every module that affects build outputs (sorted by
-    path, each path and content length-prefixed). Computed once per process."""
-    h = hashlib.sha256()
-    root = resources.files("rootseed")
-    files: list[tuple[str, bytes]] = []
-    for package in BUILDER_PACKAGES:
-        sub = root.joinpath(*package.split(".")[1:])
-        if not sub.is_dir():
+def _module_file(root: Traversable, module: str) -> Traversable | None:
+    """``rootseed.a.b`` → ``a/b.py`` or ``a/b/__init__.py`` under ``root`` (the package)."""
+    parts = module.split(".")[1:]
+    item = root.joinpath(*parts[:-1], parts[-1] + ".py") if parts else None
+    if item is not None and item.is_file():
+        return item
+    init = root.joinpath(*parts, "__init__.py")
+    return init if init.is_file() else None
+
+
+def _imported(text: str) -> set[str]:
+    """The rootseed modules a module's source imports (``from a import b`` names ``a``
+    and, when it is a module, ``a.b``)."""
+    found = {m.group(1) for m in _IMPORT.finditer(text)}
+    for m in _FROM.finditer(text):
+        found.add(m.group(1))
+        names = m.group(2).split("#")[0].strip("()\n ")
+        for name in names.replace("\n", " ").split(","):
+            name = name.split(" as ")[0].strip()
+            if name.isidentifier():
+                found.add(f"{m.group(1)}.{name}")
+    return found
+
+
+def builder_files(root: Traversable) -> dict[str, bytes]:
+    """The files of the rootseed package at ``root`` that decide outputs: relative path →
+    content (see :data:`OUTPUT_MODULES`)."""
+    files: dict[str, bytes] = {}
+    seen: set[str] = set()
+    todo = list(OUTPUT_MODULES)
+    while todo:
+        module = todo.pop()
+        if module in seen:
             continue
-        for item in sub.iterdir():
-            if item.name.endswith(".py") and item.is_file():
-                files.append((f"{package}/{item.name}", item.read_bytes()))
-    for module in BUILDER_MODULES:
-        item = root.joinpath(*module.split("/")[1:])
+        seen.add(module)
+        item = _module_file(root, module)
+        if item is None:
+            continue  # ``from a import name``: a name, not a module
+        data = item.read_bytes()
+        rel = "/".join(module.split(".")[1:]) + ("/__init__.py" if item.name == "__init__.py"
+                                                and not module.endswith("__init__") else ".py")
+        files[rel] = data
+        todo.extend(_imported(data.decode("utf-8")) - seen)
+    for script in OUTPUT_SCRIPTS:
+        item = root.joinpath(*script.split("/"))
         if item.is_file():
-            files.append((module, item.read_bytes()))
-    for name, data in sorted(files):
+            files[script] = item.read_bytes()
+    return files
+
+
+def digest_files(files: dict[str, bytes]) -> str:
+    """sha256 over ``files`` sorted by path, each path and content length-prefixed."""
+    h = hashlib.sha256()
+    for name, data in sorted(files.items()):
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return "sha256:" + h.hexdigest()
+
+
+@functools.cache
+def builder_digest() -> str:
+    """The digest of the code that decides build outputs (:func:`builder_files`), computed
+    once per process."""
+    return digest_files(builder_files(resources.files("rootseed")))
 
 
 @dataclass(frozen=True)
@@ -95,7 +154,3 @@ class Action:
         """The cache key: hex sha256 of the canonical Action document."""
         return digest_of(self.to_json()).removeprefix("sha256:")
 
-
-def env_pairs(env: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[list[str]]:
-    items = env.items() if isinstance(env, Mapping) else env
-    return [[k, v] for k, v in items]

@@ -30,11 +30,11 @@ import dataclasses
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -42,7 +42,8 @@ from rootseed.console import canonical_json
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import layer_digest
 from rootseed.engine.maintenance import touch
-from rootseed.engine.snapshots import Layer, Snapshot, Verifier
+from rootseed.engine.refs import CacheLayout, LayerRef
+from rootseed.engine.snapshots import Layer, LayerStore, Snapshot, Verifier
 from rootseed.engine.verify import seal_layout
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
@@ -66,18 +67,26 @@ class CachedStage:
     snapshot: Snapshot | None = None  # its layers, for an entry made on overlay
 
 
+class Viewer(Protocol):
+    """What shows a stage entry's snapshot (an executor, see engine/interface.py)."""
+
+    @property
+    def layered(self) -> bool: ...
+
+    def view(self, snapshot: Snapshot) -> Path: ...
+
+
 class BuildCache:
     def __init__(self, cache_dir: Path, verifier: Verifier | None = None):
         self.dir = private_dir(cache_dir, "cache directory")
         self.verifier = verifier or Verifier()
-        #: set by the builder when snapshots are layered: resolves an entry's layers
-        self.layers: Callable[[str, str], Layer | None] | None = None
-        self.view: Callable[[Snapshot], Path] | None = None
-        self.builds = cache_dir / "builds"
-        self.images = cache_dir / "images"
-        self.locks = cache_dir / "locks"
-        self.work_root = cache_dir / "work"
-        self.logs = cache_dir / "logs"
+        self.layout = CacheLayout(cache_dir)
+        self.store = LayerStore(self.layout, self.verifier)
+        self.builds = self.layout.builds
+        self.images = self.layout.images
+        self.locks = self.layout.locks
+        self.work_root = self.layout.work
+        self.logs = self.layout.logs
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -86,8 +95,10 @@ class BuildCache:
             yield
 
     # -- stage entries -----------------------------------------------------------------
-    def lookup(self, key: str) -> CachedStage | None:
-        entry = self.builds / key
+    def lookup(self, key: str, viewer: Viewer) -> CachedStage | None:
+        """The stage entry ``key`` as ``viewer`` can use it: a list of layers for a
+        layered executor, a whole tree otherwise (None: a miss)."""
+        entry = self.layout.stage_entry(key)
         try:
             state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):  # absent, unreadable, nested deep: a miss
@@ -95,10 +106,10 @@ class BuildCache:
         if not isinstance(state, dict):
             return None
         if state.get("format") == LAYERED_FORMAT:
-            found = self._layered(key, entry, state)
+            found = self._layered(key, entry, state, viewer)
             if found is None:
                 return None
-        elif state.get("format") == ENTRY_FORMAT and self.layers is None:
+        elif state.get("format") == ENTRY_FORMAT and not viewer.layered:
             rootfs = entry / "rootfs"
             content = state.get("content")
             if not rootfs.is_dir() or not isinstance(content, str):
@@ -115,8 +126,9 @@ class BuildCache:
             return found  # no image (yet): a stage only ever used inside a build
         return dataclasses.replace(found, layout=entry / "image", manifest_digest=digest)
 
-    def _layered(self, key: str, entry: Path, state: dict[str, Any]) -> CachedStage | None:
-        if self.layers is None or self.view is None:
+    def _layered(self, key: str, entry: Path, state: dict[str, Any], viewer: Viewer
+                 ) -> CachedStage | None:
+        if not viewer.layered:
             return None  # made on overlay; this builder copies: a miss
         data = state.get("snapshot")
         if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
@@ -125,36 +137,38 @@ class BuildCache:
         for item in data["layers"]:
             if not isinstance(item, dict):
                 return None
-            layer = self.layers(str(item.get("ref", "")), str(item.get("digest", "")))
+            ref = LayerRef.parse(item.get("ref"))
+            layer = None if ref is None else self.store.resolve(ref, str(item.get("digest", "")))
             if layer is None:
                 return None
             layers.append(layer)
         snapshot = Snapshot(str(data.get("digest", "")), tuple(layers))
-        return CachedStage(key=key, rootfs=self.view(snapshot), state=state, entry=entry,
+        return CachedStage(key=key, rootfs=viewer.view(snapshot), state=state, entry=entry,
                            snapshot=snapshot)
 
     def commit_snapshot(self, tmp: Path, key: str, state: dict[str, Any],
-                        snapshot: Snapshot, *, replace: bool = False) -> CachedStage:
+                        snapshot: Snapshot, viewer: Viewer, *, replace: bool = False
+                        ) -> CachedStage:
         """Publish a layered stage entry (``tmp``: an empty dir in a work dir)."""
         return self._publish(tmp, key, {**state, "format": LAYERED_FORMAT,
-                                        "snapshot": snapshot.to_json()}, replace)
+                                        "snapshot": snapshot.to_json()}, viewer, replace)
 
-    def commit(self, tmp: Path, key: str, state: dict[str, Any], *, replace: bool = False
-               ) -> CachedStage:
+    def commit(self, tmp: Path, key: str, state: dict[str, Any], viewer: Viewer, *,
+               replace: bool = False) -> CachedStage:
         """Publish a finished entry (``tmp/rootfs`` in place; ``tmp`` in a work dir of the
         same file system) under ``key``, atomically. Call with the stage's lock held."""
         content = layer_digest(tmp / "rootfs")  # recorded now, checked before each reuse
         found = self._publish(tmp, key, {**state, "format": ENTRY_FORMAT, "content": content},
-                              replace)
+                              viewer, replace)
         self.verifier.trust(found.rootfs, content)
         return found
 
-    def _publish(self, tmp: Path, key: str, state: dict[str, Any], replace: bool
-                 ) -> CachedStage:
+    def _publish(self, tmp: Path, key: str, state: dict[str, Any], viewer: Viewer,
+                 replace: bool) -> CachedStage:
         (tmp / "stage.json").write_text(canonical_json(state), encoding="utf-8")
         self.builds.mkdir(parents=True, exist_ok=True)
         final = self.builds / key
-        if final.exists() and (replace or self.lookup(key) is None):
+        if final.exists() and (replace or self.lookup(key, viewer) is None):
             old = tmp.parent / f"old-{secrets.token_hex(6)}"
             os.replace(final, old)  # broken or to be replaced: move aside, then publish
         if final.exists():
@@ -163,44 +177,55 @@ class BuildCache:
             os.replace(tmp, final)
         if "content" in state:
             self.verifier.trust(final / "rootfs", state["content"])
-        found = self.lookup(key)
+        found = self.lookup(key, viewer)
         if found is None:
             raise RootseedError(f"cache entry {final} is unreadable right after writing it",
                                 hint="check the disk and the cache directory's permissions")
         return found
 
-    def ensure_image(self, stage: CachedStage, write: Callable[[Path, Path], str]
-                     ) -> CachedStage:
-        """``stage`` with its OCI layout: written once, by ``write(layout_dir, rootfs)``
-        (which must write atomically, as :func:`rootseed.oci.write_image` does)."""
-        if stage.layout is not None:
-            return stage
+    @contextmanager
+    def image_slot(self, stage: CachedStage, viewer: Viewer, *, name: str = "image",
+                   replace: bool = False) -> Iterator[Path | None]:
+        """Where ``stage``'s image layout ``name`` is to be written (None: it is there
+        already), with the entry's image lock held; the layout written there (atomically,
+        as every exporter writes) is sealed after the block. ``replace``: a damaged
+        layout is moved out of the way first."""
         with self.lock(f"entry-image-{stage.key}"):
-            found = self.lookup(stage.key)
-            if found is not None and found.layout is not None:
-                return found
-            for leftover in stage.entry.glob(".image.*"):  # of a killed writer
+            target = stage.entry / name
+            if replace and target.exists():
+                old = stage.entry / f".{name}.old.{secrets.token_hex(6)}"
+                os.replace(target, old)
+                remove_tree(old)
+            if self._image(stage, viewer, name) is not None:
+                yield None
+                return
+            for leftover in stage.entry.glob(f".{name}.*"):  # of a killed writer
                 remove_tree(leftover)
-            write(stage.entry / "image", stage.rootfs)
-            seal_layout(stage.entry / "image", self.dir / "seals")
-            found = self.lookup(stage.key)
-        if found is None or found.layout is None:
+            yield target
+            if target.is_dir():
+                seal_layout(target, self.dir / "seals")
+
+    def with_image(self, stage: CachedStage, viewer: Viewer, *, name: str = "image"
+                   ) -> CachedStage:
+        """``stage`` with its image layout ``name`` (written by :meth:`image_slot`)."""
+        found = self._image(stage, viewer, name)
+        if found is None:
             raise RootseedError(f"cache entry {stage.entry} has no readable image right "
                                 "after writing it",
                                 hint="check the disk and the cache directory's permissions")
         return found
 
-    def rewrite_image(self, stage: CachedStage, write: Callable[[Path, Path], str]
-                      ) -> CachedStage:
-        """Replace a damaged ``image/`` of ``stage`` by a fresh one written from its
-        snapshot (the snapshot itself was verified when it was looked up)."""
-        with self.lock(f"entry-image-{stage.key}"):
-            old = stage.entry / f".image.old.{secrets.token_hex(6)}"
-            if (stage.entry / "image").exists():
-                os.replace(stage.entry / "image", old)
-                remove_tree(old)
-        return self.ensure_image(dataclasses.replace(stage, layout=None, manifest_digest=None),
-                                 write)
+    def _image(self, stage: CachedStage, viewer: Viewer, name: str) -> CachedStage | None:
+        found = self.lookup(stage.key, viewer)
+        if found is None:
+            return None
+        if name == "image":
+            return found if found.layout is not None else None
+        try:
+            digest = manifest_digest(stage.entry / name)
+        except (OSError, ValueError, RootseedError, KeyError):
+            return None
+        return dataclasses.replace(found, layout=stage.entry / name, manifest_digest=digest)
 
     # -- unpacked images ---------------------------------------------------------------
     def rootfs(self, layout: Path, digest: str) -> Path:
@@ -210,8 +235,8 @@ class BuildCache:
     def image_layer(self, layout: Path, digest: str) -> Layer:
         """The unpacked image as a verified layer (unpacked again when damaged)."""
         hexd = hex_of(digest)
-        target = self.images / hexd / "rootfs"
-        complete = self.images / hexd / "complete.json"
+        target = self.layout.layer_dir(LayerRef.image(hexd))
+        complete = self.layout.image_entry(hexd) / "complete.json"
         found = self._unpacked(target, complete, hexd)
         if found is not None:
             return found
@@ -227,7 +252,7 @@ class BuildCache:
             content = layer_digest(target)
             complete.write_text(canonical_json({"manifest": digest, "content": content}))
             self.verifier.trust(target, content)
-        return Layer(target, content, f"image:{hexd}")
+        return Layer(target, content, LayerRef.image(hexd))
 
     def _unpacked(self, target: Path, complete: Path, hexd: str) -> Layer | None:
         try:
@@ -238,7 +263,7 @@ class BuildCache:
         if not self.verifier.check(target, content, f"unpacked image {hexd[:16]}"):
             return None
         touch(complete)
-        return Layer(target, content, f"image:{hexd}")
+        return Layer(target, content, LayerRef.image(hexd))
 
     # -- work dirs ---------------------------------------------------------------------
     @contextmanager

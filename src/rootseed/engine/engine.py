@@ -11,6 +11,7 @@ OCI layouts and provenance. What is left here: cache keys, parent images, and wi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -18,74 +19,39 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from rootseed import __version__
-from rootseed.console import canonical_json, err
-from rootseed.containerfile import parse_file
+from rootseed.console import err
 from rootseed.engine import fsops, scheduler
-from rootseed.engine.actions import builder_digest
 from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import Cancelled
-from rootseed.engine.executor import ActionSteps, LayeredBackend, StepEvents
-from rootseed.engine.publish import Publisher, check_outputs, image_writer, linked_dirs
-from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.engine.executor import ActionSteps, StepEvents
+from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
+from rootseed.engine.export import SquashedExporter, image_request
+from rootseed.engine.interface import Executor, ImageExporter
+from rootseed.engine.planner import NoCacheFrom, Node, PackagePlan
+from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
+from rootseed.engine.refs import LayerRef
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
-from rootseed.engine.stage import FileStep, StageContext, StageRunner
+from rootseed.engine.stage import FileStep, StageContext, StageRunner, StageState
 from rootseed.engine.verify import layout_problem
-from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
-from rootseed.oci import read_image
 from rootseed.plan import (
-    ContextPath,
-    CopySource,
-    FetchPath,
     ImageRef,
-    ImageSettings,
-    InlineFile,
     Plan,
-    PlanError,
-    PlannedCopy,
-    PlannedRun,
     Scratch,
-    StagePath,
     StagePlan,
     StageRef,
-    plan_package,
-    to_json,
 )
-from rootseed.plan.planner import DEFAULT_PATH
-from rootseed.sandbox.overlay import OverlayUnavailable, probe
+from rootseed.provenance.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
-from rootseed.tree.references import strip_tag
 
-
-@dataclass(frozen=True)
-class NoCacheFrom:
-    """``--no-cache-from [STAGE:]N``: step N (1-based, as ``step N/M`` counts the
-    stage's instructions) of STAGE (default: the target stage) and everything after it,
-    and every stage built on it, run again; earlier steps may be cache hits."""
-
-    step: int
-    stage: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> NoCacheFrom:
-        stage, _, number = text.rpartition(":")
-        if not number.isdigit() or int(number) < 1:
-            raise RootseedError(f"--no-cache-from {text!r}: expected N or STAGE:N (N >= 1)",
-                                hint="N counts the stage's instructions from 1, as the "
-                                     "build's `step N/M` lines do")
-        return cls(int(number), stage or None)
-
-
-#: How snapshots are made: "auto" (overlay where the kernel allows it, else copies),
-#: "overlay" (required) or "copy" (today's full copies per stage).
-SNAPSHOT_MODES = ("auto", "overlay", "copy")
+__all__ = ["SNAPSHOT_MODES", "BuildOptions", "BuildResult", "Builder", "NoCacheFrom",
+           "StageTree"]
 
 
 @dataclass(frozen=True)
@@ -122,29 +88,12 @@ class BuildResult:
 
 
 @dataclass(frozen=True)
-class _Parent:
-    reference: str
-    package: str
-    layout: Path
-    digest: str
+class StageTree:
+    """A built stage's tree as other parts read it."""
 
-
-class _Input(StrEnum):
-    """What a COPY source reads (its digest goes into the step's key)."""
-
-    CONTEXT = "context"
-    FETCH = "fetch"
-    STAGE = "stage"
-    IMAGE = "image"
-
-
-@dataclass(frozen=True)
-class _Node:
-    """One stage to run: its plan, cache key and the stages it needs."""
-
-    stage: StagePlan
-    key: str
-    needs: frozenset[int]
+    rootfs: Path  # read only
+    #: an overlay view, visible from this process only: a sandbox cannot bind it (copy it)
+    view: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,16 +105,12 @@ class _Run:
     keep_going: bool = False
 
 
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
-
-
 class Builder:
     """Build packages of ``tree`` into ``out`` using ``cache_dir`` (see docs/architecture.md)."""
 
     def __init__(self, tree: Tree, *, cache_dir: Path, out: Path,
                  fetcher: Fetcher | None = None, mirrors: Sequence[Path] = (),
-                 offline: bool = False):
+                 offline: bool = False, exporter: ImageExporter | None = None):
         self.tree = tree
         self._print_lock = threading.Lock()
         self.warnings: list[str] = []
@@ -173,9 +118,9 @@ class Builder:
         self.cache = BuildCache(cache_dir, self.verifier)
         self.out = out
         self.publisher = Publisher(out, self.cache, self._warn)
-        self._backend: LayeredBackend | None = None
-        self._backend_mode: str | None = None
-        self.snapshot_mode = "copy"  # what the last build used: "overlay" or "copy"
+        self.executor: Executor | None = None
+        self.exporter: ImageExporter = exporter or SquashedExporter()
+        self._executor_mode: str | None = None
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
 
@@ -186,53 +131,22 @@ class Builder:
             self.warnings.append(text)
             err.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
 
-    def _snapshots(self, options: BuildOptions) -> None:
-        """Start the overlay namespace (once) or fall back to copies, and say so."""
-        if options.snapshots not in SNAPSHOT_MODES:
-            raise RootseedError(f"unknown snapshot mode {options.snapshots!r}",
-                                hint="use " + ", ".join(SNAPSHOT_MODES))
-        if self._backend_mode == options.snapshots:
-            return
+    def _snapshots(self, options: BuildOptions) -> Executor:
+        """The executor for ``options.snapshots`` (opened once per mode)."""
+        if self.executor is not None and self._executor_mode == options.snapshots:
+            return self.executor
         self.close()
-        self._backend_mode = options.snapshots
-        if options.snapshots == "copy":
-            self.snapshot_mode = "copy"
-            return
-        try:
-            ns = probe(self.cache.dir / "work")
-        except OverlayUnavailable as e:
-            if options.snapshots == "overlay":
-                raise
-            self._say(options, f"copy-on-write snapshots are not available here ({e.message}); "
-                               "copying whole snapshots per stage instead (slower; a failed "
-                               "stage starts again from its first step)")
-            self.snapshot_mode = "copy"
-            return
-        self._backend = LayeredBackend(ns, self.cache.dir, self.verifier)
-        self.cache.layers = self._layer
-        self.cache.view = self._backend.view
-        self.snapshot_mode = "overlay"
-
-    def _layer(self, ref: str, digest: str) -> Layer | None:
-        """A layer named by a stage entry, verified (None: missing or damaged)."""
-        assert self._backend is not None
-        kind, _, name = ref.partition(":")
-        if kind == "image":
-            path = self.cache.images / name / "rootfs"
-            if not path.is_dir():
-                return None  # pruned: a miss
-            return Layer(path, digest, ref) if self.verifier.check(path, digest, ref[:22]) \
-                else None
-        return self._backend.actions.layer(ref, digest)
+        executor = open_executor(options.snapshots, self.cache.store,
+                                 lambda text: self._say(options, text))
+        self.executor, self._executor_mode = executor, options.snapshots
+        return executor
 
     def close(self) -> None:
-        """End the overlay namespace (its read-only views go with it)."""
-        if self._backend is not None:
-            self._backend.close()
-        self._backend = None
-        self._backend_mode = None
-        self.cache.layers = None
-        self.cache.view = None
+        """End the executor (an overlay namespace's read-only views go with it)."""
+        if self.executor is not None:
+            self.executor.close()
+        self.executor = None
+        self._executor_mode = None
 
     def __enter__(self) -> Builder:
         return self
@@ -279,8 +193,9 @@ class Builder:
                              on_interrupt=self._interrupted)
 
     def _interrupted(self, packages: Sequence[str]) -> None:
-        """Ctrl-C: say why the build has not ended yet (a running step is not cut short;
-        nothing starts after it, and nothing half-written is left)."""
+        """Ctrl-C (or SIGTERM): say why the build has not ended at once (running steps
+        are being killed and their work directories removed; nothing starts after them,
+        and nothing half-written is left)."""
         with self._print_lock:
             err.print(f"interrupted: stopping; waiting for the running steps of "
                       f"{', '.join(packages)} to end", markup=False, highlight=False,
@@ -317,12 +232,36 @@ class Builder:
         options = options or BuildOptions(progress=False)
         pkg = self.tree.get(package)
         deps = {r.package: r for r in self.build(pkg.deps, options)} if pkg.deps else {}
-        self._snapshots(options)
+        executor = self._snapshots(options)
         run = _Run(Slots(options.jobs), threading.Event())
         build = _PackageBuild(self, pkg, deps, stage, options, run)
         hit = None if options.no_cache else self.cache.lookup(
-            build.nodes[build.target.index].key)
+            build.nodes[build.target.index].key, executor)
         return hit if hit is not None else build.execute()
+
+    def stage_tree(self, package: str, stage: str, options: BuildOptions | None = None
+                   ) -> StageTree:
+        """One stage's tree (see :meth:`stage`): read it, never change it."""
+        entry = self.stage(package, stage, options)
+        return StageTree(entry.rootfs, view=entry.snapshot is not None)
+
+    def image_rootfs(self, layout: Path, digest: str) -> Path:
+        """The tree of the image ``digest`` in ``layout``, unpacked once into the cache
+        (verified before each reuse): read it, never change it."""
+        return self.cache.rootfs(layout, digest)
+
+    def scratch(self) -> contextlib.AbstractContextManager[Path]:
+        """A private scratch directory in the cache, removed afterwards."""
+        return self.cache.workdir()
+
+    @property
+    def log_root(self) -> Path:
+        """Where step logs go (``<cache>/logs/<package>/``)."""
+        return self.cache.logs
+
+    def fetch_sources(self, package: str) -> dict[str, Path]:
+        """``package``'s pinned sources, fetched and verified: source id → file."""
+        return self.fetcher.fetch_package(self.tree.get(package))
 
     def stage_rootfs(self, package: str, stage: str, options: BuildOptions | None = None
                      ) -> Path:
@@ -346,29 +285,31 @@ class _PackageBuild:
         self.deps = deps
         self.options = options
         self.run_ = run
-        try:
-            display = package.containerfile.relative_to(builder.tree.root.parent).as_posix()
-        except ValueError:
-            display = str(package.containerfile)
-        self.display = display
-        self.build_args = {**package.build_args(), **options.build_args}
-        self.parents: dict[str, _Parent] = {}
-        self.plan = self._make_plan(target if target is not None else package.target)
-        self.target = self.plan.target_stage
-        self.context_files = fsops.hash_tree(self.pkg.directory)
-        context_modes = {rel: fsops.mode_bits(self.pkg.directory, rel)
-                         for rel in self.context_files}
-        self.context_key = _sha({"files": self.context_files, "modes": context_modes})
-        self.sources_key = _sha({s.file: s.hash for s in self.pkg.sources})
-        self.nodes = self._nodes()
-        self.forced = self._forced()
-        self.urgency = self._urgency()
+        # everything decided before anything runs (engine/planner.py)
+        self.planned = PackagePlan(
+            builder.tree, package, {name: r.images() for name, r in deps.items()}, target,
+            build_args=options.build_args, no_cache_from=options.no_cache_from)
+        self.display = self.planned.display
+        self.build_args = self.planned.build_args
+        self.parents = self.planned.parents
+        self.plan = self.planned.plan
+        self.target = self.planned.target
+        self.context_files = self.planned.context_files
+        self.nodes = self.planned.nodes
+        self.forced = self.planned.forced
+        self.urgency = self.planned.urgency
         self.built: list[str] = []
         self.cached: list[str] = []
         self._lists = threading.Lock()
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"{self.pkg.name}: {text}")
+
+    @property
+    def executor(self) -> Executor:
+        """The builder's executor (opened before any stage runs)."""
+        assert self.b.executor is not None
+        return self.b.executor
 
     def _emit(self, event: dict[str, Any]) -> None:
         """One step event to ``options.events``: one at a time, as stages and packages
@@ -379,138 +320,6 @@ class _PackageBuild:
 
     def describe(self, index: int) -> str:
         return f"{self.pkg.name}: stage {self.nodes[index].stage.label}"
-
-    # -- planning ----------------------------------------------------------------------
-    def _make_plan(self, target: str | None) -> Plan:
-        """The package's plan (the one planner: rootseed.plan), made twice: first to learn
-        which images it starts from, then with those images' configurations (ENV,
-        WORKDIR, USER), as BuildKit reads a base image's config before dispatching."""
-        cf = parse_file(self.pkg.containerfile, display=self.display)
-        first = self._planned(lambda: plan_package(
-            self.pkg, build_args=self.options.build_args, target=target, containerfile=cf))
-        for ref, line in first.images():
-            self._parent(ref.reference, line)
-        bases = {s.base.reference for s in first.stages if isinstance(s.base, ImageRef)}
-        configs = {ref: self._image_settings(self.parents[ref]) for ref in sorted(bases)}
-        return self._planned(lambda: plan_package(
-            self.pkg, build_args=self.options.build_args, target=target, containerfile=cf,
-            base_images=configs))
-
-    def _planned(self, make: Callable[[], Plan]) -> Plan:
-        try:
-            return make()
-        except PlanError as e:
-            if e.package is not None:  # the message names the package already
-                raise
-            raise PlanError(f"{self.pkg.name}: {e.message}", hint=e.hint,
-                            package=self.pkg.name) from e
-
-    @staticmethod
-    def _image_settings(parent: _Parent) -> ImageSettings:
-        config = read_image(parent.layout).config
-        return ImageSettings(
-            env=tuple((e.partition("=")[0], e.partition("=")[2]) for e in config.env),
-            workdir=config.working_dir, user=config.user, entrypoint=config.entrypoint,
-            cmd=config.cmd, labels=tuple(sorted(config.labels.items())))
-
-    def _parent(self, ref: str, line: int) -> _Parent:
-        if ref in self.parents:
-            return self.parents[ref]
-        dep = self.b.tree.package_for_image(ref)
-        image = strip_tag(ref).removeprefix(self.b.tree.namespace + "/")
-        result = self.deps.get(dep) if dep is not None else None
-        if result is None or image not in result.images():
-            raise RootseedError(
-                f"{self.pkg.name}: {self.display}:{line}: image {ref!r} is not built by this "
-                f"tree (namespace {self.b.tree.namespace!r})",
-                hint="rootseed never pulls images: refer to another package as "
-                     f"{self.b.tree.namespace}/<stage>-<name>, or to a stage of this file")
-        layout, digest = result.images()[image]
-        parent = _Parent(reference=ref, package=image, layout=layout, digest=digest)
-        self.parents[ref] = parent
-        return parent
-
-    def _nodes(self) -> dict[int, _Node]:
-        """The stages the target needs, each with its cache key (needs first)."""
-        reachable = self.plan.reachable()
-        needs = {i: frozenset(self.plan.get(i).needs()) for i in reachable}
-        try:
-            order = scheduler.check_graph(needs)
-        except scheduler.CycleError as e:
-            first = self.plan.get(next(i for i in reachable if i in e.cycle))
-            raise RootseedError(f"{self.pkg.name}: {self.display}: stages depend on each "
-                                f"other in a cycle (stage {first.label})") from e
-        nodes: dict[int, _Node] = {}
-        for index in order:
-            stage = self.plan.get(index)
-            nodes[index] = _Node(stage, self._key(stage, nodes), needs[index])
-        return dict(sorted(nodes.items()))
-
-    def _key(self, stage: StagePlan, done: Mapping[int, _Node]) -> str:
-        """A stage's cache key: the builder's code, platform, build args, version, base
-        and every planned instruction with the digests of what it reads."""
-        base: str
-        if isinstance(stage.base, Scratch):
-            base = "scratch"
-        elif isinstance(stage.base, StageRef):
-            base = "stage:" + done[stage.base.index].key
-        else:
-            base = "image:" + self.parents[stage.base.reference].digest
-        steps: list[dict[str, Any]] = []
-        for step in stage.steps:
-            data: dict[str, Any] = {"step": to_json(step)}
-            if isinstance(step, PlannedCopy):
-                read = (self._input(source, lambda i: done[i].key) for source in step.sources)
-                data["inputs"] = [f"{r[0]}:{r[1]}" for r in read if r is not None]
-            steps.append(data)
-        return _sha({
-            "builder": builder_digest(), "platform": str(self.plan.platform),
-            "args": self.build_args, "version": self.pkg.version, "base": base,
-            "steps": steps,
-        })
-
-    def _input(self, source: CopySource, stage_digest: Callable[[int], str]
-               ) -> tuple[_Input, str] | None:
-        """What a COPY source reads, and the digest that stands for it (None: a heredoc,
-        whose text is part of the planned step itself)."""
-        if isinstance(source, InlineFile):
-            return None
-        if isinstance(source, ContextPath):
-            return _Input.CONTEXT, self.context_key
-        if isinstance(source, FetchPath):
-            return _Input.FETCH, self.sources_key
-        if isinstance(source, StagePath):
-            return _Input.STAGE, stage_digest(source.stage.index)
-        return _Input.IMAGE, self.parents[source.image.reference].digest
-
-    def _forced(self) -> dict[int, int]:
-        """``--no-cache-from``: the stages it forces to run again, and from which step
-        (stages built on a forced stage run again from their first step)."""
-        ncf = self.options.no_cache_from
-        if ncf is None:
-            return {}
-        labels = {n.stage.label: i for i, n in self.nodes.items()}
-        index = self.target.index if ncf.stage is None else labels.get(ncf.stage.lower())
-        if index is None:
-            raise RootseedError(f"{self.pkg.name}: --no-cache-from: no stage {ncf.stage!r} "
-                                "in this build", hint="stages built: " + ", ".join(labels))
-        steps = len(self.nodes[index].stage.steps)
-        if ncf.step > steps:
-            raise RootseedError(f"{self.pkg.name}: --no-cache-from: stage "
-                                f"{self.nodes[index].stage.label} has {steps} steps, "
-                                f"not {ncf.step}")
-        forced = {index: ncf.step}
-        for i in scheduler.check_graph({i: n.needs for i, n in self.nodes.items()}):
-            if i not in forced and self.nodes[i].needs & forced.keys():
-                forced[i] = 1
-        return forced
-
-    def _urgency(self) -> dict[int, float]:
-        """Each stage's longest path to the target, counted in RUN steps (a stand-in for
-        work): with fewer ``--jobs`` than ready stages, the critical path goes first."""
-        weight = {i: sum(isinstance(x, PlannedRun) for x in n.stage.steps) + 0.1
-                  for i, n in self.nodes.items()}
-        return scheduler.critical_path({i: n.needs for i, n in self.nodes.items()}, weight)
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -534,21 +343,32 @@ class _PackageBuild:
     def _final(self) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""
         key = self.nodes[self.target.index].key
-        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(key)
+        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(
+            key, self.executor)
         if hit is not None:
             self.cached.append(self.target.label)
             final = hit
         else:
             final = self.execute()
-        write = image_writer(final, self.plan.platform, self.pkg.version)
-        final = self.b.cache.ensure_image(final, write)
+        final = self._with_image(final)
         assert final.layout is not None
         problem = linked_dirs(final.layout) or layout_problem(final.layout,
                                                               self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
-            final = self.b.cache.rewrite_image(final, write)
+            final = self._with_image(final, replace=True)
         return final
+
+    def _with_image(self, final: CachedStage, *, replace: bool = False) -> CachedStage:
+        """``final`` with its image, exported once into its cache entry."""
+        exporter = self.b.exporter
+        with self.b.cache.image_slot(final, self.executor, name=exporter.name,
+                                     replace=replace) as target:
+            if target is not None:
+                exporter.export(image_request(
+                    final.rootfs, final.snapshot, StageState.from_json(final.state["config"]),
+                    self.plan.platform, self.pkg.version), target)
+        return self.b.cache.with_image(final, self.executor, name=exporter.name)
 
     def execute(self) -> CachedStage:
         """Fetch the sources, then run the stages the target needs (cache hits first)."""
@@ -578,7 +398,7 @@ class _PackageBuild:
             node = self.nodes[index]
             with self.b.cache.lock(f"build-{node.key}"):
                 if not self.options.no_cache and index not in self.forced:
-                    hit = self.b.cache.lookup(node.key)
+                    hit = self.b.cache.lookup(node.key, self.executor)
                     if hit is not None:
                         with self._lists:
                             self.cached.append(node.stage.label)
@@ -588,10 +408,7 @@ class _PackageBuild:
                         raise Cancelled(f"{self.describe(index)} stopped because another "
                                         "step failed")
                     self.say(f"stage {node.stage.label}: building")
-                    if self.b._backend is not None:
-                        entry = self._build_stage_layered(node, needed, work, fetch_dir)
-                    else:
-                        entry = self._build_stage(node, needed, work, fetch_dir)
+                    entry = self._build_stage(node, needed, work, fetch_dir)
                 with self._lists:
                     self.built.append(node.stage.label)
                 return entry
@@ -607,42 +424,13 @@ class _PackageBuild:
         return source_root
 
     def _context(self, stage_dir: Path, needed: Mapping[int, CachedStage], fetch_dir: Path,
-                 steps: ActionSteps | None = None) -> StageContext:
+                 steps: ActionSteps) -> StageContext:
         return StageContext(
             package=self.pkg.name, display=self.display, context_dir=self.pkg.directory,
             fetch_dir=fetch_dir, work=stage_dir, log_dir=self.b.cache.logs / self.pkg.name,
             source_root=self._source_root(needed), debug=self.options.debug,
-            cancelled=self.run_.cancel, step_timeout=self.options.step_timeout, steps=steps)
-
-    def _build_stage(self, node: _Node, needed: Mapping[int, CachedStage], work: Path,
-                     fetch_dir: Path) -> CachedStage:
-        """Copy mode: the stage runs on a full copy of its base."""
-        stage = node.stage
-        stage_dir = work / f"stage-{stage.index}"
-        rootfs = stage_dir / "rootfs"
-        # The plan knows the configuration the stage starts with; only files move here.
-        if isinstance(stage.base, Scratch):
-            rootfs.mkdir(parents=True)
-            os.chmod(rootfs, 0o755)
-        elif isinstance(stage.base, StageRef):
-            # a real copy: the snapshot stays as is
-            fsops.copy_tree(needed[stage.base.index].rootfs, rootfs)
-        else:
-            image = self.parents[stage.base.reference]
-            fsops.copy_tree(self.b.cache.rootfs(image.layout, image.digest), rootfs)
-        state = StageRunner(self._context(stage_dir, needed, fetch_dir), stage,
-                            rootfs).execute()
-        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
-            state.env = [("PATH", DEFAULT_PATH), *state.env]
-        # The finished root filesystem becomes the cache entry's snapshot as it is (a
-        # rename, no copy); an image is written only for a stage that is a build's image.
-        entry = work / f"entry-{stage.index}"
-        entry.mkdir()
-        os.replace(rootfs, entry / "rootfs")
-        fsops.remove_tree(stage_dir)
-        return self.b.cache.commit(entry, node.key, {
-            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
-            replace=self.options.no_cache or stage.index in self.forced)
+            cancelled=self.run_.cancel, step_timeout=self.options.step_timeout, steps=steps,
+            platform=str(self.plan.platform))
 
     def _stage_base(self, stage: StagePlan, needed: Mapping[int, CachedStage]) -> Snapshot:
         """The snapshot a stage starts from (its configuration comes from the plan)."""
@@ -650,8 +438,12 @@ class _PackageBuild:
             return Snapshot.base("scratch")
         if isinstance(stage.base, StageRef):
             parent = needed[stage.base.index]
-            assert parent.snapshot is not None
-            return parent.snapshot
+            if parent.snapshot is not None:
+                return parent.snapshot
+            # an entry holding its whole tree (made by the copy executor)
+            ref = LayerRef.stage(parent.key)
+            return Snapshot.base(str(ref), (Layer(parent.rootfs, str(parent.state["content"]),
+                                                  ref),))
         image = self.parents[stage.base.reference]
         layer = self.b.cache.image_layer(image.layout, image.digest)
         return Snapshot.base(f"image:{image.digest}", (layer,))
@@ -663,41 +455,38 @@ class _PackageBuild:
             return used.snapshot.digest if used.snapshot else used.key
 
         def inputs(step: FileStep) -> dict[str, str]:
-            if not isinstance(step, PlannedCopy):
-                return {}
-            found: dict[str, str] = {}
-            for n, source in enumerate(step.sources):
-                read = self._input(source, snapshot_digest)
-                if read is not None:
-                    found[f"{n}:{read[0]}"] = read[1]
-            return found
+            return self.planned.inputs(step, snapshot_digest)
         return inputs
 
-    def _build_stage_layered(self, node: _Node, needed: Mapping[int, CachedStage],
-                             work: Path, fetch_dir: Path) -> CachedStage:
-        """Run a stage as actions on copy-on-write snapshots (see engine/executor.py)."""
-        backend = self.b._backend
-        assert backend is not None
+    def _build_stage(self, node: Node, needed: Mapping[int, CachedStage],
+                     work: Path, fetch_dir: Path) -> CachedStage:
+        """Run a stage as actions on snapshots, by the builder's executor (see
+        engine/interface.py)."""
+        executor = self.executor
         stage = node.stage
         stage_dir = work / f"stage-{stage.index}"
         stage_dir.mkdir()
         base = self._stage_base(stage, needed)
         steps = ActionSteps(
-            backend, base, package=self.pkg.name, stage=stage.label,
+            executor, base, package=self.pkg.name, stage=stage.label,
             platform=str(self.plan.platform), steps=len(stage.steps),
-            inputs=self._inputs(needed), no_cache=self.options.no_cache,
+            inputs=self._inputs(needed), work=stage_dir, no_cache=self.options.no_cache,
             no_cache_from=self.forced.get(stage.index),
-            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress))
-        state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage,
-                            backend.view(base)).execute()
-        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
-            state.env = [("PATH", DEFAULT_PATH), *state.env]
-        fsops.remove_tree(stage_dir)
+            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress),
+            stop=self.run_.cancel)
+        state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage).execute()
         entry = work / f"entry-{stage.index}"
         entry.mkdir()
-        return self.b.cache.commit_snapshot(entry, node.key, {
-            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
-            steps.snapshot, replace=self.options.no_cache or stage.index in self.forced)
+        executor.keep(steps.snapshot, entry)
+        fsops.remove_tree(stage_dir)
+        meta = {"package": self.pkg.name, "stage": stage.label, "config": state.to_json()}
+        replace = self.options.no_cache or stage.index in self.forced
+        if executor.layered:
+            return self.b.cache.commit_snapshot(entry, node.key, meta, steps.snapshot,
+                                                executor, replace=replace)
+        # The finished tree is the entry's snapshot as it is (a rename, no copy); an image
+        # is written only for a stage that is a build's image.
+        return self.b.cache.commit(entry, node.key, meta, executor, replace=replace)
 
     # -- provenance --------------------------------------------------------------------
     def _record(self, digest: str) -> BuildRecord:

@@ -1,6 +1,15 @@
-"""The executor: runs actions on copy-on-write snapshots (overlayfs) and caches them.
+"""Executors: what runs an action on a snapshot, and the overlay executor.
 
-:class:`LayeredBackend` owns one :class:`~rootseed.sandbox.overlay.OverlayNamespace`
+:class:`~rootseed.engine.interface.Executor` is the interface every backend implements:
+given a snapshot (the input root), an operation (:mod:`rootseed.engine.ops`: a RUN step's
+argv, environment, working directory, platform and timeout, or a local file operation)
+and the action's key, it returns a :class:`~rootseed.engine.interface.LayerResult` (the
+snapshot after the action, and the layer it added).
+:func:`~rootseed.engine.executors.open_executor` is the one place that chooses an
+implementation: :class:`OverlayExecutor` here, or
+:class:`~rootseed.engine.copyexec.CopyExecutor`.
+
+:class:`OverlayExecutor` owns one :class:`~rootseed.sandbox.overlay.OverlayNamespace`
 for a builder's lifetime: every action mounts its snapshot's layers read-only with a fresh
 upper directory on top, runs (COPY/WORKDIR through the namespace's view of the merged
 tree, RUN in bwrap started inside the namespace), unmounts, and the upper directory *is*
@@ -8,9 +17,9 @@ the action's layer (cost: what the step changed). Read-only views of finished sn
 (``COPY --from``, image writing, output checks) are mounted once and kept.
 
 :class:`ActionSteps` is the hook a :class:`~rootseed.engine.stage.StageRunner` calls for
-each RUN/COPY/ADD/WORKDIR: key, cache lookup (a hit adds the cached layer and runs
-nothing), or execution and commit. A build that fails at step N therefore resumes at
-step N: the earlier actions are hits.
+each RUN/COPY/ADD/WORKDIR, whatever the executor: key, cache lookup (a hit adds the
+cached layer and runs nothing), or execution. With a layered executor a build that fails
+at step N therefore resumes at step N: the earlier actions are hits.
 """
 
 from __future__ import annotations
@@ -30,41 +39,49 @@ from typing import Any
 from rootseed.containerfile import Instruction
 from rootseed.engine import fsops
 from rootseed.engine.actions import Action, Command, builder_digest
+from rootseed.engine.interface import Executor, LayerResult
 from rootseed.engine.layers import walk
+from rootseed.engine.ops import Op, Root, run_op
+from rootseed.engine.refs import LayerRef
 from rootseed.engine.snapshots import (
     MAX_LAYERS,
     ActionCache,
     ActionResult,
+    LayerStore,
     Snapshot,
-    Verifier,
 )
-from rootseed.engine.stage import FileStep, StageRunner
+from rootseed.engine.stage import FileStep
 from rootseed.errors import RootseedError
 from rootseed.plan import to_json
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
+from rootseed.sandbox.spec import EnteredRoot
 
 Event = dict[str, Any]
 #: How often a running step's line is repeated with its elapsed time.
 TICK_SECONDS = 30.0
 
 
-class LayeredBackend:
-    """Overlay mounts + the action cache of one builder (thread-safe)."""
+class OverlayExecutor:
+    """An :class:`Executor` on overlayfs: overlay mounts + the action cache of one
+    builder (thread-safe)."""
 
-    def __init__(self, ns: OverlayNamespace, cache_dir: Path, verifier: Verifier) -> None:
+    layered = True
+
+    def __init__(self, ns: OverlayNamespace, store: LayerStore) -> None:
         self.ns = ns
-        self.dir = cache_dir
-        self.actions = ActionCache(cache_dir / "actions", verifier, self._drop_views)
-        self.verifier = verifier
+        layout = store.layout
+        self.dir = layout.root
+        self.actions = ActionCache(layout, store.verifier, self._drop_views)
+        self.verifier = store.verifier
         self._views: dict[str, Path] = {}
         self._hardlinks = HardlinkRepair()
         self._snapshots: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
-        self.empty = cache_dir / "layers" / "empty"
+        self.empty = layout.empty
         if not self.empty.is_dir():
             self.empty.mkdir(parents=True, exist_ok=True)
         os.chmod(self.empty, 0o755)
-        self._view_root = cache_dir / "views" / secrets.token_hex(6)
+        self._view_root = layout.views / secrets.token_hex(6)
 
     def _lowers(self, snapshot: Snapshot) -> list[Path]:
         # top first, as overlayfs wants them; at least two without an upper layer
@@ -97,6 +114,24 @@ class LayeredBackend:
             self._views[snapshot.digest] = view
             self._snapshots[snapshot.digest] = snapshot
             return view
+
+    # -- the Executor interface ----------------------------------------------------------
+    def cached(self, snapshot: Snapshot, key: str) -> LayerResult | None:
+        hit = self.actions.lookup(key)
+        return None if hit is None else _advance(snapshot, hit)
+
+    def execute(self, snapshot: Snapshot, op: Op, key: str, *, work: Path,
+                stop: threading.Event | None = None) -> LayerResult:
+        if len(snapshot.layers) >= MAX_LAYERS:
+            snapshot = self.flatten(snapshot)
+
+        def apply(view: Path, mount_root: Path) -> None:
+            run_op(op, Root(view, EnteredRoot(tuple(self.ns.enter()), mount_root)), stop)
+
+        return _advance(snapshot, self.run_action(snapshot, key, apply))
+
+    def keep(self, snapshot: Snapshot, entry: Path) -> None:
+        """Nothing to move: the snapshot's layers are action results in the cache."""
 
     def run_action(self, snapshot: Snapshot, key: str,
                    apply: Callable[[Path, Path], None]) -> ActionResult:
@@ -134,7 +169,7 @@ class LayeredBackend:
         if result.returncode != 0:
             fsops.remove_tree(tmp)
             raise RootseedError(f"cannot flatten a snapshot: {result.stderr.strip()}")
-        committed = self.actions.commit(tmp, name, name=f"flat-{name}")
+        committed = self.actions.commit(tmp, name, ref=LayerRef.flat(name))
         return Snapshot(snapshot.digest, (committed.layer,))
 
     def close(self) -> None:
@@ -142,6 +177,12 @@ class LayeredBackend:
             self._views.clear()
         self.ns.close()
         fsops.remove_tree(self._view_root)
+
+
+def _advance(snapshot: Snapshot, result: ActionResult) -> LayerResult:
+    if result.empty:
+        return LayerResult(snapshot, result.layer, empty=True)
+    return LayerResult(snapshot.push(result.layer), result.layer)
 
 
 class HardlinkRepair:
@@ -249,23 +290,28 @@ def _summary(instruction: Instruction) -> str:
 
 
 class ActionSteps:
-    """The :class:`~rootseed.engine.stage.StepHook` of one stage run on layers."""
+    """The :class:`~rootseed.engine.stage.StepHook` of one stage run on an
+    :class:`Executor`: each step's key, its cached result or its execution, and the
+    events that tell people (and ``--json``) how it went."""
 
-    def __init__(self, backend: LayeredBackend, base: Snapshot, *, package: str,
+    def __init__(self, executor: Executor, base: Snapshot, *, package: str,
                  stage: str, platform: str, steps: int,
-                 inputs: Callable[[FileStep], Mapping[str, str]],
+                 inputs: Callable[[FileStep], Mapping[str, str]], work: Path,
                  no_cache: bool = False, no_cache_from: int | None = None,
-                 events: StepEvents | None = None) -> None:
-        self.backend = backend
+                 events: StepEvents | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.executor = executor
         self.snapshot = base
         self.package = package
         self.stage = stage
         self.platform = platform
         self.steps = steps
         self.inputs = inputs
+        self.work = work
         self.no_cache = no_cache
         self.no_cache_from = no_cache_from
         self.events = events or StepEvents()
+        self.stop = stop
         self.executed: list[int] = []  # step numbers that ran (not cache hits)
         self.hits: list[int] = []
 
@@ -276,8 +322,7 @@ class ActionSteps:
         return Command(step.keyword.upper(), to_json(step), self.platform)
 
     # -- the hook --------------------------------------------------------------------------
-    def step(self, runner: StageRunner, step: FileStep, number: int,
-             apply: Callable[[], None]) -> None:
+    def step(self, step: FileStep, number: int, op: Op) -> None:
         instruction = step.instruction
         action = Action(self.command(step), self.snapshot.digest, dict(self.inputs(step)),
                         builder_digest())
@@ -287,27 +332,16 @@ class ActionSteps:
                  "instruction": _summary(instruction), "key": key}
         forced = self.no_cache or (self.no_cache_from is not None
                                    and number >= self.no_cache_from)
-        hit = None if forced else self.backend.actions.lookup(key)
+        hit = None if forced else self.executor.cached(self.snapshot, key)
         if hit is not None:
-            self._advance(hit)
+            self.snapshot = hit.snapshot
             self.hits.append(number)
             self.events.emit({"event": "cached", **where, "seconds": 0.0})
             return
-        if len(self.snapshot.layers) >= MAX_LAYERS:
-            self.snapshot = self.backend.flatten(self.snapshot)
         self.events.emit({"event": "start", **where})
         self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
                         f"{_summary(instruction)}")
         started = time.monotonic()
-
-        def run_here(view: Path, mount_root: Path) -> None:
-            runner.rootfs, runner.mount_root = view, mount_root
-            runner.enter = self.backend.ns.enter()
-            try:
-                apply()
-            finally:
-                runner.rootfs, runner.mount_root, runner.enter = view, None, ()
-
         stop = threading.Event()
 
         def tick() -> None:  # the live line of a long step: still running, for how long
@@ -318,7 +352,8 @@ class ActionSteps:
         if self.events.live:
             threading.Thread(target=tick, daemon=True, name="rootseed-step-ticker").start()
         try:
-            result = self.backend.run_action(self.snapshot, key, run_here)
+            result = self.executor.execute(self.snapshot, op, key, work=self.work,
+                                           stop=self.stop)
         except (RootseedError, OverlayError) as e:
             seconds = time.monotonic() - started
             self.events.emit({"event": "failed", **where, "seconds": round(seconds, 3),
@@ -327,14 +362,9 @@ class ActionSteps:
         finally:
             stop.set()
         seconds = time.monotonic() - started
-        self._advance(result)
+        self.snapshot = result.snapshot
         self.executed.append(number)
         self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
                           "empty": result.empty})
         self.events.say(f"stage {self.stage}: step {number}/{self.steps} done in "
                         f"{seconds:.2f}s")
-
-    def _advance(self, result: ActionResult) -> None:
-        if not result.empty:
-            self.snapshot = self.snapshot.push(result.layer)
-

@@ -7,7 +7,6 @@ root and symlinks (absolute ones relative to the root) are followed inside it.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import shutil
 import stat
@@ -16,6 +15,10 @@ import tarfile
 from pathlib import Path
 
 from rootseed.errors import RootseedError
+from rootseed.fsutil import SpecialFileError as SpecialFileError
+from rootseed.fsutil import hash_tree as hash_tree  # (moved to fsutil: provenance reads it)
+from rootseed.fsutil import mode_bits as mode_bits
+from rootseed.fsutil import special_kind
 from rootseed.sandbox.rootpath import resolve, split
 
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
@@ -115,11 +118,6 @@ def expand_sources(root: Path, pattern: str) -> list[tuple[str, Path]]:
     return [(name, path) for name, path in found if path.exists()]
 
 
-def _chmod(path: Path, mode: int | None) -> None:
-    if mode is not None and not path.is_symlink():
-        os.chmod(path, mode)
-
-
 class LinkMap:
     """Hardlinks within one copied set: source inode → the first copy made of it.
 
@@ -197,7 +195,7 @@ def copy_entry(src: Path, dest: Path, mode: int | None, links: LinkMap | None = 
     st = os.lstat(src)
     if not stat.S_ISREG(st.st_mode):
         raise SpecialFileError(
-            f"cannot copy {src.name}: it is {_special_kind(st.st_mode) or 'not a regular file'}"
+            f"cannot copy {src.name}: it is {special_kind(st.st_mode) or 'not a regular file'}"
             ", not a regular file, directory or symlink",
             hint="rootseed never creates special files from what it copies")
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
@@ -227,56 +225,3 @@ def is_archive(path: Path) -> bool:
         return False
 
 
-class SpecialFileError(RootseedError):
-    """A FIFO, socket or device node where rootseed only takes files, dirs and symlinks."""
-
-
-def _special_kind(mode: int) -> str | None:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return None
-
-
-def _refuse_special(path: Path, mode: int) -> None:
-    kind = _special_kind(mode) or "not a regular file"
-    raise SpecialFileError(
-        f"{path} is {kind}: a build context may hold only regular files, directories and "
-        "symlinks", hint="remove it from the package directory (rootseed never reads or "
-                         "copies special files: reading a FIFO would block forever)")
-
-
-def hash_tree(root: Path) -> dict[str, str]:
-    """Relative path → sha256 of every file (symlink: of its target text), sorted.
-
-    A FIFO, socket or device node anywhere in the tree is refused (SpecialFileError):
-    files are opened with O_NONBLOCK | O_NOFOLLOW and checked with fstat, so nothing can
-    make this block or read through a link."""
-    hashes: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(
-                os.path.join(dirpath, d))]):
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                hashes[rel] = hashlib.sha256(b"symlink:" + os.readlink(path).encode()).hexdigest()
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                _refuse_special(path, st.st_mode)
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    _refuse_special(path, os.fstat(fd).st_mode)
-                h = hashlib.sha256()
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
-                hashes[rel] = h.hexdigest()
-    return dict(sorted(hashes.items()))
-
-
-def mode_bits(root: Path, rel: str) -> int:
-    path = root / rel
-    return 0 if path.is_symlink() else stat.S_IMODE(path.stat().st_mode) & 0o111

@@ -9,8 +9,8 @@ whiteouts, opaqueness) and is recorded when a layer is written and checked befor
 layer is reused.
 
 :func:`write_diff_tar` turns a layer into an OCI layer tar (whiteouts as ``.wh.<name>``,
-opaque directories as ``<dir>/.wh..wh..opq``), with the determinism rules of
-:mod:`rootseed.oci.layer` (sorted, uid/gid 0, mtime clamped, PAX).
+opaque directories as ``<dir>/.wh..wh..opq``) with :mod:`rootseed.oci.layer`'s one tar
+writer (sorted, uid/gid 0, mtime clamped, PAX).
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ import errno
 import hashlib
 import os
 import stat
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from rootseed.errors import RootseedError
+from rootseed.oci.layer import DiffMarks, write_tar
 
 OPAQUE_XATTR = "user.overlay.opaque"
 #: overlayfs's private attributes; only opaqueness has a meaning in a finished layer.
 OVERLAY_XATTR_PREFIX = "user.overlay."
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 
 
 def is_whiteout(st: os.stat_result) -> bool:
@@ -135,66 +133,11 @@ def is_empty(root: Path) -> bool:
         return next(it, None) is None and not is_opaque(root)
 
 
-def _info(name: str, st: os.stat_result, epoch: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mtime = min(max(int(st.st_mtime), 0), epoch)
-    return info
+#: how a layer directory marks removals (overlayfs's upper-directory format)
+MARKS = DiffMarks(is_whiteout=is_whiteout, is_opaque=is_opaque)
 
 
 def write_diff_tar(layer: Path, out: BinaryIO, *, epoch: int = 1) -> None:
-    """Write ``layer`` as an uncompressed OCI layer tar (OCI whiteouts) to ``out``."""
-    first_link: dict[tuple[int, int], str] = {}
-    entries: list[tuple[bytes, tarfile.TarInfo, Path | None]] = []
-    if is_opaque(layer):
-        marker = tarfile.TarInfo(OPAQUE_MARKER)
-        marker.mtime = 0
-        entries.append((os.fsencode(OPAQUE_MARKER), marker, None))
-    found = sorted(((os.fsencode(p.relative_to(layer).as_posix()), p, st)
-                    for p, st in walk(layer)), key=lambda f: f[0])
-    for _, path, st in found:  # in tar order, so a hardlink follows its first path
-        rel = path.relative_to(layer).as_posix()
-        if is_whiteout(st):
-            parent, _, name = rel.rpartition("/")
-            wh = f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else WHITEOUT_PREFIX + name
-            info = _info(wh, st, epoch)
-            info.mode = 0o644
-            entries.append((os.fsencode(wh), info, None))
-            continue
-        info = _info(rel, st, epoch)
-        src: Path | None = None
-        if stat.S_ISDIR(st.st_mode):
-            info.type = tarfile.DIRTYPE
-            if is_opaque(path):
-                marker = _info(f"{rel}/{OPAQUE_MARKER}", st, epoch)
-                marker.mode = 0o644
-                entries.append((os.fsencode(marker.name), marker, None))
-        elif stat.S_ISLNK(st.st_mode):
-            info.type = tarfile.SYMTYPE
-            info.linkname = os.readlink(path)
-        elif stat.S_ISREG(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in first_link:
-                info.type = tarfile.LNKTYPE
-                info.linkname = first_link[key]
-            else:
-                if st.st_nlink > 1:
-                    first_link[key] = rel
-                info.size = st.st_size
-                src = path
-        elif stat.S_ISFIFO(st.st_mode):
-            info.type = tarfile.FIFOTYPE
-        else:
-            raise RootseedError(f"cannot put /{rel} (a device node or socket) into a layer")
-        entries.append((os.fsencode(rel), info, src))
-    entries.sort(key=lambda e: e[0])
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for _, info, src in entries:
-            if src is None:
-                tar.addfile(info)
-            else:
-                with open(src, "rb") as f:
-                    tar.addfile(info, f)
+    """Write ``layer`` as an uncompressed OCI layer tar (OCI whiteouts) to ``out``, with
+    the one tar writer (:func:`rootseed.oci.layer.write_tar`)."""
+    write_tar(layer, out, epoch=epoch, marks=MARKS)

@@ -22,6 +22,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from rootseed.engine.fsops import remove_tree
+from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.errors import RootseedError
 
 #: area → (directory under the cache, record file inside an entry, or "" for plain files)
@@ -132,7 +133,8 @@ def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
                             hint="prune when no rootseed build runs")
     cutoff = (now if now is not None else time.time()) - keep_days * 86400
     result = Pruned()
-    gone: set[str] = set()  # "action:<key>" / "image:<hex>" refs of removed layers
+    layout = CacheLayout(cache)
+    gone: set[LayerRef] = set()  # the layers removed
     for area in ("actions", "images", "sources", "logs"):
         record = AREAS[area][1]
         for entry in list(_entries(cache, area)):
@@ -140,11 +142,10 @@ def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
                 continue
             result.bytes += _remove(entry)
             result.removed[area] = result.removed.get(area, 0) + 1
-            if area == "actions":
-                gone.add(f"action:{entry.name}" if not entry.name.startswith("flat-")
-                         else f"flat:{entry.name[5:]}")
-            elif area == "images":
-                gone.add(f"image:{entry.name}")
+            ref = (layout.action_ref(entry.name) if area == "actions"
+                   else LayerRef.parse(f"image:{entry.name}") if area == "images" else None)
+            if ref is not None:
+                gone.add(ref)
     for entry in list(_entries(cache, "stages")):
         if _last_use(entry, "stage.json") >= cutoff and not _uses(entry, gone):
             continue
@@ -153,7 +154,7 @@ def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
     return result
 
 
-def _uses(entry: Path, refs: set[str]) -> bool:
+def _uses(entry: Path, refs: set[LayerRef]) -> bool:
     if not refs:
         return False
     try:
@@ -161,7 +162,7 @@ def _uses(entry: Path, refs: set[str]) -> bool:
         layers = state["snapshot"]["layers"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return any(isinstance(x, dict) and x.get("ref") in refs for x in layers)
+    return any(isinstance(x, dict) and LayerRef.parse(x.get("ref")) in refs for x in layers)
 
 
 def touch(record: Path) -> None:

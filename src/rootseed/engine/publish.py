@@ -30,11 +30,9 @@ from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import PublishError
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.record import BuildRecord
-from rootseed.engine.stage import StageState
 from rootseed.engine.verify import layout_problem, seal_layout
 from rootseed.errors import RootseedError
 from rootseed.fsutil import private_dir
-from rootseed.oci import ImageConfig, write_image
 from rootseed.oci.verified import (
     MAX_JSON,
     LayoutError,
@@ -42,36 +40,9 @@ from rootseed.oci.verified import (
     indexed_digest,
     open_image,
 )
-from rootseed.plan import Platform
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, write_statement
 from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package
-
-#: BuildKit's ``rewrite-timestamp`` with SOURCE_DATE_EPOCH=1: every image says it was
-#: made at the same second, so the bytes do not depend on when they were built.
-CREATED = "1970-01-01T00:00:01Z"
-EPOCH = 1
-
-
-def image_config(state: StageState, platform: Platform) -> ImageConfig:
-    """The OCI image configuration of a stage that ended in ``state``."""
-    return ImageConfig(
-        architecture=platform.architecture, os=platform.os,
-        env=tuple(f"{k}={v}" for k, v in state.env), entrypoint=state.entrypoint,
-        cmd=state.cmd, working_dir=state.workdir, user=state.user, labels=state.labels)
-
-
-def image_writer(stage: CachedStage, platform: Platform, version: str
-                 ) -> Callable[[Path, Path], str]:
-    """``write(layout_dir, rootfs)`` for the cache: the stage's image, deterministic."""
-    config = image_config(StageState.from_json(stage.state["config"]), platform)
-    annotations = {"org.opencontainers.image.created": CREATED,
-                   "org.opencontainers.image.ref.name": version}
-
-    def write(layout_dir: Path, rootfs: Path) -> str:
-        return write_image(layout_dir, rootfs, config, annotations, epoch=EPOCH)
-
-    return write
 
 
 def check_outputs(package: Package, final: CachedStage, out: Path) -> None:

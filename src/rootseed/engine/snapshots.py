@@ -32,6 +32,7 @@ from rootseed.engine import seal
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import finish_layer, is_empty, layer_digest
 from rootseed.engine.maintenance import touch
+from rootseed.engine.refs import STORED, CacheLayout, LayerRef, RefKind
 from rootseed.errors import RootseedError
 
 ACTION_FORMAT = 1
@@ -43,7 +44,7 @@ MAX_LAYERS = 400
 class Layer:
     path: Path  # a layer directory (read only once written)
     digest: str  # its content digest (layers.layer_digest), verified before use
-    ref: str  # where it lives in the cache: "action:<key>", "image:<hex>", "flat:<hex>"
+    ref: LayerRef  # where it lives (see engine/refs.py)
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,7 @@ class Snapshot:
 
     def to_json(self) -> dict[str, object]:
         return {"digest": self.digest,
-                "layers": [{"ref": x.ref, "digest": x.digest} for x in self.layers]}
-
-
-class CacheDamaged(RootseedError):
-    """A cache entry does not match the digest recorded when it was written."""
+                "layers": [{"ref": str(x.ref), "digest": x.digest} for x in self.layers]}
 
 
 @dataclass(frozen=True)
@@ -133,22 +130,45 @@ class Verifier:
             self._ok = {t for t in self._ok if t[0] != str(path)}
 
 
+class LayerStore:
+    """Resolves typed references to verified layers (see :class:`.snapshots.Verifier`)."""
+
+    def __init__(self, layout: CacheLayout, verifier: Verifier) -> None:
+        self.layout = layout
+        self.verifier = verifier
+
+    def resolve(self, ref: LayerRef, digest: str) -> Layer | None:
+        """``ref``'s layer if it is there and still has ``digest`` (None: pruned, a miss;
+        or damaged, reported by the verifier)."""
+        if ref.kind not in STORED:
+            return None
+        path = self.layout.layer_dir(ref)
+        if not path.is_dir():
+            return None
+        if not self.verifier.check(path, digest, str(ref)[:23]):
+            return None
+        if ref.kind in (RefKind.ACTION, RefKind.FLAT):
+            touch(path.parent / "action.json")
+        return Layer(path, digest, ref)
+
+
+
 class ActionCache:
     """``<cache>/actions/<key>/``: one finished action each (see the module docstring)."""
 
-    def __init__(self, root: Path, verifier: Verifier,
+    def __init__(self, layout: CacheLayout, verifier: Verifier,
                  on_replace: Callable[[Path], None] | None = None) -> None:
-        self.root = root
+        self.layout = layout
+        self.root = layout.actions
         self.verifier = verifier
         #: told about a layer directory that is about to be replaced (views drop it)
         self.on_replace = on_replace or (lambda _p: None)
 
-    def _entry(self, key: str) -> Path:
-        return self.root / key
-
-    def lookup(self, key: str, *, entry: str | None = None) -> ActionResult | None:
-        """``key``'s result, its layer verified; None when absent or damaged (reported)."""
-        entry_dir = self._entry(entry or key)
+    def lookup(self, key: str, *, ref: LayerRef | None = None) -> ActionResult | None:
+        """``key``'s result (stored as ``ref``, by default ``action:<key>``), its layer
+        verified; None when absent or damaged (reported)."""
+        ref = ref or LayerRef.action(key)
+        entry_dir = self.layout.entry(ref)
         try:
             meta = json.loads((entry_dir / "action.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -162,27 +182,12 @@ class ActionCache:
         if not self.verifier.check(layer, meta["digest"], f"action {key[:16]}"):
             return None
         touch(entry_dir / "action.json")
-        return ActionResult(key, Layer(layer, meta["digest"], f"action:{key}"),
-                            bool(meta.get("empty")))
+        return ActionResult(key, Layer(layer, meta["digest"], ref), bool(meta.get("empty")))
 
     def lookup_flat(self, name: str) -> Layer | None:
         """The flattened layer of the snapshot with digest hex ``name``, verified."""
-        found = self.lookup(name, entry=f"flat-{name}")
-        return None if found is None else Layer(found.layer.path, found.layer.digest,
-                                                f"flat:{name}")
-
-    def layer(self, ref: str, digest: str) -> Layer | None:
-        """A layer named in a stage entry ("action:<key>" or "flat:<hex>"), verified."""
-        kind, _, name = ref.partition(":")
-        if kind not in ("action", "flat") or not name.isalnum():
-            return None
-        path = self.root / (name if kind == "action" else f"flat-{name}") / "layer"
-        if not path.is_dir():
-            return None  # pruned: a miss, not damage
-        if not self.verifier.check(path, digest, ref[:23]):
-            return None
-        touch(path.parent / "action.json")
-        return Layer(path, digest, ref)
+        found = self.lookup(name, ref=LayerRef.flat(name))
+        return None if found is None else found.layer
 
     def new_dir(self) -> Path:
         """A fresh directory for one action's upper layer + overlay work dir."""
@@ -191,9 +196,11 @@ class ActionCache:
         tmp.mkdir()
         return tmp
 
-    def commit(self, tmp: Path, key: str, *, name: str | None = None) -> ActionResult:
+    def commit(self, tmp: Path, key: str, *, ref: LayerRef | None = None) -> ActionResult:
         """Publish ``tmp/layer`` (an overlay upper dir, finished here) as ``key``'s result
-        atomically; an existing entry (broken or to be replaced) is moved aside first."""
+        (stored as ``ref``, by default ``action:<key>``) atomically; an existing entry
+        (broken or to be replaced) is moved aside first."""
+        ref = ref or LayerRef.action(key)
         layer = tmp / "layer"
         finish_layer(layer)
         digest = layer_digest(layer)
@@ -204,9 +211,8 @@ class ActionCache:
         work = tmp / "work"
         if work.exists():
             remove_tree(work)
-        final = self.root / (name or key)
-        ref = f"flat:{key}" if name is not None else f"action:{key}"
-        current = self.lookup(key, entry=name)
+        final = self.layout.entry(ref)
+        current = self.lookup(key, ref=ref)
         if current is not None and current.layer.digest == digest:
             # the same result is already published (and may be mounted): keep it
             remove_tree(tmp)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from rootseed.engine import fsops
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.extract import extract_archive
+from rootseed.engine.ops import ExecOp, FileOp, Op, Root, StepFailed, run_op
 from rootseed.errors import RootseedError
 from rootseed.plan import (
     ContextPath,
@@ -34,22 +35,13 @@ from rootseed.plan import (
     StagePlan,
     StageRef,
 )
-from rootseed.plan.planner import DEFAULT_SHELL
-from rootseed.sandbox import SandboxSpec
-from rootseed.sandbox import run as sandbox_run
+from rootseed.plan.planner import DEFAULT_PATH, DEFAULT_SHELL
 from rootseed.sandbox.rootpath import resolve
-from rootseed.sandbox.timeout import StepStopped
 
 ROOT_USERS = frozenset({"", "0", "root", "0:0", "root:root", "root:0", "0:root"})
-TAIL_LINES = 20
 
-
-class StepFailed(RootseedError):
-    """A RUN step exited non-zero; ``log`` holds its full output."""
-
-    def __init__(self, message: str, *, log: Path, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.log = log
+__all__ = ["FileStep", "InPlace", "StageContext", "StageRunner", "StageState", "StepFailed",
+           "StepHook"]
 
 
 @dataclass
@@ -95,10 +87,21 @@ FileStep = PlannedWorkdir | PlannedRun | PlannedCopy
 
 class StepHook(Protocol):
     """Runs one filesystem-changing step as an action (see engine/executor.py): looks its
-    key up in the cache, or calls ``apply`` on a fresh writable snapshot."""
+    key up in the cache, or has an executor run ``op`` on the stage's snapshot."""
 
-    def step(self, runner: StageRunner, step: FileStep, number: int,
-             apply: Callable[[], None]) -> None: ...
+    def step(self, step: FileStep, number: int, op: Op) -> None: ...
+
+
+class InPlace:
+    """The simplest :class:`StepHook`: every operation changes ``rootfs`` in place (no
+    cache, no snapshots; e.g. a benchmark's or a crosscheck's scratch tree)."""
+
+    def __init__(self, rootfs: Path, stop: threading.Event | None = None) -> None:
+        self.root = Root(rootfs)
+        self.stop = stop
+
+    def step(self, step: FileStep, number: int, op: Op) -> None:
+        run_op(op, self.root, self.stop)
 
 
 @dataclass(frozen=True)
@@ -115,18 +118,23 @@ class StageContext:
     debug: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     step_timeout: float | None = None  # seconds per RUN step (None: no limit)
-    steps: StepHook | None = None  # None: steps change ``rootfs`` in place
+    platform: str = ""  # the plan's platform, e.g. "linux/386"
+    steps: StepHook | None = None  # None: steps change the runner's ``rootfs`` in place
 
 
 class StageRunner:
-    def __init__(self, ctx: StageContext, stage: StagePlan, rootfs: Path):
+    """Turns a stage's planned steps into operations (:mod:`rootseed.engine.ops`) and
+    hands each to the step hook, in order; it never touches a tree itself."""
+
+    def __init__(self, ctx: StageContext, stage: StagePlan, rootfs: Path | None = None):
         self.ctx = ctx
         self.stage = stage
-        self.rootfs = rootfs
-        # Where RUN's bwrap starts and what it binds at / there (an overlay namespace's
-        # view; see SandboxSpec.enter): set by a StepHook around each action.
-        self.enter: Sequence[str] = ()
-        self.mount_root: Path | None = None
+        if ctx.steps is not None:
+            self.hook: StepHook = ctx.steps
+        elif rootfs is not None:
+            self.hook = InPlace(rootfs, ctx.cancelled)
+        else:
+            raise ValueError("a stage runs through a step hook or in place on a rootfs")
 
     def where(self, i: Planned) -> str:
         return f"{self.ctx.package}: {self.ctx.display}:{i.line}: {i.keyword}"
@@ -141,20 +149,27 @@ class StageRunner:
                 raise Cancelled(f"{self.ctx.package}: stage {self.stage.label} stopped "
                                 "because another step failed")
             if isinstance(step, PlannedWorkdir | PlannedRun | PlannedCopy):
-                if self.ctx.steps is not None:
-                    self.ctx.steps.step(self, step, number, functools.partial(self.apply, step))
-                else:
-                    self.apply(step)
-        return StageState.from_settings(self.stage.final)
+                self.hook.step(step, number, self.op(step))
+        state = StageState.from_settings(self.stage.final)
+        if "PATH" not in dict(state.env):  # Docker gives every image a PATH
+            state.env = [("PATH", DEFAULT_PATH), *state.env]
+        return state
 
-    def apply(self, step: FileStep) -> None:
+    def op(self, step: FileStep) -> Op:
+        """The operation of a planned step (nothing runs yet)."""
+        if isinstance(step, PlannedRun):
+            return self.run(step)
+        if isinstance(step, PlannedWorkdir):
+            return FileOp(step.keyword, functools.partial(self._file_op, step, self.workdir))
+        if step.chown is not None and step.chown not in ROOT_USERS:
+            raise self.fail(step, f"--chown={step.chown} is not supported",
+                            "rootseed images are owned by root (uid/gid 0): drop --chown")
+        return FileOp(step.keyword, functools.partial(self._file_op, step, self.copy))
+
+    def _file_op(self, step: FileStep, change: Callable[[Any, Path], None],
+                 rootfs: Path) -> None:
         try:
-            if isinstance(step, PlannedWorkdir):
-                self.workdir(step)
-            elif isinstance(step, PlannedRun):
-                self.run(step)
-            else:
-                self.copy(step)
+            change(step, rootfs)
         except OSError as e:
             # The paths come from the Containerfile and the image (hostile): a name
             # too long for the file system, a component that is not a directory, ...
@@ -162,14 +177,14 @@ class StageRunner:
             raise self.fail(step, f"cannot apply it to the image's files ({what})",
                             "check the paths this instruction names") from None
 
-    def workdir(self, i: PlannedWorkdir) -> None:
+    def workdir(self, i: PlannedWorkdir, rootfs: Path) -> None:
         try:
-            fsops.makedirs(self.rootfs, i.path)
+            fsops.makedirs(rootfs, i.path)
         except RootseedError as e:
             raise self.fail(i, e.message, e.hint) from e
 
     # -- RUN -----------------------------------------------------------------------------
-    def run(self, i: PlannedRun) -> None:
+    def run(self, i: PlannedRun) -> ExecOp:
         if i.user not in ROOT_USERS:
             raise self.fail(i, f"RUN as USER {i.user!r} is not supported",
                             "rootseed runs build steps as root; move USER after the last RUN")
@@ -177,38 +192,15 @@ class StageRunner:
         if i.script is not None:  # BuildKit mounts a #! heredoc read-only at /dev/pipes/
             # bound from memory, so no host path shows in the step's mountinfo
             data.append((i.script.content.encode("utf-8"), f"/dev/pipes/{i.script.name}", 0o755))
-        log = self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_bytes(b"")
-        spec = SandboxSpec(rootfs=self.rootfs, argv=list(i.argv), env=dict(i.env),
-                           cwd=i.workdir, data_files=tuple(data),
-                           timeout=self.ctx.step_timeout,
-                           enter=tuple(self.enter), mount_root=self.mount_root)
-        try:
-            code = sandbox_run(spec, log=log, debug=self.ctx.debug, stop=self.ctx.cancelled)
-        except StepStopped as e:  # another step failed (or Ctrl-C): not this step's fault
-            raise Cancelled(f"{self.where(i)}: stopped while running because another step "
-                            f"failed ({e.message})") from None
-        except RootseedError as e:
-            raise RootseedError(f"{self.where(i)}: {e.message}", hint=e.hint) from e
-        if code != 0:
-            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-            tail = "\n".join(f"  | {x}" for x in lines[-TAIL_LINES:]) or "  | (no output)"
-            summary = i.instruction.original.splitlines()[0]
-            if len(summary) > 100:
-                summary = summary[:97] + "..."
-            raise StepFailed(
-                f"{self.where(i)} failed with exit code {code}: {summary}\n"
-                f"last {min(len(lines), TAIL_LINES)} lines of output:\n{tail}\n"
-                f"full log: {log}", log=log,
-                hint="fix the step (the full log has all output); rerun with --debug to see "
-                     "the exact sandbox command")
+        return ExecOp(argv=tuple(i.argv), env=dict(i.env), cwd=i.workdir,
+                      platform=self.ctx.platform,
+                      log=self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log",
+                      where=self.where(i), summary=i.instruction.original.splitlines()[0],
+                      timeout=self.ctx.step_timeout, data_files=tuple(data),
+                      debug=self.ctx.debug)
 
     # -- COPY / ADD ----------------------------------------------------------------------
-    def copy(self, i: PlannedCopy) -> None:
-        if i.chown is not None and i.chown not in ROOT_USERS:
-            raise self.fail(i, f"--chown={i.chown} is not supported",
-                            "rootseed images are owned by root (uid/gid 0): drop --chown")
+    def copy(self, i: PlannedCopy, rootfs: Path) -> None:
         entries: list[tuple[str, Path, bool]] = []  # (name, host path, from a heredoc)
         origins: list[int] = []  # the index of the source each entry came from
         for n, source in enumerate(i.sources):
@@ -233,25 +225,25 @@ class StageRunner:
         try:
             for n, (name, path, inline) in enumerate(entries):
                 links = maps.setdefault(origins[n], fsops.LinkMap())
-                self._copy_one(i, name, path, inline, dir_hint, links)
+                self._copy_one(rootfs, i, name, path, inline, dir_hint, links)
         except RootseedError as e:
             raise self.fail(i, e.message, e.hint) from e
 
-    def _copy_one(self, i: PlannedCopy, name: str, path: Path, inline: bool, dir_hint: bool,
-                  links: fsops.LinkMap) -> None:
+    def _copy_one(self, rootfs: Path, i: PlannedCopy, name: str, path: Path, inline: bool,
+                  dir_hint: bool, links: fsops.LinkMap) -> None:
         if not inline and i.unpack and fsops.is_archive(path):
-            extract_archive(path, self.rootfs, i.dest)
+            extract_archive(path, rootfs, i.dest)
         elif path.is_dir():
-            target = fsops.makedirs(self.rootfs, i.dest)
+            target = fsops.makedirs(rootfs, i.dest)
             for child in sorted(os.listdir(path)):
                 fsops.copy_entry(path / child, target / child, i.chmod, links)
         else:
-            existing = resolve(self.rootfs, i.dest)
+            existing = resolve(rootfs, i.dest)
             if dir_hint or existing.is_dir():
-                target = fsops.makedirs(self.rootfs, i.dest) / name
+                target = fsops.makedirs(rootfs, i.dest) / name
             else:
-                fsops.makedirs(self.rootfs, os.path.dirname(i.dest.rstrip("/")) or "/")
-                target = resolve(self.rootfs, i.dest, follow_last=False)
+                fsops.makedirs(rootfs, os.path.dirname(i.dest.rstrip("/")) or "/")
+                target = resolve(rootfs, i.dest, follow_last=False)
             fsops.copy_entry(path, target, i.chmod, links)
 
     def _inline_file(self, i: PlannedCopy, doc: InlineFile) -> Path:

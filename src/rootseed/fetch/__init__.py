@@ -56,13 +56,6 @@ class Attempt:
     why: str
 
 
-class _Mismatch(Exception):
-    def __init__(self, actual: str, size: int):
-        super().__init__(actual)
-        self.actual = actual
-        self.size = size
-
-
 class Fetcher:
     def __init__(self, cache_dir: Path, mirrors: Sequence[Path] = (), *, offline: bool = False,
                  progress: bool = True, base_dir: Path | None = None, timeout: float = 30.0,

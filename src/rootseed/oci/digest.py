@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Protocol
 
 from rootseed.errors import RootseedError
-from rootseed.fsutil import file_sha256
 
 ALGORITHM = "sha256"
 
 
 def sha256_bytes(data: bytes) -> str:
     return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    return f"{ALGORITHM}:{file_sha256(path)}"
 
 
 def hex_of(digest: str) -> str:

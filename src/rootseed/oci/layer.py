@@ -26,7 +26,7 @@ import gzip
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -74,45 +74,100 @@ def _tarinfo(path: str, st: os.stat_result, epoch: int) -> tarfile.TarInfo:
     return info
 
 
-def write_tar(rootfs: Path, out: BinaryIO | HashingWriter, *, epoch: int = 1) -> None:
-    """Write the uncompressed layer tar of ``rootfs`` to ``out``."""
+@dataclass(frozen=True)
+class DiffMarks:
+    """How a layer *directory* marks what it removes from the layers below it (e.g. an
+    overlayfs upper directory): written as OCI whiteouts, ``<dir>/.wh.<name>`` for a
+    removed entry and ``<dir>/.wh..wh..opq`` for a directory that hides everything
+    below it."""
+
+    is_whiteout: Callable[[os.stat_result], bool]
+    is_opaque: Callable[[Path], bool]
+
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+
+def _refused(path: str, mode: int, rootfs: Path) -> RootseedError:
+    kind = "device node" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "socket"
+    return RootseedError(
+        f"cannot put {kind} /{path} into an image layer (from {rootfs})",
+        hint="builds cannot create device nodes or sockets; remove it in the "
+             "build step that made it")
+
+
+def _entries(rootfs: Path, epoch: int, marks: DiffMarks | None
+             ) -> list[tuple[bytes, tarfile.TarInfo, str | None]]:
+    """The tar entries of ``rootfs``, in tar order: (name, header, file to read)."""
+    first_link: dict[tuple[int, int], str] = {}
+    entries: list[tuple[bytes, tarfile.TarInfo, str | None]] = []
+
+    def marker(name: str, st: os.stat_result | None) -> None:
+        info = _tarinfo(name, st, epoch) if st is not None else tarfile.TarInfo(name)
+        info.mode = 0o644
+        if st is None:
+            info.mtime = 0
+        entries.append((os.fsencode(name), info, None))
+
+    if marks is not None and marks.is_opaque(rootfs):
+        marker(OPAQUE_MARKER, None)
+    for path, st in walk(rootfs):  # in path order, so a hardlink follows its first path
+        mode = st.st_mode
+        if marks is not None and marks.is_whiteout(st):
+            parent, _, name = path.rpartition("/")
+            marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else WHITEOUT_PREFIX + name,
+                   st)
+            continue
+        info = _tarinfo(path, st, epoch)
+        key = (st.st_dev, st.st_ino)
+        src: str | None = None
+        if not stat.S_ISDIR(mode) and st.st_nlink > 1 and key in first_link:
+            info.type = tarfile.LNKTYPE
+            info.linkname = first_link[key]
+        elif stat.S_ISREG(mode):
+            if st.st_nlink > 1:
+                first_link[key] = path
+            info.type = tarfile.REGTYPE
+            info.size = st.st_size
+            src = path
+        elif stat.S_ISDIR(mode):
+            info.type = tarfile.DIRTYPE
+            if marks is not None and marks.is_opaque(rootfs / path):
+                marker(f"{path}/{OPAQUE_MARKER}", st)
+        elif stat.S_ISLNK(mode):
+            if st.st_nlink > 1:
+                first_link[key] = path
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink(rootfs / path)
+        elif stat.S_ISFIFO(mode):
+            if st.st_nlink > 1:
+                first_link[key] = path
+            info.type = tarfile.FIFOTYPE
+        else:
+            raise _refused(path, mode, rootfs)
+        entries.append((os.fsencode(path), info, src))
+    if marks is not None:  # whiteout names sort apart from the names they hide
+        entries.sort(key=lambda e: e[0])
+    return entries
+
+
+def write_tar(rootfs: Path, out: BinaryIO | HashingWriter, *, epoch: int = 1,
+              marks: DiffMarks | None = None) -> None:
+    """Write the uncompressed layer tar of ``rootfs`` to ``out`` (the one tar writer:
+    a whole tree, or with ``marks`` a layer directory whose removals become OCI
+    whiteouts)."""
     if not rootfs.is_dir():
         raise RootseedError(f"cannot make a layer of {rootfs}: not a directory")
-    first_link: dict[tuple[int, int], str] = {}
+    entries = _entries(rootfs, epoch, marks)
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       encoding="utf-8", errors="surrogateescape") as tar:
-        for path, st in walk(rootfs):
-            info = _tarinfo(path, st, epoch)
-            mode = st.st_mode
-            key = (st.st_dev, st.st_ino)
-            if not stat.S_ISDIR(mode) and st.st_nlink > 1 and key in first_link:
-                info.type = tarfile.LNKTYPE
-                info.linkname = first_link[key]
-                tar.addfile(info)
-                continue
-            if not stat.S_ISDIR(mode) and st.st_nlink > 1:
-                first_link[key] = path
-            if stat.S_ISREG(mode):
-                info.type = tarfile.REGTYPE
-                info.size = st.st_size
-                with open(rootfs / path, "rb") as f:
-                    tar.addfile(info, f)
-            elif stat.S_ISDIR(mode):
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            elif stat.S_ISLNK(mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(rootfs / path)
-                tar.addfile(info)
-            elif stat.S_ISFIFO(mode):
-                info.type = tarfile.FIFOTYPE
+        for _, info, src in entries:
+            if src is None:
                 tar.addfile(info)
             else:
-                kind = "device node" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "socket"
-                raise RootseedError(
-                    f"cannot put {kind} /{path} into an image layer (from {rootfs})",
-                    hint="builds cannot create device nodes or sockets; remove it in the "
-                         "build step that made it")
+                with open(rootfs / src, "rb") as f:
+                    tar.addfile(info, f)
 
 
 def write_layer(rootfs: Path, out: BinaryIO, *, epoch: int = 1) -> Layer:

@@ -48,10 +48,6 @@ class Image:
     ref_name: str | None = None
 
 
-def blob_path(layout_dir: Path, digest: str) -> Path:
-    return layout_dir / "blobs" / "sha256" / hex_of(digest)
-
-
 def _descriptor(media_type: str, data_digest: str, size: int) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": data_digest, "size": size}
 

@@ -144,11 +144,6 @@ class Planned:
     def keyword(self) -> str:
         return self.instruction.keyword
 
-    @property
-    def changes_files(self) -> bool:
-        """Whether executing it can change the root filesystem (RUN, COPY, ADD, WORKDIR)."""
-        return False
-
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedArg(Planned):
@@ -172,10 +167,6 @@ class PlannedWorkdir(Planned):
     """WORKDIR: ``path`` is absolute and clean; BuildKit creates the directory."""
 
     path: str
-
-    @property
-    def changes_files(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,10 +196,6 @@ class PlannedRun(Planned):
     network: str | None = None  # as written: "none" / "default" (never a network here)
     script: InlineFile | None = None
 
-    @property
-    def changes_files(self) -> bool:
-        return True
-
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedCopy(Planned):
@@ -225,10 +212,6 @@ class PlannedCopy(Planned):
     chmod: int | None = None
     chown: str | None = None
     unpack: bool = False
-
-    @property
-    def changes_files(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, kw_only=True)

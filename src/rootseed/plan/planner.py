@@ -47,7 +47,8 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from rootseed.containerfile.expand import Expansion, ExpansionError, expand_word
 from rootseed.containerfile.model import (
@@ -98,8 +99,21 @@ from rootseed.plan.model import (
     StageRef,
 )
 
-if TYPE_CHECKING:
-    from rootseed.tree.model import Package
+
+class Package(Protocol):
+    """What planning a tree package reads of it (:class:`rootseed.tree.model.Package` is
+    one; the planner does not import the tree, which imports the planner)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def containerfile(self) -> Path: ...
+
+    @property
+    def platforms(self) -> tuple[str, ...]: ...
+
+    def build_args(self) -> dict[str, str]: ...
 
 #: The platform of a package without ``platforms`` (StageX's Makefile: PLATFORM := linux/amd64).
 DEFAULT_PLATFORM = Platform("linux", "amd64")

@@ -3,7 +3,7 @@
 The builder records, per image, the pinned sources, the Containerfile's sha256, the build
 arguments and the sha256 of every file in the package directory (its build context).
 :func:`tree_expectations` computes the same facts from the tree as it is now, the way the
-builder computes them (:func:`rootseed.engine.fsops.hash_tree`, ``Package.build_args``), so
+builder computes them (:func:`rootseed.fsutil.hash_tree`, ``Package.build_args``), so
 that ``trace`` can refuse provenance that was edited, or a tree that changed after the build.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 
-from rootseed.engine import fsops
 from rootseed.errors import RootseedError
+from rootseed.fsutil import hash_tree
 from rootseed.provenance.trace import Expected, Pins
 from rootseed.tree import Tree
 
@@ -26,7 +26,7 @@ def tree_expectations(tree: Tree) -> Pins:
         package = tree.packages[name]
         try:
             containerfile = hashlib.sha256(package.containerfile.read_bytes()).hexdigest()
-            context = fsops.hash_tree(package.directory)
+            context = hash_tree(package.directory)
         except OSError as e:
             raise RootseedError(f"{name}: cannot read the package directory "
                                 f"{package.directory} to compare it with the provenance: "

@@ -12,14 +12,12 @@ def is_layout(path: Path) -> bool:
     return (path / "index.json").is_file() and (path / "blobs" / "sha256").is_dir()
 
 
-def manifest_digest(layout: Path, *, who: str | None = None, deep: bool = True) -> str:
+def manifest_digest(layout: Path, *, who: str | None = None) -> str:
     """``sha256:<hex>`` of the image manifest in ``layout``, recomputed from the bytes.
 
     Uses the one verifying reader (:func:`rootseed.oci.verified.open_image`): ``index.json``
-    → manifest → config → every layer, each blob re-hashed and size-checked. ``deep`` is
-    kept for callers and no longer weakens the check.
+    → manifest → config → every layer, each blob re-hashed and size-checked.
     """
-    del deep
     who = who or layout.name
     if not (layout / "index.json").is_file():
         raise RootseedError(f"{who}: {layout} is not an OCI image layout (no index.json)",

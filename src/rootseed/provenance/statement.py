@@ -1,6 +1,6 @@
 """The in-toto v1 Statement (SLSA Provenance v1 predicate) that records one build.
 
-:func:`make_statement` turns a :class:`~rootseed.engine.record.BuildRecord` into a plain,
+:func:`make_statement` turns a :class:`~rootseed.provenance.record.BuildRecord` into a plain,
 deterministic dict (no times, no host paths); :func:`write_statement` stores it beside the
 image as ``provenance.json``; :func:`read_statement` loads one back as :class:`Provenance`,
 the few facts ``trace`` and ``report`` follow.
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rootseed.console import canonical_json
-from rootseed.engine.record import BuildRecord
 from rootseed.errors import RootseedError
 from rootseed.fsutil import atomic_write
+from rootseed.provenance.record import BuildRecord
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"

@@ -230,7 +230,7 @@ class Tracer:
     """Walk the chain for images in ``out`` (and ``cache_dir/images``); memoised per image."""
 
     def __init__(self, out: Path, *, cache_dir: Path | None = None,
-                 quorum_status: QuorumStatus | None = None, deep: bool = True,
+                 quorum_status: QuorumStatus | None = None,
                  pins: Pins | None = None, signatures: SignatureCheck | None = None,
                  require_quorum: bool = False) -> None:
         self.out = out
@@ -239,7 +239,6 @@ class Tracer:
         self.quorum_status = quorum_status
         self.signatures = signatures
         self.require_quorum = require_quorum
-        self.deep = deep
         self._done: dict[str, TraceNode] = {}
         self._digests: dict[Path, str] = {}
         #: ``package@digest`` → (image quorum line, provenance quorum line), for every image
@@ -253,7 +252,7 @@ class Tracer:
 
     def _digest(self, layout: Path, who: str) -> str:
         if layout not in self._digests:
-            self._digests[layout] = manifest_digest(layout, who=who, deep=self.deep)
+            self._digests[layout] = manifest_digest(layout, who=who)
         return self._digests[layout]
 
     def trace(self, package: str) -> TraceNode:

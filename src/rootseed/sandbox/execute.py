@@ -156,7 +156,8 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
             argv = wrapped
         else:
             argv = bwrap_argv(spec, bwrap, data_fds=data_fds)
-            at = len(spec.enter) + 1  # after the prefix that enters an overlay's namespace
+            # after the prefix that enters the root's own namespace
+            at = (len(spec.entered.enter) if spec.entered is not None else 0) + 1
             argv[at:at] = ["--json-status-fd", str(status_w)]
         if debug:
             err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
@@ -247,9 +248,9 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False,
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         outcome = None
-        # A root already mounted as an overlay in its own namespace (spec.enter, the
+        # A root already mounted in its own namespace (spec.entered, the
         # builder's copy-on-write snapshots) is bound as it is.
-        if not _NEUTRAL_ROOT_BROKEN and not spec.enter:
+        if not _NEUTRAL_ROOT_BROKEN and spec.entered is None:
             outcome = _attempt(spec, bwrap, log, debug, neutral=True, stop=stop)
             if outcome is not None and outcome.stopped:
                 raise StepStopped(f"the step was stopped; its output so far is in {log}")

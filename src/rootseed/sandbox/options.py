@@ -122,14 +122,15 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap", *, root_source: str | No
     if len(data_fds) != len(spec.data_files):
         raise RootseedError("internal: one fd per sandbox data file is needed")
     return [
-        *spec.enter,
+        *(spec.entered.enter if spec.entered is not None else ()),
         bwrap,
         *namespace_options(),
         *process_options(),
         *identity_options(spec.hostname),
         *env_options(spec.env),
         *root_options(root_source if root_source is not None
-                      else str(spec.mount_root or spec.rootfs)),
+                      else str(spec.entered.path if spec.entered is not None
+                               else spec.rootfs)),
         *api_fs_options(),
         *ro_bind_options(all_binds(spec)),
         *data_options([(fd, dest, mode) for fd, (_, dest, mode)

@@ -20,9 +20,9 @@ class SandboxSpec:
     its first element is a host path, bound read-only at the same path inside.
     ``timeout`` is a wall-clock limit in seconds: past it the whole sandbox is killed and
     :func:`rootseed.sandbox.run` raises :class:`rootseed.sandbox.timeout.StepTimeoutError`.
-    ``enter`` is an argv prefix that starts bwrap in another mount namespace (an overlay's,
-    see :mod:`rootseed.sandbox.overlay`); there the root filesystem is ``mount_root``,
-    while ``rootfs`` is the same directory as rootseed sees it (for its checks).
+    ``entered``: the root filesystem lives in another mount namespace (see
+    :class:`EnteredRoot`); ``rootfs`` is then the same tree as rootseed sees it (for its
+    checks).
     """
 
     rootfs: Path
@@ -38,5 +38,14 @@ class SandboxSpec:
     #: Files made from bytes, ``(content, path inside, mode)``: read-only, with no host
     #: path behind them (bwrap's --ro-bind-data), e.g. a heredoc script.
     data_files: Sequence[tuple[bytes, str, int]] = ()
-    enter: Sequence[str] = ()
-    mount_root: Path | None = None
+    entered: EnteredRoot | None = None
+
+
+@dataclass(frozen=True)
+class EnteredRoot:
+    """A root filesystem mounted in a mount namespace of its own (whoever made it: the
+    sandbox does not care how): ``enter`` is the argv prefix that starts bwrap in that
+    namespace, ``path`` the root filesystem's path there."""
+
+    enter: tuple[str, ...]
+    path: Path

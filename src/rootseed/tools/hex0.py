@@ -12,10 +12,6 @@ from rootseed.tools._util import file_to_file_main
 _HEX = {c: int(c, 16) for c in "0123456789abcdefABCDEF"}
 
 
-class Hex0Error(Exception):
-    pass
-
-
 def assemble(source: bytes) -> bytes:
     """Assemble hex0 source text into bytes."""
     out = bytearray()

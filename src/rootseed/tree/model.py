@@ -65,7 +65,6 @@ class Package:
     containerfile: Path
     website: str | None = None
     platforms: tuple[str, ...] = ()
-    subpackages: tuple[str, ...] = ()  # always () for a registered package (as StageX)
     sources: tuple[Source, ...] = ()
     deps: tuple[str, ...] = ()  # package names this one's Containerfile refers to
     outputs: dict[str, tuple[str, int]] = field(default_factory=dict)  # path → (sha256, size)

@@ -12,7 +12,6 @@ FILE_PLACEHOLDERS = frozenset({
     "version", "version_major", "version_major_minor", "version_dash", "version_under",
     "version_strip_suffix", "format",
 })
-MIRROR_PLACEHOLDERS = FILE_PLACEHOLDERS | {"file"}
 
 #: What StageX's targets.py can put in ``<ID>_SOURCE`` (its ``str.format`` knows no other).
 ARG_FILE_PLACEHOLDERS = frozenset({"version", "version_dash", "version_under", "format"})

@@ -1,0 +1,89 @@
+"""The interfaces new backends implement (see docs/architecture.md, "Parts").
+
+* :class:`Executor` — runs an action (:mod:`rootseed.engine.ops`) on a snapshot and
+  returns a :class:`LayerResult`. Implementations: the overlay executor
+  (:mod:`rootseed.engine.executor`) and the copy executor (:mod:`rootseed.engine.copyexec`);
+  :func:`rootseed.engine.executors.open_executor` chooses one.
+* :class:`ImageExporter` — writes a finished stage as an OCI image layout. The one
+  implementation today: :class:`rootseed.engine.export.SquashedExporter` (one layer).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from rootseed.engine.ops import Op
+from rootseed.engine.snapshots import Layer, Snapshot
+from rootseed.oci.config import ImageConfig
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """What an action made: the snapshot after it, and the layer it added (None: the
+    executor changes a stage's tree in place and has no layer per action)."""
+
+    snapshot: Snapshot
+    layer: Layer | None
+    empty: bool = False  # the action changed nothing
+
+
+class Executor(Protocol):
+    """Runs actions on snapshots (BuildKit's Executor with its snapshotter; REAPI's
+    Execute). Implementations are thread-safe: stages run side by side."""
+
+    #: True: each action's layer is cached under its key (a failed stage resumes at the
+    #: failing step) and a stage entry lists its snapshot's layers; False: a stage's
+    #: actions change one tree in place, cached as a whole per stage.
+    layered: bool
+
+    def cached(self, snapshot: Snapshot, key: str) -> LayerResult | None:
+        """The cached result of action ``key`` on ``snapshot`` (None: run it)."""
+        ...
+
+    def execute(self, snapshot: Snapshot, op: Op, key: str, *, work: Path,
+                stop: threading.Event | None = None) -> LayerResult:
+        """Run ``op`` on ``snapshot`` (never changed: a copy-on-write executor) and
+        return the result, cached as ``key`` by a layered executor. ``work`` is the
+        stage's private scratch directory; ``stop`` ends a running step early."""
+        ...
+
+    def view(self, snapshot: Snapshot) -> Path:
+        """``snapshot``'s tree as a read-only host path (``COPY --from``, images)."""
+        ...
+
+    def keep(self, snapshot: Snapshot, entry: Path) -> None:
+        """Make a stage's final ``snapshot`` outlive the build, in the new cache entry
+        directory ``entry`` (a layered executor's layers are in the cache already)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """A finished stage to export as an image."""
+
+    rootfs: Path  # the stage's whole tree, read only (an overlay view, or a directory)
+    #: its layers, bottom first, when the executor keeps them (None: a tree without
+    #: layers, made by the copy executor)
+    snapshot: Snapshot | None
+    config: ImageConfig
+    annotations: Mapping[str, str]
+    epoch: int  # SOURCE_DATE_EPOCH: mtimes are clamped to it
+
+
+class ImageExporter(Protocol):
+    """Writes an image layout (BuildKit's Exporter). The builder holds one; its image
+    of a stage is cached in the stage's entry under :attr:`name`."""
+
+    #: the stage entry's directory for this exporter's layout ("image": the default)
+    name: str
+
+    def export(self, request: ImageRequest, layout_dir: Path) -> str:
+        """Write ``request`` as an OCI image layout at ``layout_dir`` atomically (a
+        failure leaves nothing there); the manifest digest, ``sha256:<hex>``."""
+        ...

@@ -1,0 +1,113 @@
+"""What one action does, independent of where it runs (BuildKit's ExecOp and FileOp).
+
+A stage's filesystem-changing instructions become operations here, before any executor
+sees them:
+
+* :class:`ExecOp` — a RUN step: argv, environment, working directory, platform, timeout
+  and the files bound in from memory (REAPI's ``Command``). An executor runs it in a
+  sandbox on the snapshot's tree (or sends it elsewhere);
+* :class:`FileOp` — a COPY, ADD or WORKDIR: a local change of the tree's files, with no
+  container (as BuildKit's FileOp). ``apply(root)`` changes the files below ``root``.
+
+:func:`run_op` runs either on a local tree (:class:`Root`): the one way the local
+executors run an operation, so every executor reports a failing step the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rootseed.engine.errors import Cancelled
+from rootseed.errors import RootseedError
+from rootseed.sandbox import SandboxSpec
+from rootseed.sandbox import run as sandbox_run
+from rootseed.sandbox.spec import EnteredRoot
+from rootseed.sandbox.timeout import StepStopped
+
+TAIL_LINES = 20
+
+
+class StepFailed(RootseedError):
+    """A RUN step exited non-zero; ``log`` holds its full output."""
+
+    def __init__(self, message: str, *, log: Path, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.log = log
+
+
+@dataclass(frozen=True)
+class ExecOp:
+    """A RUN step: what runs, where inside the tree, for how long, and where its output
+    goes. ``where`` names the instruction in messages (package, file, line, keyword)."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str
+    platform: str
+    log: Path
+    where: str
+    summary: str  # the instruction's first line, for a failure's message
+    timeout: float | None = None
+    #: files made from bytes, ``(content, path inside, mode)`` (e.g. a heredoc script)
+    data_files: tuple[tuple[bytes, str, int], ...] = ()
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class FileOp:
+    """A COPY, ADD or WORKDIR: ``apply(root)`` changes the files below ``root`` (a host
+    path; it raises a :class:`RootseedError` naming the instruction)."""
+
+    keyword: str
+    apply: Callable[[Path], None] = field(compare=False)
+
+
+Op = ExecOp | FileOp
+
+
+@dataclass(frozen=True)
+class Root:
+    """A writable tree as a local executor hands it to an operation: ``path`` as rootseed
+    sees it; ``entered`` when RUN's sandbox must start in the tree's own mount namespace
+    (an overlay's) to see it."""
+
+    path: Path
+    entered: EnteredRoot | None = None
+
+
+def run_op(op: Op, root: Root, stop: threading.Event | None = None) -> None:
+    """Run ``op`` on ``root``: a file operation locally, a RUN step in the sandbox.
+    A failing step raises :class:`StepFailed` (its log's tail in the message); a step
+    stopped because another one failed raises :class:`Cancelled`."""
+    if isinstance(op, FileOp):
+        op.apply(root.path)
+        return
+    op.log.parent.mkdir(parents=True, exist_ok=True)
+    op.log.write_bytes(b"")
+    spec = SandboxSpec(rootfs=root.path, argv=list(op.argv), env=dict(op.env), cwd=op.cwd,
+                       data_files=op.data_files, timeout=op.timeout, entered=root.entered)
+    try:
+        code = sandbox_run(spec, log=op.log, debug=op.debug, stop=stop)
+    except StepStopped as e:  # another step failed (or Ctrl-C): not this step's fault
+        raise Cancelled(f"{op.where}: stopped while running because another step "
+                        f"failed ({e.message})") from None
+    except RootseedError as e:
+        raise RootseedError(f"{op.where}: {e.message}", hint=e.hint) from e
+    if code != 0:
+        raise exit_failure(op, code)
+
+
+def exit_failure(op: ExecOp, code: int) -> StepFailed:
+    """The error of a RUN step that exited with ``code`` (its log holds the output)."""
+    lines = op.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    tail = "\n".join(f"  | {x}" for x in lines[-TAIL_LINES:]) or "  | (no output)"
+    summary = op.summary if len(op.summary) <= 100 else op.summary[:97] + "..."
+    return StepFailed(
+        f"{op.where} failed with exit code {code}: {summary}\n"
+        f"last {min(len(lines), TAIL_LINES)} lines of output:\n{tail}\n"
+        f"full log: {op.log}", log=op.log,
+        hint="fix the step (the full log has all output); rerun with --debug to see "
+             "the exact sandbox command")
