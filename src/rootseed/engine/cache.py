@@ -16,7 +16,11 @@
 
 Everything here is untrusted input: snapshots, layers and unpacked images are checked
 against the content digest recorded when they were written before they are used (once
-per process each); a mismatch is reported and the entry rebuilt, never used.
+per process each); a mismatch is reported and the entry rebuilt, never used. The records
+themselves carry a MAC under the seal key (:mod:`.records`), and every file here is
+opened through :mod:`rootseed.safefs` (no link followed, bounded reads).
+* ``builds/<key>/image.json`` — the manifest digest of ``image/`` when it was written
+  (signed, as the other records): a layout of another digest there is never published.
 * ``work/<id>/`` — scratch space of one running build (removed afterwards; a killed
   build's leftovers are swept by the next build once their lock is free).
 * ``locks/`` — file locks. Every entry appears by ``os.replace`` of a finished temp dir
@@ -27,7 +31,6 @@ per process each); a mismatch is reported and the entry rebuilt, never used.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -38,10 +41,11 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rootseed.console import canonical_json
+from rootseed import safefs
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import layer_digest
 from rootseed.engine.maintenance import touch
+from rootseed.engine.records import Kind
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
 from rootseed.engine.verify import seal_layout
 from rootseed.errors import RootseedError
@@ -78,21 +82,23 @@ class BuildCache:
         self.locks = cache_dir / "locks"
         self.work_root = cache_dir / "work"
         self.logs = cache_dir / "logs"
+        for area in (self.builds, self.images, self.locks, self.work_root, self.logs):
+            safefs.ensure_dir(self.dir, area)  # a link planted in place of one is refused
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        self.locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.locks / f"{name}.lock")):
+        with FileLock(str(safefs.lock_file(self.dir, self.locks / f"{name}.lock"))):
             yield
 
     # -- stage entries -----------------------------------------------------------------
     def lookup(self, key: str) -> CachedStage | None:
         entry = self.builds / key
-        try:
-            state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):  # absent, unreadable, nested deep: a miss
-            return None
-        if not isinstance(state, dict):
+        read = self.verifier.records.read(self.dir, entry / "stage.json", Kind.STAGE, key)
+        state = read.record
+        if state is None:  # absent (a miss), or unreadable or forged (reported: rebuilt)
+            if (problem := read.problem()) is not None:
+                self.verifier.report(f"cache entry stage {key[:16]} ({entry}): {problem}: "
+                                     "not used; rebuilding it")
             return None
         if state.get("format") == LAYERED_FORMAT:
             found = self._layered(key, entry, state)
@@ -101,7 +107,7 @@ class BuildCache:
         elif state.get("format") == ENTRY_FORMAT and self.layers is None:
             rootfs = entry / "rootfs"
             content = state.get("content")
-            if not rootfs.is_dir() or not isinstance(content, str):
+            if not safefs.is_dir(rootfs) or not isinstance(content, str):
                 return None
             if not self.verifier.check(rootfs, content, f"stage {key[:16]}"):
                 return None
@@ -109,11 +115,30 @@ class BuildCache:
         else:
             return None
         touch(entry / "stage.json")
-        try:
-            digest = manifest_digest(entry / "image")
-        except (OSError, ValueError, RootseedError, KeyError):
+        digest = self._image_digest(key, entry)
+        if digest is None:
             return found  # no image (yet): a stage only ever used inside a build
         return dataclasses.replace(found, layout=entry / "image", manifest_digest=digest)
+
+    def _image_digest(self, key: str, entry: Path) -> str | None:
+        """The manifest digest of ``entry/image`` if it is the one this user's rootseed
+        recorded when it wrote the layout (``image.json``), else None (written again)."""
+        if not safefs.is_dir(entry / "image"):
+            return None
+        read = self.verifier.records.read(self.dir, entry / "image.json", Kind.IMAGE, key)
+        recorded = None if read.record is None else read.record.get("manifest")
+        try:
+            digest = manifest_digest(entry / "image")
+        except (OSError, ValueError, RootseedError, KeyError) as e:
+            self.verifier.report(f"cached image {entry / 'image'}: "
+                                 f"{getattr(e, 'message', e)}; writing it again")
+            return None
+        if digest != recorded:
+            self.verifier.report(f"cached image {entry / 'image'} is not the one rootseed "
+                                 f"wrote there ({read.problem() or 'another digest'}): not "
+                                 "used; writing it again")
+            return None
+        return digest
 
     def _layered(self, key: str, entry: Path, state: dict[str, Any]) -> CachedStage | None:
         if self.layers is None or self.view is None:
@@ -151,8 +176,8 @@ class BuildCache:
 
     def _publish(self, tmp: Path, key: str, state: dict[str, Any], replace: bool
                  ) -> CachedStage:
-        (tmp / "stage.json").write_text(canonical_json(state), encoding="utf-8")
-        self.builds.mkdir(parents=True, exist_ok=True)
+        (tmp / "stage.json").write_bytes(self.verifier.records.encode(Kind.STAGE, key, state))
+        safefs.ensure_dir(self.dir, self.builds)
         final = self.builds / key
         if final.exists() and (replace or self.lookup(key) is None):
             old = tmp.parent / f"old-{secrets.token_hex(6)}"
@@ -181,7 +206,9 @@ class BuildCache:
                 return found
             for leftover in stage.entry.glob(".image.*"):  # of a killed writer
                 remove_tree(leftover)
-            write(stage.entry / "image", stage.rootfs)
+            digest = write(stage.entry / "image", stage.rootfs)
+            self.verifier.records.write(self.dir, stage.entry / "image.json", Kind.IMAGE,
+                                        stage.key, {"manifest": digest})
             seal_layout(stage.entry / "image", self.dir / "seals")
             found = self.lookup(stage.key)
         if found is None or found.layout is None:
@@ -219,22 +246,25 @@ class BuildCache:
             found = self._unpacked(target, complete, hexd)
             if found is not None:
                 return found
-            complete.unlink(missing_ok=True)
-            (self.images / hexd / "complete").unlink(missing_ok=True)  # older layout
-            if target.exists():
-                remove_tree(target)  # a leftover of a killed unpack, or damaged
+            safefs.remove(self.dir, complete)
+            safefs.remove(self.dir, self.images / hexd / "complete")  # older layout
+            safefs.remove(self.dir, target)  # a leftover of a killed unpack, or damaged
+            safefs.ensure_dir(self.dir, target.parent)
             unpack_image(layout, target)
             content = layer_digest(target)
-            complete.write_text(canonical_json({"manifest": digest, "content": content}))
+            self.verifier.records.write(self.dir, complete, Kind.UNPACKED, hexd,
+                                        {"manifest": digest, "content": content})
             self.verifier.trust(target, content)
         return Layer(target, content, f"image:{hexd}")
 
     def _unpacked(self, target: Path, complete: Path, hexd: str) -> Layer | None:
-        try:
-            record = json.loads(complete.read_text(encoding="utf-8"))
-            content = str(record["content"])
-        except (OSError, ValueError, KeyError, TypeError):
+        read = self.verifier.records.read(self.dir, complete, Kind.UNPACKED, hexd)
+        if read.record is None or not isinstance(read.record.get("content"), str):
+            if (problem := read.problem()) is not None:
+                self.verifier.report(f"cache entry unpacked image {hexd[:16]} ({target}): "
+                                     f"{problem}: not used; unpacking it again")
             return None
+        content = read.record["content"]
         if not self.verifier.check(target, content, f"unpacked image {hexd[:16]}"):
             return None
         touch(complete)
@@ -244,11 +274,11 @@ class BuildCache:
     @contextmanager
     def workdir(self) -> Iterator[Path]:
         """A private scratch dir for one build, removed afterwards (even on errors)."""
-        self.work_root.mkdir(parents=True, exist_ok=True)
+        safefs.ensure_dir(self.dir, self.work_root)
         self.sweep()
         token = secrets.token_hex(8)
         path = self.work_root / token
-        lock = FileLock(str(self.work_root / f"{token}.lock"))
+        lock = FileLock(str(safefs.lock_file(self.dir, self.work_root / f"{token}.lock")))
         with lock:
             path.mkdir()
             try:
@@ -261,8 +291,8 @@ class BuildCache:
         """Remove work dirs and temp entries of builds that no longer run."""
         for lockfile in self.work_root.glob("*.lock"):
             try:
-                with FileLock(str(lockfile), timeout=0):
-                    remove_tree(self.work_root / lockfile.stem)
+                with FileLock(str(safefs.lock_file(self.dir, lockfile)), timeout=0):
+                    safefs.remove(self.dir, self.work_root / lockfile.stem)
                 lockfile.unlink(missing_ok=True)
             except Timeout:
                 continue

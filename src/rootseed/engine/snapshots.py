@@ -12,13 +12,13 @@ it under ``<cache>/actions/<key>/``:
 
 The cache is untrusted input (issue #12): before a layer is used, its content is hashed
 again and compared with the recorded digest, once per process and entry. A mismatch is
-reported and the entry treated as missing (the action runs again and replaces it).
+reported and the entry treated as missing (the action runs again and replaces it). The
+record is believed only with a valid MAC under the seal key (:mod:`.records`, #20).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import threading
@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.console import canonical_json
+from rootseed import safefs
 from rootseed.engine import seal
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import finish_layer, is_empty, layer_digest
 from rootseed.engine.maintenance import touch
+from rootseed.engine.records import Kind, Records
 from rootseed.errors import RootseedError
 
 ACTION_FORMAT = 1
@@ -91,12 +92,18 @@ class Verifier:
         self.full_checks = 0  # entries whose content was hashed again
         self.sealed_checks = 0  # entries a valid seal vouched for
         self._key = seal.load_key()
+        #: signs and checks the records that say what an entry holds
+        self.records = Records(self._key)
 
     def check(self, path: Path, recorded: str, what: str) -> bool:
         token = (str(path), recorded)
         with self._lock:
             if token in self._ok:
                 return True
+        if not safefs.is_dir(path):  # a link planted in place of the entry's directory
+            self.report(f"cache entry {what} ({path}) is not a directory of the cache "
+                        "itself (a link?): not used; rebuilding it")
+            return False
         start = time.perf_counter()
         if seal.sealed(path, recorded, self._key):
             with self._lock:
@@ -140,6 +147,7 @@ class ActionCache:
                  on_replace: Callable[[Path], None] | None = None) -> None:
         self.root = root
         self.verifier = verifier
+        safefs.ensure_dir(root.parent, root)  # never a link to somewhere else
         #: told about a layer directory that is about to be replaced (views drop it)
         self.on_replace = on_replace or (lambda _p: None)
 
@@ -149,13 +157,15 @@ class ActionCache:
     def lookup(self, key: str, *, entry: str | None = None) -> ActionResult | None:
         """``key``'s result, its layer verified; None when absent or damaged (reported)."""
         entry_dir = self._entry(entry or key)
-        try:
-            meta = json.loads((entry_dir / "action.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if (not isinstance(meta, dict) or meta.get("format") != ACTION_FORMAT
+        read = self.verifier.records.read(self.root, entry_dir / "action.json", Kind.ACTION,
+                                          entry or key)
+        meta = read.record
+        if read.record is None and read.problem() is None:
+            return None  # absent: a plain miss
+        if (meta is None or meta.get("format") != ACTION_FORMAT
                 or meta.get("key") != key or not isinstance(meta.get("digest"), str)):
-            self.verifier.report(f"cache entry action {key[:16]} has an unreadable record: "
+            self.verifier.report(f"cache entry action {key[:16]}: "
+                                 f"{read.problem() or 'its record is unreadable'}: "
                                  "not used; rebuilding it")
             return None
         layer = entry_dir / "layer"
@@ -177,8 +187,8 @@ class ActionCache:
         if kind not in ("action", "flat") or not name.isalnum():
             return None
         path = self.root / (name if kind == "action" else f"flat-{name}") / "layer"
-        if not path.is_dir():
-            return None  # pruned: a miss, not damage
+        if not safefs.is_dir(path.parent) or not path.is_dir():
+            return None  # pruned (or a link in its place): a miss
         if not self.verifier.check(path, digest, ref[:23]):
             return None
         touch(path.parent / "action.json")
@@ -198,9 +208,9 @@ class ActionCache:
         finish_layer(layer)
         digest = layer_digest(layer)
         empty = is_empty(layer)
-        (tmp / "action.json").write_text(canonical_json(
-            {"format": ACTION_FORMAT, "key": key, "digest": digest, "empty": empty}),
-            encoding="utf-8")
+        (tmp / "action.json").write_bytes(self.verifier.records.encode(
+            Kind.ACTION, name or key,
+            {"format": ACTION_FORMAT, "key": key, "digest": digest, "empty": empty}))
         work = tmp / "work"
         if work.exists():
             remove_tree(work)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from rootseed import safefs
 from rootseed.engine import fsops
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.extract import extract_archive
@@ -178,8 +179,8 @@ class StageRunner:
             # bound from memory, so no host path shows in the step's mountinfo
             data.append((i.script.content.encode("utf-8"), f"/dev/pipes/{i.script.name}", 0o755))
         log = self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_bytes(b"")
+        # a new file: a link planted at the log's name is replaced, never written through
+        os.close(safefs.create_new(self.ctx.log_dir.parent, log))
         spec = SandboxSpec(rootfs=self.rootfs, argv=list(i.argv), env=dict(i.env),
                            cwd=i.workdir, data_files=tuple(data),
                            timeout=self.ctx.step_timeout,
