@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 from rootseed.errors import RootseedError
+from rootseed.names import check_name
 from rootseed.sandbox.rootpath import resolve, split
 
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
@@ -260,6 +261,7 @@ def hash_tree(root: Path) -> dict[str, str]:
                 os.path.join(dirpath, d))]):
             path = Path(dirpath, name)
             rel = path.relative_to(root).as_posix()
+            check_name(root, rel)  # a non-UTF-8 name: one clear problem of this package
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
                 hashes[rel] = hashlib.sha256(b"symlink:" + os.readlink(path).encode()).hexdigest()

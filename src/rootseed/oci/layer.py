@@ -33,6 +33,7 @@ from typing import BinaryIO
 
 from rootseed.errors import RootseedError
 from rootseed.oci.digest import HashingWriter
+from rootseed.oci.entries import check_entry
 
 #: zlib's default level: a good size/speed trade-off, fixed so blob digests are stable.
 GZIP_LEVEL = 6
@@ -82,6 +83,7 @@ def write_tar(rootfs: Path, out: BinaryIO | HashingWriter, *, epoch: int = 1) ->
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       encoding="utf-8", errors="surrogateescape") as tar:
         for path, st in walk(rootfs):
+            check_entry(path, st.st_mode)  # never a .wh.* name, FIFO, socket or device
             info = _tarinfo(path, st, epoch)
             mode = st.st_mode
             key = (st.st_dev, st.st_ino)
@@ -104,15 +106,8 @@ def write_tar(rootfs: Path, out: BinaryIO | HashingWriter, *, epoch: int = 1) ->
                 info.type = tarfile.SYMTYPE
                 info.linkname = os.readlink(rootfs / path)
                 tar.addfile(info)
-            elif stat.S_ISFIFO(mode):
-                info.type = tarfile.FIFOTYPE
-                tar.addfile(info)
-            else:
-                kind = "device node" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "socket"
-                raise RootseedError(
-                    f"cannot put {kind} /{path} into an image layer (from {rootfs})",
-                    hint="builds cannot create device nodes or sockets; remove it in the "
-                         "build step that made it")
+            else:  # refused by check_entry
+                raise RootseedError(f"cannot put /{path} into an image layer (from {rootfs})")
 
 
 def write_layer(rootfs: Path, out: BinaryIO, *, epoch: int = 1) -> Layer:
