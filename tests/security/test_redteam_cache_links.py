@@ -241,3 +241,39 @@ def test_touching_a_record_never_touches_a_host_file(tmp_path: Path) -> None:
                     str(tree.cache), "--out", str(tree.out), "--offline")
     assert proc.returncode == 0, proc.stderr
     host.assert_unchanged()  # before: the host file's mtime was set by the cache hit
+
+
+def test_views_and_layers_areas_linked_to_a_host_dir(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path)
+    host = Canaries(tmp_path)
+    tree.cache.mkdir(mode=0o700)
+    (tree.cache / "views").symlink_to(host.dir)
+    (tree.cache / "layers").symlink_to(host.subdir)
+    proc = build(tree, "test-plain")
+    host.assert_unchanged()  # before: the overlay views were made in the host directory
+    assert proc.returncode == 1, proc.stderr
+    assert "is a symbolic link" in proc.stderr, proc.stderr
+
+
+def test_report_reads_out_files_without_links_or_end(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path)
+    assert build(tree, "test-plain").returncode == 0
+    (tree.out / "test-plain" / "challenge.json").symlink_to("/proc/self/pagemap")
+    (tree.out / "test-plain" / "crosscheck.json").symlink_to("/proc/self/pagemap")
+    proc = limited("report", "--tree", str(tree.root), "--out", str(tree.out), "--output",
+                   str(tmp_path / "report.html"), timeout=60)  # before: read until killed
+    assert proc.returncode == 0, proc.stderr
+    assert "challenge.json" in (tmp_path / "report.html").read_text()
+
+
+def test_cached_index_json_linked_to_dev_zero(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path)
+    first = build(tree, "test-plain")
+    assert first.returncode == 0, first.stderr
+    [index] = (tree.cache / "builds").glob("*/image/index.json")
+    index.unlink()
+    index.symlink_to("/dev/zero")
+    shutil.rmtree(tree.out)
+    proc = build(tree, "test-plain")  # before: out of memory hashing /dev/zero
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0] == first.stdout.split()[0]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rootseed import safefs
 from rootseed.containerfile import Instruction
 from rootseed.engine import fsops
 from rootseed.engine.actions import Action, Command, builder_digest
@@ -61,10 +62,10 @@ class LayeredBackend:
         self._snapshots: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
         self.empty = cache_dir / "layers" / "empty"
-        if not self.empty.is_dir():
-            self.empty.mkdir(parents=True, exist_ok=True)
+        safefs.ensure_dir(cache_dir, self.empty)  # never through a link planted there
         os.chmod(self.empty, 0o755)
         self._view_root = cache_dir / "views" / secrets.token_hex(6)
+        safefs.ensure_dir(cache_dir, self._view_root.parent)
 
     def _lowers(self, snapshot: Snapshot) -> list[Path]:
         # top first, as overlayfs wants them; at least two without an upper layer
