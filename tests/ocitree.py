@@ -31,7 +31,7 @@ ENTRIES: list[tuple[str, str, int, str]] = [
     ("dir", "d" * 60 + "/" + "e" * 70, 0o755, ""),
     ("file", LONG, 0o644, "deep\n"),
     ("file", "ünïcødé-名前.txt", 0o644, "utf-8 name\n"),
-    ("fifo", "pipe", 0o644, ""),
+    # no FIFO: images hold none (#20; refused by rootseed.oci.entries)
     ("dir", "a-b", 0o755, ""),
     ("dir", "a", 0o755, ""),
     ("file", "a/b", 0o644, "sort order\n"),

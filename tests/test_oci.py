@@ -117,7 +117,6 @@ def test_layer_tar_properties(tmp_path: Path) -> None:
     # the first path in sort order carries the data, the others link to it
     assert by["bin/tool-hard"].islnk() and by["bin/tool-hard"].linkname == "bin/tool"
     assert by["bin/tool-hard2"].islnk() and by["bin/tool-hard2"].linkname == "bin/tool"
-    assert by["pipe"].isfifo()
     assert "ünïcødé-名前.txt" in by
     assert any(len(n) > 100 for n in names)
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from rootseed.errors import RootseedError
+from rootseed.names import check_name
 
 CHUNK = 1 << 20
 
@@ -106,6 +107,7 @@ def hash_tree(root: Path) -> dict[str, str]:
                 os.path.join(dirpath, d))]):
             path = Path(dirpath, name)
             rel = path.relative_to(root).as_posix()
+            check_name(root, rel)  # a non-UTF-8 name: one clear problem of this package
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
                 hashes[rel] = hashlib.sha256(b"symlink:" + os.readlink(path).encode()).hexdigest()

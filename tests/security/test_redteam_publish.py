@@ -309,11 +309,12 @@ def test_two_builds_publish_one_image_at_once(tmp_path: Path,
     meet = threading.Barrier(2)
     real = os.replace
 
-    def meet_then_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    def meet_then_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                          **fds: int | None) -> None:
         if Path(dst) == tree.out / IMAGE and Path(src).name.endswith(".partial"):
             with contextlib.suppress(threading.BrokenBarrierError):
                 meet.wait(timeout=3)  # with the publisher's lock, the other never comes
-        real(src, dst)
+        real(src, dst, **fds)
 
     monkeypatch.setattr(os, "replace", meet_then_replace)
     results: dict[str, str | BaseException] = {}

@@ -9,10 +9,29 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from rootseed import safefs
 from rootseed.challenge import challenge
 from rootseed.cli.common import common_options, load_tree
 from rootseed.console import canonical_json, emit_json, err, out
 from rootseed.settings import Settings
+
+
+def _save(out_dir: Path, package: str, data: bytes) -> None:
+    """Write ``challenge.json`` beside the recorded image in ``out/<package>/``, if it is
+    there: through directory descriptors and a fresh temp name (never through a link
+    planted in out/), and not at all when ``out/<package>`` is not a layout of its own."""
+    layout = out_dir / package
+    try:
+        os.close(safefs.open_regular(out_dir, layout / "index.json")[0])
+    except FileNotFoundError:
+        return  # no recorded image there: nothing to annotate
+    except (OSError, safefs.UnsafePath) as e:
+        err.print(f"warning: challenge.json not written: {e}", markup=False)
+        return
+    try:
+        safefs.write_atomic(out_dir, layout / "challenge.json", data, create=False)
+    except (OSError, safefs.UnsafePath) as e:
+        err.print(f"warning: challenge.json not written: {e}", markup=False)
 
 
 @click.command("challenge")
@@ -33,11 +52,7 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
     with err.status(f"rebuilding {package} independently (fresh cache, other conditions)…"):
         result = challenge(settings, tree, package, digests_dir=digests_dir,
                            diff_tool=diff_tool, keep=keep)
-    layout = settings.out / package
-    if (layout / "index.json").is_file():
-        tmp = layout / ".challenge.json.tmp"
-        tmp.write_text(canonical_json(result.as_dict()) + "\n")
-        os.replace(tmp, layout / "challenge.json")
+    _save(settings.out, package, (canonical_json(result.as_dict()) + "\n").encode())
     if settings.json:
         emit_json(result.as_dict())
         sys.exit(result.exit_code)

@@ -47,9 +47,9 @@ class Ahead:
         self.stages: dict[str, StagePlan] = {
             s.label: s for s in needed_stages(plan)
             if any(isinstance(i, PlannedRun) for i in s.steps)}
-        self.logs = run_log_dir(builder.cache.logs, package)
+        self.logs = run_log_dir(builder.log_root, package)
         self._stack = contextlib.ExitStack()
-        self.work = self._stack.enter_context(builder.cache.workdir())
+        self.work = self._stack.enter_context(builder.scratch())
         self.pool = self._stack.enter_context(ThreadPoolExecutor(
             max_workers=max(1, options.jobs), thread_name_prefix="rootseed-crosscheck"))
         self._lock = threading.Lock()
@@ -60,7 +60,7 @@ class Ahead:
                        for stage in self.stages.values() for s in stage_steps(stage))
         if ddc is not None and compiles:
             found, missing = find_compilers(ddc.compilers, ddc.search)
-            archives = list(builder.fetcher.fetch_package(pkg).values())
+            archives = list(builder.fetch_sources(package).values())
             # submitted first: the compilers build while the chain's head runs
             self.diverse = Diverse(self.pool, archives, found, missing, self.work, self.logs,
                                    options.jobs, progress)
@@ -80,16 +80,16 @@ class Ahead:
 
     def _start(self, label: str) -> _Checks:
         # a cache hit once the build has committed the stage (it waits for that commit)
-        entry = self.b.stage(self.package, label, self.options)
+        entry = self.b.stage_tree(self.package, label, self.options)
         rootfs = entry.rootfs
-        if entry.snapshot is not None:
+        if entry.view:
             # an overlay view lives in the builder's namespace: sandboxes need a real copy
             with self._lock:
                 self._copies += 1
                 rootfs = self.work / "roots" / str(self._copies)
             rootfs.parent.mkdir(parents=True, exist_ok=True)
             fsops.copy_tree(entry.rootfs, rootfs)
-            entry = replace(entry, rootfs=rootfs)
+            entry = replace(entry, rootfs=rootfs, view=False)
         stage = self.stages[label]
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
         futures: _Checks = []

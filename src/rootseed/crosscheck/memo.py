@@ -4,20 +4,21 @@ The key is everything the replay depends on: the build record (Containerfile dig
 sources, build args, parents, manifest digest), rootseed's version (the Python tools) and
 the caller's extra (the DDC compilers and their versions).
 Only passing results are kept; a failure is always replayed. ``rootseed crosscheck``
-itself never reads this: it always replays.
+itself never reads this: it always replays. A memo is believed only with a valid MAC
+under the seal key (:mod:`rootseed.engine.records`): whoever can write the cache cannot
+make a crosscheck look passed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from rootseed import __version__
 from rootseed.console import canonical_json
-from rootseed.fsutil import atomic_write
+from rootseed.engine.records import Kind, Records
 from rootseed.provenance.record import BuildRecord
 
 RECALLED = " (recalled: this exact build passed an earlier crosscheck; " \
@@ -36,10 +37,8 @@ def recall(cache_dir: Path, record: BuildRecord, extra: Any = None
            ) -> list[dict[str, Any]] | None:
     """``extra``: anything else the result depends on (e.g. the DDC compilers found)."""
     path = _path(cache_dir, record, extra)
-    try:
-        lines = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):  # the cache is untrusted: deep nesting too
-        return None
+    memo = Records().read(cache_dir, path, Kind.CROSSCHECK, path.stem).record
+    lines = None if memo is None else memo.get("lines")
     if not isinstance(lines, list) or not all(
             isinstance(x, dict) and x.get("identical") is True for x in lines):
         return None
@@ -52,5 +51,4 @@ def remember(cache_dir: Path, record: BuildRecord, lines: list[dict[str, Any]],
     if not lines or not all(x.get("identical") is True for x in lines):
         return
     path = _path(cache_dir, record, extra)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (canonical_json(lines) + "\n").encode())
+    Records().write(cache_dir, path, Kind.CROSSCHECK, path.stem, {"lines": lines})

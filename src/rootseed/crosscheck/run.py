@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from rootseed import safefs
 from rootseed.console import canonical_json
 from rootseed.crosscheck.compilers import DEFAULT_SEARCH, KNOWN, find_compilers
 from rootseed.crosscheck.ddc import Diverse
@@ -20,7 +21,6 @@ from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
 from rootseed.engine.api import Builder, BuildOptions, StageTree, copy_tree
 from rootseed.fetch import Fetcher
-from rootseed.fsutil import atomic_write
 from rootseed.plan import Plan, PlannedRun, StagePlan
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -69,8 +69,7 @@ def run_log_dir(root: Path, package: str) -> Path:
     ``<cache>/logs/<package>/crosscheck-<UTC time>-<random>/``. Each run has its own (made
     by ``mkdtemp``, so two runs on one cache, even started in the same second, never
     write, truncate or read each other's logs)."""
-    parent = root / package
-    parent.mkdir(parents=True, exist_ok=True)
+    parent = safefs.ensure_dir(root, root / package)  # never through a planted link
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return Path(tempfile.mkdtemp(prefix=f"crosscheck-{stamp}-", dir=parent))
 
@@ -179,7 +178,8 @@ def save_report(out: Path, report: Report) -> Path | None:
         return None
     # without the log directory: a host path, and different on every run
     data = {k: v for k, v in report.as_dict().items() if k != "logs"}
-    return atomic_write(layout / REPORT_FILE, (canonical_json(data) + "\n").encode())
+    return safefs.write_atomic(out, layout / REPORT_FILE,
+                               (canonical_json(data) + "\n").encode(), create=False)
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,

@@ -16,7 +16,11 @@
 
 Everything here is untrusted input: snapshots, layers and unpacked images are checked
 against the content digest recorded when they were written before they are used (once
-per process each); a mismatch is reported and the entry rebuilt, never used.
+per process each); a mismatch is reported and the entry rebuilt, never used. The records
+themselves carry a MAC under the seal key (:mod:`.records`), and every file here is
+opened through :mod:`rootseed.safefs` (no link followed, bounded reads).
+* ``builds/<key>/image.json`` — the manifest digest of ``image/`` when it was written
+  (signed, as the other records): a layout of another digest there is never published.
 * ``work/<id>/`` — scratch space of one running build (removed afterwards; a killed
   build's leftovers are swept by the next build once their lock is free).
 * ``locks/`` — file locks. Every entry appears by ``os.replace`` of a finished temp dir
@@ -27,7 +31,6 @@ per process each); a mismatch is reported and the entry rebuilt, never used.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -38,10 +41,11 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from rootseed.console import canonical_json
+from rootseed import safefs
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import layer_digest
 from rootseed.engine.maintenance import touch
+from rootseed.engine.records import Kind
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot, Verifier
 from rootseed.engine.verify import seal_layout
@@ -87,11 +91,12 @@ class BuildCache:
         self.locks = self.layout.locks
         self.work_root = self.layout.work
         self.logs = self.layout.logs
+        for area in (self.builds, self.images, self.locks, self.work_root, self.logs):
+            safefs.ensure_dir(self.dir, area)  # a link planted in place of one is refused
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        self.locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.locks / f"{name}.lock")):
+        with FileLock(str(safefs.lock_file(self.dir, self.locks / f"{name}.lock"))):
             yield
 
     # -- stage entries -----------------------------------------------------------------
@@ -99,11 +104,12 @@ class BuildCache:
         """The stage entry ``key`` as ``viewer`` can use it: a list of layers for a
         layered executor, a whole tree otherwise (None: a miss)."""
         entry = self.layout.stage_entry(key)
-        try:
-            state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):  # absent, unreadable, nested deep: a miss
-            return None
-        if not isinstance(state, dict):
+        read = self.verifier.records.read(self.dir, entry / "stage.json", Kind.STAGE, key)
+        state = read.record
+        if state is None:  # absent (a miss), or unreadable or forged (reported: rebuilt)
+            if (problem := read.problem()) is not None:
+                self.verifier.report(f"cache entry stage {key[:16]} ({entry}): {problem}: "
+                                     "not used; rebuilding it")
             return None
         if state.get("format") == LAYERED_FORMAT:
             found = self._layered(key, entry, state, viewer)
@@ -112,7 +118,7 @@ class BuildCache:
         elif state.get("format") == ENTRY_FORMAT and not viewer.layered:
             rootfs = entry / "rootfs"
             content = state.get("content")
-            if not rootfs.is_dir() or not isinstance(content, str):
+            if not safefs.is_dir(rootfs) or not isinstance(content, str):
                 return None
             if not self.verifier.check(rootfs, content, f"stage {key[:16]}"):
                 return None
@@ -120,11 +126,31 @@ class BuildCache:
         else:
             return None
         touch(entry / "stage.json")
-        try:
-            digest = manifest_digest(entry / "image")
-        except (OSError, ValueError, RootseedError, KeyError):
+        digest = self._image_digest(key, entry)
+        if digest is None:
             return found  # no image (yet): a stage only ever used inside a build
         return dataclasses.replace(found, layout=entry / "image", manifest_digest=digest)
+
+    def _image_digest(self, key: str, entry: Path, name: str = "image") -> str | None:
+        """The manifest digest of the layout ``entry/name`` if it is the one this user's
+        rootseed recorded when it wrote it (``name.json``), else None (written again)."""
+        if not safefs.is_dir(entry / name):
+            return None
+        ident = key if name == "image" else f"{key}:{name}"
+        read = self.verifier.records.read(self.dir, entry / f"{name}.json", Kind.IMAGE, ident)
+        recorded = None if read.record is None else read.record.get("manifest")
+        try:
+            digest = manifest_digest(entry / name)
+        except (OSError, ValueError, RootseedError, KeyError) as e:
+            self.verifier.report(f"cached image {entry / name}: "
+                                 f"{getattr(e, 'message', e)}; writing it again")
+            return None
+        if digest != recorded:
+            self.verifier.report(f"cached image {entry / name} is not the one rootseed "
+                                 f"wrote there ({read.problem() or 'another digest'}): not "
+                                 "used; writing it again")
+            return None
+        return digest
 
     def _layered(self, key: str, entry: Path, state: dict[str, Any], viewer: Viewer
                  ) -> CachedStage | None:
@@ -165,8 +191,8 @@ class BuildCache:
 
     def _publish(self, tmp: Path, key: str, state: dict[str, Any], viewer: Viewer,
                  replace: bool) -> CachedStage:
-        (tmp / "stage.json").write_text(canonical_json(state), encoding="utf-8")
-        self.builds.mkdir(parents=True, exist_ok=True)
+        (tmp / "stage.json").write_bytes(self.verifier.records.encode(Kind.STAGE, key, state))
+        safefs.ensure_dir(self.dir, self.builds)
         final = self.builds / key
         if final.exists() and (replace or self.lookup(key, viewer) is None):
             old = tmp.parent / f"old-{secrets.token_hex(6)}"
@@ -203,6 +229,10 @@ class BuildCache:
                 remove_tree(leftover)
             yield target
             if target.is_dir():
+                ident = stage.key if name == "image" else f"{stage.key}:{name}"
+                self.verifier.records.write(self.dir, stage.entry / f"{name}.json",
+                                            Kind.IMAGE, ident,
+                                            {"manifest": manifest_digest(target)})
                 seal_layout(target, self.dir / "seals")
 
     def with_image(self, stage: CachedStage, viewer: Viewer, *, name: str = "image"
@@ -221,9 +251,8 @@ class BuildCache:
             return None
         if name == "image":
             return found if found.layout is not None else None
-        try:
-            digest = manifest_digest(stage.entry / name)
-        except (OSError, ValueError, RootseedError, KeyError):
+        digest = self._image_digest(stage.key, stage.entry, name)
+        if digest is None:
             return None
         return dataclasses.replace(found, layout=stage.entry / name, manifest_digest=digest)
 
@@ -244,22 +273,25 @@ class BuildCache:
             found = self._unpacked(target, complete, hexd)
             if found is not None:
                 return found
-            complete.unlink(missing_ok=True)
-            (self.images / hexd / "complete").unlink(missing_ok=True)  # older layout
-            if target.exists():
-                remove_tree(target)  # a leftover of a killed unpack, or damaged
+            safefs.remove(self.dir, complete)
+            safefs.remove(self.dir, self.images / hexd / "complete")  # older layout
+            safefs.remove(self.dir, target)  # a leftover of a killed unpack, or damaged
+            safefs.ensure_dir(self.dir, target.parent)
             unpack_image(layout, target)
             content = layer_digest(target)
-            complete.write_text(canonical_json({"manifest": digest, "content": content}))
+            self.verifier.records.write(self.dir, complete, Kind.UNPACKED, hexd,
+                                        {"manifest": digest, "content": content})
             self.verifier.trust(target, content)
         return Layer(target, content, LayerRef.image(hexd))
 
     def _unpacked(self, target: Path, complete: Path, hexd: str) -> Layer | None:
-        try:
-            record = json.loads(complete.read_text(encoding="utf-8"))
-            content = str(record["content"])
-        except (OSError, ValueError, KeyError, TypeError):
+        read = self.verifier.records.read(self.dir, complete, Kind.UNPACKED, hexd)
+        if read.record is None or not isinstance(read.record.get("content"), str):
+            if (problem := read.problem()) is not None:
+                self.verifier.report(f"cache entry unpacked image {hexd[:16]} ({target}): "
+                                     f"{problem}: not used; unpacking it again")
             return None
+        content = read.record["content"]
         if not self.verifier.check(target, content, f"unpacked image {hexd[:16]}"):
             return None
         touch(complete)
@@ -269,11 +301,11 @@ class BuildCache:
     @contextmanager
     def workdir(self) -> Iterator[Path]:
         """A private scratch dir for one build, removed afterwards (even on errors)."""
-        self.work_root.mkdir(parents=True, exist_ok=True)
+        safefs.ensure_dir(self.dir, self.work_root)
         self.sweep()
         token = secrets.token_hex(8)
         path = self.work_root / token
-        lock = FileLock(str(self.work_root / f"{token}.lock"))
+        lock = FileLock(str(safefs.lock_file(self.dir, self.work_root / f"{token}.lock")))
         with lock:
             path.mkdir()
             try:
@@ -286,8 +318,8 @@ class BuildCache:
         """Remove work dirs and temp entries of builds that no longer run."""
         for lockfile in self.work_root.glob("*.lock"):
             try:
-                with FileLock(str(lockfile), timeout=0):
-                    remove_tree(self.work_root / lockfile.stem)
+                with FileLock(str(safefs.lock_file(self.dir, lockfile)), timeout=0):
+                    safefs.remove(self.dir, self.work_root / lockfile.stem)
                 lockfile.unlink(missing_ok=True)
             except Timeout:
                 continue

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rootseed import safefs
 from rootseed.containerfile import Instruction
 from rootseed.engine import fsops
 from rootseed.engine.actions import Action, Command, builder_digest
@@ -78,10 +79,10 @@ class OverlayExecutor:
         self._snapshots: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
         self.empty = layout.empty
-        if not self.empty.is_dir():
-            self.empty.mkdir(parents=True, exist_ok=True)
+        safefs.ensure_dir(layout.root, self.empty)  # never through a link planted there
         os.chmod(self.empty, 0o755)
         self._view_root = layout.views / secrets.token_hex(6)
+        safefs.ensure_dir(layout.root, self._view_root.parent)
 
     def _lowers(self, snapshot: Snapshot) -> list[Path]:
         # top first, as overlayfs wants them; at least two without an upper layer

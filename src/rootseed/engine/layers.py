@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rootseed.errors import RootseedError
+from rootseed.oci.entries import check_entry
 from rootseed.oci.layer import DiffMarks, write_tar
 
 OPAQUE_XATTR = "user.overlay.opaque"
@@ -104,6 +105,8 @@ def layer_digest(root: Path) -> str:
     for path, st in walk(root):
         rel = path.relative_to(root).as_posix()
         mode = stat.S_IMODE(st.st_mode)
+        if not is_whiteout(st):
+            check_entry(rel, st.st_mode)  # no .wh.* names, FIFOs, sockets, devices
         if stat.S_ISDIR(st.st_mode):
             item = f"d\0{mode:o}\0{int(is_opaque(path))}"
         elif stat.S_ISLNK(st.st_mode):
@@ -118,11 +121,8 @@ def layer_digest(root: Path) -> str:
                 if st.st_nlink > 1:
                     links[key] = rel
                 item = f"f\0{mode:o}\0{st.st_size}\0{_file_sha256(path)}"
-        elif stat.S_ISFIFO(st.st_mode):
-            item = f"p\0{mode:o}"
-        else:
-            raise RootseedError(f"layer {root} holds /{rel}, a device node or socket",
-                                hint="builds cannot create those; the cache entry is damaged")
+        else:  # refused by check_entry
+            raise RootseedError(f"layer {root} holds /{rel}, not a file, directory or link")
         h.update(os.fsencode(rel) + b"\0" + item.encode("utf-8", "surrogateescape") + b"\n")
     return "sha256:" + h.hexdigest()
 

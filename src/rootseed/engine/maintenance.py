@@ -6,14 +6,14 @@ Entries record their last use by the modification time of their record file
 the builder touches on every hit. Pruning removes whole entries only, each by an atomic
 rename out of the way first, so a reader never sees half an entry; a stage entry whose
 layers were pruned goes with them. It refuses to run while a build uses the cache.
+Nothing is followed through a link (#20): an area that is a link is refused, an entry
+that is a link is removed as a link, and removals work through directory descriptors.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from rootseed.engine.fsops import remove_tree
+from rootseed import safefs
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.errors import RootseedError
 
@@ -75,8 +75,14 @@ def _size(path: Path) -> int:
 
 def _entries(cache: Path, area: str) -> Iterator[Path]:
     directory = cache / AREAS[area][0]
-    if not directory.is_dir():
+    try:
+        os.close(safefs.open_dir(cache, directory))  # a link in its place is refused
+    except FileNotFoundError:
         return
+    except safefs.UnsafePath as e:
+        raise RootseedError(f"cache area {AREAS[area][0]}/: {e.message}",
+                            hint=f"{e.hint}; rootseed did not touch what it leads to") \
+            from None
     for entry in sorted(directory.iterdir()):
         if not entry.name.startswith("."):
             yield entry
@@ -101,9 +107,12 @@ def _last_use(entry: Path, record: str) -> float:
 
 
 def _busy(cache: Path) -> bool:
-    for lockfile in (cache / "work").glob("*.lock"):
+    work = cache / "work"
+    if not safefs.is_dir(work):
+        return False
+    for lockfile in work.glob("*.lock"):
         try:
-            with FileLock(str(lockfile), timeout=0):
+            with FileLock(str(safefs.lock_file(cache, lockfile)), timeout=0):
                 pass
         except Timeout:
             return True
@@ -116,11 +125,9 @@ class Pruned:
     bytes: int = 0
 
 
-def _remove(entry: Path) -> int:
+def _remove(cache: Path, entry: Path) -> int:
     size = _size(entry)
-    trash = entry.parent / f".prune-{secrets.token_hex(6)}"
-    os.replace(entry, trash)
-    remove_tree(trash)
+    safefs.remove(cache, entry)  # renamed aside first: never half an entry
     return size
 
 
@@ -140,32 +147,32 @@ def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
         for entry in list(_entries(cache, area)):
             if _last_use(entry, record) >= cutoff:
                 continue
-            result.bytes += _remove(entry)
+            result.bytes += _remove(cache, entry)
             result.removed[area] = result.removed.get(area, 0) + 1
             ref = (layout.action_ref(entry.name) if area == "actions"
                    else LayerRef.parse(f"image:{entry.name}") if area == "images" else None)
             if ref is not None:
                 gone.add(ref)
     for entry in list(_entries(cache, "stages")):
-        if _last_use(entry, "stage.json") >= cutoff and not _uses(entry, gone):
+        if _last_use(entry, "stage.json") >= cutoff and not _uses(cache, entry, gone):
             continue
-        result.bytes += _remove(entry)
+        result.bytes += _remove(cache, entry)
         result.removed["stages"] = result.removed.get("stages", 0) + 1
     return result
 
 
-def _uses(entry: Path, refs: set[LayerRef]) -> bool:
+def _uses(cache: Path, entry: Path, refs: set[LayerRef]) -> bool:
     if not refs:
         return False
     try:
-        state = json.loads((entry / "stage.json").read_text(encoding="utf-8"))
+        state = safefs.read_json(cache, entry / "stage.json", 4 << 20)
         layers = state["snapshot"]["layers"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, safefs.UnsafePath):
         return False
     return any(isinstance(x, dict) and LayerRef.parse(x.get("ref")) in refs for x in layers)
 
 
 def touch(record: Path) -> None:
     """Mark an entry as used now (best effort: a read-only cache still works)."""
-    with contextlib.suppress(OSError):
-        os.utime(record)
+    with contextlib.suppress(OSError, NotImplementedError):
+        os.utime(record, follow_symlinks=False)  # a planted link: never its target

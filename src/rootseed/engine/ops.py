@@ -15,11 +15,13 @@ executors run an operation, so every executor reports a failing step the same wa
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rootseed import safefs
 from rootseed.engine.errors import Cancelled
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
@@ -48,6 +50,9 @@ class ExecOp:
     cwd: str
     platform: str
     log: Path
+    #: the trusted directory the log lives below (the cache's logs/): the log is made new
+    #: through it, so a link planted at the log's name is replaced, never written through
+    log_root: Path
     where: str
     summary: str  # the instruction's first line, for a failure's message
     timeout: float | None = None
@@ -85,8 +90,7 @@ def run_op(op: Op, root: Root, stop: threading.Event | None = None) -> None:
     if isinstance(op, FileOp):
         op.apply(root.path)
         return
-    op.log.parent.mkdir(parents=True, exist_ok=True)
-    op.log.write_bytes(b"")
+    os.close(safefs.create_new(op.log_root, op.log))
     spec = SandboxSpec(rootfs=root.path, argv=list(op.argv), env=dict(op.env), cwd=op.cwd,
                        data_files=op.data_files, timeout=op.timeout, entered=root.entered)
     try:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rootseed import safefs
 from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import PublishError
 from rootseed.engine.fsops import remove_tree
@@ -139,15 +140,13 @@ def _real_dirs(*paths: Path) -> bool:
         return False
 
 
-def _open_regular(path: Path) -> int:
-    """A descriptor of ``path`` if it is a regular file (no link followed, no FIFO
-    waited on); OSError otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
-    os.set_blocking(fd, True)
-    return fd
+def _open_regular(root: Path, path: Path) -> int:
+    """A descriptor of ``path`` below ``root`` if it is a regular file (no link followed
+    on the way, no FIFO waited on: :mod:`rootseed.safefs`); OSError otherwise."""
+    try:
+        return safefs.open_regular(root, path)[0]
+    except safefs.UnsafePath as e:
+        raise OSError(errno.EINVAL, e.message, str(path)) from None
 
 
 def layout_files(layout: Path, digest: str) -> list[str]:
@@ -155,7 +154,8 @@ def layout_files(layout: Path, digest: str) -> list[str]:
     ``index.json`` and the blobs its manifest names. The manifest is read without being
     verified (what is copied is verified after the copy), but every name is checked to
     be a digest, so no other path can be named."""
-    fd = _open_regular(layout / "blobs" / "sha256" / check_digest(digest).partition(":")[2])
+    fd = _open_regular(layout,
+                       layout / "blobs" / "sha256" / check_digest(digest).partition(":")[2])
     with os.fdopen(fd, "rb") as f:
         manifest = json.loads(f.read(MAX_JSON))
     named = [digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
@@ -170,7 +170,7 @@ def _copy_files(src: Path, dest: Path, files: list[str]) -> None:
     for d in (dest, dest / "blobs", dest / "blobs" / "sha256"):
         os.chmod(d, 0o755)
     for rel in files:
-        with os.fdopen(_open_regular(src / rel), "rb") as fin:
+        with os.fdopen(_open_regular(src, src / rel), "rb") as fin:
             mode = stat.S_IMODE(os.fstat(fin.fileno()).st_mode) & 0o777
             with open(dest / rel, "xb") as fout:
                 shutil.copyfileobj(fin, fout, 1 << 20)

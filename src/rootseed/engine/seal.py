@@ -25,6 +25,11 @@ from pathlib import Path
 
 import platformdirs
 
+from rootseed import safefs
+
+#: A seal is a few hundred bytes; anything larger is not one (a link to /dev/zero, ...).
+MAX_SEAL = 4096
+
 
 def key_path() -> Path:
     env = os.environ.get("ROOTSEED_SEAL_KEY")
@@ -103,12 +108,11 @@ def seal(root: Path, digest: str, key: bytes | None, store: Path | None = None) 
     try:
         print_ = fingerprint(root)
         target = _seal_file(root, store)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}")
-        tmp.write_text(json.dumps({"digest": digest, "fingerprint": print_,
-                                   "mac": _mac(key, root, digest, print_)}))
-        os.replace(tmp, target)
-    except OSError:
+        base = target.parent.parent if store is not None else target.parent
+        safefs.write_atomic(base, target, json.dumps(
+            {"digest": digest, "fingerprint": print_,
+             "mac": _mac(key, root, digest, print_)}).encode())
+    except (OSError, safefs.UnsafePath):
         pass
 
 
@@ -117,11 +121,13 @@ def sealed(root: Path, digest: str, key: bytes | None, store: Path | None = None
     if key is None or os.environ.get("ROOTSEED_CACHE_CHECK") == "full":
         return False
     try:
-        data = json.loads(_seal_file(root, store).read_text())
+        target = _seal_file(root, store)
+        base = target.parent.parent if store is not None else target.parent
+        data = safefs.read_json(base, target, MAX_SEAL)
         if data.get("digest") != digest:
             return False
         print_ = fingerprint(root)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, safefs.UnsafePath):
         return False
     return (print_ == data.get("fingerprint")
             and hmac.compare_digest(str(data.get("mac")), _mac(key, root, digest, print_)))

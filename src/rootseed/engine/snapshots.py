@@ -12,13 +12,13 @@ it under ``<cache>/actions/<key>/``:
 
 The cache is untrusted input (issue #12): before a layer is used, its content is hashed
 again and compared with the recorded digest, once per process and entry. A mismatch is
-reported and the entry treated as missing (the action runs again and replaces it).
+reported and the entry treated as missing (the action runs again and replaces it). The
+record is believed only with a valid MAC under the seal key (:mod:`.records`, #20).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import threading
@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.console import canonical_json
+from rootseed import safefs
 from rootseed.engine import seal
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import finish_layer, is_empty, layer_digest
 from rootseed.engine.maintenance import touch
+from rootseed.engine.records import Kind, Records
 from rootseed.engine.refs import STORED, CacheLayout, LayerRef, RefKind
 from rootseed.errors import RootseedError
 
@@ -88,12 +89,18 @@ class Verifier:
         self.full_checks = 0  # entries whose content was hashed again
         self.sealed_checks = 0  # entries a valid seal vouched for
         self._key = seal.load_key()
+        #: signs and checks the records that say what an entry holds
+        self.records = Records(self._key)
 
     def check(self, path: Path, recorded: str, what: str) -> bool:
         token = (str(path), recorded)
         with self._lock:
             if token in self._ok:
                 return True
+        if not safefs.is_dir(path):  # a link planted in place of the entry's directory
+            self.report(f"cache entry {what} ({path}) is not a directory of the cache "
+                        "itself (a link?): not used; rebuilding it")
+            return False
         start = time.perf_counter()
         if seal.sealed(path, recorded, self._key):
             with self._lock:
@@ -143,14 +150,13 @@ class LayerStore:
         if ref.kind not in STORED:
             return None
         path = self.layout.layer_dir(ref)
-        if not path.is_dir():
-            return None
+        if not safefs.is_dir(path.parent) or not path.is_dir():
+            return None  # pruned (or a link in its place): a miss
         if not self.verifier.check(path, digest, str(ref)[:23]):
             return None
         if ref.kind in (RefKind.ACTION, RefKind.FLAT):
             touch(path.parent / "action.json")
         return Layer(path, digest, ref)
-
 
 
 class ActionCache:
@@ -161,6 +167,7 @@ class ActionCache:
         self.layout = layout
         self.root = layout.actions
         self.verifier = verifier
+        safefs.ensure_dir(self.root.parent, self.root)  # never a link to somewhere else
         #: told about a layer directory that is about to be replaced (views drop it)
         self.on_replace = on_replace or (lambda _p: None)
 
@@ -169,13 +176,15 @@ class ActionCache:
         verified; None when absent or damaged (reported)."""
         ref = ref or LayerRef.action(key)
         entry_dir = self.layout.entry(ref)
-        try:
-            meta = json.loads((entry_dir / "action.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if (not isinstance(meta, dict) or meta.get("format") != ACTION_FORMAT
+        read = self.verifier.records.read(self.root, entry_dir / "action.json", Kind.ACTION,
+                                          entry_dir.name)
+        meta = read.record
+        if read.record is None and read.problem() is None:
+            return None  # absent: a plain miss
+        if (meta is None or meta.get("format") != ACTION_FORMAT
                 or meta.get("key") != key or not isinstance(meta.get("digest"), str)):
-            self.verifier.report(f"cache entry action {key[:16]} has an unreadable record: "
+            self.verifier.report(f"cache entry action {key[:16]}: "
+                                 f"{read.problem() or 'its record is unreadable'}: "
                                  "not used; rebuilding it")
             return None
         layer = entry_dir / "layer"
@@ -201,17 +210,17 @@ class ActionCache:
         (stored as ``ref``, by default ``action:<key>``) atomically; an existing entry
         (broken or to be replaced) is moved aside first."""
         ref = ref or LayerRef.action(key)
+        final = self.layout.entry(ref)
         layer = tmp / "layer"
         finish_layer(layer)
         digest = layer_digest(layer)
         empty = is_empty(layer)
-        (tmp / "action.json").write_text(canonical_json(
-            {"format": ACTION_FORMAT, "key": key, "digest": digest, "empty": empty}),
-            encoding="utf-8")
+        (tmp / "action.json").write_bytes(self.verifier.records.encode(
+            Kind.ACTION, final.name,
+            {"format": ACTION_FORMAT, "key": key, "digest": digest, "empty": empty}))
         work = tmp / "work"
         if work.exists():
             remove_tree(work)
-        final = self.layout.entry(ref)
         current = self.lookup(key, ref=ref)
         if current is not None and current.layer.digest == digest:
             # the same result is already published (and may be mounted): keep it

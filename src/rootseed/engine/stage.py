@@ -195,6 +195,7 @@ class StageRunner:
         return ExecOp(argv=tuple(i.argv), env=dict(i.env), cwd=i.workdir,
                       platform=self.ctx.platform,
                       log=self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log",
+                      log_root=self.ctx.log_dir.parent,
                       where=self.where(i), summary=i.instruction.original.splitlines()[0],
                       timeout=self.ctx.step_timeout, data_files=tuple(data),
                       debug=self.ctx.debug)

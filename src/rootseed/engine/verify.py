@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from rootseed import safefs
 from rootseed.engine import seal
-from rootseed.oci.verified import LayoutError, open_image
+from rootseed.oci.verified import MAX_JSON, LayoutError, open_image
 
 
 def layout_problem(layout: Path, seals: Path | None = None) -> str | None:
@@ -35,10 +36,11 @@ def layout_problem(layout: Path, seals: Path | None = None) -> str | None:
 
 
 def _token(layout: Path) -> str | None:
-    try:
-        return "sha256:" + hashlib.sha256((layout / "index.json").read_bytes()).hexdigest()
-    except OSError:
+    try:  # no link, FIFO or endless file followed: out/ and the cache are untrusted
+        data = safefs.read_bytes(layout, layout / "index.json", MAX_JSON)
+    except (OSError, safefs.UnsafePath):
         return None
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def seal_layout(layout: Path, seals: Path) -> None:

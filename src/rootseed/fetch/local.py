@@ -26,6 +26,7 @@ import os
 import stat
 from pathlib import Path
 
+from rootseed import safefs
 from rootseed.fsutil import CHUNK
 
 __all__ = ["LocalUnavailable", "copy_local", "describe_mode"]
@@ -63,9 +64,10 @@ def copy_local(path: Path, dest: Path, limit: int) -> None:
     if before.st_size > limit:
         raise LocalUnavailable(f"larger ({before.st_size} bytes) than the {limit} bytes a "
                                "source may have")
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    try:
-        fd = os.open(real, flags)
+    try:  # the one safe open (no link, no blocking, a regular file): rootseed.safefs
+        fd, _ = safefs.open_regular(Path(real).parent, Path(real))
+    except safefs.UnsafePath as e:
+        raise LocalUnavailable(f"{e.problem.value}") from None
     except OSError as e:
         raise LocalUnavailable(_reason(e)) from None
     try:

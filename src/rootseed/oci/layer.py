@@ -33,6 +33,7 @@ from typing import BinaryIO
 
 from rootseed.errors import RootseedError
 from rootseed.oci.digest import HashingWriter
+from rootseed.oci.entries import check_entry
 
 #: zlib's default level: a good size/speed trade-off, fixed so blob digests are stable.
 GZIP_LEVEL = 6
@@ -89,14 +90,6 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
 
-def _refused(path: str, mode: int, rootfs: Path) -> RootseedError:
-    kind = "device node" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "socket"
-    return RootseedError(
-        f"cannot put {kind} /{path} into an image layer (from {rootfs})",
-        hint="builds cannot create device nodes or sockets; remove it in the "
-             "build step that made it")
-
-
 def _entries(rootfs: Path, epoch: int, marks: DiffMarks | None
              ) -> list[tuple[bytes, tarfile.TarInfo, str | None]]:
     """The tar entries of ``rootfs``, in tar order: (name, header, file to read)."""
@@ -119,6 +112,7 @@ def _entries(rootfs: Path, epoch: int, marks: DiffMarks | None
             marker(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else WHITEOUT_PREFIX + name,
                    st)
             continue
+        check_entry(path, mode)  # never a .wh.* name, FIFO, socket or device
         info = _tarinfo(path, st, epoch)
         key = (st.st_dev, st.st_ino)
         src: str | None = None
@@ -140,12 +134,8 @@ def _entries(rootfs: Path, epoch: int, marks: DiffMarks | None
                 first_link[key] = path
             info.type = tarfile.SYMTYPE
             info.linkname = os.readlink(rootfs / path)
-        elif stat.S_ISFIFO(mode):
-            if st.st_nlink > 1:
-                first_link[key] = path
-            info.type = tarfile.FIFOTYPE
-        else:
-            raise _refused(path, mode, rootfs)
+        else:  # refused by check_entry
+            raise RootseedError(f"cannot put /{path} into an image layer (from {rootfs})")
         entries.append((os.fsencode(path), info, src))
     if marks is not None:  # whiteout names sort apart from the names they hide
         entries.sort(key=lambda e: e[0])

@@ -1,10 +1,14 @@
 """Unpack an OCI image layout into a directory, exactly and safely.
 
-Modes (setuid, setgid, sticky included), symlinks, hardlinks, FIFOs and mtimes are
-reproduced; ownership too when running as root. Member paths that are absolute, contain
-``..`` or lead through a symlink are refused, so a layer can never write outside ``dest``.
+Modes (setuid, setgid, sticky included), symlinks, hardlinks and mtimes are
+reproduced; ownership too when running as root. FIFOs, sockets and device nodes are
+refused (:mod:`rootseed.oci.entries`: no image rootseed makes holds them). Member paths
+that are absolute, contain ``..`` or lead through a symlink are refused, so a layer can
+never write outside ``dest``.
 Several layers are applied in order with OCI whiteouts (``.wh.<name>`` removes a lower
-entry, ``.wh..wh..opq`` empties a lower directory). Every layer is checked against its
+entry, ``.wh..wh..opq`` empties a lower directory); a whiteout must name an entry of its
+own directory (never ``.``, ``..`` or nothing), and other ``.wh..wh.*`` names are refused.
+Every layer is checked against its
 blob digest and ``diff_id`` while it streams. The result appears atomically: unpacked in a
 temporary directory beside ``dest`` and renamed into place.
 """
@@ -133,6 +137,10 @@ def _whiteout(state: _State, rel: str, current: set[str]) -> None:
                     state.clear(child_rel, keep_dir=False)
     else:
         target = base[len(WHITEOUT):]
+        if target in ("", ".", "..") or target.startswith(WHITEOUT):
+            raise RootseedError(f"layer member {rel!r} is a whiteout that names no entry of "
+                                f"/{directory} ({target!r})",
+                                hint="the image layer is malformed or hostile")
         state.clear(f"{directory}/{target}" if directory else target, keep_dir=False)
 
 
@@ -179,8 +187,9 @@ def _extract(state: _State, tar: tarfile.TarFile) -> None:
                                     "which is not an earlier file of the image")
             os.link(target_host, host, follow_symlinks=False)
         elif info.isfifo():
-            os.mkfifo(host, 0o600)
-            _finish_entry(state, host, info)
+            raise RootseedError(f"layer member {rel!r} is a FIFO; rootseed does not unpack "
+                                "those (no image it makes holds one)",
+                                hint="the image layer is malformed or hostile")
         else:
             raise RootseedError(f"layer member {rel!r} is a device node or of unknown type "
                                 f"{info.type!r}; rootseed does not unpack those")

@@ -19,11 +19,11 @@ import enum
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rootseed import safefs
 from rootseed.errors import RootseedError
 from rootseed.oci.config import ImageConfig
 
@@ -123,36 +123,14 @@ def check_digest(text: object) -> str:
     return text
 
 
-def _open_regular(path: Path) -> tuple[int, os.stat_result] | None:
-    """An fd of ``path`` if it is a regular file (no symlink followed, no FIFO opened for
-    a blocking read), None if it does not exist; OSError/_NotRegular otherwise."""
+def _open_regular(layout: Path, path: Path) -> tuple[int, os.stat_result] | None:
+    """An fd of ``path`` (below ``layout``) if it is a regular file reached without
+    following any link (:mod:`rootseed.safefs`), None if it does not exist;
+    OSError/:class:`safefs.UnsafePath` otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return safefs.open_regular(layout, path)
     except FileNotFoundError:
         return None
-    except OSError as e:
-        if os.path.islink(path):
-            raise _NotRegular("a symlink") from e
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise _NotRegular(_kind(st.st_mode))
-    os.set_blocking(fd, True)
-    return fd, st
-
-
-class _NotRegular(Exception):
-    pass
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def _verify_blob(layout: Path, role: str, descriptor: object, *, keep: bool,
@@ -177,10 +155,9 @@ def _verify_blob(layout: Path, role: str, descriptor: object, *, keep: bool,
                         f"{size} bytes is more than the {MAX_JSON} a JSON document may have")
     path = layout / "blobs" / ALGORITHM / digest.partition(":")[2]
     try:
-        opened = _open_regular(path)
-    except _NotRegular as e:
-        raise BlobError(layout, role, digest, BlobProblem.NOT_A_FILE, f"{path} is {e}"
-                        ) from None
+        opened = _open_regular(layout, path)
+    except safefs.UnsafePath as e:
+        raise BlobError(layout, role, digest, BlobProblem.NOT_A_FILE, e.message) from None
     except OSError as e:
         raise BlobError(layout, role, digest, BlobProblem.MISSING,
                         f"cannot open {path}: {e.strerror}") from None
@@ -228,8 +205,10 @@ def _json_doc(layout: Path, role: str, digest: str, data: bytes) -> dict[str, An
 def _index_entry(layout: Path) -> dict[str, Any]:
     path = layout / INDEX
     try:
-        opened = _open_regular(path)
-    except (_NotRegular, OSError) as e:
+        opened = _open_regular(layout, path)
+    except safefs.UnsafePath as e:
+        raise LayoutError(layout, f"{INDEX} cannot be read ({e.problem.value})") from None
+    except OSError as e:
         raise LayoutError(layout, f"{INDEX} cannot be read ({e})") from None
     if opened is None:
         raise LayoutError(layout, f"not an OCI image layout ({INDEX} is missing)",

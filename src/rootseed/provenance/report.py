@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rootseed import safefs
 from rootseed.errors import RootseedError
 from rootseed.fsutil import atomic_write
 from rootseed.provenance.chain import CSS as CHAIN_CSS
@@ -109,19 +110,20 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
             lines = tracer.signature_lines(name)
             if lines is not None:
                 info.detail["quorum"], info.detail["provenance_quorum"] = lines
-        challenge = out / name / CHALLENGE_FILE
-        if challenge.is_file():
-            try:
-                info.challenge = json.loads(challenge.read_bytes())
-            except (ValueError, RecursionError) as e:  # also: huge numbers, deep nesting
-                info.challenge = {"error": f"unreadable {CHALLENGE_FILE}: {e}"}
-        crosscheck = out / name / CROSSCHECK_FILE
-        if crosscheck.is_file() and not crosscheck.is_symlink():
-            try:
-                if crosscheck.stat().st_size <= _MAX_CROSSCHECK:
-                    info.crosscheck = json.loads(crosscheck.read_bytes())
-            except (OSError, ValueError, RecursionError):  # also: huge numbers, deep nesting
-                info.crosscheck = None  # unreadable: no diagram (the page says so)
+        # out/ is untrusted: no link followed, no FIFO or endless file, bounded (safefs)
+        try:
+            info.challenge = json.loads(
+                safefs.read_bytes(out, out / name / CHALLENGE_FILE, _MAX_CROSSCHECK))
+        except FileNotFoundError:
+            pass
+        except (OSError, safefs.UnsafePath, ValueError, RecursionError) as e:
+            info.challenge = {"error": f"unreadable {CHALLENGE_FILE}: "
+                                       f"{getattr(e, 'message', e)}"}
+        try:
+            info.crosscheck = json.loads(
+                safefs.read_bytes(out, out / name / CROSSCHECK_FILE, _MAX_CROSSCHECK))
+        except (OSError, safefs.UnsafePath, ValueError, RecursionError):
+            info.crosscheck = None  # unreadable: no diagram (the page says so)
         infos[name] = info
     for name, deps in sorted((tree_deps or {}).items()):
         if name not in infos:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
 
+from rootseed import safefs
 from rootseed.errors import RootseedError
 from rootseed.provenance.statement import KIND_IMAGE, PREDICATE_TYPE, STATEMENT_TYPE
 
@@ -46,19 +45,14 @@ def read_untrusted(path: Path, limit: int = MAX_STATEMENT) -> bytes:
     device, at most ``limit`` bytes (:class:`OSError` otherwise, FileNotFoundError if absent).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
+        return safefs.read_bytes(path.parent, path, limit)
+    except safefs.UnsafePath as e:
+        if e.problem is safefs.Problem.LINK:
             raise OSError(errno.ELOOP, "is a symbolic link, not the file the builder "
-                                       "wrote") from e
-        raise
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "is not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"is larger than {limit} bytes")
-    return data
+                                       "wrote") from None
+        if e.problem is safefs.Problem.TOO_LARGE:
+            raise OSError(errno.EFBIG, f"is larger than {limit} bytes") from None
+        raise OSError(errno.EINVAL, "is not a regular file") from None
 
 
 class DuplicateKeyError(ValueError):

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from rootseed.containerfile import Arg, Containerfile, parse_file
 from rootseed.errors import RootseedError
+from rootseed.names import BadFileName, first_bad_name
 from rootseed.plan import (
     ContextPath,
     FetchPath,
@@ -119,6 +120,10 @@ def _check_directory(tree: Tree, directory: _Directory, build_args: Mapping[str,
                      f"`FROM ... AS {package.target}` or drop it from subpackages")
     _check_images(tree, plan, add)
     _check_copies(first, plan, add)
+    bad = first_bad_name(first.directory)
+    if bad is not None:
+        error = BadFileName(first.directory, bad)
+        add(ProblemKind.BAD_FILE_NAME, error.message, hint=error.hint)
     _check_arguments(first, cf, plan, build_args, add)
     return problems, True
 

@@ -41,6 +41,7 @@ class ProblemKind(StrEnum):
     SELF_REFERENCE = "self-reference"  # FROM/--from one of its own images
     UNKNOWN_SOURCE = "unknown-source"  # ${X_SOURCE}/fetch/... names no declared source
     MISSING_CONTEXT_FILE = "missing-context-file"  # COPY/ADD of a file not in the package
+    BAD_FILE_NAME = "bad-file-name"  # a build context file name that is not UTF-8
     NO_VERSION = "no-version"  # uses VERSION* but the package has no version
     UNDECLARED_VARIABLE = "undeclared-variable"  # ${X} with no value where a value was meant
     # the graph

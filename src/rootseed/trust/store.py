@@ -15,15 +15,14 @@ that N first. Reading never follows a symlink, never blocks on a FIFO, and reads
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from rootseed import safefs
 from rootseed.errors import RootseedError
 from rootseed.trust.payload import check_manifest_digest, check_name
 
@@ -75,21 +74,14 @@ def _numbered(directory: Path, kind: Kind) -> list[int]:
 
 def _read(path: Path) -> Stored:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        why = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read: {e.strerror}"
+        data = safefs.read_bytes(path.parent, path, MAX_FILE)
+    except safefs.UnsafePath as e:
+        why = {safefs.Problem.LINK: "is a symbolic link",
+               safefs.Problem.TOO_LARGE: f"is larger than {MAX_FILE} bytes"}.get(
+                   e.problem, "is not a regular file")
         return Stored(path.name, None, f"{path.name} {why}")
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return Stored(path.name, None, f"{path.name} is not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(MAX_FILE + 1)
     except OSError as e:
         return Stored(path.name, None, f"{path.name} cannot be read: {e.strerror}")
-    finally:
-        os.close(fd)
-    if len(data) > MAX_FILE:
-        return Stored(path.name, None, f"{path.name} is larger than {MAX_FILE} bytes")
     return Stored(path.name, data)
 
 
