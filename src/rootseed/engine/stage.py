@@ -37,6 +37,7 @@ from rootseed.plan import (
 from rootseed.plan.planner import DEFAULT_SHELL
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
+from rootseed.sandbox.logtail import escape, tail
 from rootseed.sandbox.rootpath import resolve
 from rootseed.sandbox.timeout import StepStopped
 
@@ -183,7 +184,10 @@ class StageRunner:
         spec = SandboxSpec(rootfs=self.rootfs, argv=list(i.argv), env=dict(i.env),
                            cwd=i.workdir, data_files=tuple(data),
                            timeout=self.ctx.step_timeout,
-                           enter=tuple(self.enter), mount_root=self.mount_root)
+                           enter=tuple(self.enter), mount_root=self.mount_root,
+                           # the overlay's upper dir beside its mount (executor.run_action)
+                           upper=None if self.mount_root is None
+                           else self.mount_root.parent / "layer")
         try:
             code = sandbox_run(spec, log=log, debug=self.ctx.debug, stop=self.ctx.cancelled)
         except StepStopped as e:  # another step failed (or Ctrl-C): not this step's fault
@@ -192,14 +196,14 @@ class StageRunner:
         except RootseedError as e:
             raise RootseedError(f"{self.where(i)}: {e.message}", hint=e.hint) from e
         if code != 0:
-            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-            tail = "\n".join(f"  | {x}" for x in lines[-TAIL_LINES:]) or "  | (no output)"
-            summary = i.instruction.original.splitlines()[0]
+            lines = tail(log, lines=TAIL_LINES)  # bounded, control characters escaped
+            shown = "\n".join(f"  | {x}" for x in lines) or "  | (no output)"
+            summary = escape(i.instruction.original.splitlines()[0])
             if len(summary) > 100:
                 summary = summary[:97] + "..."
             raise StepFailed(
                 f"{self.where(i)} failed with exit code {code}: {summary}\n"
-                f"last {min(len(lines), TAIL_LINES)} lines of output:\n{tail}\n"
+                f"last {len(lines)} lines of output:\n{shown}\n"
                 f"full log: {log}", log=log,
                 hint="fix the step (the full log has all output); rerun with --debug to see "
                      "the exact sandbox command")

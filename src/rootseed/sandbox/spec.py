@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseed.sandbox.limits import StepLimits
+
 #: The hostname every sandbox reports (Docker would show a random container id).
 DEFAULT_HOSTNAME = "rootseed"
 
@@ -40,3 +42,9 @@ class SandboxSpec:
     data_files: Sequence[tuple[bytes, str, int]] = ()
     enter: Sequence[str] = ()
     mount_root: Path | None = None
+    #: Processes, memory, /tmp, log and disk limits (None: the run's, see
+    #: :func:`rootseed.sandbox.limits.current`).
+    limits: StepLimits | None = None
+    #: Where only this step's writes land (an overlay's upper directory), measured against
+    #: the disk limit while the step runs; None where writes cannot be told apart.
+    upper: Path | None = None
