@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rootseed.engine import fsops
+from rootseed.engine.archive_budget import ArchiveBudget
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.extract import extract_archive
 from rootseed.errors import RootseedError
@@ -36,6 +37,7 @@ from rootseed.plan import (
 )
 from rootseed.plan.planner import DEFAULT_SHELL
 from rootseed.sandbox import SandboxSpec
+from rootseed.sandbox import limits as step_limits
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.logtail import escape, tail
 from rootseed.sandbox.rootpath import resolve
@@ -244,7 +246,9 @@ class StageRunner:
     def _copy_one(self, i: PlannedCopy, name: str, path: Path, inline: bool, dir_hint: bool,
                   links: fsops.LinkMap) -> None:
         if not inline and i.unpack and fsops.is_archive(path):
-            extract_archive(path, self.rootfs, i.dest)
+            extract_archive(path, self.rootfs, i.dest, budget=ArchiveBudget(
+                path.name, path.stat().st_size, disk=step_limits.current().disk,
+                timeout=self.ctx.step_timeout))
         elif path.is_dir():
             target = fsops.makedirs(self.rootfs, i.dest)
             for child in sorted(os.listdir(path)):
