@@ -79,6 +79,6 @@ def test_the_disk_limit_bounds_what_add_writes(tmp_path: Path) -> None:
 
 
 def test_the_step_timeout_applies_to_add(tmp_path: Path) -> None:
-    _, stderr, seconds = _build(tmp_path, _many_entries(9_000, same_name=False),
+    _, stderr, _ = _build(tmp_path, _many_entries(9_000, same_name=False),
                                 "--step-timeout", "0.3")
     assert "step timeout" in stderr and "unpacking evil.tar" in stderr, stderr
