@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
 from rootseed.cli.common import common_options
+from rootseed.cli.step_limits import step_limit_options
 from rootseed.console import emit_json, err, out
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
@@ -53,6 +54,7 @@ def render(report: BootstrapReport) -> None:
                    "instead of the upstream stage0.")
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and re-run the crosscheck even if the cache has them.")
+@step_limit_options
 @common_options
 def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     """Build stage0 from the 181-byte hex0 seed and verify every output.

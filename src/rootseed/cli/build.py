@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
+from rootseed.cli.step_limits import step_limit_options
 from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json, err, out
 from rootseed.engine.digests import check_digests, read_digests, write_digests
@@ -87,6 +88,7 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
 @click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where digests/<stage>.txt live (default: beside the tree).")
 @step_timeout_option
+@step_limit_options
 @common_options
 def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: str | None,
               build_args: tuple[str, ...], no_cache: bool, no_cache_from: str | None,

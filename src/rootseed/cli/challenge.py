@@ -12,6 +12,7 @@ from rich.table import Table
 from rootseed import safefs
 from rootseed.challenge import challenge
 from rootseed.cli.common import common_options, load_tree
+from rootseed.cli.step_limits import step_limit_options
 from rootseed.console import canonical_json, emit_json, err, out
 from rootseed.settings import Settings
 
@@ -41,6 +42,7 @@ def _save(out_dir: Path, package: str, data: bytes) -> None:
 @click.option("--diff", "diff_tool", type=click.Choice(["diffoscope"]), default=None,
               help="Also run diffoscope on the two filesystems when they differ.")
 @click.option("--keep", is_flag=True, help="Keep the rebuild's work directory.")
+@step_limit_options
 @common_options
 def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None, keep: bool,
                   settings: Settings) -> None:

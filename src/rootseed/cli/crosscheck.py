@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rootseed.cli.common import common_options, load_tree
+from rootseed.cli.step_limits import step_limit_options
 from rootseed.console import emit_json, err, out
 from rootseed.crosscheck import Report, Status, crosscheck_package
 from rootseed.crosscheck.compilers import KNOWN
@@ -93,6 +94,7 @@ def parse_compilers(value: str) -> tuple[str, ...]:
 @click.option("--ddc-compilers", default=",".join(KNOWN), show_default=True,
               help="Comma-separated compilers for --ddc (missing ones are skipped and "
                    "named).")
+@step_limit_options
 @common_options
 def crosscheck_cmd(package: str, with_deps: bool, no_rerun: bool, ddc: bool,
                    ddc_compilers: str, settings: Settings) -> None:

@@ -31,6 +31,18 @@ from dataclasses import dataclass
 
 ESCAPE = "\\"
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+#: The most ``${...}`` a word may nest (BuildKit has no limit but Go's large stacks; real
+#: Containerfiles nest two or three deep). Deeper input is refused, not a RecursionError.
+MAX_NESTING = 100
+#: The longest text one word may expand to (characters). An ``ARG`` "billion laughs"
+#: (``ARG B=$A$A$A…``, ``ARG C=$B$B$B…``) otherwise grows tenfold per line; Linux takes at
+#: most 128 KiB per environment string anyway.
+MAX_EXPANDED = 1 << 20
+
+
+def shown(word: str) -> str:
+    """``word`` quoted for a message, cut short when long (a message stays readable)."""
+    return repr(word) if len(word) <= 80 else f"{word[:60]!r}... ({len(word)} characters)"
 
 
 class ExpansionError(ValueError):
@@ -65,6 +77,17 @@ class _Lexer:
         self.raw_escapes = False
         self.matched: set[str] = set()
         self.unmatched: set[str] = set()
+        self.depth = 0
+        self.shown = shown(word)
+
+    def bounded(self, out: list[str], size: int, piece: str) -> int:
+        """Append ``piece`` to ``out``; the new size, or an ExpansionError past the bound."""
+        size += len(piece)
+        if size > MAX_EXPANDED:
+            raise ExpansionError(f"{self.shown} expands to more than {MAX_EXPANDED} "
+                                 "characters (variables that repeat each other?)")
+        out.append(piece)
+        return size
 
     # -- scanner ---------------------------------------------------------------------------
     def peek(self) -> str:
@@ -90,19 +113,20 @@ class _Lexer:
         saved, self.raw_escapes = self.raw_escapes, raw_escapes
         try:
             out: list[str] = []
+            size = 0
             while self.pos < len(self.word):
                 ch = self.peek()
                 if stop and ch == stop:
                     self.pos += 1
                     return "".join(out)
                 if ch == "$":
-                    out.append(self.dollar())
+                    size = self.bounded(out, size, self.dollar())
                 elif ch == "<":
                     out.append(self.possible_heredoc())
                 elif self.quotes and ch == "'":
                     out.append(self.single_quoted())
                 elif self.quotes and ch == '"':
-                    out.append(self.double_quoted())
+                    size = self.bounded(out, size, self.double_quoted())
                 else:
                     self.pos += 1
                     if ch == ESCAPE:
@@ -140,6 +164,7 @@ class _Lexer:
     def double_quoted(self) -> str:
         self.pos += 1
         out: list[str] = []
+        size = 0
         while True:
             if self.pos >= len(self.word):
                 raise ExpansionError('unexpected end of text while looking for the matching "')
@@ -148,7 +173,7 @@ class _Lexer:
                 self.pos += 1
                 return "".join(out)
             if ch == "$":
-                out.append(self.dollar())
+                size = self.bounded(out, size, self.dollar())
                 continue
             self.pos += 1
             if ch == ESCAPE:
@@ -177,6 +202,16 @@ class _Lexer:
         return self.word[start:self.pos]
 
     def dollar(self) -> str:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise ExpansionError(f"{self.shown} nests ${{...}} more than {MAX_NESTING} "
+                                     "deep")
+            return self._dollar()
+        finally:
+            self.depth -= 1
+
+    def _dollar(self) -> str:
         self.pos += 1  # the '$'
         if self.peek() != "{":
             name = self.name()
@@ -186,9 +221,9 @@ class _Lexer:
         self.pos += 1  # the '{'
         ch = self.peek()
         if ch == "":
-            raise ExpansionError(f"missing '}}' in {self.word!r}")
+            raise ExpansionError(f"missing '}}' in {self.shown}")
         if ch in "{}:":
-            raise ExpansionError(f"bad substitution in {self.word!r}")
+            raise ExpansionError(f"bad substitution in {self.shown}")
         name = self.name()
         op = self.next()
         if op == "}":
@@ -202,15 +237,15 @@ class _Lexer:
             shown += op
         if op not in ("+", "-", "?", "#", "%") and not null_is_unset:
             raise ExpansionError(f"unsupported modifier ({shown}) in substitution "
-                                 f"in {self.word!r}")
+                                 f"in {self.shown}")
         pattern_op = op in ("#", "%")
         if null_is_unset and pattern_op:
             raise ExpansionError(f"unsupported modifier ({shown}) in substitution "
-                                 f"in {self.word!r}")
+                                 f"in {self.shown}")
         try:
             word = self.stop_on("}", pattern_op)
         except _Unterminated:
-            raise ExpansionError(f"missing '}}' in {self.word!r}") from None
+            raise ExpansionError(f"missing '}}' in {self.shown}") from None
         value = self.get(name)
         unset = value is None or (null_is_unset and value == "")
         if op == "-":
@@ -231,7 +266,7 @@ class _Lexer:
             if op == "#":
                 return _trim_prefix(word, text, greedy)
             return _trim_prefix(_reverse_pattern(word), text[::-1], greedy)[::-1]
-        raise ExpansionError(f"unsupported modifier ({shown}) in substitution in {self.word!r}")
+        raise ExpansionError(f"unsupported modifier ({shown}) in substitution in {self.shown}")
 
     def replace(self, name: str) -> str:
         replace_all = self.peek() == "/"
@@ -240,17 +275,26 @@ class _Lexer:
         try:
             pattern = self.stop_on("/", True)
         except _Unterminated:
-            raise ExpansionError(f"missing '/' in ${{}} in {self.word!r}") from None
+            raise ExpansionError(f"missing '/' in ${{}} in {self.shown}") from None
         try:
             replacement = self.stop_on("}", True)
         except _Unterminated:
-            raise ExpansionError(f"missing '}}' in {self.word!r}") from None
+            raise ExpansionError(f"missing '}}' in {self.shown}") from None
         value = self.get(name) or ""
         regex = _pattern_regex(pattern, greedy=True, anchored=False)
         repl = _go_template(replacement)
-        if replace_all:
-            return regex.sub(repl, value)
-        return regex.sub(repl, value, count=1)
+        size = len(value)
+
+        def bounded(m: re.Match[str]) -> str:
+            nonlocal size
+            text = m.expand(repl)
+            size += len(text) - len(m.group(0))
+            if size > MAX_EXPANDED:
+                raise ExpansionError(f"{self.shown} expands to more than {MAX_EXPANDED} "
+                                     "characters")
+            return text
+
+        return regex.sub(bounded, value, count=0 if replace_all else 1)
 
 
 class _Unterminated(ExpansionError):

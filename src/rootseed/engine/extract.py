@@ -37,6 +37,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rootseed.engine.archive_budget import ArchiveBudget
 from rootseed.errors import RootseedError
 from rootseed.sandbox.rootpath import resolve, split
 
@@ -82,6 +83,7 @@ class _Extraction:
     root_fd: int
     dest: list[str]  # the destination inside the root (already resolved, no symlinks)
     dirs: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)
+    budget: ArchiveBudget | None = None
 
     def fail(self, member: str, what: str) -> ArchiveError:
         return ArchiveError(f"ADD {self.archive}: member {member!r} {what}",
@@ -135,8 +137,13 @@ class _Extraction:
             os.unlink(name, dir_fd=dir_fd)
 
     def extract(self, tar: tarfile.TarFile) -> None:
-        for info in tar:
+        # next() one member at a time, forgetting each (TarFile keeps every member it
+        # read: hundreds of MB for an archive of many tiny entries)
+        while (info := tar.next()) is not None:
+            if self.budget is not None:
+                self.budget.entry()
             self.member(tar, info)
+            tar.members.clear()  # type: ignore[attr-defined]  # (typeshed omits it)
         self.apply_dirs()
 
     def member(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
@@ -180,7 +187,10 @@ class _Extraction:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dir_fd)
         with os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+            while chunk := src.read(1 << 20):  # a sparse member reads as its full size
+                if self.budget is not None:
+                    self.budget.write(len(chunk))
+                dst.write(chunk)
             dst.flush()
             self.attributes(fd, info)
 
@@ -236,16 +246,19 @@ class _Extraction:
                 os.close(fd)
 
 
-def extract_archive(archive: Path, root: Path, dest: str) -> None:
+def extract_archive(archive: Path, root: Path, dest: str, *,
+                    budget: ArchiveBudget | None = None) -> None:
     """Unpack the local tar archive ``archive`` (plain, gzip, bzip2 or xz) into the
-    directory ``dest`` of the root filesystem ``root``, as Docker's ADD does."""
+    directory ``dest`` of the root filesystem ``root``, as Docker's ADD does (within
+    ``budget``: entries, bytes, time)."""
     try:
         host = resolve(root, dest)
     except RootseedError as e:
         raise ArchiveError(f"ADD {archive.name}: destination {dest}: {e.message}") from None
     root_fd = os.open(root, _DIR_FLAGS)
     try:
-        extraction = _Extraction(archive=archive.name, root=root, root_fd=root_fd, dest=[])
+        extraction = _Extraction(archive=archive.name, root=root, root_fd=root_fd, dest=[],
+                                 budget=budget)
         dest_parts = list(host.relative_to(root).parts)
         extraction.mkdirs(f"(destination {dest})", dest_parts)
         extraction.dest = dest_parts

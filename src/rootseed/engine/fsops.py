@@ -19,6 +19,7 @@ from rootseed.fsutil import SpecialFileError as SpecialFileError
 from rootseed.fsutil import hash_tree as hash_tree  # (moved to fsutil: provenance reads it)
 from rootseed.fsutil import mode_bits as mode_bits
 from rootseed.fsutil import special_kind
+from rootseed.fsutil_deep import remove_deep
 from rootseed.sandbox.rootpath import resolve, split
 
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
@@ -77,22 +78,9 @@ def copy_tree(src: Path, dest: Path) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a directory tree, even with read-only directories inside."""
-    if not path.exists() and not path.is_symlink():
-        return
-
-    def fix(func: object, p: str, _exc: object) -> None:
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=fix)
+    """Remove a directory tree, even with read-only directories inside, at any depth
+    (best effort: what cannot be removed stays)."""
+    remove_deep(path)
 
 
 def expand_sources(root: Path, pattern: str) -> list[tuple[str, Path]]:

@@ -66,18 +66,48 @@ def finish_layer(upper: Path) -> None:
                     os.removexattr(path, name, follow_symlinks=False)
 
 
+class PathTooLong(RootseedError):
+    """A layer holds a path the system cannot name (ENAMETOOLONG: over PATH_MAX)."""
+
+
 def walk(root: Path, *, include_root: bool = False) -> Iterator[tuple[Path, os.stat_result]]:
     """Every entry below ``root`` with its lstat, sorted by path bytes (depth first)."""
     if include_root:
         yield root, os.lstat(root)
-    with os.scandir(root) as it:
-        entries = sorted(it, key=lambda e: os.fsencode(e.name))
-    for entry in entries:
-        st = entry.stat(follow_symlinks=False)
+
+    def too_long(path: str) -> PathTooLong:
+        rel = os.path.relpath(path, root)
+        return PathTooLong(
+            f"a path in the layer is longer than this system's limit: /{rel[:80]}... "
+            f"({len(rel)} characters)", hint="a build step made it (directories nested "
+            "too deep or with very long names); rootseed cannot store it: change the step")
+
+    def listing(directory: Path) -> Iterator[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as it:
+                return iter(sorted(it, key=lambda e: os.fsencode(e.name)))
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise too_long(str(directory)) from None
+            raise
+
+    # a stack, not recursion: a step may make directories thousands deep
+    stack = [listing(root)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise too_long(entry.path) from None
+            raise
         path = Path(entry.path)
         yield path, st
         if stat.S_ISDIR(st.st_mode):
-            yield from walk(path)
+            stack.append(listing(path))
 
 
 def _file_sha256(path: Path) -> str:

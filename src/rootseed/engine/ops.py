@@ -26,6 +26,7 @@ from rootseed.engine.errors import Cancelled
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
+from rootseed.sandbox.logtail import escape, tail
 from rootseed.sandbox.spec import EnteredRoot
 from rootseed.sandbox.timeout import StepStopped
 
@@ -92,7 +93,11 @@ def run_op(op: Op, root: Root, stop: threading.Event | None = None) -> None:
         return
     os.close(safefs.create_new(op.log_root, op.log))
     spec = SandboxSpec(rootfs=root.path, argv=list(op.argv), env=dict(op.env), cwd=op.cwd,
-                       data_files=op.data_files, timeout=op.timeout, entered=root.entered)
+                       data_files=op.data_files, timeout=op.timeout, entered=root.entered,
+                       # an overlay's upper dir beside its mount (executor.run_action): what
+                       # the step writes, measured against the disk limit
+                       upper=None if root.entered is None
+                       else root.entered.path.parent / "layer")
     try:
         code = sandbox_run(spec, log=op.log, debug=op.debug, stop=stop)
     except StepStopped as e:  # another step failed (or Ctrl-C): not this step's fault
@@ -106,12 +111,14 @@ def run_op(op: Op, root: Root, stop: threading.Event | None = None) -> None:
 
 def exit_failure(op: ExecOp, code: int) -> StepFailed:
     """The error of a RUN step that exited with ``code`` (its log holds the output)."""
-    lines = op.log.read_text(encoding="utf-8", errors="replace").splitlines()
-    tail = "\n".join(f"  | {x}" for x in lines[-TAIL_LINES:]) or "  | (no output)"
-    summary = op.summary if len(op.summary) <= 100 else op.summary[:97] + "..."
+    lines = tail(op.log, lines=TAIL_LINES)  # bounded, control characters escaped
+    shown = "\n".join(f"  | {x}" for x in lines) or "  | (no output)"
+    summary = escape(op.summary)
+    if len(summary) > 100:
+        summary = summary[:97] + "..."
     return StepFailed(
         f"{op.where} failed with exit code {code}: {summary}\n"
-        f"last {min(len(lines), TAIL_LINES)} lines of output:\n{tail}\n"
+        f"last {len(lines)} lines of output:\n{shown}\n"
         f"full log: {op.log}", log=op.log,
         hint="fix the step (the full log has all output); rerun with --debug to see "
              "the exact sandbox command")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rootseed.engine import fsops
+from rootseed.engine.archive_budget import ArchiveBudget
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.extract import extract_archive
 from rootseed.engine.ops import ExecOp, FileOp, Op, Root, StepFailed, run_op
@@ -36,6 +37,7 @@ from rootseed.plan import (
     StageRef,
 )
 from rootseed.plan.planner import DEFAULT_PATH, DEFAULT_SHELL
+from rootseed.sandbox import limits as step_limits
 from rootseed.sandbox.rootpath import resolve
 
 ROOT_USERS = frozenset({"", "0", "root", "0:0", "root:root", "root:0", "0:root"})
@@ -233,7 +235,9 @@ class StageRunner:
     def _copy_one(self, rootfs: Path, i: PlannedCopy, name: str, path: Path, inline: bool,
                   dir_hint: bool, links: fsops.LinkMap) -> None:
         if not inline and i.unpack and fsops.is_archive(path):
-            extract_archive(path, rootfs, i.dest)
+            extract_archive(path, rootfs, i.dest, budget=ArchiveBudget(
+                path.name, path.stat().st_size, disk=step_limits.current().disk,
+                timeout=self.ctx.step_timeout))
         elif path.is_dir():
             target = fsops.makedirs(rootfs, i.dest)
             for child in sorted(os.listdir(path)):

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from rootseed.containerfile.expand import Expansion, ExpansionError, expand_word
+from rootseed.containerfile.expand import Expansion, ExpansionError, expand_word, shown
 from rootseed.containerfile.model import (
     NAMED_CONTEXTS,
     Add,
@@ -578,7 +578,7 @@ class _Planner:
         try:
             return expand_word(word, env, quotes=quotes)
         except ExpansionError as e:
-            raise self.error(i.line, i.keyword, f"cannot expand {word!r}: {e}",
+            raise self.error(i.line, i.keyword, f"cannot expand {shown(word)}: {e}",
                              hint="fix the variable reference (BuildKit rejects it too)") from e
 
 

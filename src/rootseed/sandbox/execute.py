@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -12,10 +13,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from rootseed.console import err
 from rootseed.errors import RootseedError
+from rootseed.sandbox import limits as step_limits
+from rootseed.sandbox.cgroup import JOIN_FAILED
+from rootseed.sandbox.guard import StepGuard
+from rootseed.sandbox.limits import StepLimitError
+from rootseed.sandbox.logtail import tail
 from rootseed.sandbox.neutralroot import MOUNT_POINT, Scratch, wrap
 from rootseed.sandbox.options import API_MOUNTS, all_binds, bwrap_argv
 from rootseed.sandbox.rootpath import find_command, plan_stubs, remove_stubs, resolve_in_root
@@ -24,7 +29,6 @@ from rootseed.sandbox.timeout import StepStopped, StepTimeoutError
 
 #: What execvp searches when the sandbox environment has no PATH.
 _EXECVP_DEFAULT_PATH = "/bin:/usr/bin"
-_LOG_TAIL = 2000
 
 
 def find_bwrap() -> str:
@@ -68,18 +72,48 @@ def _check(spec: SandboxSpec) -> None:
 _COPY_GRACE = 30.0
 
 
-def _copy_output(fd: int, logf: BinaryIO) -> None:
-    """Copy the step's output pipe to the log until every writer has closed it."""
-    with os.fdopen(fd, "rb", buffering=0) as pipe:
-        while chunk := pipe.read(1 << 16):
-            logf.write(chunk)
-            logf.flush()
+class _Copier:
+    """Copies the step's output pipe to the log until every writer has closed it: at most
+    the log limit (past it the step is stopped and the rest dropped); a log that cannot be
+    written (ENOSPC) stops the step too, and the error is kept for the caller."""
+
+    def __init__(self, fd: int, logf: io.FileIO, guard: StepGuard) -> None:
+        self.fd, self.logf, self.guard = fd, logf, guard
+        self.error: OSError | None = None
+
+    def __call__(self) -> None:
+        with os.fdopen(self.fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                if self.error is not None:
+                    continue  # drain: the writers are being killed
+                room = self.guard.log_room(len(chunk))
+                if room == 0:
+                    continue
+                try:
+                    view = memoryview(chunk)[:room]
+                    while view:  # unbuffered: nothing is left to flush (and fail) at close
+                        view = view[self.logf.write(view) or 0:]
+                except OSError as e:
+                    self.error = e
+                    self.guard.stop_now()
 
 
 def _tail(log: Path, start: int) -> str:
-    with open(log, "rb") as f:
-        f.seek(max(start, f.seek(0, os.SEEK_END) - _LOG_TAIL))
-        return f.read().decode("utf-8", "replace").strip()
+    return "\n".join(tail(log, lines=20, start=start))
+
+
+def _args_fd(argv: list[str], at: int, end: int) -> tuple[list[str], int]:
+    """``argv`` with bwrap's options (after ``at``, bwrap's position, up to ``end``, its
+    ``--``) moved into a memfd read with ``--args FD``: what a step reads in
+    /proc/1/cmdline then holds no host path (e.g. the cache's, in ``--bind
+    <cache>/.../merged /``)."""
+    if argv[end] != "--":
+        raise RootseedError("internal: the bwrap command line has no '--' where expected")
+    options = argv[at + 1:end]
+    fd = os.memfd_create("rootseed-bwrap-args", 0)
+    os.write(fd, b"".join(a.encode() + b"\0" for a in options))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return [*argv[:at + 1], "--args", str(fd), *argv[end:]], fd
 
 
 #: Set once the neutral root failed to start in this process: later steps bind directly.
@@ -93,6 +127,8 @@ class _Outcome:
     timed_out: bool
     start: int  # offset of this attempt's output in the log
     stopped: bool = False  # killed because ``stop`` was set
+    limit: StepLimitError | None = None  # killed for going past one of its limits
+    log_error: OSError | None = None  # the log could not be written
 
 
 def _memfds(spec: SandboxSpec) -> list[int]:
@@ -114,16 +150,16 @@ class _Stop(Exception):
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float | None,
-          stop: threading.Event | None) -> int:
+          stop: threading.Event | None, guard: StepGuard | None = None) -> int:
     """``proc``'s exit status; TimeoutExpired past ``timeout``, _Stop once ``stop`` is set
     (looked at every _STOP_POLL seconds: a cancelled build does not wait for a step that
-    may run for hours)."""
-    if stop is None:
-        return proc.wait(timeout=timeout)
+    may run for hours); ``guard`` looks at the step's limits as often."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        if stop.is_set():
+        if stop is not None and stop.is_set():
             raise _Stop
+        if guard is not None:
+            guard.poll()
         left = _STOP_POLL if deadline is None else min(_STOP_POLL,
                                                         deadline - time.monotonic())
         if left <= 0:
@@ -140,6 +176,8 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
     root cannot even be tried here."""
     data_fds: list[int] = []
     scratch: Scratch | None = None
+    limits = spec.limits or step_limits.current()
+    guard = StepGuard(limits, spec.upper)
     status_r, status_w = os.pipe()
     try:
         data_fds = _memfds(spec)
@@ -148,21 +186,31 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
                 scratch = Scratch.create(spec.rootfs)
             except OSError:
                 return None  # e.g. a read-only directory around the root filesystem
-            argv = bwrap_argv(spec, bwrap, root_source=MOUNT_POINT, data_fds=data_fds)
+            argv = bwrap_argv(spec, bwrap, root_source=MOUNT_POINT, data_fds=data_fds,
+                              tmp_size=limits.tmp)
             argv[1:1] = ["--json-status-fd", str(status_w)]
             wrapped = wrap(argv, scratch, spec.rootfs)
             if wrapped is None:
                 return None
             argv = wrapped
         else:
-            argv = bwrap_argv(spec, bwrap, data_fds=data_fds)
+            argv = bwrap_argv(spec, bwrap, data_fds=data_fds, tmp_size=limits.tmp)
             # after the prefix that enters the root's own namespace
-            at = (len(spec.entered.enter) if spec.entered is not None else 0) + 1
-            argv[at:at] = ["--json-status-fd", str(status_w)]
+            at = len(spec.entered.enter) if spec.entered is not None else 0
+            argv[at + 1:at + 1] = ["--json-status-fd", str(status_w)]
+            if debug:
+                err.print(f"+ bwrap options passed with --args: {shlex.join(argv)}",
+                          markup=False, highlight=False, soft_wrap=True)
+            # the command (-- [runner] argv) ends the line; a value may be "--" too
+            argv, args_fd = _args_fd(argv, at, len(argv) - 1 - len(spec.runner)
+                                     - len(spec.argv))
+            data_fds.append(args_fd)
+        argv = guard.command(argv)
+        group = "" if guard.group is None else str(guard.group.dirs[0])
         if debug:
             err.print(f"+ (umask {spec.umask:04o}) {shlex.join(argv)}", markup=False,
                       highlight=False, soft_wrap=True)
-        with open(log, "ab") as logf:
+        with open(log, "ab", buffering=0) as logf:
             start = logf.tell()
             # The step writes to a pipe, copied to the log by a thread: given the log file
             # itself, readlink(/proc/self/fd/1) inside the step names a host path (the
@@ -182,12 +230,13 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
                 os.close(out_w)
                 os.close(status_w)
                 status_w = -1
-            copier = threading.Thread(target=_copy_output, args=(out_r, logf), daemon=True,
-                                      name="rootseed-step-log")
+            guard.started(proc.kill, status_r)
+            copy = _Copier(out_r, logf, guard)
+            copier = threading.Thread(target=copy, daemon=True, name="rootseed-step-log")
             copier.start()
             timed_out = stopped = False
             try:
-                rc = _wait(proc, spec.timeout, stop)
+                rc = _wait(proc, spec.timeout, stop, guard)
             except _Stop:
                 stopped = True  # killed as on a timeout (see below)
                 proc.kill()
@@ -206,23 +255,29 @@ def _attempt(spec: SandboxSpec, bwrap: str, log: Path, debug: bool, neutral: boo
             finally:
                 # Every writer is in the step's pid namespace, which died with bwrap.
                 copier.join(_COPY_GRACE)
-            with os.fdopen(status_r, "rb") as status_f:
-                status_r = -1
-                status = status_f.read()
+            status = guard.rest_of_status()
+            hit = guard.verdict(rc)
     finally:
         for fd in (status_r, status_w, *data_fds):
             if fd >= 0:
                 os.close(fd)
         if scratch is not None:
             scratch.remove()
+        guard.close()
     started = False
     for line in status.decode("utf-8", "replace").splitlines():
         try:
             started = started or "child-pid" in json.loads(line)
         except ValueError:
             continue
+    if rc == JOIN_FAILED and not started and group:
+        raise RootseedError(f"the step could not join its cgroup ({group}): "
+                            f"{_tail(log, start)}", hint="run with --max-processes 0 "
+                            "--max-memory 0 to do without one")
     return _Outcome(rc=rc, started=started, timed_out=timed_out, start=start,
-                    stopped=stopped)
+                    stopped=stopped, log_error=copy.error,
+                    limit=None if hit is None else StepLimitError(
+                        hit, limits, guard.detail, log=str(log)))
 
 
 def run(spec: SandboxSpec, *, log: Path, debug: bool = False,
@@ -266,6 +321,13 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False,
         remove_stubs(stubs)
     if outcome.stopped:
         raise StepStopped(f"the step was stopped; its output so far is in {log}")
+    if outcome.log_error is not None:
+        raise RootseedError(f"cannot write the step's log {log}: "
+                            f"{outcome.log_error.strerror or outcome.log_error}; the step "
+                            "was stopped", hint="free space where the cache is (rootseed "
+                            "cache prune), or point --cache-dir elsewhere")
+    if outcome.limit is not None:
+        raise outcome.limit
     if outcome.timed_out:
         assert spec.timeout is not None
         raise StepTimeoutError(spec.timeout, hint=f"output so far is in {log}; if the step "

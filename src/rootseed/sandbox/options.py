@@ -68,10 +68,13 @@ def data_options(files: Sequence[tuple[int, str, int]]) -> list[str]:
     return argv
 
 
-def api_fs_options() -> list[str]:
-    """A fresh ``/proc`` for the pid namespace, bwrap's minimal ``/dev``, a ``/tmp`` tmpfs."""
+def api_fs_options(tmp_size: int | None = None) -> list[str]:
+    """A fresh ``/proc`` for the pid namespace, bwrap's minimal ``/dev``, a ``/tmp`` tmpfs
+    (of at most ``tmp_size`` bytes: bwrap's ``--size`` applies to the next ``--tmpfs``)."""
     argv: list[str] = []
     for option, dest in API_MOUNTS:
+        if option == "--tmpfs" and tmp_size is not None:
+            argv += ["--size", str(tmp_size)]
         argv += [option, dest]
     return argv
 
@@ -114,11 +117,12 @@ def all_binds(spec: SandboxSpec) -> list[tuple[Path, str]]:
 
 
 def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap", *, root_source: str | None = None,
-               data_fds: Sequence[int] = ()) -> list[str]:
+               data_fds: Sequence[int] = (), tmp_size: int | None = None) -> list[str]:
     """The complete bwrap command line for ``spec`` (umask is applied by :func:`run`).
 
     ``root_source`` replaces ``spec.rootfs`` as what is bound at ``/`` (the neutral root's
-    mount point); ``data_fds`` are the fds holding ``spec.data_files``, in order."""
+    mount point); ``data_fds`` are the fds holding ``spec.data_files``, in order;
+    ``tmp_size`` bounds the ``/tmp`` tmpfs."""
     if len(data_fds) != len(spec.data_files):
         raise RootseedError("internal: one fd per sandbox data file is needed")
     return [
@@ -131,7 +135,7 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap", *, root_source: str | No
         *root_options(root_source if root_source is not None
                       else str(spec.entered.path if spec.entered is not None
                                else spec.rootfs)),
-        *api_fs_options(),
+        *api_fs_options(tmp_size),
         *ro_bind_options(all_binds(spec)),
         *data_options([(fd, dest, mode) for fd, (_, dest, mode)
                        in zip(data_fds, spec.data_files, strict=True)]),

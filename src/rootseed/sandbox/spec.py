@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseed.sandbox.limits import StepLimits
+
 #: The hostname every sandbox reports (Docker would show a random container id).
 DEFAULT_HOSTNAME = "rootseed"
 
@@ -39,6 +41,12 @@ class SandboxSpec:
     #: path behind them (bwrap's --ro-bind-data), e.g. a heredoc script.
     data_files: Sequence[tuple[bytes, str, int]] = ()
     entered: EnteredRoot | None = None
+    #: Processes, memory, /tmp, log and disk limits (None: the run's, see
+    #: :func:`rootseed.sandbox.limits.current`).
+    limits: StepLimits | None = None
+    #: Where only this step's writes land (an overlay's upper directory), measured against
+    #: the disk limit while the step runs; None where writes cannot be told apart.
+    upper: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,8 @@ def _read_namespace(root: Path) -> str:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
         raise RootseedError(f"{config}: {e}") from e
+    except ValueError as e:  # an integer of more than 4300 digits (int's own limit)
+        raise RootseedError(f"{config}: not valid TOML: {str(e).split(';')[0]}") from None
     except RecursionError:  # tomllib recurses per nested array/inline table
         raise RootseedError(f"{config}: not valid TOML: nested too deeply") from None
     table = data.get("tree", {})

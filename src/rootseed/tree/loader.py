@@ -91,6 +91,8 @@ def read_package_toml(path: Path, stage: str) -> RawPackage:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         _fail(path, ProblemKind.BAD_TOML, None, f"not valid TOML: {e}")
+    except ValueError as e:  # an integer of more than 4300 digits (int's own limit)
+        _fail(path, ProblemKind.BAD_TOML, None, f"not valid TOML: {e}".split(";")[0])
     except RecursionError:  # tomllib recurses per nested array/inline table
         _fail(path, ProblemKind.BAD_TOML, None, "not valid TOML: nested too deeply")
     except (OSError, UnicodeDecodeError) as e:

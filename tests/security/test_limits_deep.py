@@ -1,0 +1,48 @@
+"""Red-team: a RUN step that makes directories 1,200 deep or a path of 8 kB.
+
+On main before this change both ended in an internal error (RecursionError in the
+recursive layer walk and in shutil.rmtree; ENAMETOOLONG from paths named in full) and
+left the step's ``actions/.tmp-*`` work directory behind. Now the deep tree is stored
+(every walk is iterative) and the over-long path is one clear error; nothing is left.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hostile import Canaries, HostileTree
+
+DEEP = 'i=0\nwhile [ $i -lt 1200 ]; do mkdir d; cd d; i=$((i+1)); done\necho deep > f'
+LONG = ('n=$(printf "%0200d" 0)\ni=0\nwhile [ $i -lt 40 ]; do mkdir $n; cd $n; '
+        'i=$((i+1)); done\necho long > f')
+
+
+def _build(tmp_path: Path, script: str, snapshots: str) -> tuple[HostileTree, str, int]:
+    canaries = Canaries(tmp_path)
+    tree = HostileTree(tmp_path)
+    tree.busybox_base()
+    tree.package("deep", "FROM evil/bootstrap-base\nRUN <<EOF\n" + script + "\nEOF\n")
+    proc = tree.build("test-deep", extra=("--snapshots", snapshots), timeout=600)
+    for area in ("actions", "work"):
+        left = [p.name for p in (tree.cache / area).glob("*")
+                if p.name.startswith(".tmp-") or (p.name.isalnum() and area == "work")]
+        assert not left, f"work directories were left in {area}/: {left}"
+    canaries.assert_unchanged()
+    return tree, proc.stderr, proc.returncode
+
+
+def test_directories_1200_deep_are_stored(tmp_path: Path) -> None:
+    tree, stderr, code = _build(tmp_path, DEEP, "overlay")
+    assert code == 0, stderr
+    assert (tree.out / "test-deep" / "index.json").is_file()
+
+
+@pytest.mark.parametrize("snapshots", ["overlay", "copy"])
+def test_an_8kb_path_is_one_clear_error(tmp_path: Path, snapshots: str) -> None:
+    tree, stderr, code = _build(tmp_path, LONG, snapshots)
+    assert code == 1, stderr
+    assert "longer than this system's limit" in stderr, stderr
+    assert len(stderr) < 5000
+    assert not (tree.out / "test-deep").exists()
