@@ -160,9 +160,11 @@ def bootstrap(settings: Settings, *, demo: bool = False,
             raise DigestMismatch(
                 f"{name}: the chain's images differ from the digests recorded in "
                 f"{digests_dir}:\n  " + "\n  ".join(problems),
-                hint="a build that is not reproducible, or a change to the tree: run "
-                     "`rootseed challenge` to see which files differ; if the change is "
-                     "intended, record it with `rootseed digests` and commit the result")
+                hint="a build that is not reproducible, a change to the tree, or a value "
+                     "published by someone else (StageX signs its digests: keep it, it is "
+                     "the reference): `rootseed challenge` rebuilds independently and "
+                     "shows which files differ; only when digests/ is your own record and "
+                     "the change is intended: `rootseed digests --replace`, then commit")
         stages = sorted({tree.packages[r.package].stage for r in results})
         verified.append(
             f"{len(images)} manifest digest{'s' if len(images) > 1 else ''} equal the "
