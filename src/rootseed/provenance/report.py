@@ -20,6 +20,7 @@ from rootseed.provenance.chain import CSS as CHAIN_CSS
 from rootseed.provenance.chain import chain_section
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
+from rootseed.provenance.seeds import SeedPolicy
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.provenance.trace import (
     Pins,
@@ -69,7 +70,8 @@ def out_packages(out: Path) -> list[str]:
 def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
             cache_dir: Path | None = None,
             quorum_status: QuorumStatus | None = None, pins: Pins | None = None,
-            signatures: SignatureCheck | None = None) -> list[PackageInfo]:
+            signatures: SignatureCheck | None = None,
+            seeds: SeedPolicy | None = None) -> list[PackageInfo]:
     """Trace every image in ``out``; a broken chain is recorded (with its message), not raised.
 
     ``tree_deps`` (package → the packages it is built from, from the package tree) adds the
@@ -83,7 +85,8 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
     names = out_packages(out)
     tracer = Tracer(out, cache_dir=cache_dir,
                     quorum_status=None if signatures is not None else quorum_status,
-                    pins=pins, signatures=signatures, require_quorum=signatures is not None)
+                    pins=pins, signatures=signatures, require_quorum=signatures is not None,
+                    seeds=seeds)
     infos: dict[str, PackageInfo] = {}
     for name in names:
         info = PackageInfo(package=name, status="verified")
@@ -256,7 +259,8 @@ def render_svg(infos: list[PackageInfo]) -> str:
             continue
         info = by_name[name]
         sub = short(info.digest) + "…" if info.digest else info.status
-        seed = any(s.get("seed") for s in info.detail.get("sources", []))
+        seed = bool(info.detail.get("seeds")) or any(s.get("seed")
+                                                      for s in info.detail.get("sources", []))
         cls = f"node {info.status}" + (" seed" if seed else "")
         parts.append(
             f'<g class="{cls}" data-package="{e(name)}" tabindex="0" role="button" '
