@@ -62,20 +62,27 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     def crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
         from rootseed.crosscheck import crosscheck as replay
         from rootseed.crosscheck.compilers import find_compilers
-        from rootseed.crosscheck.memo import recall, remember
-        from rootseed.crosscheck.run import DdcOptions, save_report
+        from rootseed.crosscheck.memo import recall, recall_report, remember, remember_report
+        from rootseed.crosscheck.run import DdcOptions, report_bytes, save_report_bytes
 
         compilers = [f"{c.label} {c.path}" for c in find_compilers()[0]]
         if not no_cache and (lines := recall(settings.cache_dir, result.record, compilers)):
+            kept = settings.out / result.package / "crosscheck.json"
+            data = recall_report(settings.cache_dir, result.record, compilers)
+            if data is not None and not kept.is_file():  # out/ written anew: put it back
+                save_report_bytes(settings.out, result.package, data)
             return lines
         with err.status("crosscheck: replaying the chain with the Python tools and "
                         "diverse double-compiling…"):
             full = replay(builder, result.package, with_deps=True, ddc=DdcOptions(),
                           options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
                                                progress=False))
-        save_report(settings.out, full)  # for `rootseed report`'s chain diagram
+        data = report_bytes(full)
+        save_report_bytes(settings.out, result.package, data)  # for `rootseed report`
         lines = full.bootstrap_lines()
         remember(settings.cache_dir, result.record, lines, compilers)
+        if full.ok:
+            remember_report(settings.cache_dir, result.record, data, compilers)
         return lines
 
     report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck)

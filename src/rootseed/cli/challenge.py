@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from rich.table import Table
 from rootseed.challenge import challenge
 from rootseed.cli.common import common_options, load_tree
 from rootseed.console import canonical_json, emit_json, err, out
+from rootseed.fsutil import atomic_write
+from rootseed.provenance.companions import CHALLENGE_FILE
 from rootseed.settings import Settings
 
 
@@ -34,10 +35,9 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
         result = challenge(settings, tree, package, digests_dir=digests_dir,
                            diff_tool=diff_tool, keep=keep)
     layout = settings.out / package
-    if (layout / "index.json").is_file():
-        tmp = layout / ".challenge.json.tmp"
-        tmp.write_text(canonical_json(result.as_dict()) + "\n")
-        os.replace(tmp, layout / "challenge.json")
+    if (layout / "index.json").is_file() and not layout.is_symlink():
+        # atomically, as a regular file (a link planted under that name is replaced)
+        atomic_write(layout / CHALLENGE_FILE, (canonical_json(result.as_dict()) + "\n").encode())
     if settings.json:
         emit_json(result.as_dict())
         sys.exit(result.exit_code)

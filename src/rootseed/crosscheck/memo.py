@@ -54,3 +54,30 @@ def remember(cache_dir: Path, record: BuildRecord, lines: list[dict[str, Any]],
     path = _path(cache_dir, record, extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, (canonical_json(lines) + "\n").encode())
+
+
+def _report_path(cache_dir: Path, record: BuildRecord, extra: Any = None) -> Path:
+    return _path(cache_dir, record, extra).with_suffix(".report.json")
+
+
+def remember_report(cache_dir: Path, record: BuildRecord, data: bytes,
+                    extra: Any = None) -> None:
+    """Keep the crosscheck.json written for this exact build, so a recalled crosscheck can
+    put it back beside an image written anew (``report`` draws the chain from it)."""
+    path = _report_path(cache_dir, record, extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data)
+
+
+#: crosscheck.json is a few hundred KB; the cache is untrusted (bounded read)
+MAX_REPORT = 16 << 20
+
+
+def recall_report(cache_dir: Path, record: BuildRecord, extra: Any = None) -> bytes | None:
+    path = _report_path(cache_dir, record, extra)
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_REPORT + 1)
+    except OSError:
+        return None
+    return data if len(data) <= MAX_REPORT else None

@@ -24,6 +24,7 @@ from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.fetch import Fetcher
 from rootseed.fsutil import atomic_write
 from rootseed.plan import Plan, PlannedRun, StagePlan
+from rootseed.provenance.companions import CROSSCHECK_FILE
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 
@@ -170,18 +171,28 @@ def _rerun(builder: Builder, package: str, step: Step, entry: CachedStage,
 
 
 #: the report beside the package's image, for `rootseed report` (see provenance.chain)
-REPORT_FILE = "crosscheck.json"
+REPORT_FILE = CROSSCHECK_FILE
 
 
 def save_report(out: Path, report: Report) -> Path | None:
     """Write ``report`` to ``<out>/<package>/crosscheck.json`` if the image is there
     (atomically: a planted symlink there is replaced, never followed)."""
-    layout = out / report.package
+    return save_report_bytes(out, report.package, report_bytes(report))
+
+
+def report_bytes(report: Report) -> bytes:
+    """What crosscheck.json holds: the report without the log directory (a host path,
+    different on every run)."""
+    data = {k: v for k, v in report.as_dict().items() if k != "logs"}
+    return (canonical_json(data) + "\n").encode()
+
+
+def save_report_bytes(out: Path, package: str, data: bytes) -> Path | None:
+    """Write ``<out>/<package>/crosscheck.json`` if the image is there, atomically."""
+    layout = out / package
     if not layout.is_dir() or layout.is_symlink():
         return None
-    # without the log directory: a host path, and different on every run
-    data = {k: v for k, v in report.as_dict().items() if k != "logs"}
-    return atomic_write(layout / REPORT_FILE, (canonical_json(data) + "\n").encode())
+    return atomic_write(layout / REPORT_FILE, data)
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,

@@ -43,6 +43,7 @@ from rootseed.oci.verified import (
     open_image,
 )
 from rootseed.plan import Platform
+from rootseed.provenance.companions import is_companion
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, write_statement
 from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package
@@ -341,8 +342,10 @@ class Publisher:
             pass
         except OSError:
             return False
-        if found - wanted:  # something was put beside the image (a link, a FIFO, ...)
-            self.warn(f"{image}: holds more than the image ({', '.join(sorted(found - wanted))})"
+        # rootseed's own records about this image (crosscheck.json, ...) are kept
+        extra = {n for n in found - wanted if not is_companion(image, n)}
+        if extra:  # something was put beside the image (a link, a FIFO, ...)
+            self.warn(f"{image}: holds more than the image ({', '.join(sorted(extra))})"
                       "; writing it again")
             return False
         return True

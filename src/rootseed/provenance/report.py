@@ -18,6 +18,7 @@ from rootseed.errors import RootseedError
 from rootseed.fsutil import atomic_write
 from rootseed.provenance.chain import CSS as CHAIN_CSS
 from rootseed.provenance.chain import chain_section
+from rootseed.provenance.companions import CHALLENGE_FILE, CROSSCHECK_FILE
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
 from rootseed.provenance.seeds import SeedPolicy
@@ -31,9 +32,6 @@ from rootseed.provenance.trace import (
     short,
 )
 
-CHALLENGE_FILE = "challenge.json"
-#: what `rootseed crosscheck` (and bootstrap's crosscheck) found, beside the image
-CROSSCHECK_FILE = "crosscheck.json"
 _MAX_CROSSCHECK = 16 << 20
 
 NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 200, 56, 28, 64, 24
