@@ -10,25 +10,28 @@ from rich.panel import Panel
 from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
-from rootseed.cli.common import common_options
+from rootseed.cli.common import common_options, require_sandbox
 from rootseed.console import emit_json, err, out
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
+from rootseed.wording import count
 
 
 def render(report: BootstrapReport) -> None:
-    title = ("rootseed bootstrap --demo: rootseed's own seed (shipped examples, no download)"
-             if report.demo else "rootseed bootstrap: stage0 from the 181-byte seed")
+    # short titles: a panel's title is cut to the panel's width (80 columns)
+    title = "rootseed bootstrap --demo" if report.demo else "rootseed bootstrap"
     seed = report.seed
     # Derived from this build: the programs its RUN steps ran and the images they made.
-    lines = [f"[bold]chain[/]  {escape(report.chain.text())}"]
+    lines = [("[bold]demo[/]   rootseed's own seed (shipped examples, no download)"
+              if report.demo else "[bold]what[/]   stage0 from the 181-byte hex0 seed"),
+             f"[bold]chain[/]  {escape(report.chain.text())}"]
     if seed:
         lines.append(f"[bold]seed[/]   {seed['file']}  sha256:{seed['sha256']}")
     lines.append(f"[bold]image[/]  {report.package}  {report.manifest_digest}"
                  + ("  (cached)" if report.cached else ""))
-    out.print(Panel("\n".join(lines), title=title, expand=True))
-    table = Table(title=f"{len(report.tools)} tools in /bin")
+    out.print(Panel("\n".join(lines), title=title, expand=out.is_terminal))
+    table = Table(title=f"{count(len(report.tools), 'tool')} in /bin")
     for col, justify in (("tool", "left"), ("sha256", "left"), ("bytes", "right"),
                          ("pinned", "center")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -85,6 +88,7 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
             remember_report(settings.cache_dir, result.record, data, compilers)
         return lines
 
+    require_sandbox()
     report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck)
     if settings.json:
         emit_json(report.as_dict())

@@ -10,7 +10,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
+from rootseed.cli.common import (
+    build_arg_values,
+    common_options,
+    load_tree,
+    make_fetcher,
+    require_sandbox,
+)
 from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json, err, out
 from rootseed.engine.digests import (
@@ -37,6 +43,9 @@ def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
          build_args: dict[str, str], no_cache: bool, no_cache_from: str | None = None,
          snapshots: str = "auto",
          step_timeout: float | None = DEFAULT_STEP_TIMEOUT) -> list[BuildResult]:
+    for name in names:
+        tree.get(name)  # a mistyped name is said first
+    require_sandbox()
     options = BuildOptions(target=target, build_args=build_args, no_cache=no_cache,
                            jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
                            no_cache_from=None if no_cache_from is None
@@ -156,6 +165,7 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
     everything was built (or cached) and, with --check, matches digests/."""
     tree = load_tree(settings, args)
     names = select(tree, stage)
+    require_sandbox()
     options = BuildOptions(build_args=args, no_cache=no_cache, jobs=settings.jobs,
                            debug=settings.debug, progress=False, step_timeout=step_timeout,
                            events=_event_line if settings.json else None)

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from rootseed.challenge import challenge
-from rootseed.cli.common import common_options, load_tree
+from rootseed.cli.common import common_options, load_tree, require_sandbox
 from rootseed.console import canonical_json, emit_json, err, out
 from rootseed.fsutil import atomic_write
 from rootseed.provenance.companions import CHALLENGE_FILE
@@ -31,6 +31,8 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
     Exit status: 0 identical, 2 differs, 1 could not decide.
     """
     tree = load_tree(settings)
+    tree.get(package)  # a mistyped name is said before anything else
+    require_sandbox()
     with err.status(f"rebuilding {package} independently (fresh cache, other conditions)…"):
         result = challenge(settings, tree, package, digests_dir=digests_dir,
                            diff_tool=diff_tool, keep=keep)

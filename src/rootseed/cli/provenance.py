@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from rich.markup import escape
 
-from rootseed.cli.common import common_options
+from rootseed.cli.common import options
 from rootseed.cli.trust_options import quorum_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
@@ -23,6 +23,7 @@ from rootseed.provenance.trace import Pins, Tracer
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 from rootseed.trust.verify import ImageVerifier
+from rootseed.wording import count
 
 NOT_CHECKED = "signatures not checked (no --keyring)"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,7 +80,7 @@ def tree_pins(tree: Tree | None) -> Pins | None:
               default="text", show_default=True, help="Output format.")
 @seed_option
 @quorum_options(keyring_required=False)
-@common_options
+@options("tree", "cache-dir", "out", cache_must_exist=True)
 def trace_cmd(package: str, fmt: str, seeds: tuple[str, ...], keyring_path: Path | None,
               quorum: int, signatures: Path, registry: str | None, settings: Settings) -> None:
     """Follow PACKAGE's provenance back to the seed, re-checking every digest.
@@ -108,8 +109,9 @@ def trace_cmd(package: str, fmt: str, seeds: tuple[str, ...], keyring_path: Path
         out.print(to_rich(root))
         found = sorted({f"{s.file} sha256 {s.sha256}" for n in root.walk() for s in n.seeds})
         # escaped: seed file names come from provenance.json (hostile: "[/x]" is markup)
-        err.print(f"[green]✓[/] {escape(package)}: {sum(1 for _ in root.walk())} images "
-                  f"verified back to the seed ({escape('; '.join(found))})")
+        images = count(sum(1 for _ in root.walk()), "image")
+        err.print(f"[green]✓[/] {escape(package)}: {images} verified back to the seed "
+                  f"({escape('; '.join(found))})")
         for n in root.walk():
             for s in n.provenance.seeds:
                 err.print(escape(f"  seed: {s.file} (source of {n.package}): marked "
@@ -128,7 +130,7 @@ def trace_cmd(package: str, fmt: str, seeds: tuple[str, ...], keyring_path: Path
               default=Path("report.html"), show_default=True, help="HTML file to write.")
 @seed_option
 @quorum_options(keyring_required=False)
-@common_options
+@options("tree", "cache-dir", "out", cache_must_exist=True)
 def report_cmd(output: Path, seeds: tuple[str, ...], keyring_path: Path | None, quorum: int,
                signatures: Path, registry: str | None, settings: Settings) -> None:
     """Write one self-contained HTML page with the trust chain of every built image.
@@ -156,7 +158,7 @@ def report_cmd(output: Path, seeds: tuple[str, ...], keyring_path: Path | None, 
                    "signatures_checked": verifier is not None})
     else:
         # escaped: package names are directory names in out/
-        err.print(escape(f"wrote {path} ({len(infos)} packages"
+        err.print(escape(f"wrote {path} ({count(len(infos), 'package')}"
                          + (f"; not verified: {', '.join(not_verified)})" if not_verified
                             else ")")))
         if unsigned:

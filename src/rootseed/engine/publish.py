@@ -262,7 +262,7 @@ class Publisher:
             files = layout_files(layout, digest)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise PublishError(f"{name}: the cached image {layout} cannot be read: {e}",
-                               hint="the cache is damaged: run `rootseed cache prune` and "
+                               hint="the cache is damaged: run `rootseed cache prune --all` and "
                                     "build again") from None
         tmp = self.out / f".{name}.{secrets.token_hex(6)}.partial"
         try:
@@ -290,7 +290,7 @@ class Publisher:
         linked = linked_dirs(layout)
         if linked is not None:
             raise PublishError(f"{name}: the image written to {self.out}: {linked}",
-                               hint="the cache is damaged: run `rootseed cache prune` and "
+                               hint="the cache is damaged: run `rootseed cache prune --all` and "
                                     "build again")
         try:
             found = open_image(layout).manifest_digest
