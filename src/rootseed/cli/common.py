@@ -17,29 +17,31 @@ from rootseed.tree import Tree
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Every option a command may share, by name. A command lists only those that mean
-#: something for it (``options(...)``); the rest take their defaults.
-_OPTIONS: dict[str, Callable[[F], F]] = {
-    "tree": click.option(
-        "--tree", "tree", type=click.Path(path_type=Path, file_okay=False), default=None,
-        help="Package tree root (default: the tree shipped with rootseed)."),
-    "mirror": click.option(
-        "--mirror", "mirrors",
+#: Every option a command may share, by name: (parameter declarations, click settings).
+#: A command shows only those that mean something for it (``options(...)``); it still
+#: accepts the others, hidden and without effect, so one set of options can be passed to
+#: every command (scripts, CI).
+_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "tree": (("--tree", "tree"), dict(
+        type=click.Path(path_type=Path, file_okay=False), default=None,
+        help="Package tree root (default: the tree shipped with rootseed).")),
+    "mirror": (("--mirror", "mirrors"), dict(
         type=click.Path(path_type=Path, file_okay=False, exists=True), multiple=True,
-        help="Local mirror directory, searched by file name first (repeatable; must exist)."),
-    "cache-dir": click.option(
-        "--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-        help="Cache directory (default: $ROOTSEED_CACHE_DIR or ~/.cache/rootseed)."),
-    "out": click.option(
-        "--out", type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
-        show_default=True, help="Output directory for OCI image layouts."),
-    "offline": click.option("--offline", is_flag=True,
-                            help="Use local mirrors and the cache only."),
-    "jobs": click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-                         help="Parallel jobs (default: number of CPUs)."),
-    "json": click.option("--json", "json_out", is_flag=True,
-                         help="Machine-readable output on stdout."),
-    "debug": click.option("--debug", is_flag=True, help="Show exact commands and tracebacks."),
+        help="Local mirror directory, searched by file name first (repeatable; must "
+             "exist).")),
+    "cache-dir": (("--cache-dir",), dict(
+        type=click.Path(path_type=Path, file_okay=False), default=None,
+        help="Cache directory (default: $ROOTSEED_CACHE_DIR or ~/.cache/rootseed).")),
+    "out": (("--out",), dict(
+        type=click.Path(path_type=Path, file_okay=False), default=Path("out"),
+        show_default=True, help="Output directory for OCI image layouts.")),
+    "offline": (("--offline",), dict(is_flag=True,
+                                     help="Use local mirrors and the cache only.")),
+    "jobs": (("--jobs", "-j"), dict(type=click.IntRange(min=1), default=None,
+                                    help="Parallel jobs (default: number of CPUs).")),
+    "json": (("--json", "json_out"), dict(is_flag=True,
+                                          help="Machine-readable output on stdout.")),
+    "debug": (("--debug",), dict(is_flag=True, help="Show exact commands and tracebacks.")),
 }
 #: What a command that builds needs (build, digests, bootstrap, challenge, crosscheck).
 BUILDING = ("tree", "mirror", "cache-dir", "out", "offline", "jobs", "json", "debug")
@@ -49,7 +51,7 @@ def options(*names: str, cache_must_exist: bool = False) -> Callable[[F], F]:
     """Add the named shared options (``--json`` and ``--debug`` always); the command
     receives them as one ``settings`` argument. ``cache_must_exist``: the command only
     reads the cache, so a --cache-dir that does not exist is a mistake (said up front)."""
-    chosen = [n for n in _OPTIONS if n in {*names, "json", "debug"}]
+    shown = {*names, "json", "debug"}
     unknown = set(names) - set(_OPTIONS)
     if unknown:
         raise ValueError(f"unknown shared options {sorted(unknown)}")
@@ -65,8 +67,9 @@ def options(*names: str, cache_must_exist: bool = False) -> Callable[[F], F]:
             ctx.meta["rootseed.debug"] = settings.debug
             return func(*args, settings=settings, **kwargs)
 
-        for name in reversed(chosen):
-            wrapper = _OPTIONS[name](wrapper)
+        for name in reversed(_OPTIONS):
+            decls, settings = _OPTIONS[name]
+            wrapper = click.option(*decls, **settings, hidden=name not in shown)(wrapper)
         return wrapper  # type: ignore[return-value]
 
     return decorate

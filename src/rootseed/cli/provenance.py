@@ -80,7 +80,7 @@ def tree_pins(tree: Tree | None) -> Pins | None:
               default="text", show_default=True, help="Output format.")
 @seed_option
 @quorum_options(keyring_required=False)
-@options("tree", "cache-dir", "out", cache_must_exist=True)
+@options("tree", "cache-dir", "out")
 def trace_cmd(package: str, fmt: str, seeds: tuple[str, ...], keyring_path: Path | None,
               quorum: int, signatures: Path, registry: str | None, settings: Settings) -> None:
     """Follow PACKAGE's provenance back to the seed, re-checking every digest.
@@ -130,7 +130,7 @@ def trace_cmd(package: str, fmt: str, seeds: tuple[str, ...], keyring_path: Path
               default=Path("report.html"), show_default=True, help="HTML file to write.")
 @seed_option
 @quorum_options(keyring_required=False)
-@options("tree", "cache-dir", "out", cache_must_exist=True)
+@options("tree", "cache-dir", "out")
 def report_cmd(output: Path, seeds: tuple[str, ...], keyring_path: Path | None, quorum: int,
                signatures: Path, registry: str | None, settings: Settings) -> None:
     """Write one self-contained HTML page with the trust chain of every built image.
