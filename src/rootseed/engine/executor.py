@@ -39,13 +39,14 @@ from rootseed.engine.snapshots import (
     Verifier,
 )
 from rootseed.engine.stage import FileStep, StageRunner
+from rootseed.engine.steplog import last_line
 from rootseed.errors import RootseedError
-from rootseed.plan import to_json
+from rootseed.plan import PlannedRun, to_json
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
 
 Event = dict[str, Any]
 #: How often a running step's line is repeated with its elapsed time.
-TICK_SECONDS = 30.0
+TICK_SECONDS = 15.0
 
 
 class LayeredBackend:
@@ -241,6 +242,7 @@ class StepEvents:
     emit: Callable[[Event], None] = field(default=lambda _e: None)
     say: Callable[[str], None] = field(default=lambda _t: None)
     live: bool = False  # repeat a running step's line with its elapsed time
+    position: str = ""  # " (2 of 4)": where the stage stands among the package's stages
 
 
 def _summary(instruction: Instruction) -> str:
@@ -296,8 +298,10 @@ class ActionSteps:
         if len(self.snapshot.layers) >= MAX_LAYERS:
             self.snapshot = self.backend.flatten(self.snapshot)
         self.events.emit({"event": "start", **where})
-        self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
-                        f"{_summary(instruction)}")
+        head = f"stage {self.stage}{self.events.position}: step {number} of {self.steps}"
+        log = runner.log_path(instruction.line) if isinstance(step, PlannedRun) else None
+        self.events.say(f"{head}: {_summary(instruction)}"
+                        + (f" (log: {log})" if log is not None else ""))
         started = time.monotonic()
 
         def run_here(view: Path, mount_root: Path) -> None:
@@ -310,10 +314,12 @@ class ActionSteps:
 
         stop = threading.Event()
 
-        def tick() -> None:  # the live line of a long step: still running, for how long
+        def tick() -> None:  # the live line of a long step: for how long, its last output
             while not stop.wait(TICK_SECONDS):
-                self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
-                                f"{_summary(instruction)} ({time.monotonic() - started:.0f}s)")
+                shown = last_line(log) if log is not None else None
+                self.events.say(f"{head}: {_summary(instruction)} "
+                                f"({time.monotonic() - started:.0f}s)"
+                                + (f": {shown}" if shown else ""))
 
         if self.events.live:
             threading.Thread(target=tick, daemon=True, name="rootseed-step-ticker").start()
@@ -331,8 +337,7 @@ class ActionSteps:
         self.executed.append(number)
         self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
                           "empty": result.empty})
-        self.events.say(f"stage {self.stage}: step {number}/{self.steps} done in "
-                        f"{seconds:.2f}s")
+        self.events.say(f"{head} done in {seconds:.2f}s")
 
     def _advance(self, result: ActionResult) -> None:
         if not result.empty:

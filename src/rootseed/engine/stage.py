@@ -169,6 +169,10 @@ class StageRunner:
             raise self.fail(i, e.message, e.hint) from e
 
     # -- RUN -----------------------------------------------------------------------------
+    def log_path(self, line: int) -> Path:
+        """Where the RUN step of Containerfile line ``line`` writes its output."""
+        return self.ctx.log_dir / f"{self.stage.label}-line{line:04d}.log"
+
     def run(self, i: PlannedRun) -> None:
         if i.user not in ROOT_USERS:
             raise self.fail(i, f"RUN as USER {i.user!r} is not supported",
@@ -177,7 +181,7 @@ class StageRunner:
         if i.script is not None:  # BuildKit mounts a #! heredoc read-only at /dev/pipes/
             # bound from memory, so no host path shows in the step's mountinfo
             data.append((i.script.content.encode("utf-8"), f"/dev/pipes/{i.script.name}", 0o755))
-        log = self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log"
+        log = self.log_path(i.line)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_bytes(b"")
         spec = SandboxSpec(rootfs=self.rootfs, argv=list(i.argv), env=dict(i.env),
