@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
 from rootseed.cli.common import common_options, require_sandbox
-from rootseed.console import emit_json, err, out
+from rootseed.console import Working, emit_json, out
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
@@ -75,11 +75,12 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
             if data is not None and not kept.is_file():  # out/ written anew: put it back
                 save_report_bytes(settings.out, result.package, data)
             return lines
-        with err.status("crosscheck: replaying the chain with the Python tools and "
-                        "diverse double-compiling…"):
+        with Working("crosscheck: replaying the chain with the Python tools and "
+                     "diverse double-compiling…") as status:
             full = replay(builder, result.package, with_deps=True, ddc=DdcOptions(),
                           options=BuildOptions(jobs=settings.jobs, debug=settings.debug,
-                                               progress=False))
+                                               progress=False),
+                          progress=lambda s: status.update(f"crosscheck: {s}"))
         data = report_bytes(full)
         save_report_bytes(settings.out, result.package, data)  # for `rootseed report`
         lines = full.bootstrap_lines()

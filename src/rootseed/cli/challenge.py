@@ -10,7 +10,8 @@ from rich.table import Table
 
 from rootseed.challenge import challenge
 from rootseed.cli.common import common_options, load_tree, require_sandbox
-from rootseed.console import canonical_json, emit_json, err, out
+from rootseed.console import Working, canonical_json, emit_json, out
+from rootseed.engine.steplog import last_line
 from rootseed.fsutil import atomic_write
 from rootseed.provenance.companions import CHALLENGE_FILE
 from rootseed.settings import Settings
@@ -33,9 +34,19 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
     tree = load_tree(settings)
     tree.get(package)  # a mistyped name is said before anything else
     require_sandbox()
-    with err.status(f"rebuilding {package} independently (fresh cache, other conditions)…"):
+    following: list[Path] = []
+
+    def latest() -> str | None:  # the rebuild's last output line (escaped, bounded)
+        return last_line(following[-1], 160) if following else None
+
+    with Working(f"challenge {package}: starting", follow=latest) as status:
+        def progress(text: str, log: Path | None) -> None:
+            if log is not None:
+                following.append(log)
+            status.update(f"challenge {package}: {text}")
+
         result = challenge(settings, tree, package, digests_dir=digests_dir,
-                           diff_tool=diff_tool, keep=keep)
+                           diff_tool=diff_tool, keep=keep, progress=progress)
     layout = settings.out / package
     if (layout / "index.json").is_file() and not layout.is_symlink():
         # atomically, as a regular file (a link planted under that name is replaced)

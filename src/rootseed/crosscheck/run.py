@@ -126,8 +126,10 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         futures = [pool.submit(task) for _, task in sorted(tasks, key=lambda t: t[0])]
         order = sorted(range(len(tasks)), key=lambda k: tasks[k][0])
         results: list[list[ArtifactCheck]] = [[] for _ in tasks]
-        for k, future in zip(order, futures, strict=True):
+        for done, (k, future) in enumerate(zip(order, futures, strict=True), 1):
             results[k] = future.result()
+            if progress is not None:
+                progress(f"{package}: {done} of {len(futures)} steps checked")
         for checks in results:
             report.checks.extend(checks)
         if diverse is not None:
