@@ -715,7 +715,7 @@ def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of cus
     broken = sum(1 for i in infos if i.status == "broken")
     missing = sum(1 for i in infos if i.status == "missing")
     unbuilt = sum(1 for i in infos if i.status == "unbuilt")
-    summary = (f"{len(infos)} packages: {verified} traced to the seed, "
+    summary = (f"{count(len(infos), 'package')}: {verified} traced to the seed, "
                + (f"{unsigned} not verified (a chain without its signature quorum), "
                   if unsigned else "")
                + f"{broken} broken, {missing} missing, {unbuilt} not built. Click a package "
