@@ -570,16 +570,21 @@ _JS = r"""
     if (!g) { return; }
     var m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(g.getAttribute("transform"));
     if (!m) { return; }
-    var w = Math.min(vb.w, home.w), h = Math.min(vb.h, home.h);
-    var box = g.querySelector("rect");
+    var box = g.querySelector("rect");  // centred, at the zoom the view has
     var cx = +m[1] + (+box.getAttribute("width")) / 2;
     var cy = +m[2] + (+box.getAttribute("height")) / 2;
-    setView({x: cx - w / 2, y: cy - h / 2, w: w, h: h});
+    if (cx > vb.x && cx < vb.x + vb.w && cy > vb.y && cy < vb.y + vb.h) { return; }
+    setView({x: cx - vb.w / 2, y: cy - vb.h / 2, w: vb.w, h: vb.h});
   }
   if (svg) {
     var base = svg.viewBox.baseVal;
-    home = {x: base.x, y: base.y, w: base.width, h: base.height};
     var boxEl = document.getElementById("graph-box");
+    // "fit": the whole graph, never drawn larger than its own size (a small graph would
+    // otherwise fill the box with one giant node)
+    var fw = Math.max(base.width, boxEl.clientWidth);
+    var fh = Math.max(base.height, boxEl.clientHeight);
+    home = {x: base.x - (fw - base.width) / 2, y: base.y - (fh - base.height) / 2,
+            w: fw, h: fh};
     // a tall graph opens at its top (the seed), as wide as the box: readable at once
     var tall = home.w * boxEl.clientHeight / Math.max(boxEl.clientWidth, 1);
     setView(tall < home.h ? {x: home.x, y: home.y, w: home.w, h: tall} : home);
