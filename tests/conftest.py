@@ -14,7 +14,7 @@ from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent
+from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent, short_gnupghome
 
 #: With this set to 1 (``.ci/run`` sets it when the source mirrors are present), a skipped
 #: test is a failure: a CI run that has everything must run everything.
@@ -40,9 +40,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     """Throwaway OpenPGP keys (real GnuPG), generated once per session (per xdist worker)."""
     if GPG is None:
         pytest.skip("GnuPG (gpg) is not installed")
-    home = tmp_path_factory.mktemp("gnupg")
-    home.chmod(0o700)
+    with short_gnupghome() as home:
+        yield _make_keys(home)
 
+
+def _make_keys(home: Path) -> Keys:
     def new_key(uid: str, *extra: str, expire: str = "0") -> str:
         gpg(home, *extra, "--quick-gen-key", uid, "ed25519", "sign", expire)
         return fingerprints(home, uid)[0]
@@ -55,18 +57,21 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     eve = new_key("Eve <eve@example.org>", "--faked-system-time", "20200101T000000",
                   expire="2020-06-01")
     rita = new_key("Rita <rita@example.org>")
-    yield Keys(home, alice, alice_sub, bob, mallory, eve, rita)
-    kill_agent(home)
+    return Keys(home, alice, alice_sub, bob, mallory, eve, rita)
 
 
 @pytest.fixture
-def gnupghome(keys: Keys, tmp_path: Path) -> Iterator[Path]:
-    """This test's own GNUPGHOME: a copy of the session's keys (secret and public)."""
-    home = tmp_path / "gnupg"
-    shutil.copytree(keys.home, home, ignore=shutil.ignore_patterns("S.*", "*.lock"))
-    home.chmod(0o700)
-    yield home
-    kill_agent(home)
+def gnupghome(keys: Keys) -> Iterator[Path]:
+    """This test's own GNUPGHOME: a copy of the session's keys (secret and public), at a
+    short path (see :func:`trust_helpers.short_gnupghome`)."""
+    with short_gnupghome() as base:
+        home = base / "g"
+        shutil.copytree(keys.home, home, ignore=shutil.ignore_patterns("S.*", "*.lock"))
+        home.chmod(0o700)
+        try:
+            yield home
+        finally:
+            kill_agent(home)
 
 
 @pytest.fixture(scope="session")

@@ -113,3 +113,20 @@ def three_level_chain(out: Path, *, seed_marked: bool = True) -> Chain:
     grandchild = build(out, GRANDCHILD_PKG, parents=(CHILD_PKG,),
                        sources=(plain_source("mescc-tools"),))
     return Chain(out=out, seed=seed, child=child, grandchild=grandchild)
+
+
+def large_out(out: Path, n: int = 500, *, built: int | None = None) -> list[str]:
+    """``n`` images in five stages, each built from one to three earlier ones (a fixed
+    pseudo-random DAG), the first from the seed; ``built`` (default all) of them written
+    to ``out``. Returns every package name, in build order."""
+    stages = ("bootstrap", "core", "pallet", "user", "extra")
+    names = [f"{stages[min(i * len(stages) // n, len(stages) - 1)]}-pkg{i:03d}"
+             for i in range(n)]
+    parents: dict[str, tuple[str, ...]] = {names[0]: ()}
+    for i in range(1, n):
+        picks = {(i * 7919 + k * 104729) % i for k in range(1 + i % 3)}
+        parents[names[i]] = tuple(names[p] for p in sorted(picks))
+    for name in names[: built if built is not None else n]:
+        build(out, name, parents=parents[name],
+              sources=(seed_source(),) if not parents[name] else (plain_source(name),))
+    return names

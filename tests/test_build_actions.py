@@ -204,7 +204,7 @@ def test_cli_events_live_lines_and_resume(tmp_path: Path) -> None:
               str(tmp_path / "o")]
     r = _cli("build", "core-app", "--snapshots", "overlay", *common)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "stage 0: step 2/20: RUN echo 2 >> /steps" in r.stderr  # the live line
+    assert "stage 0 (1 of 1): step 2 of 20: RUN echo 2 >> /steps (log: " in r.stderr
     log = next(line for line in r.stderr.splitlines() if "full log:" in line).split()[-1]
     assert Path(log).is_file() and str(tmp_path / "c") in log
     (d / "Containerfile").write_text(twenty_steps(fail_at=None))
@@ -217,3 +217,31 @@ def test_cli_events_live_lines_and_resume(tmp_path: Path) -> None:
     assert [e["step"] for e in mine if e["event"] == "end"] == list(range(3, 21))
     assert all(isinstance(e["seconds"], float) for e in mine if e["event"] != "start")
     assert json.loads(r.stdout)["results"][-1]["package"] == "core-app"
+
+
+@needs_overlay
+def test_a_long_step_shows_its_last_output_line_and_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The live line of a running step: where the build stands (stage N of M, step i of
+    n), the step's last output line (escaped, one line, bounded) and its log's path."""
+    import rootseed.engine.executor as executor
+
+    monkeypatch.setattr(executor, "TICK_SECONDS", 0.5)
+    tree = make_tree(tmp_path)
+    app_package(tree, "FROM rs/bootstrap-base AS first\nRUN echo one > /one\n"
+                      "FROM first\nRUN printf 'compiling x.c\\n\\033[31mred %s\\n' "
+                      "\"$(seq -s ' ' 1 100)\"; sleep 3\n")
+    with _builder(tree, tmp_path) as b:
+        b.build(["core-app"], BuildOptions(progress=True, snapshots="overlay"))
+    err = capsys.readouterr().err
+    live = [line for line in err.splitlines()
+            if line.startswith("core-app: stage 1 (2 of 2): step 1 of 1: RUN printf")]
+    assert "(log: " in live[0] and live[0].rstrip(")").endswith(".log")
+    log = Path(live[0].rsplit("(log: ", 1)[1].rstrip(")"))
+    assert log.is_file() and b"compiling x.c" in log.read_bytes()
+    ticks = [line for line in live[1:] if "s): " in line]
+    assert ticks, err
+    shown = ticks[-1].split("s): ", 1)[1]
+    assert shown.startswith("\\x1b[31mred 1 2 3") and shown.endswith("…")
+    assert len(shown) == 120 and "\x1b" not in ticks[-1]

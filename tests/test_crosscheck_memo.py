@@ -37,3 +37,14 @@ def test_tampered_memo_with_a_failure_is_ignored(tmp_path: Path) -> None:
     (path,) = (tmp_path / "crosscheck").iterdir()
     path.write_text('[{"identical": false, "summary": "x"}]')
     assert recall(tmp_path, RECORD) is None
+
+
+def test_the_crosscheck_report_is_kept_per_build(tmp_path: Path) -> None:
+    from rootseed.crosscheck.memo import recall_report, remember_report
+
+    assert recall_report(tmp_path, RECORD, ["gcc"]) is None
+    remember_report(tmp_path, RECORD, b'{"package":"bootstrap-stage0"}\n', ["gcc"])
+    assert recall_report(tmp_path, RECORD, ["gcc"]) == b'{"package":"bootstrap-stage0"}\n'
+    assert recall_report(tmp_path, RECORD, ["clang"]) is None
+    other = dataclasses.replace(RECORD, containerfile_sha256="c" * 64)
+    assert recall_report(tmp_path, other, ["gcc"]) is None

@@ -213,3 +213,17 @@ def test_two_concurrent_processes_share_one_cache(tmp_path: Path) -> None:
     outs = [p.communicate()[0].strip() for p in procs]
     assert outs == ["True"] * 4
     assert cache_names(tmp_path / "cache") == [sha(big.read_bytes())]
+
+
+def test_each_mirror_tried_is_said_as_it_is_tried(tmp_path: Path, server: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``build --stage`` tries hundreds of URLs: each attempt and why it failed is a plain
+    line on stderr as it happens (not only at the end)."""
+    dead = dead_url()
+    path = Fetcher(tmp_path, progress=True).fetch(
+        source(dead, f"{server}/error.tar", f"{server}/good.tar"))
+    assert path.read_bytes() == GOOD
+    err = capsys.readouterr().err
+    assert f"fetching good.tar from {dead}\n" in err
+    assert f"  {server}/error.tar: HTTP 500\n" in err
+    assert err.index(f"from {server}/error.tar") < err.index(f"from {server}/good.tar")

@@ -150,3 +150,21 @@ def test_an_unverified_images_chain_is_not_presented_as_confirmed(tmp_path: Path
     assert "the chain, artifact by artifact (not verified)" in page
     assert ("NOT VERIFIED: this image's chain of custody is broken or lacks its signature "
             "quorum") in page
+
+
+def test_a_wide_layer_wraps_instead_of_running_off_the_page() -> None:
+    """Many artifacts made by one program (the DDC-checked compiles of stage0) wrap onto
+    rows of at most PER_ROW, so the diagram fits a desktop page."""
+    import re
+
+    from rootseed.provenance.chain import H_GAP, MARGIN, NODE_W, PER_ROW, chain_svg
+
+    wide = Report("bootstrap-stage0", checks=[
+        _c(f"{A}/M2", f"{A}/M2", "/s/M2.hex2"),
+        *[_c(f"{A}/out-{i}.M1", f"{A}/M2", f"/s/src-{i}.c", by=(GCC, CLANG))
+          for i in range(20)]])
+    svg = chain_svg(nodes_from(wide.as_dict()))
+    width = int(re.search(r'width="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    assert width == MARGIN * 2 + PER_ROW * NODE_W + (PER_ROW - 1) * H_GAP <= 1400
+    rows = {int(y) for y in re.findall(r'class="artifact ddc".*?translate\(\d+,(\d+)\)', svg)}
+    assert len(rows) == 3  # 20 artifacts: 9 + 9 + 2

@@ -21,6 +21,7 @@ from provenance_fixtures import (
     GRANDCHILD_PKG,
     SEED_PKG,
     build,
+    large_out,
     plain_source,
     three_level_chain,
 )
@@ -227,7 +228,7 @@ def test_report_click_shows_details(tmp_path: Path) -> None:
     assert digests[CHILD_PKG] in text
     assert "stage0-posix.tar.gz" in text and "https://example.org/stage0-posix.tar.gz" in text
     assert SEED_PKG in text  # built from
-    assert '"result": "match"' in text  # challenge hook
+    assert "result\nmatch" in text and '"result"' not in text  # as text, not JSON
     assert "digest recomputed" in text
     assert requests and all(u.startswith("file:") for u in requests), requests
 
@@ -246,3 +247,73 @@ def test_report_select_parameter(tmp_path: Path) -> None:
     aside = [a for t, a in parser.tags if t == "aside"]
     assert aside and aside[0].get("data-package") == BROKEN_PKG
     assert f"missing parent {ORPHAN_PARENT}" in r.stdout
+
+
+def _large(tmp_path: Path) -> tuple[list[str], list[Any]]:
+    """500 packages in five stages, 120 of them built; a challenge result on one."""
+    names = large_out(tmp_path / "out", 500, built=120)
+    (tmp_path / "out" / names[5] / "challenge.json").write_text(json.dumps({
+        "package": names[5], "verdict": "differs", "recorded": "sha256:" + "a" * 64,
+        "rebuilt": "sha256:" + "b" * 64, "conditions": ["jobs=1", "umask=077"],
+        "reason": None, "diffoscope": None,
+        "differences": [{"path": "bin/tool", "what": "content",
+                         "recorded": {"sha256": "c" * 64}, "rebuilt": {"sha256": "d" * 64}}]}))
+    deps = {n: () for n in names}
+    infos = collect(tmp_path / "out", deps)
+    return names, infos
+
+
+def test_large_report_is_self_contained_and_has_its_features(tmp_path: Path) -> None:
+    names, infos = _large(tmp_path)
+    page = render_html(infos)
+    parser = _Collector()
+    parser.feed(page)
+    for tag, attrs in parser.tags:  # no resource from anywhere else
+        assert tag not in ("link", "iframe", "img", "object", "embed"), tag
+        for attr in ("src", "href", "xlink:href", "srcset", "action"):
+            assert attrs.get(attr) is None or str(attrs[attr]).startswith("#")
+    ids = {a.get("id") for _, a in parser.tags}
+    assert {"search", "stage", "status", "zoom-in", "zoom-out", "fit", "graph",
+            "packages", "details"} <= ids
+    graph_nodes = [a["data-package"] for t, a in parser.tags if t == "g" and "data-package" in a]
+    assert sorted(graph_nodes) == sorted(names[:120])  # what was built, not 500 boxes
+    rows = [a["data-package"] for t, a in parser.tags if t == "tr" and "data-package" in a]
+    assert len(rows) == 500 and rows[:120] == sorted(names[:120])  # built first
+    stages = [a.get("value") for t, a in parser.tags if t == "option"]
+    assert {"bootstrap", "core", "pallet", "user", "extra", "verified", "unbuilt"} <= set(stages)
+    svg = next(a for t, a in parser.tags if t == "svg")
+    assert "large" in str(svg.get("class")) and int(str(svg["width"])) < 2000
+
+
+@needs_chromium
+def test_large_report_in_chromium_search_filter_select_and_text(tmp_path: Path) -> None:
+    names, infos = _large(tmp_path)
+    report = write_report(tmp_path / "report.html", infos)
+    with chromium(tmp_path) as cdp:
+        cdp.call("Page.enable")
+        cdp.call("Page.navigate", url=report.as_uri() + f"?select={names[5]}")
+        cdp.wait_event("Page.loadEventFired")
+        state = json.loads(cdp.eval("""(() => {
+            const s = document.getElementById('search');
+            const before = document.getElementById('count').textContent;
+            s.value = 'pkg01'; s.dispatchEvent(new Event('input'));
+            const searched = document.getElementById('count').textContent;
+            const dim = document.querySelectorAll('g.node.dim').length;
+            s.value = ''; s.dispatchEvent(new Event('input'));
+            const st = document.getElementById('status');
+            st.value = 'unbuilt'; st.dispatchEvent(new Event('change'));
+            const unbuilt = document.getElementById('count').textContent;
+            const vb = document.getElementById('graph').getAttribute('viewBox').split(' ');
+            return JSON.stringify({before, searched, dim, unbuilt,
+                view: vb.map(Number),
+                lit: document.querySelectorAll('path.edge.lit').length,
+                text: document.getElementById('details').innerText});
+        })()"""))
+    assert state["before"] == "500 of 500 packages"
+    assert state["searched"] == "10 of 500 packages"  # pkg010 … pkg019
+    assert state["dim"] == 120 - 10
+    assert state["unbuilt"] == "380 of 500 packages"
+    assert state["view"][2] < 2000 and state["lit"] >= 1  # focused on it, its edges lit
+    text = state["text"]
+    assert "verdict: differs" in text and "1 differing file" in text and "bin/tool" in text
+    assert "{" not in text  # no raw JSON

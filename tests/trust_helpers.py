@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,20 @@ def kill_agent(home: Path) -> None:
     if gpgconf is not None:
         subprocess.run([gpgconf, "--homedir", str(home), "--kill", "all"],
                        capture_output=True, check=False)
+
+
+@contextmanager
+def short_gnupghome(prefix: str = "rs-gpg-") -> Iterator[Path]:
+    """A new GNUPGHOME (0700) whose path is short whatever TMPDIR is: gpg-agent puts its
+    socket in it, and a Unix socket path is limited to 107 bytes, so a home under a long
+    TMPDIR (pytest's tmp_path) breaks every signing. Removed, agent killed, at the end."""
+    base = "/tmp" if os.access("/tmp", os.W_OK | os.X_OK) else None
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=base))  # mode 0700
+    try:
+        yield home
+    finally:
+        kill_agent(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -363,3 +363,28 @@ def test_two_processes_with_caches_of_their_own_publish_into_one_out(tmp_path: P
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert_published(tree.out)
+
+
+def test_rootseeds_own_records_beside_the_image_are_kept(tmp_path: Path) -> None:
+    """crosscheck.json and challenge.json describe this exact image: building it again
+    keeps them (no warning); a link under such a name is still never kept."""
+    tree = plain(tmp_path)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    digest = assert_published(tree.out)
+    (tree.out / IMAGE / "crosscheck.json").write_text('{"package":"test-plain"}\n')
+    (tree.out / IMAGE / "challenge.json").write_text('{"verdict":"identical"}\n')
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    assert "holds more than the image" not in proc.stderr
+    assert_published(tree.out, digest)
+    assert (tree.out / IMAGE / "crosscheck.json").read_text() == '{"package":"test-plain"}\n'
+    assert (tree.out / IMAGE / "challenge.json").read_text() == '{"verdict":"identical"}\n'
+    host = Canaries(tmp_path)
+    (tree.out / IMAGE / "challenge.json").unlink()
+    (tree.out / IMAGE / "challenge.json").symlink_to(host.dir)
+    proc = tree.build("test-plain")
+    assert proc.returncode == 0, proc.stderr
+    assert "holds more than the image (challenge.json)" in proc.stderr
+    assert not os.path.lexists(tree.out / IMAGE / "challenge.json")
+    host.assert_unchanged()

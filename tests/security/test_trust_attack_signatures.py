@@ -18,7 +18,7 @@ import pytest
 
 from rootseed.trust import payload, store
 from trust_attack import canaries, run, snapshot
-from trust_helpers import Keys, fingerprints, gpg, kill_agent, make_image
+from trust_helpers import Keys, fingerprints, gpg, make_image, short_gnupghome
 
 PKG = "bootstrap-stage0"
 REGISTRY = "rootseed"
@@ -36,16 +36,14 @@ class WeakKeys:
 @pytest.fixture(scope="module")
 def weak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeakKeys]:
     """Keys the policy refuses (RSA/DSA 1024) and an RSA-2048 key, made by real GnuPG."""
-    home = tmp_path_factory.mktemp("weak-gnupg")
-    home.chmod(0o700)
-    made = {}
-    for uid, algo in (("RSA1024 <r1@example.org>", "rsa1024"),
-                      ("RSA2048 <r2@example.org>", "rsa2048"),
-                      ("DSA1024 <d1@example.org>", "dsa1024")):
-        gpg(home, "--quick-gen-key", uid, algo, "sign", "0")
-        made[algo] = fingerprints(home, uid)[0]
-    yield WeakKeys(home, made["rsa1024"], made["rsa2048"], made["dsa1024"])
-    kill_agent(home)
+    with short_gnupghome() as home:
+        made = {}
+        for uid, algo in (("RSA1024 <r1@example.org>", "rsa1024"),
+                          ("RSA2048 <r2@example.org>", "rsa2048"),
+                          ("DSA1024 <d1@example.org>", "dsa1024")):
+            gpg(home, "--quick-gen-key", uid, algo, "sign", "0")
+            made[algo] = fingerprints(home, uid)[0]
+        yield WeakKeys(home, made["rsa1024"], made["rsa2048"], made["dsa1024"])
 
 
 class World:

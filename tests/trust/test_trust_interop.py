@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from rootseed.trust import payload, store
 from rootseed.trust.facts import CryptoStatus
 from rootseed.trust.quorum import check_quorum
 from rootseed.trust.sequoia import Keyring
-from trust_helpers import Keys, gpg, make_image
+from trust_helpers import Keys, gpg, make_image, short_gnupghome
 
 PKG = "bootstrap-stage0"
 REGISTRY = "rootseed"
@@ -30,6 +31,13 @@ def sign(out: Path, sigs: Path, home: Path, key: str) -> None:
               "--registry", REGISTRY, "--tag", "1.0", "--out", str(out)])
     except SystemExit as e:
         raise AssertionError(f"rootseed sign failed with exit {e.code}") from e
+
+
+@pytest.fixture
+def gnupg_home() -> Iterator[Path]:
+    """An empty GNUPGHOME at a short path (see trust_helpers.short_gnupghome)."""
+    with short_gnupghome() as home:
+        yield home
 
 
 def manifest_bytes(out: Path, digest: str) -> bytes:
@@ -181,12 +189,11 @@ def test_skopeo_and_verify_both_stop_at_a_gap_in_the_numbering(
 
 @needs_skopeo
 def test_signatures_made_by_sequoia_verify_with_gpg_skopeo_and_rootseed(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], gnupg_home: Path) -> None:
     """The other way round: a key and signatures made by Sequoia, checked by the others."""
     import pysequoia
 
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
+    home = gnupg_home  # short: gpg-agent's socket lives in it
     out = tmp_path / "out"
     digest = make_image(out, PKG)
     manifest = tmp_path / "manifest.json"

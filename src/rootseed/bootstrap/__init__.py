@@ -23,6 +23,7 @@ from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings
 from rootseed.tree import Package, Tree
+from rootseed.wording import count
 
 STAGE0 = "bootstrap-stage0"
 DEMO = "seed-hello"
@@ -148,8 +149,8 @@ def bootstrap(settings: Settings, *, demo: bool = False,
                for dep in tree.order([name]) for s in tree.packages[dep].sources]
     verified = [
         f"{len(sources)} pinned sources verified by sha256 before use",
-        f"/bin holds exactly the {len(tools)} expected files, each matching its pinned "
-        "sha256 and size",
+        f"/bin holds exactly the {count(len(tools), 'expected file')}, each matching its "
+        "pinned sha256 and size",
     ]
     digests_dir = tree.root.parent / "digests"
     images = {image: digest for r in results for image, (_, digest) in r.images().items()}
@@ -164,13 +165,16 @@ def bootstrap(settings: Settings, *, demo: bool = False,
             raise DigestMismatch(
                 f"{name}: the chain's images differ from the digests recorded in "
                 f"{digests_dir}:\n  " + "\n  ".join(problems),
-                hint="a build that is not reproducible, or a change to the tree: run "
-                     "`rootseed challenge` to see which files differ; if the change is "
-                     "intended, record it with `rootseed digests` and commit the result")
+                hint="a build that is not reproducible, a change to the tree, or a value "
+                     "published by someone else (StageX signs its digests: keep it, it is "
+                     "the reference): `rootseed challenge` rebuilds independently and "
+                     "shows which files differ; only when digests/ is your own record and "
+                     "the change is intended: `rootseed digests --replace`, then commit")
         stages = sorted({tree.packages[r.package].stage for r in results})
         verified.append(
-            f"{len(images)} manifest digest{'s' if len(images) > 1 else ''} equal the "
-            "recorded ones in " + ", ".join(f"digests/{s}.txt" for s in stages))
+            (f"{count(len(images), 'manifest digest')} equal the recorded ones in "
+             if len(images) != 1 else "1 manifest digest equals the recorded one in ")
+            + ", ".join(f"digests/{s}.txt" for s in stages))
     chain = Chain(seed.file if seed else None, tuple(
         link(r.package, r.manifest_digest, parse_file(tree.packages[r.package].containerfile))
         for r in results))

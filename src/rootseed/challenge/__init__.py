@@ -128,7 +128,14 @@ def _stock_mirror(settings: Settings, tree: Tree, package: str, mirror: Path) ->
 
 
 def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path | None = None,
-              diff_tool: str | None = None, keep: bool = False) -> ChallengeResult:
+              diff_tool: str | None = None, keep: bool = False,
+              progress: Callable[[str, Path | None], None] | None = None) -> ChallengeResult:
+    """Rebuild ``package`` independently and compare. ``progress(text, log)``: what it is
+    doing now, and the log the rebuild writes (None when there is none)."""
+    def say(text: str, log: Path | None = None) -> None:
+        if progress is not None:
+            progress(text, log)
+
     tree.get(package)
     recorded, recorded_from, layout = recorded_digest(settings, tree, package, digests_dir)
     conditions = _conditions(settings)
@@ -138,6 +145,7 @@ def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path
     if recorded is None:
         result.reason = f"no recorded digest for {package}: looked in {recorded_from}"
         return result
+    say(f"waiting for the second {package} was recorded in to pass")
     leave_the_recorded_second(layout)
     result.conditions.append(
         "started=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -159,6 +167,9 @@ def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path
         env = {**os.environ, **conditions.env, "TMPDIR": str(tmpdir)}
         env.pop("ROOTSEED_CACHE_DIR", None)
         log = work / "rebuild.log"
+        say(f"rebuilding {package} from the verified sources (fresh cache, "
+            f"{', '.join(conditions.describe()[:2])}, other TZ/locale/TMPDIR) — log: {log}",
+            log)
         with log.open("wb") as f:
             proc = subprocess.run(argv, cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, check=False,
@@ -176,6 +187,7 @@ def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path
             return result
         result.verdict = "differs"
         if layout is not None:
+            say(f"comparing the files of the recorded and the rebuilt {package}")
             a, b = work / "recorded", work / "rebuilt"
             unpack_image(layout, a)
             unpack_image(rebuilt_layout, b)

@@ -5,6 +5,7 @@ Each command lives in its own module and is registered in :data:`COMMANDS`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import signal
 import sys
@@ -23,6 +24,17 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A mistyped command is one message that names the closest commands."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            close = difflib.get_close_matches(name, sorted(COMMANDS), n=3)
+            hint = (f" Did you mean {' or '.join(repr(c) for c in close)}?" if close
+                    else " See 'rootseed --help' for the commands.")
+            raise click.UsageError(f"no such command {name!r}.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module_name = COMMANDS.get(cmd_name)

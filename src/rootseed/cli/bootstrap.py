@@ -11,26 +11,29 @@ from rich.panel import Panel
 from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
-from rootseed.cli.common import common_options
+from rootseed.cli.common import common_options, require_sandbox
 from rootseed.cli.step_limits import step_limit_options
-from rootseed.console import emit_json, err, out
+from rootseed.console import Working, emit_json, out
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.errors import RootseedError
 from rootseed.settings import Settings
+from rootseed.wording import count
 
 
 def render(report: BootstrapReport) -> None:
-    title = ("rootseed bootstrap --demo: rootseed's own seed (shipped examples, no download)"
-             if report.demo else "rootseed bootstrap: stage0 from the 181-byte seed")
+    # short titles: a panel's title is cut to the panel's width (80 columns)
+    title = "rootseed bootstrap --demo" if report.demo else "rootseed bootstrap"
     seed = report.seed
     # Derived from this build: the programs its RUN steps ran and the images they made.
-    lines = [f"[bold]chain[/]  {escape(report.chain.text())}"]
+    lines = [("[bold]demo[/]   rootseed's own seed (shipped examples, no download)"
+              if report.demo else "[bold]what[/]   stage0 from the 181-byte hex0 seed"),
+             f"[bold]chain[/]  {escape(report.chain.text())}"]
     if seed:
         lines.append(f"[bold]seed[/]   {seed['file']}  sha256:{seed['sha256']}")
     lines.append(f"[bold]image[/]  {report.package}  {report.manifest_digest}"
                  + ("  (cached)" if report.cached else ""))
-    out.print(Panel("\n".join(lines), title=title, expand=True))
-    table = Table(title=f"{len(report.tools)} tools in /bin")
+    out.print(Panel("\n".join(lines), title=title, expand=out.is_terminal))
+    table = Table(title=f"{count(len(report.tools), 'tool')} in /bin")
     for col, justify in (("tool", "left"), ("sha256", "left"), ("bytes", "right"),
                          ("pinned", "center")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -81,24 +84,33 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     def crosscheck(builder: Builder, result: BuildResult) -> list[dict[str, Any]]:
         from rootseed.crosscheck import crosscheck as replay
         from rootseed.crosscheck.compilers import find_compilers
-        from rootseed.crosscheck.memo import recall, remember
-        from rootseed.crosscheck.run import save_report
+        from rootseed.crosscheck.memo import recall, recall_report, remember, remember_report
+        from rootseed.crosscheck.run import report_bytes, save_report_bytes
 
         ahead = starters[0].started() if starters else None
         compilers = [f"{c.label} {c.path}" for c in find_compilers()[0]]
         if not no_cache and (lines := recall(settings.cache_dir, result.record, compilers)):
             if ahead is not None:
                 ahead.close()
+            kept = settings.out / result.package / "crosscheck.json"
+            data = recall_report(settings.cache_dir, result.record, compilers)
+            if data is not None and not kept.is_file():  # out/ written anew: put it back
+                save_report_bytes(settings.out, result.package, data)
             return lines
-        with err.status("crosscheck: replaying the chain with the Python tools and "
-                        "diverse double-compiling…"):
+        with Working("crosscheck: replaying the chain with the Python tools and "
+                     "diverse double-compiling…") as status:
             full = ahead.finish() if ahead is not None else replay(
-                builder, result.package, with_deps=True, ddc=DdcOptions(), options=options)
-        save_report(settings.out, full)  # for `rootseed report`'s chain diagram
+                builder, result.package, with_deps=True, ddc=DdcOptions(), options=options,
+                progress=lambda s: status.update(f"crosscheck: {s}"))
+        data = report_bytes(full)
+        save_report_bytes(settings.out, result.package, data)  # for `rootseed report`
         lines = full.bootstrap_lines()
         remember(settings.cache_dir, result.record, lines, compilers)
+        if full.ok:
+            remember_report(settings.cache_dir, result.record, data, compilers)
         return lines
 
+    require_sandbox()
     try:
         report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck,
                            events=events)

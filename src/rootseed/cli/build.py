@@ -10,11 +10,22 @@ from typing import Any
 import click
 from rich.table import Table
 
-from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
+from rootseed.cli.common import (
+    build_arg_values,
+    common_options,
+    load_tree,
+    make_fetcher,
+    require_sandbox,
+)
 from rootseed.cli.step_limits import step_limit_options
 from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json, err, out
-from rootseed.engine.digests import check_digests, read_digests, write_digests
+from rootseed.engine.digests import (
+    RecordedDigestsDiffer,
+    check_digests,
+    read_digests,
+    write_digests,
+)
 from rootseed.engine.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
 from rootseed.engine.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.errors import RootseedError
@@ -33,6 +44,9 @@ def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
          build_args: dict[str, str], no_cache: bool, no_cache_from: str | None = None,
          snapshots: str = "auto",
          step_timeout: float | None = DEFAULT_STEP_TIMEOUT) -> list[BuildResult]:
+    for name in names:
+        tree.get(name)  # a mistyped name is said first
+    require_sandbox()
     options = BuildOptions(target=target, build_args=build_args, no_cache=no_cache,
                            jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
                            no_cache_from=None if no_cache_from is None
@@ -111,9 +125,11 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
     results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
                    snapshots, step_timeout)
     problems: list[str] = []
+    built = _image_digests(results)
+    recorded: dict[str, str] = {}
     if check:
         recorded = read_digests(_digests_dir(tree, digests_dir))
-        problems = check_digests(_image_digests(results).items(), recorded)
+        problems = check_digests(built.items(), recorded)
     if settings.json:
         emit_json({"results": [_result_json(r) for r in results], "check": problems})
     else:
@@ -122,9 +138,27 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
             click.echo(f"{r.manifest_digest} {r.package} ({state})")
     if problems:
         raise RootseedError("digest check failed:\n  " + "\n  ".join(problems),
-                            hint="the build is not reproducible here, or digests/ is stale "
-                                 "(`rootseed digests` records the current build)")
+                            hint=check_hint(built, recorded, _digests_dir(tree, digests_dir)))
     return 0
+
+
+def check_hint(built: dict[str, str], recorded: dict[str, str], directory: Path) -> str:
+    """What to do after ``--check`` failed. A recorded digest that differs is a reference
+    (perhaps published and signed by someone else), never something to overwrite."""
+    differ = sorted(n for n, d in built.items()
+                    if recorded.get(n) not in (None, d.removeprefix("sha256:")))
+    if not differ:
+        return (f"no digest is recorded for these images in {directory}; "
+                "`rootseed digests PACKAGE` records this build's")
+    name = differ[0]
+    return (f"this build does not reproduce the digest recorded in {directory}. If that value "
+            "was published by someone else (StageX signs its digests), it is the reference "
+            f"being checked: keep it. `rootseed challenge {name}` rebuilds independently and "
+            "compares (is this build reproducible?); to see which files differ from the "
+            "published image, copy it into an OCI layout (e.g. skopeo copy "
+            f"docker://<registry>/{name}@sha256:{recorded[name]} oci:DIR) and compare its "
+            f"files with {name}'s in --out (diffoscope). Only when {directory} is your own "
+            "record: `rootseed digests --replace`")
 
 
 def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache: bool,
@@ -133,6 +167,7 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
     everything was built (or cached) and, with --check, matches digests/."""
     tree = load_tree(settings, args)
     names = select(tree, stage)
+    require_sandbox()
     options = BuildOptions(build_args=args, no_cache=no_cache, jobs=settings.jobs,
                            debug=settings.debug, progress=False, step_timeout=step_timeout,
                            events=_event_line if settings.json else None)
@@ -179,20 +214,45 @@ def _whole_table(report: WholeReport, base: Path) -> None:
 @click.argument("packages", nargs=-1)
 @click.option("--digests-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Where to write digests/<stage>.txt (default: beside the tree).")
+@click.option("--replace", is_flag=True,
+              help="Replace recorded digests that differ from this build's (without it, a "
+                   "differing recorded value is shown and nothing is written).")
 @common_options
-def digests_cmd(packages: tuple[str, ...], digests_dir: Path | None, settings: Settings) -> None:
-    """Build PACKAGES (default: all; cached builds are instant) and record their digests."""
+def digests_cmd(packages: tuple[str, ...], digests_dir: Path | None, replace: bool,
+                settings: Settings) -> None:
+    """Build PACKAGES (default: all; cached builds are instant) and record their digests.
+
+    New images are added; a recorded digest that differs is shown (recorded → built) and
+    left alone unless --replace is given: a recorded value may be one someone else
+    published, to be checked, not overwritten."""
     tree = load_tree(settings)
     names = list(packages) or tree.buildable()
     results = _run(settings, tree, names, None, {}, False)
     directory = _digests_dir(tree, digests_dir)
     digests = _image_digests(results)
-    written = write_digests(directory, digests, _image_stages(tree, results))
+    try:
+        changes, written = write_digests(directory, digests, _image_stages(tree, results),
+                                         replace=replace)
+    except RecordedDigestsDiffer as e:
+        if settings.json:
+            emit_json({"files": [], "digests": digests, "written": False,
+                       "changes": [c.to_json() for c in e.changes]})
+        raise
     if settings.json:
-        emit_json({"files": [str(p) for p in written], "digests": digests})
-    else:
-        for path in written:
-            click.echo(f"wrote {path}")
+        emit_json({"files": [str(p) for p in written], "digests": digests, "written": True,
+                   "changes": [c.to_json() for c in changes]})
+        return
+    for c in changes:
+        if c.status == "differs":
+            click.echo(f"{c.image}: sha256:{c.old} → sha256:{c.new} (replaced)")
+        elif c.status == "added":
+            click.echo(f"{c.image}: sha256:{c.new} (added)")
+        else:
+            click.echo(f"{c.image}: sha256:{c.new} (unchanged)")
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not written:
+        click.echo(f"{directory}: already records these digests; nothing written")
 
 
 COMMANDS = [build_cmd, digests_cmd]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rootseed.cli.common import common_options
+from rootseed.cli.common import options
 from rootseed.console import emit_json
 from rootseed.engine.maintenance import prune, usage
 from rootseed.settings import Settings
@@ -25,7 +25,7 @@ def cache_group() -> None:
 
 
 @cache_group.command("du")
-@common_options
+@options("cache-dir", cache_must_exist=True)
 def du_cmd(settings: Settings) -> None:
     """How much each part of the cache holds."""
     found = usage(settings.cache_dir)
@@ -41,12 +41,19 @@ def du_cmd(settings: Settings) -> None:
 
 
 @cache_group.command("prune")
-@click.option("--keep-days", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Keep entries used within this many days (0 removes everything).")
-@common_options
-def prune_cmd(keep_days: float, settings: Settings) -> None:
-    """Remove cache entries not used within --keep-days (whole entries, atomically)."""
-    result = prune(settings.cache_dir, keep_days)
+@click.option("--keep-days", type=click.FloatRange(min=0), default=None, metavar="N",
+              help="Keep entries used within the last N days, remove the others.")
+@click.option("--all", "all_", is_flag=True, help="Remove every entry (the same as "
+              "--keep-days 0).")
+@options("cache-dir", cache_must_exist=True)
+def prune_cmd(keep_days: float | None, all_: bool, settings: Settings) -> None:
+    """Remove cache entries not used within --keep-days N, or --all of them (whole
+    entries, atomically). One of the two must be given: nothing is removed by default."""
+    if (keep_days is None) == (not all_):
+        raise click.UsageError("say what to remove: --keep-days N (entries not used within N "
+                               "days) or --all (everything)" if keep_days is None else
+                               "give --keep-days N or --all, not both")
+    result = prune(settings.cache_dir, 0.0 if all_ else float(keep_days or 0))
     if settings.json:
         emit_json({"removed": result.removed, "bytes": result.bytes})
         return

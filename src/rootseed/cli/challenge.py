@@ -11,9 +11,11 @@ from rich.table import Table
 
 from rootseed import safefs
 from rootseed.challenge import challenge
-from rootseed.cli.common import common_options, load_tree
+from rootseed.cli.common import common_options, load_tree, require_sandbox
 from rootseed.cli.step_limits import step_limit_options
-from rootseed.console import canonical_json, emit_json, err, out
+from rootseed.console import Working, canonical_json, emit_json, err, out
+from rootseed.engine.steplog import last_line
+from rootseed.provenance.companions import CHALLENGE_FILE
 from rootseed.settings import Settings
 
 
@@ -30,7 +32,7 @@ def _save(out_dir: Path, package: str, data: bytes) -> None:
         err.print(f"warning: challenge.json not written: {e}", markup=False)
         return
     try:
-        safefs.write_atomic(out_dir, layout / "challenge.json", data, create=False)
+        safefs.write_atomic(out_dir, layout / CHALLENGE_FILE, data, create=False)
     except (OSError, safefs.UnsafePath) as e:
         err.print(f"warning: challenge.json not written: {e}", markup=False)
 
@@ -51,9 +53,21 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
     Exit status: 0 identical, 2 differs, 1 could not decide.
     """
     tree = load_tree(settings)
-    with err.status(f"rebuilding {package} independently (fresh cache, other conditions)…"):
+    tree.get(package)  # a mistyped name is said before anything else
+    require_sandbox()
+    following: list[Path] = []
+
+    def latest() -> str | None:  # the rebuild's last output line (escaped, bounded)
+        return last_line(following[-1], 160) if following else None
+
+    with Working(f"challenge {package}: starting", follow=latest) as status:
+        def progress(text: str, log: Path | None) -> None:
+            if log is not None:
+                following.append(log)
+            status.update(f"challenge {package}: {text}")
+
         result = challenge(settings, tree, package, digests_dir=digests_dir,
-                           diff_tool=diff_tool, keep=keep)
+                           diff_tool=diff_tool, keep=keep, progress=progress)
     _save(settings.out, package, (canonical_json(result.as_dict()) + "\n").encode())
     if settings.json:
         emit_json(result.as_dict())

@@ -9,9 +9,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from rootseed.cli.common import common_options, load_tree
+from rootseed.cli.common import common_options, load_tree, require_sandbox
 from rootseed.cli.step_limits import step_limit_options
-from rootseed.console import emit_json, err, out
+from rootseed.console import Working, emit_json, err, out
 from rootseed.crosscheck import Report, Status, crosscheck_package
 from rootseed.crosscheck.compilers import KNOWN
 from rootseed.crosscheck.run import DdcOptions, save_report
@@ -113,7 +113,9 @@ def crosscheck_cmd(package: str, with_deps: bool, no_rerun: bool, ddc: bool,
     """
     compilers = parse_compilers(ddc_compilers)
     tree = load_tree(settings)
-    with err.status(f"crosschecking {package}…") as status:
+    tree.get(package)  # a mistyped name is said before anything else
+    require_sandbox()
+    with Working(f"crosschecking {package}…") as status:
         report = crosscheck_package(settings, tree, package, with_deps=with_deps,
                                     rerun=not no_rerun,
                                     ddc=DdcOptions(compilers) if ddc else None,

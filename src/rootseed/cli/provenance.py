@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.markup import escape
 
-from rootseed.cli.common import common_options
+from rootseed.cli.common import options
 from rootseed.cli.trust_options import quorum_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
 from rootseed.provenance.binding import tree_expectations
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
 from rootseed.provenance.report import collect, write_report
+from rootseed.provenance.seeds import SeedPolicy
 from rootseed.provenance.trace import Pins, Tracer
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 from rootseed.trust.verify import ImageVerifier
+from rootseed.wording import count
 
 NOT_CHECKED = "signatures not checked (no --keyring)"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def seed_option(func: F) -> F:
+    return click.option(
+        "--seed", "seeds", multiple=True, metavar="FILE|SHA256",
+        help="Also accept this file (or sha256) as a seed where a chain built FROM scratch "
+             "ends (repeatable). Without it: sources marked seed = true, and files whose "
+             "sha256 is a known seed (StageX's hex0-seed).")(func)
 
 
 @contextmanager
@@ -66,10 +78,11 @@ def tree_pins(tree: Tree | None) -> Pins | None:
 @click.argument("package")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "mermaid", "dot"]),
               default="text", show_default=True, help="Output format.")
+@seed_option
 @quorum_options(keyring_required=False)
-@common_options
-def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, signatures: Path,
-              registry: str | None, settings: Settings) -> None:
+@options("tree", "cache-dir", "out")
+def trace_cmd(package: str, fmt: str, seeds: tuple[str, ...], keyring_path: Path | None,
+              quorum: int, signatures: Path, registry: str | None, settings: Settings) -> None:
     """Follow PACKAGE's provenance back to the seed, re-checking every digest.
 
     Each image's manifest digest is recomputed from its layout in --out and compared with
@@ -84,7 +97,8 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
         root = Tracer(settings.out, cache_dir=settings.cache_dir,
                       quorum_status=(lambda p, d: NOT_CHECKED) if verifier is None else None,
                       signatures=verifier, require_quorum=verifier is not None,
-                      pins=tree_pins(tree)).trace(package)
+                      pins=tree_pins(tree),
+                      seeds=SeedPolicy().with_given(seeds)).trace(package)
     if settings.json or fmt == "json":
         emit_json(to_json(root))
     elif fmt == "mermaid":
@@ -93,10 +107,18 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
         sys.stdout.write(to_dot(root))
     else:
         out.print(to_rich(root))
-        seeds = sorted({f"{s.file} sha256 {s.sha256}" for n in root.walk() for s in n.seeds})
+        found = sorted({f"{s.file} sha256 {s.sha256}" for n in root.walk() for s in n.seeds})
         # escaped: seed file names come from provenance.json (hostile: "[/x]" is markup)
-        err.print(f"[green]✓[/] {escape(package)}: {sum(1 for _ in root.walk())} images "
-                  f"verified back to the seed ({escape('; '.join(seeds))})")
+        images = count(sum(1 for _ in root.walk()), "image")
+        err.print(f"[green]✓[/] {escape(package)}: {images} verified back to the seed "
+                  f"({escape('; '.join(found))})")
+        for n in root.walk():
+            for s in n.provenance.seeds:
+                err.print(escape(f"  seed: {s.file} (source of {n.package}): marked "
+                                 "seed = true in package.toml"))
+            for r in n.recognised:
+                err.print(escape(f"  seed: {r.file} ({r.kind} of {n.package}), taken as the "
+                                 f"seed because {r.why}"))
         if tree is None:
             err.print(f"[yellow]note:[/] no package tree at {escape(str(settings.tree))}: the "
                       "recorded sources, Containerfiles and build args were not compared with "
@@ -106,10 +128,11 @@ def trace_cmd(package: str, fmt: str, keyring_path: Path | None, quorum: int, si
 @click.command("report")
 @click.option("--output", "-o", "output", type=click.Path(path_type=Path, dir_okay=False),
               default=Path("report.html"), show_default=True, help="HTML file to write.")
+@seed_option
 @quorum_options(keyring_required=False)
-@common_options
-def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures: Path,
-               registry: str | None, settings: Settings) -> None:
+@options("tree", "cache-dir", "out")
+def report_cmd(output: Path, seeds: tuple[str, ...], keyring_path: Path | None, quorum: int,
+               signatures: Path, registry: str | None, settings: Settings) -> None:
     """Write one self-contained HTML page with the trust chain of every built image.
 
     With --keyring, as with ``trace --keyring``, an image is verified only when it, its
@@ -122,7 +145,8 @@ def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures:
                       registry=registry, quorum=quorum) as verifier:
         infos = collect(settings.out, deps, cache_dir=settings.cache_dir,
                         quorum_status=(lambda p, d: NOT_CHECKED) if verifier is None else None,
-                        signatures=verifier, pins=tree_pins(tree))
+                        signatures=verifier, pins=tree_pins(tree),
+                        seeds=SeedPolicy().with_given(seeds))
     path = write_report(output, infos)
     broken = [i.package for i in infos if i.status in ("broken", "missing")]
     unsigned = [i.package for i in infos if i.status == "unsigned"]
@@ -134,7 +158,7 @@ def report_cmd(output: Path, keyring_path: Path | None, quorum: int, signatures:
                    "signatures_checked": verifier is not None})
     else:
         # escaped: package names are directory names in out/
-        err.print(escape(f"wrote {path} ({len(infos)} packages"
+        err.print(escape(f"wrote {path} ({count(len(infos), 'package')}"
                          + (f"; not verified: {', '.join(not_verified)})" if not_verified
                             else ")")))
         if unsigned:

@@ -7,10 +7,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from rootseed.cli.common import build_arg_values, common_options, load_tree, make_fetcher
+from rootseed.cli.common import build_arg_values, load_tree, make_fetcher, options
 from rootseed.console import emit_json, err, out
 from rootseed.settings import Settings
 from rootseed.tree import Package, Tree
+from rootseed.wording import count
 
 
 def package_json(p: Package) -> dict[str, Any]:
@@ -39,12 +40,13 @@ def _status(tree: Tree, name: str) -> str:
 def _problem_note(tree: Tree) -> None:
     errors = tree.errors()
     if errors:
-        err.print(f"{len(errors)} problem(s) make {len(tree.broken)} package(s) unbuildable; "
+        err.print(f"{count(len(errors), 'problem')} make {count(len(tree.broken), 'package')} "
+                  "unbuildable; "
                   "`rootseed check` names each one", highlight=False)
 
 
 @click.command("list")
-@common_options
+@options("tree")
 def list_cmd(settings: Settings) -> None:
     """List the tree's packages: versions, sources and dependencies."""
     tree = load_tree(settings)
@@ -56,11 +58,12 @@ def list_cmd(settings: Settings) -> None:
                    "problems": [pr.to_json(tree.root.parent) for pr in tree.problems]})
         return
     table = Table(title=f"{tree.root} (namespace {tree.namespace})")
-    for col in ("package", "version", "sources", "depends on", "status"):
-        table.add_column(col)
+    for col in ("package", "version", "sources"):
+        table.add_column(col, no_wrap=True)  # names, versions, file names: never cut
+    table.add_column("depends on", max_width=72)  # wraps between names only
+    table.add_column("status", no_wrap=True)
     for p in packages:
-        version = p.version if len(p.version) <= 16 else p.version[:12] + "…"
-        table.add_row(p.name, version, "\n".join(s.file for s in p.sources) or "-",
+        table.add_row(p.name, p.version, "\n".join(s.file for s in p.sources) or "-",
                       ", ".join(p.deps) or "-", _status(tree, p.name))
     out.print(table)
     _problem_note(tree)
@@ -97,7 +100,7 @@ def _graph_text(tree: Tree, names: list[str], fmt: str) -> str:
 @click.argument("packages", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]),
               default="text", show_default=True, help="Build order (text) or a DAG.")
-@common_options
+@options("tree")
 def graph_cmd(packages: tuple[str, ...], fmt: str, settings: Settings) -> None:
     """Show the build order (dependencies first) or the dependency graph."""
     tree = load_tree(settings)
@@ -112,7 +115,7 @@ def graph_cmd(packages: tuple[str, ...], fmt: str, settings: Settings) -> None:
 
 @click.command("fetch")
 @click.argument("packages", nargs=-1)
-@common_options
+@options("tree", "mirror", "cache-dir", "offline")
 def fetch_cmd(packages: tuple[str, ...], settings: Settings) -> None:
     """Fetch and verify (sha256) the pinned sources of PACKAGES (default: all)."""
     tree = load_tree(settings)
@@ -136,14 +139,14 @@ def fetch_cmd(packages: tuple[str, ...], settings: Settings) -> None:
     if settings.json:
         emit_json({"fetched": results})
     else:
-        err.print(f"{len(results)} sources verified (cache {settings.cache_dir})")
+        err.print(f"{count(len(results), 'source')} verified (cache {settings.cache_dir})")
 
 
 @click.command("check")
 @click.argument("packages", nargs=-1)
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
               help="Override a build argument (repeatable), as `build` would.")
-@common_options
+@options("tree")
 def check_cmd(packages: tuple[str, ...], build_args: tuple[str, ...], settings: Settings) -> int:
     """Check PACKAGES (default: the whole tree) without building: package.toml, every
     Containerfile planned, sources, context files, images, cycles. Exit 1 on errors."""
@@ -164,8 +167,9 @@ def check_cmd(packages: tuple[str, ...], build_args: tuple[str, ...], settings: 
             click.echo(f"{p.where(base)}: {p.severity.value}: {p.message} [{p.kind.value}]")
             if p.hint:
                 click.echo(f"    hint: {p.hint}")
-        click.echo(f"{len(report.packages)} packages, {report.planned} Containerfiles planned: "
-                   f"{errors} error(s), {warnings} warning(s)")
+        click.echo(f"{count(len(report.packages), 'package')}, "
+                   f"{count(report.planned, 'Containerfile')} planned: "
+                   f"{count(errors, 'error')}, {count(warnings, 'warning')}")
     return 1 if errors else 0
 
 

@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from rootseed.cli.common import common_options
+from rootseed.cli.common import options
 from rootseed.cli.trust_options import quorum_options, store_options
 from rootseed.console import emit_json, err, out
 from rootseed.errors import RootseedError
@@ -27,6 +27,7 @@ from rootseed.trust.payload import PayloadFormat
 from rootseed.trust.quorum import QuorumPolicy, QuorumResult, Verdict
 from rootseed.trust.sequoia import Keyring
 from rootseed.trust.verify import ImageVerifier
+from rootseed.wording import count
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ def _package_info(settings: Settings, name: str) -> _PackageInfo:
     tree = Tree.load(settings.tree)
     package = tree.get(tree.images.get(name, name))
     return _PackageInfo(tree.namespace, package.version)
+
+
+def _known_image(settings: Settings, name: str) -> None:
+    """Raise "no package NAME" (with close names) when the tree loads and lacks ``name``."""
+    try:
+        tree = Tree.load(settings.tree)
+    except RootseedError:
+        return  # no tree to ask: the missing image is the message
+    tree.get(tree.images.get(name, name))
 
 
 def _manifest_digest(image_dir: Path, *, check_blobs: bool = False) -> str:
@@ -103,7 +113,7 @@ def _signed_before(listing: store.Listing, signer: str | None, directory: Path,
 @store_options
 @click.option("--tag", default=None, help="Tag in the docker reference (default: the "
               "package version).")
-@common_options
+@options("tree", "out")
 def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
          registry: str | None, tag: str | None, settings: Settings) -> None:
     """Sign the manifest digest of the locally built image of PACKAGE, and its provenance.
@@ -193,7 +203,7 @@ def _provenance_bytes(image_dir: Path, package: str, digest: str) -> bytes | Non
               "instead of the local image's.")
 @click.option("--digests-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Take the digest from a digests/<stage>.txt file instead of the local image.")
-@common_options
+@options("tree", "out")
 def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
            registry: str | None, tag: str | None, digest: str | None,
            digests_file: Path | None, settings: Settings) -> None:
@@ -213,6 +223,8 @@ def verify(package: str, keyring_path: Path, quorum: int, signatures: Path,
     elif digests_file is not None:
         digest = _digest_from_file(digests_file, package)
     else:
+        if not (settings.out / package / "index.json").is_file():
+            _known_image(settings, package)  # a mistyped name: no such package, not no image
         digest = _manifest_digest(settings.out / package)
     if registry is None:
         registry = _package_info(settings, package).namespace
@@ -270,7 +282,7 @@ def _render(package: str, result: QuorumResult, directory: Path,
                   soft_wrap=True)
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     out.print(f"{verdict}: {len(result.valid_signers)} of {result.quorum} required "
-              f"(distinct trusted signers; {len(result.trusted)} trusted keys)")
+              f"(distinct trusted signers; {count(len(result.trusted), 'trusted key')})")
 
 
 COMMANDS: list[click.Command] = [sign, verify]

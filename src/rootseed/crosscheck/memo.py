@@ -52,3 +52,24 @@ def remember(cache_dir: Path, record: BuildRecord, lines: list[dict[str, Any]],
         return
     path = _path(cache_dir, record, extra)
     Records().write(cache_dir, path, Kind.CROSSCHECK, path.stem, {"lines": lines})
+
+
+def _report_path(cache_dir: Path, record: BuildRecord, extra: Any = None) -> Path:
+    return _path(cache_dir, record, extra).with_suffix(".report.json")
+
+
+def remember_report(cache_dir: Path, record: BuildRecord, data: bytes,
+                    extra: Any = None) -> None:
+    """Keep the crosscheck.json written for this exact build, so a recalled crosscheck can
+    put it back beside an image written anew (``report`` draws the chain from it). Kept
+    as a MAC'd record, as every cache record is: the cache alone cannot vouch for it."""
+    path = _report_path(cache_dir, record, extra)
+    Records().write(cache_dir, path, Kind.CROSSCHECK, path.name,
+                    {"report": data.decode("utf-8")})
+
+
+def recall_report(cache_dir: Path, record: BuildRecord, extra: Any = None) -> bytes | None:
+    path = _report_path(cache_dir, record, extra)
+    memo = Records().read(cache_dir, path, Kind.CROSSCHECK, path.name).record
+    report = None if memo is None else memo.get("report")
+    return report.encode("utf-8") if isinstance(report, str) else None

@@ -22,6 +22,7 @@ from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable,
 from rootseed.engine.api import Builder, BuildOptions, StageTree, copy_tree
 from rootseed.fetch import Fetcher
 from rootseed.plan import Plan, PlannedRun, StagePlan
+from rootseed.provenance.companions import CROSSCHECK_FILE
 from rootseed.settings import Settings
 from rootseed.tree import Tree
 
@@ -122,8 +123,10 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
         futures = [pool.submit(task) for _, task in sorted(tasks, key=lambda t: t[0])]
         order = sorted(range(len(tasks)), key=lambda k: tasks[k][0])
         results: list[list[ArtifactCheck]] = [[] for _ in tasks]
-        for k, future in zip(order, futures, strict=True):
+        for done, (k, future) in enumerate(zip(order, futures, strict=True), 1):
             results[k] = future.result()
+            if progress is not None:
+                progress(f"{package}: {done} of {len(futures)} steps checked")
         for checks in results:
             report.checks.extend(checks)
         if diverse is not None:
@@ -167,19 +170,28 @@ def _rerun(builder: Builder, package: str, step: Step, entry: StageTree,
 
 
 #: the report beside the package's image, for `rootseed report` (see provenance.chain)
-REPORT_FILE = "crosscheck.json"
+REPORT_FILE = CROSSCHECK_FILE
 
 
 def save_report(out: Path, report: Report) -> Path | None:
     """Write ``report`` to ``<out>/<package>/crosscheck.json`` if the image is there
     (atomically: a planted symlink there is replaced, never followed)."""
-    layout = out / report.package
+    return save_report_bytes(out, report.package, report_bytes(report))
+
+
+def report_bytes(report: Report) -> bytes:
+    """What crosscheck.json holds: the report without the log directory (a host path,
+    different on every run)."""
+    data = {k: v for k, v in report.as_dict().items() if k != "logs"}
+    return (canonical_json(data) + "\n").encode()
+
+
+def save_report_bytes(out: Path, package: str, data: bytes) -> Path | None:
+    """Write ``<out>/<package>/crosscheck.json`` if the image is there, atomically."""
+    layout = out / package
     if not layout.is_dir() or layout.is_symlink():
         return None
-    # without the log directory: a host path, and different on every run
-    data = {k: v for k, v in report.as_dict().items() if k != "logs"}
-    return safefs.write_atomic(out, layout / REPORT_FILE,
-                               (canonical_json(data) + "\n").encode(), create=False)
+    return safefs.write_atomic(out, layout / REPORT_FILE, data, create=False)
 
 
 def crosscheck_package(settings: Settings, tree: Tree, package: str, *,

@@ -318,6 +318,12 @@ class _PackageBuild:
             with self.b._print_lock:
                 self.options.events(event)
 
+    def _position(self, node: Node) -> str:
+        """`` (2 of 4)``: the stage's place among the stages this build needs."""
+        order = sorted(self.nodes)
+        return f" ({order.index(node.stage.index) + 1} of {len(order)})" \
+            if node.stage.index in self.nodes else ""
+
     def describe(self, index: int) -> str:
         return f"{self.pkg.name}: stage {self.nodes[index].stage.label}"
 
@@ -472,7 +478,8 @@ class _PackageBuild:
             platform=str(self.plan.platform), steps=len(stage.steps),
             inputs=self._inputs(needed), work=stage_dir, no_cache=self.options.no_cache,
             no_cache_from=self.forced.get(stage.index),
-            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress),
+            events=StepEvents(emit=self._emit, say=self.say, live=self.options.progress,
+                              position=self._position(node)),
             stop=self.run_.cancel)
         state = StageRunner(self._context(stage_dir, needed, fetch_dir, steps), stage).execute()
         entry = work / f"entry-{stage.index}"

@@ -42,7 +42,7 @@ from rootseed.engine import fsops
 from rootseed.engine.actions import Action, Command, builder_digest
 from rootseed.engine.interface import Executor, LayerResult
 from rootseed.engine.layers import walk
-from rootseed.engine.ops import Op, Root, run_op
+from rootseed.engine.ops import ExecOp, Op, Root, run_op
 from rootseed.engine.refs import LayerRef
 from rootseed.engine.snapshots import (
     MAX_LAYERS,
@@ -52,6 +52,7 @@ from rootseed.engine.snapshots import (
     Snapshot,
 )
 from rootseed.engine.stage import FileStep
+from rootseed.engine.steplog import last_line
 from rootseed.errors import RootseedError
 from rootseed.plan import to_json
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
@@ -59,7 +60,7 @@ from rootseed.sandbox.spec import EnteredRoot
 
 Event = dict[str, Any]
 #: How often a running step's line is repeated with its elapsed time.
-TICK_SECONDS = 30.0
+TICK_SECONDS = 15.0
 
 
 class OverlayExecutor:
@@ -283,6 +284,7 @@ class StepEvents:
     emit: Callable[[Event], None] = field(default=lambda _e: None)
     say: Callable[[str], None] = field(default=lambda _t: None)
     live: bool = False  # repeat a running step's line with its elapsed time
+    position: str = ""  # " (2 of 4)": where the stage stands among the package's stages
 
 
 def _summary(instruction: Instruction) -> str:
@@ -340,15 +342,19 @@ class ActionSteps:
             self.events.emit({"event": "cached", **where, "seconds": 0.0})
             return
         self.events.emit({"event": "start", **where})
-        self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
-                        f"{_summary(instruction)}")
+        head = f"stage {self.stage}{self.events.position}: step {number} of {self.steps}"
+        log = op.log if isinstance(op, ExecOp) else None
+        self.events.say(f"{head}: {_summary(instruction)}"
+                        + (f" (log: {log})" if log is not None else ""))
         started = time.monotonic()
         stop = threading.Event()
 
-        def tick() -> None:  # the live line of a long step: still running, for how long
+        def tick() -> None:  # the live line of a long step: for how long, its last output
             while not stop.wait(TICK_SECONDS):
-                self.events.say(f"stage {self.stage}: step {number}/{self.steps}: "
-                                f"{_summary(instruction)} ({time.monotonic() - started:.0f}s)")
+                shown = last_line(log) if log is not None else None
+                self.events.say(f"{head}: {_summary(instruction)} "
+                                f"({time.monotonic() - started:.0f}s)"
+                                + (f": {shown}" if shown else ""))
 
         if self.events.live:
             threading.Thread(target=tick, daemon=True, name="rootseed-step-ticker").start()
@@ -367,5 +373,4 @@ class ActionSteps:
         self.executed.append(number)
         self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
                           "empty": result.empty})
-        self.events.say(f"stage {self.stage}: step {number}/{self.steps} done in "
-                        f"{seconds:.2f}s")
+        self.events.say(f"{head} done in {seconds:.2f}s")

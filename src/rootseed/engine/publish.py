@@ -41,6 +41,7 @@ from rootseed.oci.verified import (
     indexed_digest,
     open_image,
 )
+from rootseed.provenance.companions import is_companion
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, write_statement
 from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package
@@ -232,7 +233,7 @@ class Publisher:
             files = layout_files(layout, digest)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise PublishError(f"{name}: the cached image {layout} cannot be read: {e}",
-                               hint="the cache is damaged: run `rootseed cache prune` and "
+                               hint="the cache is damaged: run `rootseed cache prune --all` and "
                                     "build again") from None
         tmp = self.out / f".{name}.{secrets.token_hex(6)}.partial"
         try:
@@ -260,7 +261,7 @@ class Publisher:
         linked = linked_dirs(layout)
         if linked is not None:
             raise PublishError(f"{name}: the image written to {self.out}: {linked}",
-                               hint="the cache is damaged: run `rootseed cache prune` and "
+                               hint="the cache is damaged: run `rootseed cache prune --all` and "
                                     "build again")
         try:
             found = open_image(layout).manifest_digest
@@ -312,8 +313,10 @@ class Publisher:
             pass
         except OSError:
             return False
-        if found - wanted:  # something was put beside the image (a link, a FIFO, ...)
-            self.warn(f"{image}: holds more than the image ({', '.join(sorted(found - wanted))})"
+        # rootseed's own records about this image (crosscheck.json, ...) are kept
+        extra = {n for n in found - wanted if not is_companion(image, n)}
+        if extra:  # something was put beside the image (a link, a FIFO, ...)
+            self.warn(f"{image}: holds more than the image ({', '.join(sorted(extra))})"
                       "; writing it again")
             return False
         return True

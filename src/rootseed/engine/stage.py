@@ -186,6 +186,10 @@ class StageRunner:
             raise self.fail(i, e.message, e.hint) from e
 
     # -- RUN -----------------------------------------------------------------------------
+    def log_path(self, line: int) -> Path:
+        """Where the RUN step of Containerfile line ``line`` writes its output."""
+        return self.ctx.log_dir / f"{self.stage.label}-line{line:04d}.log"
+
     def run(self, i: PlannedRun) -> ExecOp:
         if i.user not in ROOT_USERS:
             raise self.fail(i, f"RUN as USER {i.user!r} is not supported",
@@ -196,7 +200,7 @@ class StageRunner:
             data.append((i.script.content.encode("utf-8"), f"/dev/pipes/{i.script.name}", 0o755))
         return ExecOp(argv=tuple(i.argv), env=dict(i.env), cwd=i.workdir,
                       platform=self.ctx.platform,
-                      log=self.ctx.log_dir / f"{self.stage.label}-line{i.line:04d}.log",
+                      log=self.log_path(i.line),
                       log_root=self.ctx.log_dir.parent,
                       where=self.where(i), summary=i.instruction.original.splitlines()[0],
                       timeout=self.ctx.step_timeout, data_files=tuple(data),

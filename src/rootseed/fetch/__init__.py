@@ -127,6 +127,9 @@ class Fetcher:
                     attempts.append(Attempt(url, "skipped (--offline)"))
                     continue
                 else:
+                    if self.progress:  # a slow mirror must not look like a hang
+                        err.print(f"fetching {source.file} from {url}", markup=False,
+                                  highlight=False, soft_wrap=True)
                     path = self._try(source, attempts, url,
                                      partial(self._download, url, label=source.file))
                 if path is not None:
@@ -140,6 +143,9 @@ class Fetcher:
                 produce(tmp)
             except _Unavailable as e:
                 attempts.append(Attempt(where, str(e)))
+                if self.progress and not local:
+                    err.print(f"  {where}: {e}", markup=False, highlight=False,
+                              soft_wrap=True)
                 return None
             actual = file_sha256(tmp)
             if actual != source.hash:

@@ -157,9 +157,15 @@ def counts(nodes: list[Node]) -> dict[str, int]:
     return out
 
 
+#: At most this many artifacts side by side (9 fit a 1440-pixel page); a wider layer (the
+#: DDC-checked compiles) wraps onto more rows instead of running off both sides.
+PER_ROW = 9
+
+
 def chain_svg(nodes: list[Node]) -> str:
     edges = edges_of(nodes)
-    rows = _layout(nodes, edges)
+    rows = [row[k:k + PER_ROW] for row in _layout(nodes, edges)
+            for k in range(0, len(row), PER_ROW)]
     widest = max((len(r) for r in rows), default=1)
     width = MARGIN * 2 + widest * NODE_W + max(widest - 1, 0) * H_GAP
     height = MARGIN * 2 + len(rows) * NODE_H + max(len(rows) - 1, 0) * V_GAP
@@ -214,7 +220,7 @@ CSS = """
 .chain-legend i{display:inline-block;width:14px;height:10px;border:2px solid;margin-right:4px;
  vertical-align:middle;border-radius:3px}
 .chain-scroll{overflow-x:auto;text-align:center}
-.chain-edge{fill:none;stroke:#90a4ae;stroke-width:1;opacity:.7}
+.chain-edge{fill:none;stroke:#90a4ae;stroke-width:1;opacity:.5}
 .artifact rect{stroke-width:2}
 .artifact.not-covered rect{stroke-dasharray:4 3}
 .artifact.different rect{stroke-width:3}

@@ -23,6 +23,9 @@ def node_dict(node: TraceNode) -> dict[str, Any]:
         "sources": [{"id": s.id, "file": s.file, "uri": s.uri, "sha256": s.sha256,
                      "seed": s.seed} for s in node.sources],
         "parents": [{"package": p.package, "digest": p.digest} for p in node.parents],
+        "seeds": [{"file": s.file, "sha256": s.sha256, "kind": "source",
+                   "why": "marked seed = true in package.toml"} for s in node.provenance.seeds]
+        + [r.to_json() for r in node.recognised],
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,10 @@ from rootseed.errors import RootseedError
 from rootseed.fsutil import atomic_write
 from rootseed.provenance.chain import CSS as CHAIN_CSS
 from rootseed.provenance.chain import chain_section
+from rootseed.provenance.companions import CHALLENGE_FILE, CROSSCHECK_FILE
 from rootseed.provenance.layout import is_layout
 from rootseed.provenance.render import node_dict
+from rootseed.provenance.seeds import SeedPolicy
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.provenance.trace import (
     Pins,
@@ -30,10 +33,8 @@ from rootseed.provenance.trace import (
     Tracer,
     short,
 )
+from rootseed.wording import count
 
-CHALLENGE_FILE = "challenge.json"
-#: what `rootseed crosscheck` (and bootstrap's crosscheck) found, beside the image
-CROSSCHECK_FILE = "crosscheck.json"
 _MAX_CROSSCHECK = 16 << 20
 
 NODE_W, NODE_H, H_GAP, V_GAP, MARGIN = 200, 56, 28, 64, 24
@@ -70,7 +71,8 @@ def out_packages(out: Path) -> list[str]:
 def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
             cache_dir: Path | None = None,
             quorum_status: QuorumStatus | None = None, pins: Pins | None = None,
-            signatures: SignatureCheck | None = None) -> list[PackageInfo]:
+            signatures: SignatureCheck | None = None,
+            seeds: SeedPolicy | None = None) -> list[PackageInfo]:
     """Trace every image in ``out``; a broken chain is recorded (with its message), not raised.
 
     ``tree_deps`` (package → the packages it is built from, from the package tree) adds the
@@ -84,7 +86,8 @@ def collect(out: Path, tree_deps: Mapping[str, Iterable[str]] | None = None, *,
     names = out_packages(out)
     tracer = Tracer(out, cache_dir=cache_dir,
                     quorum_status=None if signatures is not None else quorum_status,
-                    pins=pins, signatures=signatures, require_quorum=signatures is not None)
+                    pins=pins, signatures=signatures, require_quorum=signatures is not None,
+                    seeds=seeds)
     infos: dict[str, PackageInfo] = {}
     for name in names:
         info = PackageInfo(package=name, status="verified")
@@ -211,7 +214,82 @@ def _trim(text: str, n: int = 26) -> str:
 WAY_W = 16  # width of a waypoint slot of a long edge
 
 
+#: A graph with more nodes than this is drawn wrapped: each layer in rows of at most
+#: :data:`PER_ROW` nodes, edges faint until a node is selected.
+WRAP_OVER = 60
+PER_ROW = 6
+ROW_GAP = 22  # between the rows of one wrapped layer
+
+
+def _wrapped_svg(infos: list[PackageInfo]) -> str:
+    """A large graph, readable: layers (longest path from the seed) wrapped into rows of
+    :data:`PER_ROW`, ordered by their parents' positions; straight faint edges."""
+    depth = _depths(infos)
+    parents = {i.package: [p for p in i.parents if p in depth] for i in infos}
+    layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for name in sorted(depth):
+        layers[depth[name]].append(name)
+    order: dict[str, float] = {}
+    width = MARGIN * 2 + PER_ROW * NODE_W + (PER_ROW - 1) * H_GAP
+    xy: dict[str, tuple[int, int]] = {}
+    y = MARGIN
+    for layer in layers:
+        def key(n: str) -> tuple[float, str]:
+            ps = [order[p] for p in parents.get(n, []) if p in order]
+            return (sum(ps) / len(ps) if ps else 0.0, n)
+        layer.sort(key=key)
+        for k in range(0, len(layer), PER_ROW):
+            row = layer[k:k + PER_ROW]
+            x = (width - (len(row) * NODE_W + (len(row) - 1) * H_GAP)) // 2
+            for n in row:
+                xy[n] = (x, y)
+                order[n] = float(len(order))
+                x += NODE_W + H_GAP
+            y += NODE_H + ROW_GAP
+        y += V_GAP - ROW_GAP
+    height = y - V_GAP + MARGIN + ROW_GAP
+    e = html.escape
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" class="large" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        'aria-label="chain of custody graph">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+        'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+        'fill="#555"/></marker></defs>',
+    ]
+    for child in sorted(parents):
+        for parent in parents[child]:
+            if depth[parent] >= depth[child]:
+                continue  # a forged cycle
+            (px, py), (cx, cy) = xy[parent], xy[child]
+            x1, y1, x2, y2 = px + NODE_W // 2, py + NODE_H, cx + NODE_W // 2, cy - 2
+            parts.append(f'<path class="edge" data-from="{e(parent)}" data-to="{e(child)}" '
+                         f'd="M{x1},{y1} L{x2},{y2}" marker-end="url(#arrow)"/>')
+    by_name = {i.package: i for i in infos}
+    for name, (x, y0) in sorted(xy.items()):
+        parts.append(_node(by_name[name], x, y0))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _node(info: PackageInfo, x: int, y: int) -> str:
+    e = html.escape
+    name = info.package
+    sub = short(info.digest) + "…" if info.digest else info.status
+    seed = bool(info.detail.get("seeds")) or any(s.get("seed")
+                                                  for s in info.detail.get("sources", []))
+    cls = f"node {info.status}" + (" seed" if seed else "")
+    return (f'<g class="{cls}" data-package="{e(name)}" tabindex="0" role="button" '
+            f'transform="translate({x},{y})"><title>{e(name)} ({e(info.status)})</title>'
+            f'<rect width="{NODE_W}" height="{NODE_H}" rx="8"/>'
+            f'<text x="{NODE_W // 2}" y="23" class="name">{e(_trim(name))}</text>'
+            f'<text x="{NODE_W // 2}" y="42" class="sub">{e(sub)}'
+            f'{" · seed" if seed else ""}</text></g>')
+
+
 def render_svg(infos: list[PackageInfo]) -> str:
+    if len(infos) > WRAP_OVER:
+        return _wrapped_svg(infos)
     graph = _layout(infos)
     by_name = {i.package: i for i in infos}
 
@@ -254,21 +332,30 @@ def render_svg(infos: list[PackageInfo]) -> str:
         parts.append(f'<path class="edge" data-from="{e(parent)}" data-to="{e(child)}" '
                      f'd="{d}" marker-end="url(#arrow)"/>')
     for name, (x, y) in sorted(xy.items()):
-        if name.startswith("\0"):
-            continue
-        info = by_name[name]
-        sub = short(info.digest) + "…" if info.digest else info.status
-        seed = any(s.get("seed") for s in info.detail.get("sources", []))
-        cls = f"node {info.status}" + (" seed" if seed else "")
-        parts.append(
-            f'<g class="{cls}" data-package="{e(name)}" tabindex="0" role="button" '
-            f'transform="translate({x},{y})"><title>{e(name)} ({e(info.status)})</title>'
-            f'<rect width="{NODE_W}" height="{NODE_H}" rx="8"/>'
-            f'<text x="{NODE_W // 2}" y="23" class="name">{e(_trim(name))}</text>'
-            f'<text x="{NODE_W // 2}" y="42" class="sub">{e(sub)}'
-            f'{" · seed" if seed else ""}</text></g>')
+        if not name.startswith("\0"):
+            parts.append(_node(by_name[name], x, y))
     parts.append("</svg>")
     return "".join(parts)
+
+
+#: Trees up to this size show every package in the graph; larger ones (StageX: 513) show
+#: what was built (and what it lacks), and every package in the searchable list.
+GRAPH_ALL_UP_TO = 80
+#: The order of statuses in the list: what was built first.
+STATUS_ORDER = ("verified", "unsigned", "broken", "missing", "unbuilt")
+
+
+def stage_of(package: str) -> str:
+    """Image names are ``<stage>-<name>`` (``bootstrap-stage0`` → ``bootstrap``)."""
+    return package.split("-", 1)[0]
+
+
+def graph_infos(infos: list[PackageInfo]) -> list[PackageInfo]:
+    """The packages the graph draws: all of a small tree; else the built ones and the
+    images they lack (the rest are in the list)."""
+    if len(infos) <= GRAPH_ALL_UP_TO:
+        return infos
+    return [i for i in infos if i.status != "unbuilt"]
 
 
 _CSS = """
@@ -276,19 +363,42 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{padding:12px 20px;background:#263238;color:#fff}
 header h1{font-size:18px;margin:0}
 header p{margin:4px 0 0;color:#cfd8dc}
-main{display:flex;gap:16px;padding:16px;align-items:flex-start}
-#graph-box{flex:1;overflow:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
-#details{width:440px;flex:none;background:#fff;border:1px solid #ddd;border-radius:6px;
- padding:12px 16px;overflow-wrap:anywhere}
+#toolbar{display:flex;flex-wrap:wrap;gap:8px;align-items:center;padding:10px 16px 0}
+#toolbar input[type=search]{width:260px;padding:4px 6px}
+#toolbar select,#toolbar button{padding:3px 6px}
+#count{color:#555}
+main{display:flex;gap:16px;padding:10px 16px 16px;align-items:flex-start}
+#left{flex:1;min-width:0}
+#graph-box{position:relative;overflow:hidden;background:#fff;border:1px solid #ddd;
+ border-radius:6px;cursor:grab;touch-action:none}
+#graph-box.dragging{cursor:grabbing}
+#graph-box svg{display:block;width:100%;height:100%}
+.graph-note{color:#555;font-size:12px;margin:4px 2px 10px}
+#list-box{max-height:420px;overflow:auto;background:#fff;border:1px solid #ddd;
+ border-radius:6px}
+#packages th{position:sticky;top:0;background:#eceff1}
+#packages tr{cursor:pointer}
+#packages tr:hover{background:#f1f8e9}
+#packages tr.selected{background:#e3f2fd}
+#details{width:460px;flex:none;background:#fff;border:1px solid #ddd;border-radius:6px;
+ padding:12px 16px;overflow-wrap:anywhere;position:sticky;top:8px;max-height:92vh;overflow:auto}
 #details h2{margin:0 0 8px;font-size:16px}
 #details h3{margin:12px 0 4px;font-size:13px;text-transform:uppercase;color:#555}
 #details code,#details pre{font:12px monospace}
 #details pre{background:#f5f5f5;padding:6px;overflow:auto;white-space:pre-wrap}
 #details ul{margin:0;padding-left:18px}
+#details dl{margin:0;display:grid;grid-template-columns:max-content 1fr;gap:2px 10px}
+#details dt{color:#555}#details dd{margin:0;font:12px monospace}
+.verdict-identical{color:#2e7d32;font-weight:bold}.verdict-differs{color:#c62828;
+ font-weight:bold}.verdict-undecided{color:#e65100;font-weight:bold}
 .status-verified{color:#2e7d32}.status-broken{color:#c62828}.status-unsigned{color:#e65100}
 .status-missing,.status-unbuilt{color:#757575}
 .edge{fill:none;stroke:#555;stroke-width:1.5}
+.edge.dim{opacity:.15}
+svg.large .edge{opacity:.18}
+.edge.lit,svg.large .edge.lit{opacity:1;stroke:#1565c0;stroke-width:2.5}
 .node{cursor:pointer}
+.node.dim{opacity:.2}
 .node rect{stroke-width:2}
 .node.verified rect{fill:#e8f5e9;stroke:#2e7d32}
 .node.broken rect{fill:#ffebee;stroke:#c62828}
@@ -300,8 +410,9 @@ main{display:flex;gap:16px;padding:16px;align-items:flex-start}
 .node text{text-anchor:middle;font:12px monospace;pointer-events:none}
 .node text.name{font-weight:bold;font-size:13px}
 table{border-collapse:collapse;width:100%}
-td,th{text-align:left;border-bottom:1px solid #eee;padding:2px 4px;vertical-align:top;
+td,th{text-align:left;border-bottom:1px solid #eee;padding:2px 6px;vertical-align:top;
  font-size:12px}
+td.mono{font-family:monospace}
 """
 
 _JS = r"""
@@ -311,6 +422,7 @@ _JS = r"""
   var byName = {};
   data.packages.forEach(function (p) { byName[p.package] = p; });
   var panel = document.getElementById("details");
+  var svg = document.getElementById("graph");
   function el(tag, text, cls) {
     var e = document.createElement(tag);
     if (text !== undefined && text !== null) { e.textContent = String(text); }
@@ -323,11 +435,79 @@ _JS = r"""
     items.forEach(function (t) { ul.appendChild(el("li", t)); });
     panel.appendChild(ul);
   }
+  function pairs(rows, cls) {
+    var dl = el("dl", null, cls);
+    rows.forEach(function (r) {
+      if (r[1] === undefined || r[1] === null || r[1] === "") { return; }
+      dl.appendChild(el("dt", r[0]));
+      dl.appendChild(el("dd", r[1]));
+    });
+    panel.appendChild(dl);
+  }
+  function text(v) {  // any JSON value as readable text (never raw JSON for people)
+    if (v === null || v === undefined) { return "-"; }
+    if (Array.isArray(v)) { return v.map(text).join(", "); }
+    if (typeof v === "object") {
+      return Object.keys(v).sort().map(function (k) { return k + ": " + text(v[k]); })
+        .join("; ");
+    }
+    return String(v);
+  }
+  function challenge(c) {
+    if (c === null || c === undefined) {
+      panel.appendChild(el("div", "no challenge results", "challenge"));
+      return;
+    }
+    var box = el("div", null, "challenge");
+    panel.appendChild(box);
+    if (typeof c !== "object" || Array.isArray(c)) { box.textContent = text(c); return; }
+    if (c.verdict !== undefined) {
+      box.appendChild(el("div", "verdict: " + c.verdict, "verdict-" + c.verdict));
+    }
+    var known = ["verdict", "recorded", "recorded_from", "rebuilt", "reason",
+                 "conditions", "differences", "diffoscope", "package"];
+    var rows = [["recorded", c.recorded], ["from", c.recorded_from],
+                ["rebuilt", c.rebuilt], ["reason", c.reason],
+                ["conditions", Array.isArray(c.conditions) ? c.conditions.join(", ")
+                                                           : c.conditions]];
+    Object.keys(c).sort().forEach(function (k) {
+      if (known.indexOf(k) < 0) { rows.push([k.replace(/_/g, " "), text(c[k])]); }
+    });
+    pairs(rows, "challenge-fields");
+    var diffs = Array.isArray(c.differences) ? c.differences : [];
+    if (diffs.length) {
+      var t = el("table", null, "differences");
+      var head = el("tr");
+      ["path", "what", "recorded", "rebuilt"].forEach(function (h) {
+        head.appendChild(el("th", h));
+      });
+      t.appendChild(head);
+      diffs.forEach(function (d) {
+        var tr = el("tr");
+        tr.appendChild(el("td", text(d.path)));
+        tr.appendChild(el("td", text(d.what)));
+        tr.appendChild(el("td", text(d.recorded)));
+        tr.appendChild(el("td", text(d.rebuilt)));
+        t.appendChild(tr);
+      });
+      panel.appendChild(el("div", diffs.length + " differing file" +
+                                  (diffs.length === 1 ? "" : "s")));
+      panel.appendChild(t);
+    }
+    if (c.diffoscope) { panel.appendChild(el("pre", text(c.diffoscope))); }
+  }
   function show(name) {
     var p = byName[name];
     if (!p) { return false; }
     document.querySelectorAll("g.node").forEach(function (g) {
       g.classList.toggle("selected", g.getAttribute("data-package") === name);
+    });
+    document.querySelectorAll("#packages tr[data-package]").forEach(function (tr) {
+      tr.classList.toggle("selected", tr.getAttribute("data-package") === name);
+    });
+    document.querySelectorAll("path.edge").forEach(function (e) {
+      e.classList.toggle("lit", e.getAttribute("data-from") === name ||
+                                e.getAttribute("data-to") === name);
     });
     panel.replaceChildren();
     panel.setAttribute("data-package", name);
@@ -338,6 +518,12 @@ _JS = r"""
     panel.appendChild(el("code", p.digest || "(none)", "digest"));
     section("Verified");
     list((p.verified && p.verified.length) ? p.verified : ["nothing verified"]);
+    if (p.seeds && p.seeds.length) {
+      section("Seed");
+      list(p.seeds.map(function (s) {
+        return s.file + " (" + s.kind + ", sha256 " + s.sha256 + "): " + s.why;
+      }));
+    }
     section("Signatures / quorum");
     panel.appendChild(el("div", p.quorum || "not checked", "quorum"));
     if (p.provenance_quorum) {
@@ -362,12 +548,120 @@ _JS = r"""
       panel.appendChild(table);
     }
     section("Challenge");
-    if (p.challenge === null || p.challenge === undefined) {
-      panel.appendChild(el("div", "no challenge results", "challenge"));
-    } else {
-      panel.appendChild(el("pre", JSON.stringify(p.challenge, null, 2), "challenge"));
-    }
+    challenge(p.challenge);
     return true;
+  }
+
+  // -- pan and zoom: the SVG's viewBox ---------------------------------------------------
+  var vb = null, home = null;
+  function setView(v) {
+    vb = v;
+    svg.setAttribute("viewBox", [v.x, v.y, v.w, v.h].join(" "));
+  }
+  function toSvg(ev) {
+    var pt = svg.createSVGPoint();
+    pt.x = ev.clientX; pt.y = ev.clientY;
+    return pt.matrixTransform(svg.getScreenCTM().inverse());
+  }
+  function zoom(f, cx, cy) {
+    if (cx === undefined) { cx = vb.x + vb.w / 2; cy = vb.y + vb.h / 2; }
+    setView({x: cx - (cx - vb.x) * f, y: cy - (cy - vb.y) * f, w: vb.w * f, h: vb.h * f});
+  }
+  function focusNode(name) {
+    var g = svg && svg.querySelector('g.node[data-package="' + CSS.escape(name) + '"]');
+    if (!g) { return; }
+    var m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(g.getAttribute("transform"));
+    if (!m) { return; }
+    var box = g.querySelector("rect");  // centred, at the zoom the view has
+    var cx = +m[1] + (+box.getAttribute("width")) / 2;
+    var cy = +m[2] + (+box.getAttribute("height")) / 2;
+    if (cx > vb.x && cx < vb.x + vb.w && cy > vb.y && cy < vb.y + vb.h) { return; }
+    setView({x: cx - vb.w / 2, y: cy - vb.h / 2, w: vb.w, h: vb.h});
+  }
+  if (svg) {
+    var base = svg.viewBox.baseVal;
+    var boxEl = document.getElementById("graph-box");
+    // "fit": the whole graph, never drawn larger than its own size (a small graph would
+    // otherwise fill the box with one giant node)
+    var fw = Math.max(base.width, boxEl.clientWidth);
+    var fh = Math.max(base.height, boxEl.clientHeight);
+    home = {x: base.x - (fw - base.width) / 2, y: base.y - (fh - base.height) / 2,
+            w: fw, h: fh};
+    // a tall graph opens at its top (the seed), as wide as the box: readable at once
+    var tall = home.w * boxEl.clientHeight / Math.max(boxEl.clientWidth, 1);
+    setView(tall < home.h ? {x: home.x, y: home.y, w: home.w, h: tall} : home);
+    boxEl.addEventListener("wheel", function (ev) {
+      ev.preventDefault();
+      var p = toSvg(ev);
+      zoom(ev.deltaY > 0 ? 1.2 : 1 / 1.2, p.x, p.y);
+    }, {passive: false});
+    var drag = null;
+    boxEl.addEventListener("pointerdown", function (ev) {
+      if (ev.button !== 0) { return; }
+      drag = {x: ev.clientX, y: ev.clientY, vb: vb, moved: false};
+    });
+    window.addEventListener("pointermove", function (ev) {
+      if (!drag) { return; }
+      var dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+      if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) { return; }
+      drag.moved = true;
+      boxEl.classList.add("dragging");
+      var ctm = svg.getScreenCTM();
+      setView({x: drag.vb.x - dx / ctm.a, y: drag.vb.y - dy / ctm.d,
+               w: drag.vb.w, h: drag.vb.h});
+    });
+    window.addEventListener("pointerup", function () {
+      boxEl.classList.remove("dragging");
+      if (drag && drag.moved) {  // a drag is not a click on the node under it
+        var stop = function (e) { e.stopPropagation(); };
+        window.addEventListener("click", stop, {capture: true, once: true});
+        setTimeout(function () { window.removeEventListener("click", stop, true); }, 0);
+      }
+      drag = null;
+    });
+    document.getElementById("zoom-in").addEventListener("click", function () { zoom(1 / 1.4); });
+    document.getElementById("zoom-out").addEventListener("click", function () { zoom(1.4); });
+    document.getElementById("fit").addEventListener("click", function () { setView(home); });
+  }
+
+  // -- search and filters ------------------------------------------------------------------
+  var search = document.getElementById("search");
+  var stageSel = document.getElementById("stage");
+  var statusSel = document.getElementById("status");
+  var count = document.getElementById("count");
+  function matches(p) {
+    var q = search.value.trim().toLowerCase();
+    return (!q || p.package.toLowerCase().indexOf(q) >= 0) &&
+      (!stageSel.value || p.stage === stageSel.value) &&
+      (!statusSel.value || p.status === statusSel.value);
+  }
+  function filter() {
+    var active = search.value.trim() || stageSel.value || statusSel.value, shown = 0;
+    document.querySelectorAll("#packages tr[data-package]").forEach(function (tr) {
+      var ok = matches(byName[tr.getAttribute("data-package")]);
+      tr.hidden = !ok;
+      if (ok) { shown += 1; }
+    });
+    document.querySelectorAll("g.node").forEach(function (g) {
+      g.classList.toggle("dim", !!active && !matches(byName[g.getAttribute("data-package")]));
+    });
+    document.querySelectorAll("path.edge").forEach(function (e) {
+      var a = byName[e.getAttribute("data-from")], b = byName[e.getAttribute("data-to")];
+      e.classList.toggle("dim", !!active && !(a && matches(a)) && !(b && matches(b)));
+    });
+    count.textContent = shown + " of " + data.packages.length + " packages";
+  }
+  [search, stageSel, statusSel].forEach(function (c) {
+    c.addEventListener("input", filter);
+    c.addEventListener("change", filter);
+  });
+  search.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Enter") { return; }
+    var first = document.querySelector("#packages tr[data-package]:not([hidden])");
+    if (first) { pick(first.getAttribute("data-package")); }
+  });
+  function pick(name) {
+    if (show(name) && svg) { focusNode(name); }
   }
   document.querySelectorAll("g.node").forEach(function (g) {
     var name = g.getAttribute("data-package");
@@ -376,13 +670,21 @@ _JS = r"""
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); show(name); }
     });
   });
+  document.querySelectorAll("#packages tr[data-package]").forEach(function (tr) {
+    var name = tr.getAttribute("data-package");
+    tr.addEventListener("click", function () { pick(name); });
+    tr.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { pick(name); }
+    });
+  });
+  filter();
   // a chain diagram wider than the page starts scrolled to its trunk (the middle)
   document.querySelectorAll(".chain-scroll").forEach(function (box) {
     box.scrollLeft = (box.scrollWidth - box.clientWidth) / 2;
   });
   var params = new URLSearchParams(window.location.search);
   var pre = params.get("select") || decodeURIComponent(window.location.hash.slice(1));
-  if (pre) { show(pre); }
+  if (pre) { pick(pre); }
   window.rootseedShow = show;
 })();
 """
@@ -394,19 +696,52 @@ def _inline_json(obj: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _rows(infos: list[PackageInfo]) -> str:
+    """The list of every package: what was built first, then by name."""
+    e = html.escape
+    order = sorted(infos, key=lambda i: (STATUS_ORDER.index(i.status)
+                                         if i.status in STATUS_ORDER else len(STATUS_ORDER),
+                                         i.package))
+    return "".join(
+        f'<tr data-package="{e(i.package)}" tabindex="0"><td>{e(i.package)}</td>'
+        f"<td>{e(stage_of(i.package))}</td>"
+        f'<td class="status-{e(i.status)}">{e(i.status)}</td>'
+        f'<td class="mono">{e(short(i.digest) + "…" if i.digest else "-")}</td>'
+        f"<td>{e(', '.join(i.parents) or '-')}</td></tr>" for i in order)
+
+
+def _options(values: Iterable[str], everything: str) -> str:
+    e = html.escape
+    return f'<option value="">{e(everything)}</option>' + "".join(
+        f'<option value="{e(v)}">{e(v)}</option>' for v in values)
+
+
 def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of custody") -> str:
     verified = sum(1 for i in infos if i.status == "verified")
     unsigned = sum(1 for i in infos if i.status == "unsigned")
     broken = sum(1 for i in infos if i.status == "broken")
     missing = sum(1 for i in infos if i.status == "missing")
     unbuilt = sum(1 for i in infos if i.status == "unbuilt")
-    summary = (f"{len(infos)} packages: {verified} traced to the seed, "
+    summary = (f"{count(len(infos), 'package')}: {verified} traced to the seed, "
                + (f"{unsigned} not verified (a chain without its signature quorum), "
                   if unsigned else "")
                + f"{broken} broken, {missing} missing, {unbuilt} not built. Click a package "
-               "for its details.")
-    data = {"packages": [i.as_json() for i in infos]}
+               "(graph or list) for its details; search and filter above the graph.")
+    drawn = graph_infos(infos)
+    note_count = count(len(drawn), "package")
+    data = {"packages": [{**i.as_json(), "stage": stage_of(i.package)} for i in infos]}
     e = html.escape
+    if drawn:
+        svg = render_svg(drawn)
+        size = re.search(r'height="(\d+)"', svg)
+        height = min(int(size.group(1)) + 2 if size else 600, 600)
+        graph = f'<div id="graph-box" style="height:{height}px">{svg}</div>'
+    else:
+        graph = '<div id="graph-box" class="empty"><p>Nothing built yet.</p></div>'
+    note = ("the graph shows every package" if len(drawn) == len(infos) else
+            f"the graph shows the {note_count} built (or missing) of {len(infos)}; the "
+            "list below has every package")
+    statuses = [s for s in STATUS_ORDER if any(i.status == s for i in infos)]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -416,9 +751,22 @@ def render_html(infos: list[PackageInfo], *, title: str = "rootseed chain of cus
         f"<header><h1>{e(title)}</h1><p id=\"summary\">{e(summary)}</p></header>"
         + "".join(chain_section(i.package, i.crosscheck, verified=i.status == "verified")
                   for i in infos if i.crosscheck is not None)
-        + f"<main><div id=\"graph-box\">{render_svg(infos)}</div>"
-        "<aside id=\"details\"><h2>Details</h2><p>Click a package in the graph.</p></aside>"
-        "</main>"
+        + '<nav id="toolbar"><input id="search" type="search" '
+        'placeholder="search packages…" aria-label="search packages">'
+        f'<select id="stage" aria-label="stage">'
+        f'{_options(sorted({stage_of(i.package) for i in infos}), "every stage")}</select>'
+        f'<select id="status" aria-label="status">{_options(statuses, "any status")}'
+        '</select><span id="count"></span>'
+        '<button id="zoom-in" title="zoom in">+</button>'
+        '<button id="zoom-out" title="zoom out">−</button>'
+        '<button id="fit" title="the whole graph">fit</button>'
+        "<span class=\"graph-hint\">wheel: zoom · drag: pan</span></nav>"
+        f"<main><section id=\"left\">{graph}<p class=\"graph-note\">{e(note)}</p>"
+        '<div id="list-box"><table id="packages"><thead><tr><th>package</th><th>stage</th>'
+        "<th>status</th><th>digest</th><th>built from</th></tr></thead>"
+        f"<tbody>{_rows(infos)}</tbody></table></div></section>"
+        "<aside id=\"details\"><h2>Details</h2><p>Click a package in the graph or the "
+        "list.</p></aside></main>"
         f"<script type=\"application/json\" id=\"rootseed-data\">{_inline_json(data)}</script>"
         f"<script>{_JS}</script></body></html>\n"
     )

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from rootseed.errors import RootseedError
 from rootseed.provenance.layout import is_layout, manifest_digest
+from rootseed.provenance.seeds import KNOWN_SEEDS, RecognisedSeed, SeedPolicy, recorded_files
 from rootseed.provenance.statement import (
     KIND_CONTAINERFILE,
     KIND_CONTEXT,
@@ -61,6 +62,8 @@ class TraceNode:
     quorum: str | None = None
     provenance_quorum: str | None = None
     parents: list[TraceNode] = field(default_factory=list)
+    #: seeds recognised by their sha256 (a tree without ``seed = true``: StageX's)
+    recognised: list[RecognisedSeed] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -72,7 +75,10 @@ class TraceNode:
 
     @property
     def seeds(self) -> tuple[SourceRef, ...]:
-        return self.provenance.seeds
+        """Sources marked as seeds, then files recognised as one (id: how recorded)."""
+        return self.provenance.seeds + tuple(
+            SourceRef(id=r.kind, file=r.file, uri="", sha256=r.sha256, seed=True)
+            for r in self.recognised)
 
     def walk(self) -> Iterator[TraceNode]:
         """Every distinct node once, parents before children (seeds first).
@@ -232,8 +238,9 @@ class Tracer:
     def __init__(self, out: Path, *, cache_dir: Path | None = None,
                  quorum_status: QuorumStatus | None = None,
                  pins: Pins | None = None, signatures: SignatureCheck | None = None,
-                 require_quorum: bool = False) -> None:
+                 require_quorum: bool = False, seeds: SeedPolicy | None = None) -> None:
         self.out = out
+        self.seeds = seeds or SeedPolicy()
         self.pins = pins
         self.cache_dir = cache_dir
         self.quorum_status = quorum_status
@@ -367,10 +374,17 @@ class Tracer:
         for seed in prov.seeds:
             node.verified.append(f"seed: {seed.file} sha256 {seed.sha256}")
         if not prov.parents and not prov.seeds:
-            raise RootseedError(
-                f"{package}: chain ends without a seed: {package} ({digest}) was built FROM "
-                "scratch but none of its sources is marked as a seed",
-                hint="every chain must start from a seed source (seed = true in package.toml)")
+            node.recognised = self.seeds.recognise(recorded_files(prov.statement))
+            if not node.recognised:
+                known = "; ".join(f"{k.name} {k.sha256[:16]}…" for k in KNOWN_SEEDS)
+                raise RootseedError(
+                    f"{package}: chain ends without a seed: {package} ({digest}) was built "
+                    "FROM scratch but none of its sources is marked as a seed and none of "
+                    "its recorded files has the sha256 of a known seed",
+                    hint="every chain must start from a seed: mark its source `seed = true` "
+                         "in package.toml, or, for a tree you do not edit, name the seed with "
+                         f"--seed FILE|SHA256 (known seeds: {known})")
+            node.verified += [r.line() for r in node.recognised]
         self._check_signatures(node, prov)
         return node, False
 

@@ -67,8 +67,8 @@ class Tree:
         if package is None:
             if name in self.broken:
                 raise UnbuildableError(name, self.broken[name])
-            close = difflib.get_close_matches(name, self.packages, n=3)
-            hint = (f"did you mean {', '.join(close)}?" if close
+            close = similar_names(name, [*self.packages, *self.images])
+            hint = (f"did you mean {' or '.join(close)}?" if close
                     else "run `rootseed list` to see the packages of this tree")
             raise RootseedError(f"no package {name!r} in the tree at {self.root}", hint=hint)
         return package
@@ -478,3 +478,12 @@ def _components(graph: Mapping[str, Package]) -> list[set[str]]:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
     return found
+
+
+def similar_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """Names ``name`` may have meant: ``<stage>-<name>`` for a name given without its
+    stage (``stage0`` → ``bootstrap-stage0``), then close spellings."""
+    pool = sorted(set(names))
+    staged = [c for c in pool if c.endswith(f"-{name}")]
+    close = difflib.get_close_matches(name, pool, n=n)
+    return list(dict.fromkeys([*staged, *close]))[:n]

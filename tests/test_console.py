@@ -1,0 +1,38 @@
+"""Progress for people when stderr is not a terminal: plain lines, never redrawn or cut;
+and the last line of a step's log shown escaped and bounded."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rootseed.console import WIDE, Working, err, out
+from rootseed.engine.steplog import escape_line, last_line
+
+
+def test_consoles_that_are_not_terminals_are_wide() -> None:
+    assert not err.is_terminal and err.width == WIDE and out.width == WIDE
+
+
+def test_working_prints_plain_lines_with_elapsed_time_and_latest_output(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with Working("crosscheck: starting", follow=lambda: "M1 --file x.M1", every=0.2) as w:
+        w.update("crosscheck: 3 of 9 steps checked")
+        time.sleep(0.5)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == ["crosscheck: starting", "crosscheck: 3 of 9 steps checked"]
+    assert any(line.startswith("crosscheck: 3 of 9 steps checked (")
+               and line.endswith("s): M1 --file x.M1") for line in lines[2:])
+    assert "\r" not in "".join(lines) and "\x1b" not in "".join(lines)
+
+
+def test_last_line_is_escaped_bounded_and_reads_only_the_tail(tmp_path: Path) -> None:
+    log = tmp_path / "step.log"
+    log.write_bytes(b"x" * 1_000_000 + b"\nfirst\n\x1b[2Jcleared \x07" + b"y" * 500 + b"\n\n")
+    shown = last_line(log, 40)
+    assert shown is not None and shown.startswith("\\x1b[2Jcleared \\x07yyy")
+    assert len(shown) == 40 and shown.endswith("…")
+    assert last_line(tmp_path / "absent.log") is None
+    assert escape_line("tab\there") == "tab\\there"
