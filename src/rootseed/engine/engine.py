@@ -30,7 +30,8 @@ from rootseed.engine.actions import builder_digest
 from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import ActionSteps, LayeredBackend, StepEvents
-from rootseed.engine.publish import Publisher, check_outputs, image_writer, linked_dirs
+from rootseed.engine.export_buildkit import ImageExporter, choose_exporter, stage_actions
+from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
 from rootseed.engine.record import BuildRecord, ParentImage, ResolvedSource
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
@@ -540,7 +541,7 @@ class _PackageBuild:
             final = hit
         else:
             final = self.execute()
-        write = image_writer(final, self.plan.platform, self.pkg.version)
+        write = self._exporter().writer(final)
         final = self.b.cache.ensure_image(final, write)
         assert final.layout is not None
         problem = linked_dirs(final.layout) or layout_problem(final.layout,
@@ -549,6 +550,13 @@ class _PackageBuild:
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
             final = self.b.cache.rewrite_image(final, write)
         return final
+
+    def _exporter(self) -> ImageExporter:
+        """How the image is written: BuildKit's layers for a StageX tree (on layered
+        snapshots), rootseed's one squashed layer otherwise (engine/export_buildkit.py)."""
+        return choose_exporter(self.b.tree.namespace, self.pkg, self.plan,
+                               {r: p.layout for r, p in self.parents.items()},
+                               self.b._backend, self.b._layer, self.b._warn)
 
     def execute(self) -> CachedStage:
         """Fetch the sources, then run the stages the target needs (cache hits first)."""
@@ -696,7 +704,8 @@ class _PackageBuild:
         entry = work / f"entry-{stage.index}"
         entry.mkdir()
         return self.b.cache.commit_snapshot(entry, node.key, {
-            "package": self.pkg.name, "stage": stage.label, "config": state.to_json()},
+            "package": self.pkg.name, "stage": stage.label, "config": state.to_json(),
+            "actions": stage_actions(stage, needed, steps.results)},
             steps.snapshot, replace=self.options.no_cache or stage.index in self.forced)
 
     # -- provenance --------------------------------------------------------------------

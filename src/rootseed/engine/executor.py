@@ -268,6 +268,9 @@ class ActionSteps:
         self.events = events or StepEvents()
         self.executed: list[int] = []  # step numbers that ran (not cache hits)
         self.hits: list[int] = []
+        #: each action's result in order, empty ones too (the per-instruction layers an
+        #: exporter writes: see engine/export_buildkit.py)
+        self.results: list[dict[str, Any]] = []
 
     # -- keys ------------------------------------------------------------------------------
     def command(self, step: FileStep) -> Command:
@@ -289,7 +292,7 @@ class ActionSteps:
                                    and number >= self.no_cache_from)
         hit = None if forced else self.backend.actions.lookup(key)
         if hit is not None:
-            self._advance(hit)
+            self._advance(hit, number)
             self.hits.append(number)
             self.events.emit({"event": "cached", **where, "seconds": 0.0})
             return
@@ -327,14 +330,16 @@ class ActionSteps:
         finally:
             stop.set()
         seconds = time.monotonic() - started
-        self._advance(result)
+        self._advance(result, number)
         self.executed.append(number)
         self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
                           "empty": result.empty})
         self.events.say(f"stage {self.stage}: step {number}/{self.steps} done in "
                         f"{seconds:.2f}s")
 
-    def _advance(self, result: ActionResult) -> None:
+    def _advance(self, result: ActionResult, number: int) -> None:
+        self.results.append({"step": number, "ref": result.layer.ref,
+                             "digest": result.layer.digest, "empty": result.empty})
         if not result.empty:
             self.snapshot = self.snapshot.push(result.layer)
 

@@ -225,6 +225,11 @@ class PlannedCopy(Planned):
     chmod: int | None = None
     chown: str | None = None
     unpack: bool = False
+    #: as written, once expanded: the source paths (not heredocs), the destination and
+    #: the --chmod value (the image history's ``created_by`` quotes them)
+    written_sources: tuple[str, ...] = ()
+    written_dest: str = ""
+    written_chmod: str | None = None
 
     @property
     def changes_files(self) -> bool:

@@ -1,0 +1,167 @@
+"""Exporters: how a built stage becomes an image layout (chosen per tree).
+
+:class:`ImageExporter` is the interface the builder calls (``writer(final)`` gives the
+``write(layout_dir, rootfs)`` the cache's ``ensure_image`` runs once per stage entry).
+Two implementations:
+
+* :class:`SquashedExporter` — rootseed's own format (one squashed layer, see
+  :mod:`rootseed.oci.layout`), for rootseed's trees;
+* :class:`BuildKitExporter` — the bytes BuildKit v0.26.3 writes with StageX's export
+  options (:mod:`rootseed.oci.buildkit`): one layer per instruction that makes one, taken
+  from the action layers the layered executor keeps, and the base image's own blobs. It
+  is the default for StageX trees (namespace ``stagex``: a StageX checkout, which has no
+  ``rootseed.toml``), so their digests are StageX's published ones.
+
+A stage entry records its actions in order (``stage.json`` ``actions``: each
+instruction's layer ref, digest and whether it was empty), its base stage's first
+(:func:`stage_actions`); the exporter matches them with the image's history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from rootseed.engine.cache import CachedStage
+from rootseed.engine.executor import LayeredBackend
+from rootseed.engine.publish import image_writer
+from rootseed.engine.snapshots import Layer, Snapshot
+from rootseed.errors import RootseedError
+from rootseed.oci.buildkit.export import (
+    ExportRequest,
+    LayerDiff,
+    layer_steps,
+    stagex_annotations,
+    write_layout,
+)
+from rootseed.plan import ImageRef, Plan, PlannedRun, StagePlan, StageRef
+from rootseed.tree import Package
+
+#: Trees in this namespace get BuildKit's image format (StageX's own namespace).
+BUILDKIT_NAMESPACE = "stagex"
+Writer = Callable[[Path, Path], str]
+
+
+class ExportError(RootseedError):
+    """The image cannot be written in the format its tree asks for."""
+
+
+class ImageExporter(Protocol):
+    def writer(self, final: CachedStage) -> Writer: ...
+
+
+def stage_actions(stage: StagePlan, needed: Mapping[int, CachedStage],
+                  results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The actions of ``stage``'s chain in order: its base stage's, then its own."""
+    found: list[dict[str, Any]] = []
+    if isinstance(stage.base, StageRef):
+        base = needed[stage.base.index].state.get("actions")
+        found += base if isinstance(base, list) else []
+    return found + [{**r, "stage": stage.index} for r in results]
+
+
+def stage_chain(plan: Plan, target: StagePlan) -> list[StagePlan]:
+    """``target`` and the stages it is built FROM, base first."""
+    chain = [target]
+    while isinstance(chain[0].base, StageRef):
+        chain.insert(0, plan.get(chain[0].base.index))
+    return chain
+
+
+class SquashedExporter:
+    def __init__(self, plan: Plan, version: str) -> None:
+        self.plan = plan
+        self.version = version
+
+    def writer(self, final: CachedStage) -> Writer:
+        return image_writer(final, self.plan.platform, self.version)
+
+
+class BuildKitExporter:
+    """BuildKit's layers from the layered executor's action layers."""
+
+    def __init__(self, namespace: str, package: Package, plan: Plan,
+                 parents: Mapping[str, Path], backend: LayeredBackend,
+                 layer: Callable[[str, str], Layer | None]) -> None:
+        self.namespace = namespace
+        self.package = package
+        self.plan = plan
+        self.parents = parents
+        self.backend = backend
+        self.layer = layer
+
+    def request(self, final: CachedStage) -> ExportRequest:
+        chain = stage_chain(self.plan, self.plan.target_stage)
+        root = chain[0].base
+        base = self.parents[root.reference] if isinstance(root, ImageRef) else None
+        actions = final.state.get("actions")
+        snapshot = final.snapshot
+        if not isinstance(actions, list) or snapshot is None:
+            raise ExportError(f"{self.package.name}: the cached stage records no layers",
+                              hint="build again with --no-cache")
+        by_step = {(a.get("stage"), a.get("step")): a for a in actions if isinstance(a, dict)}
+        stack = list(snapshot.layers)
+        below = 1 if base is not None else 0  # the unpacked base image
+        layers: list[LayerDiff] = []
+        for step in layer_steps(chain, 1):
+            if not step.planned.changes_files:
+                continue
+            action = by_step.get((step.stage, step.number))
+            if action is None:
+                raise ExportError(f"{self.package.name}: no recorded layer for step "
+                                  f"{step.number} of stage {step.stage}",
+                                  hint="build again with --no-cache")
+            if step.layer:
+                upper = self._upper(action)
+                lower = self._view(stack[:below])
+                layers.append(LayerDiff(upper, lower, run=isinstance(step.planned, PlannedRun)))
+            if not action.get("empty"):
+                if below >= len(stack) or stack[below].ref != action.get("ref"):
+                    raise ExportError(f"{self.package.name}: the snapshot's layers do not "
+                                      "follow its instructions (flattened?)",
+                                      hint="BuildKit's format needs one layer per "
+                                           "instruction; build again with --no-cache")
+                below += 1
+        name = f"{self.namespace}/{self.package.name}:{self.package.version or 'latest'}"
+        return ExportRequest(chain=chain, layers=layers, image_name=name, base=base,
+                             annotations=stagex_annotations(self.package.name,
+                                                            self.package.version or None,
+                                                            self.namespace))
+
+    def _upper(self, action: Mapping[str, Any]) -> Path:
+        if action.get("empty"):
+            return self.backend.empty
+        found = self.layer(str(action.get("ref")), str(action.get("digest")))
+        if found is None:
+            raise ExportError(f"{self.package.name}: the layer {action.get('ref')} is "
+                              "missing or damaged in the cache",
+                              hint="build again with --no-cache")
+        return found.path
+
+    def _view(self, layers: Sequence[Layer]) -> Path | None:
+        if not layers:
+            return None
+        digest = hashlib.sha256("\0".join(f"{x.ref}\0{x.digest}" for x in layers).encode())
+        return self.backend.view(Snapshot("sha256:" + digest.hexdigest(), tuple(layers)))
+
+    def writer(self, final: CachedStage) -> Writer:
+        def write(layout_dir: Path, rootfs: Path) -> str:
+            return write_layout(layout_dir, self.request(final))
+        return write
+
+
+def choose_exporter(namespace: str, package: Package, plan: Plan, parents: Mapping[str, Path],
+                    backend: LayeredBackend | None,
+                    layer: Callable[[str, str], Layer | None],
+                    warn: Callable[[str], None]) -> ImageExporter:
+    """BuildKit's format for a StageX tree on layered snapshots, else rootseed's."""
+    if namespace != BUILDKIT_NAMESPACE:
+        return SquashedExporter(plan, package.version)
+    if backend is None:
+        warn(f"{package.name}: copy-on-write snapshots are off, so the image is written "
+             "in rootseed's squashed format, not BuildKit's: its digest will not be "
+             "StageX's published one")
+        return SquashedExporter(plan, package.version)
+    return BuildKitExporter(namespace, package, plan, parents, backend, layer)
