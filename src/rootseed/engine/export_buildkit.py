@@ -33,6 +33,7 @@ from rootseed.oci.buildkit.export import (
     ExportRequest,
     LayerDiff,
     layer_steps,
+    run_mount_points,
     stagex_annotations,
     write_layout,
 )
@@ -105,6 +106,7 @@ class BuildKitExporter:
         stack = list(snapshot.layers)
         below = 1 if base is not None else 0  # the unpacked base image
         layers: list[LayerDiff] = []
+        made: set[str] = set()  # runc's mount points earlier RUN layers have
         for step in layer_steps(chain, 1):
             if not step.planned.changes_files:
                 continue
@@ -116,7 +118,9 @@ class BuildKitExporter:
             if step.layer:
                 upper = self._upper(action)
                 lower = self._view(stack[:below])
-                layers.append(LayerDiff(upper, lower, run=isinstance(step.planned, PlannedRun)))
+                points = run_mount_points(made) if isinstance(step.planned, PlannedRun) \
+                    else ()
+                layers.append(LayerDiff(upper, lower, points))
             if not action.get("empty"):
                 if below >= len(stack) or stack[below].ref != action.get("ref"):
                     raise ExportError(f"{self.package.name}: the snapshot's layers do not "

@@ -136,9 +136,14 @@ class _Writer:
         self._parents(header.name, header.kind)
         self.out.append(Entry(header))
 
-    def change(self, rel: bytes, st: os.stat_result, path: Path | None) -> None:
-        """An added or modified entry ``rel`` with stat ``st`` (``path``: where it is;
-        None for a mount point runc would have made)."""
+    def mount_point(self, rel: bytes) -> None:
+        """A directory runc made (0755, root's, made during the step: mtime clamped)."""
+        header = Header(name=rel + b"/", kind=Kind.DIR, mode=0o755, mtime=self.epoch)
+        self._parents(header.name, header.kind)
+        self.out.append(Entry(header))
+
+    def change(self, rel: bytes, st: os.stat_result, path: Path) -> None:
+        """An added or modified entry ``rel`` with stat ``st`` (``path``: where it is)."""
         mode = st.st_mode
         if stat.S_ISSOCK(mode):
             return
@@ -150,7 +155,6 @@ class _Writer:
         elif stat.S_ISREG(mode):
             kind, size = Kind.FILE, st.st_size
         elif stat.S_ISLNK(mode):
-            assert path is not None
             kind, linkname = Kind.SYMLINK, os.fsencode(os.readlink(path))
         elif stat.S_ISFIFO(mode):
             kind = Kind.FIFO
@@ -160,7 +164,7 @@ class _Writer:
         else:
             raise RootseedError(f"cannot put {rel!r} (an unknown file type) into a layer")
         pax: dict[str, bytes] = {}
-        if path is not None and not stat.S_ISLNK(mode):
+        if not stat.S_ISLNK(mode):
             capability = _xattr(path, _CAPABILITY)
             if capability:
                 pax["SCHILY.xattr." + _CAPABILITY] = capability
@@ -198,8 +202,7 @@ def _walk(writer: _Writer, upper: Path, lower: Path | None, prefix: bytes,
     for name in sorted([*names, *virtual]):
         rel = prefix + name
         if name not in names:  # a mount point runc would have created
-            st = os.stat_result((stat.S_IFDIR | 0o755, 0, 0, 2, 0, 0, 0, 0, writer.epoch, 0))
-            writer.change(rel, st, None)
+            writer.mount_point(rel)
             continue
         path = upper / os.fsdecode(name)
         st = os.lstat(path)

@@ -40,12 +40,21 @@ CREATED = "org.opencontainers.image.created"
 @dataclass(frozen=True)
 class LayerDiff:
     """One layer to write: the layer directory (an overlayfs upper directory) over the
-    root filesystem below it (a read-only view; None: empty), and whether a RUN made it
-    (its layer gets runc's mount points)."""
+    root filesystem below it (a read-only view; None: empty), and the mount points runc
+    would have created (for a RUN: those of :data:`RUN_MOUNT_POINTS` that no earlier
+    RUN of the image made already; see :func:`run_mount_points`)."""
 
     upper: Path
     lower: Path | None
-    run: bool = False
+    mount_points: tuple[str, ...] = ()
+
+
+def run_mount_points(made: set[str]) -> tuple[str, ...]:
+    """The mount points a RUN adds given those earlier RUNs made (``made`` is updated):
+    rootseed's sandbox removes its own, so they are not in the lower snapshot."""
+    new = tuple(m for m in RUN_MOUNT_POINTS if m not in made)
+    made.update(new)
+    return new
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ def _gzip_blob(blobs: Path, tar_path: Path, diff_id: str) -> Blob:
 def write_layer(blobs: Path, layer: LayerDiff, epoch: int) -> Blob:
     """Write one layer's gzip blob into ``blobs``; its digests and size."""
     entries = layer_entries(layer.upper, layer.lower, epoch=epoch,
-                            mount_points=RUN_MOUNT_POINTS if layer.run else ())
+                            mount_points=layer.mount_points)
     tar_path = blobs / ".layer.tar"
     try:
         with open(tar_path, "wb") as raw:
