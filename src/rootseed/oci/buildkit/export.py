@@ -225,11 +225,20 @@ def write_layout(layout_dir: Path, request: ExportRequest) -> str:
     return digest
 
 
-def write_archive(layout_dir: Path, out: BinaryIO) -> None:
+def write_archive(layout_dir: Path, out: BinaryIO, image_name: str | None = None) -> None:
     """The layout as the ``oci-archive`` tar BuildKit writes (``tar=true``): ``blobs/``,
     ``blobs/sha256/``, the blobs by name, ``index.json``, ``oci-layout``; mtime 0, blobs
-    and ``oci-layout`` 0444, ``index.json`` 0644, Go's tar headers."""
+    and ``oci-layout`` 0444, ``index.json`` 0644, Go's tar headers. ``image_name``
+    renames the image in ``index.json`` (BuildKit's ``name=``; digests do not change)."""
     image = open_image(layout_dir)  # every blob the index names, verified
+    index_json = (layout_dir / "index.json").read_bytes()
+    if image_name is not None:
+        entry = image.index_entry
+        index_json = docs.outer_index_json(
+            docs.Descriptor(str(entry.get("mediaType", docs.INDEX)), str(entry["digest"]),
+                            int(entry["size"])),
+            docs.normalize_name(image_name),
+            str((entry.get("annotations") or {}).get(CREATED, created_at(1))))
     names = {image.config_blob.digest, image.manifest_digest,
              *(b.digest for b in image.layers)}
     if image.image_index is not None:
@@ -245,7 +254,7 @@ def write_archive(layout_dir: Path, out: BinaryIO) -> None:
             writer.add(Header(name=f"blobs/sha256/{hex_of(digest)}".encode(), kind=Kind.FILE,
                               mode=0o444, mtime=0, size=size), f)
     for file, mode in (("index.json", 0o644), ("oci-layout", 0o444)):
-        data = (layout_dir / file).read_bytes()
+        data = index_json if file == "index.json" else (layout_dir / file).read_bytes()
         writer.add(Header(name=file.encode(), kind=Kind.FILE, mode=mode, mtime=0,
                           size=len(data)), io.BytesIO(data))
     writer.close()
