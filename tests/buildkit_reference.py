@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.tree import Tree
+
 REPO = Path(__file__).resolve().parent.parent
 #: beside the repository (a worktree one level deeper looks one more level up)
 REFERENCE = Path(os.environ.get("ROOTSEED_BUILDKIT_REFERENCE") or next(
@@ -57,3 +60,29 @@ def members(data: bytes) -> list[tarfile.TarInfo]:
     with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8",
                       errors="surrogateescape") as tar:
         return tar.getmembers()
+
+
+# buildkit-build passes no VERSION build arg (StageX's Makefile would pass VERSION=1.0):
+# BuildKit took the Containerfile's global default, so rootseed is given that value.
+BUILD_ARGS = {"multistage": {"VERSION": "1.2.3"}}
+
+
+def case_tree(root: Path, case: str) -> Path:
+    package = root / "packages" / "test" / case
+    package.mkdir(parents=True)
+    with tarfile.open(reference() / "cases" / f"{case}.context.tar") as tar:
+        # the reference is ours (modes matter: setuid/setgid files), not hostile input
+        tar.extractall(package, filter="fully_trusted")
+    (package / "package.toml").write_text(
+        f'[package]\nname = "{case}"\nversion = "1.0"\ndescription = "BuildKit case"\n'
+        'license = "MIT"\nplatforms = ["linux/amd64"]\n')
+    return root
+
+
+def build_case(tmp_path: Path, case: str) -> Path:
+    tree = Tree.load(case_tree(tmp_path / "tree", case))
+    assert tree.namespace == "stagex"
+    with Builder(tree, cache_dir=tmp_path / "cache", out=tmp_path / "out") as builder:
+        result, = builder.build([f"test-{case}"], BuildOptions(
+            progress=False, snapshots="overlay", build_args=BUILD_ARGS.get(case, {})))
+    return result.image
