@@ -121,6 +121,15 @@ def write_layer(blobs: Path, layer: LayerDiff, epoch: int) -> Blob:
         tar_path.unlink(missing_ok=True)
 
 
+def _reuse(blob: Path, dest: Path) -> None:
+    """A base image's blob, as it is: a hard link where the file system allows (blobs are
+    read-only and content-addressed; every reader re-hashes them), else a copy."""
+    try:
+        os.link(blob, dest, follow_symlinks=False)
+    except OSError:
+        shutil.copyfile(blob, dest, follow_symlinks=False)
+
+
 def _put(blobs: Path, data: bytes) -> str:
     digest = sha256_bytes(data)
     path = blobs / hex_of(digest)
@@ -173,7 +182,7 @@ def _write(tmp: Path, request: ExportRequest) -> str:
                 comment=str(item.get("comment", ""))))
         for descriptor, parent, diff_id in zip(base.manifest["layers"], base.layers,
                                                base.diff_ids, strict=True):
-            shutil.copyfile(parent.path, blobs / hex_of(parent.digest))
+            _reuse(parent.path, blobs / hex_of(parent.digest))
             layers.append(docs.Descriptor(docs.LAYER_GZIP, parent.digest, parent.size,
                                           dict(descriptor.get("annotations") or {})))
             diff_ids.append(diff_id)
@@ -195,7 +204,8 @@ def _write(tmp: Path, request: ExportRequest) -> str:
     (tmp / "index.json").write_bytes(outer)
     (tmp / "oci-layout").write_bytes(docs.LAYOUT)
     for blob_path in blobs.iterdir():
-        os.chmod(blob_path, 0o444)
+        if os.lstat(blob_path).st_nlink == 1:  # a linked base blob is 0444 already
+            os.chmod(blob_path, 0o444)
     os.chmod(tmp / "oci-layout", 0o444)
     os.chmod(tmp / "index.json", 0o644)
     return manifest_desc.digest
