@@ -29,6 +29,7 @@ from rootseed.console import canonical_json
 
 #: The packages whose code decides what a build produces (their .py files are hashed).
 BUILDER_PACKAGES = ("rootseed.engine", "rootseed.containerfile", "rootseed.oci",
+                    "rootseed.oci.buildkit",
                     "rootseed.sandbox", "rootseed.plan")
 #: Single modules outside those packages that also affect outputs.
 BUILDER_MODULES = ("rootseed/fsutil.py",)
