@@ -96,3 +96,21 @@ def test_run_mount_points_are_added_where_missing(tmp_path: Path) -> None:
     (lower / "proc").mkdir(parents=True)  # already there: runc makes no new one
     (upper / "x").mkdir(parents=True)
     assert names(upper, lower, mount_points=("dev", "proc", "sys")) == ["dev/", "sys/", "x/"]
+
+
+def test_opaque_directory_is_compared_with_the_lower_one(tmp_path: Path) -> None:
+    """``rm -rf x && mkdir x`` in a step: overlayfs marks x opaque; BuildKit writes whiteouts
+    for what x hid, and the new entries (continuity's double walk of lower vs. upper)."""
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for rel in ("x/a", "x/b"):
+        (lower / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lower / rel).write_text(rel)
+    (upper / "x").mkdir(parents=True)
+    (upper / "x" / "c").write_text("c")
+    try:
+        os.setxattr(upper / "x", "user.overlay.opaque", b"y")
+    except OSError:
+        pytest.skip("this file system takes no user.* extended attributes")
+    os.chmod(upper / "x", 0o755)
+    os.chmod(lower / "x", 0o755)
+    assert names(upper, lower) == ["x/", "x/.wh.a", "x/.wh.b", "x/c"]
