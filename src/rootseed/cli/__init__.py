@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "list": "tree_cmds", "graph": "tree_cmds", "fetch": "tree_cmds", "check": "tree_cmds",
     "build": "build", "digests": "build",
     "challenge": "challenge",
+    "export": "export",
     "sign": "trust", "verify": "trust",
     "trace": "provenance", "report": "provenance",
     "tool": "tool",

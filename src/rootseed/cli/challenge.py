@@ -11,10 +11,12 @@ from rich.table import Table
 
 from rootseed import safefs
 from rootseed.challenge import challenge
+from rootseed.challenge.against import compare_against
 from rootseed.cli.common import common_options, load_tree, require_sandbox
 from rootseed.cli.step_limits import step_limit_options
 from rootseed.console import Working, canonical_json, emit_json, err, out
 from rootseed.engine.steplog import last_line
+from rootseed.errors import RootseedError
 from rootseed.provenance.companions import CHALLENGE_FILE
 from rootseed.settings import Settings
 
@@ -45,13 +47,21 @@ def _save(out_dir: Path, package: str, data: bytes) -> None:
               help="Also run diffoscope on the two filesystems when they differ.")
 @click.option("--keep", is_flag=True, help="Keep the rebuild's work directory.")
 @step_limit_options
+@click.option("--against", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Compare the local build (out/PACKAGE) with this image instead: an OCI "
+                   "layout or an oci-archive tar someone else built.")
 @common_options
 def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None, keep: bool,
-                  settings: Settings) -> None:
+                  against: Path | None, settings: Settings) -> None:
     """Rebuild PACKAGE from verified sources under different conditions and compare.
+
+    With --against IMAGE: compare the local build with IMAGE (digest, config, layer by
+    layer, file by file; the first difference is named).
 
     Exit status: 0 identical, 2 differs, 1 could not decide.
     """
+    if against is not None:
+        _against(package, against, settings)
     tree = load_tree(settings)
     tree.get(package)  # a mistyped name is said before anything else
     require_sandbox()
@@ -94,6 +104,29 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
         out.print(result.diffoscope, markup=False)
     if result.rebuild_log:
         out.print(f"  rebuild log: {result.rebuild_log}")
+    sys.exit(result.exit_code)
+
+
+def _against(package: str, against: Path, settings: Settings) -> None:
+    ours = settings.out / package
+    if not (ours / "index.json").is_file():
+        raise RootseedError(f"{package}: no local build at {ours}",
+                            hint=f"run `rootseed build {package}` first (same --out)")
+    result = compare_against(ours, against)
+    if settings.json:
+        emit_json({"package": package, **result.as_dict()})
+        sys.exit(result.exit_code)
+    colour = "green" if result.verdict == "identical" else "red"
+    out.print(f"[bold]{package}[/]")
+    out.print(f"  ours:    {result.ours_digest}  ({result.ours})", markup=False)
+    out.print(f"  theirs:  {result.theirs_digest}  ({result.theirs})", markup=False)
+    out.print(f"  verdict: [bold {colour}]{result.verdict}[/]")
+    first = result.first
+    if first is not None:
+        where = first["where"] + (f": {first['path']}" if first.get("path") else "")
+        out.print(f"  first difference: {where}: {first['what']}", markup=False)
+        if first.get("fields"):
+            out.print(f"  fields: {', '.join(first['fields'])}", markup=False)
     sys.exit(result.exit_code)
 
 

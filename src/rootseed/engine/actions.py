@@ -40,11 +40,13 @@ OUTPUT_MODULES = (
     "rootseed.engine.stage",  # the stage interpreter: COPY, ADD, WORKDIR, RUN's operation
     "rootseed.engine.ops",  # how an operation runs (the sandbox)
     "rootseed.engine.executors",  # the executors (layers, hardlinks, copies)
-    "rootseed.engine.export",  # image bytes
+    "rootseed.engine.export",  # image bytes (rootseed's format)
+    "rootseed.engine.export_buildkit",  # image bytes (BuildKit's format, StageX trees)
     "rootseed.oci.unpack",  # the parents' trees
 )
 #: Files run as programs rather than imported (the overlay namespace's holder).
-OUTPUT_SCRIPTS = ("sandbox/_overlay_holder.py",)
+#: And sources that are not Python: the compiled gzip compressor decides layer bytes.
+OUTPUT_SCRIPTS = ("sandbox/_overlay_holder.py", "oci/_goflate.c")
 
 _FROM = re.compile(r"^[ \t]*from[ \t]+(rootseed(?:\.\w+)*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)",
                    re.MULTILINE)

@@ -30,6 +30,7 @@ from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import ActionSteps, StepEvents
 from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
 from rootseed.engine.export import SquashedExporter, image_request
+from rootseed.engine.export_buildkit import choose_exporter, stage_actions
 from rootseed.engine.interface import Executor, ImageExporter
 from rootseed.engine.planner import NoCacheFrom, Node, PackagePlan
 from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
@@ -367,7 +368,7 @@ class _PackageBuild:
 
     def _with_image(self, final: CachedStage, *, replace: bool = False) -> CachedStage:
         """``final`` with its image, exported once into its cache entry."""
-        exporter = self.b.exporter
+        exporter = self._exporter(final)
         with self.b.cache.image_slot(final, self.executor, name=exporter.name,
                                      replace=replace) as target:
             if target is not None:
@@ -375,6 +376,14 @@ class _PackageBuild:
                     final.rootfs, final.snapshot, StageState.from_json(final.state["config"]),
                     self.plan.platform, self.pkg.version), target)
         return self.b.cache.with_image(final, self.executor, name=exporter.name)
+
+    def _exporter(self, final: CachedStage) -> ImageExporter:
+        """How the image is written: BuildKit's layers for a StageX tree (on layered
+        snapshots), the builder's exporter (rootseed's squashed one) otherwise
+        (engine/export_buildkit.py)."""
+        return choose_exporter(self.b.exporter, self.b.tree.namespace, self.pkg, self.plan,
+                               {r: p.layout for r, p in self.parents.items()},
+                               self.executor, self.b.cache.store, final, self.b._warn)
 
     def execute(self) -> CachedStage:
         """Fetch the sources, then run the stages the target needs (cache hits first)."""
@@ -486,7 +495,8 @@ class _PackageBuild:
         entry.mkdir()
         executor.keep(steps.snapshot, entry)
         fsops.remove_tree(stage_dir)
-        meta = {"package": self.pkg.name, "stage": stage.label, "config": state.to_json()}
+        meta = {"package": self.pkg.name, "stage": stage.label, "config": state.to_json(),
+                "actions": stage_actions(stage, needed, steps.results)}
         replace = self.options.no_cache or stage.index in self.forced
         if executor.layered:
             return self.b.cache.commit_snapshot(entry, node.key, meta, steps.snapshot,

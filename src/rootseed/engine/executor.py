@@ -317,6 +317,9 @@ class ActionSteps:
         self.stop = stop
         self.executed: list[int] = []  # step numbers that ran (not cache hits)
         self.hits: list[int] = []
+        #: each action's result in order, empty ones too (the per-instruction layers an
+        #: exporter writes: see engine/export_buildkit.py)
+        self.results: list[dict[str, Any]] = []
 
     # -- keys ------------------------------------------------------------------------------
     def command(self, step: FileStep) -> Command:
@@ -337,6 +340,7 @@ class ActionSteps:
                                    and number >= self.no_cache_from)
         hit = None if forced else self.executor.cached(self.snapshot, key)
         if hit is not None:
+            self._record(hit, number)
             self.snapshot = hit.snapshot
             self.hits.append(number)
             self.events.emit({"event": "cached", **where, "seconds": 0.0})
@@ -369,8 +373,16 @@ class ActionSteps:
         finally:
             stop.set()
         seconds = time.monotonic() - started
+        self._record(result, number)
         self.snapshot = result.snapshot
         self.executed.append(number)
         self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
                           "empty": result.empty})
         self.events.say(f"{head} done in {seconds:.2f}s")
+
+    def _record(self, result: LayerResult, number: int) -> None:
+        """What each step added, in order (an exporter of one layer per instruction reads
+        it from the stage entry)."""
+        self.results.append({"step": number, "empty": result.empty,
+                             "ref": None if result.layer is None else str(result.layer.ref),
+                             "digest": None if result.layer is None else result.layer.digest})

@@ -160,6 +160,8 @@ def layout_files(layout: Path, digest: str) -> list[str]:
     with os.fdopen(fd, "rb") as f:
         manifest = json.loads(f.read(MAX_JSON))
     named = [digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
+    with os.fdopen(_open_regular(layout, layout / "index.json"), "rb") as f:  # an index
+        named.append(json.loads(f.read(MAX_JSON))["manifests"][0]["digest"])  # (BuildKit's)
     return ["oci-layout", "index.json",
             *dict.fromkeys(f"blobs/sha256/{check_digest(d).partition(':')[2]}" for d in named)]
 

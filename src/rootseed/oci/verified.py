@@ -34,6 +34,9 @@ INDEX = "index.json"
 MAX_JSON = 4 << 20
 _CHUNK = 1 << 20
 MANIFEST_MEDIA_TYPES = frozenset({"application/vnd.oci.image.manifest.v1+json"})
+#: ``index.json`` may name an image index (BuildKit's OCI export does) instead of the
+#: manifest: its first manifest is the image (one level; an index of indexes is refused).
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 CONFIG_MEDIA_TYPES = frozenset({"application/vnd.oci.image.config.v1+json"})
 LAYER_MEDIA_TYPES = frozenset({"application/vnd.oci.image.layer.v1.tar",
                                "application/vnd.oci.image.layer.v1.tar+gzip"})
@@ -103,6 +106,8 @@ class VerifiedImage:
     layers: tuple[VerifiedBlob, ...]
     ref_name: str | None = None
     index_entry: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: the image index between index.json and the manifest (BuildKit's layout), if any
+    image_index: VerifiedBlob | None = None
 
     @property
     def diff_ids(self) -> tuple[str, ...]:
@@ -231,13 +236,52 @@ def _index_entry(layout: Path) -> dict[str, Any]:
 
 
 def indexed_digest(layout: Path) -> str:
-    """The manifest digest ``index.json`` names, unverified but for its form: cheap, for
-    telling which image a layout claims to hold before verifying it (:func:`open_image`)."""
-    entry = _index_entry(Path(layout))
+    """The manifest digest ``index.json`` names (through an image index, if it names
+    one), unverified but for its form: cheap, for telling which image a layout claims to
+    hold before verifying it (:func:`open_image`)."""
+    layout = Path(layout)
+    entry = _index_entry(layout)
     try:
-        return check_digest(entry.get("digest"))
+        digest = check_digest(entry.get("digest"))
     except ValueError as e:
         raise LayoutError(layout, f"{INDEX}: manifests[0] has {e}") from None
+    if entry.get("mediaType") != INDEX_MEDIA_TYPE:
+        return digest
+    try:
+        opened = _open_regular(layout, layout / "blobs" / ALGORITHM / digest.partition(":")[2])
+    except (safefs.UnsafePath, OSError):
+        opened = None
+    if opened is None:
+        raise LayoutError(layout, f"the image index {digest} cannot be read")
+    with os.fdopen(opened[0], "rb") as f:
+        data = f.read(MAX_JSON + 1)
+    try:
+        inner = json.loads(data)
+        return check_digest(inner["manifests"][0]["digest"])
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, IndexError,
+            TypeError) as e:
+        raise LayoutError(layout, f"the image index {digest} names no manifest ({e})"
+                          ) from None
+
+
+def _inner_entry(layout: Path, entry: dict[str, Any]
+                 ) -> tuple[dict[str, Any], VerifiedBlob | None]:
+    """The manifest descriptor: ``entry`` itself, or the first manifest of the image
+    index it names (verified first)."""
+    if entry.get("mediaType") != INDEX_MEDIA_TYPE:
+        return entry, None
+    blob, data = _verify_blob(layout, "image index", entry, keep=True, media_types=None)
+    assert data is not None
+    index = _json_doc(layout, "image index", blob.digest, data)
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list) or not manifests or not isinstance(manifests[0], dict):
+        raise BlobError(layout, "image index", blob.digest, BlobProblem.MALFORMED,
+                        "it lists no manifest")
+    inner = manifests[0]
+    if inner.get("mediaType") not in MANIFEST_MEDIA_TYPES:
+        raise BlobError(layout, "image index", blob.digest, BlobProblem.MALFORMED,
+                        f"its first entry is not an image manifest ({inner.get('mediaType')!r})")
+    return inner, blob
 
 
 def open_image(layout: Path) -> VerifiedImage:
@@ -248,7 +292,8 @@ def open_image(layout: Path) -> VerifiedImage:
     subclass :class:`BlobError`, naming the blob) otherwise.
     """
     layout = Path(layout)
-    entry = _index_entry(layout)
+    outer = _index_entry(layout)
+    entry, index_blob = _inner_entry(layout, outer)
     man_blob, man_bytes = _verify_blob(layout, "manifest", entry, keep=True,
                                        media_types=None)
     assert man_bytes is not None
@@ -276,7 +321,8 @@ def open_image(layout: Path) -> VerifiedImage:
     image = VerifiedImage(layout=layout, manifest_digest=man_blob.digest, manifest=manifest,
                           config_json=config_json, config=config,
                           config_blob=cfg_blob, layers=layers,
-                          ref_name=_ref_name(entry), index_entry=entry)
+                          ref_name=_ref_name(outer), index_entry=outer,
+                          image_index=index_blob)
     if image.diff_ids and len(image.diff_ids) != len(layers):
         raise BlobError(layout, "config", cfg_blob.digest, BlobProblem.MALFORMED,
                         f"{len(image.diff_ids)} diff_ids for {len(layers)} layers")

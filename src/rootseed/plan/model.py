@@ -144,6 +144,12 @@ class Planned:
     def keyword(self) -> str:
         return self.instruction.keyword
 
+    @property
+    def changes_files(self) -> bool:
+        """Whether executing it can change the root filesystem (RUN, COPY, ADD, WORKDIR):
+        an exporter of one layer per instruction (BuildKit's) asks."""
+        return False
+
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedArg(Planned):
@@ -167,6 +173,10 @@ class PlannedWorkdir(Planned):
     """WORKDIR: ``path`` is absolute and clean; BuildKit creates the directory."""
 
     path: str
+
+    @property
+    def changes_files(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +206,10 @@ class PlannedRun(Planned):
     network: str | None = None  # as written: "none" / "default" (never a network here)
     script: InlineFile | None = None
 
+    @property
+    def changes_files(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedCopy(Planned):
@@ -212,6 +226,15 @@ class PlannedCopy(Planned):
     chmod: int | None = None
     chown: str | None = None
     unpack: bool = False
+    #: as written, once expanded: the source paths (not heredocs), the destination and
+    #: the --chmod value (the image history's ``created_by`` quotes them)
+    written_sources: tuple[str, ...] = ()
+    written_dest: str = ""
+    written_chmod: str | None = None
+
+    @property
+    def changes_files(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -543,6 +543,7 @@ class _Planner:
     def _copy(self, i: Copy, state: _State, header: _Header, words: _Words) -> PlannedCopy:
         origin = header.froms.get(i.line) if i.from_ is not None else None
         sources: list[CopySource] = []
+        written: list[str] = []
         for source in i.sources:
             if isinstance(source, Heredoc):
                 content = (words.expand(source.content, quotes=False) if source.expand
@@ -555,9 +556,11 @@ class _Planner:
                                  hint="builds are hermetic: pin the file as a [sources] entry "
                                       "and use fetch/${<ID>_SOURCE}")
             sources.append(_source(origin, word))
+            written.append(word)
         dest_written = words.expand(i.dest)
         chown = words.expand(i.chown) if i.chown is not None else None
         chmod: int | None = None
+        text: str | None = None
         if i.chmod is not None:
             text = words.expand(i.chmod)
             if not re.fullmatch(r"[0-7]+", text) or int(text, 8) > 0o7777:
@@ -570,7 +573,9 @@ class _Planner:
                        or dest_written.endswith("/."))
         return PlannedCopy(instruction=i, undeclared=words.undeclared(),
                            sources=tuple(sources), dest=dest, dest_is_dir=dest_is_dir,
-                           chmod=chmod, chown=chown, unpack=isinstance(i, Add))
+                           chmod=chmod, chown=chown, unpack=isinstance(i, Add),
+                           written_sources=tuple(written), written_dest=dest_written,
+                           written_chmod=text)
 
     # -- words -------------------------------------------------------------------------------
     def _expand(self, i: Instruction, word: str, env: Mapping[str, str], *,
