@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree
+from rootseed.fsutil_deep import remove_deep
 
 DEEP = 'i=0\nwhile [ $i -lt 1200 ]; do mkdir d; cd d; i=$((i+1)); done\necho deep > f'
 LONG = ('n=$(printf "%0200d" 0)\ni=0\nwhile [ $i -lt 40 ]; do mkdir $n; cd $n; '
@@ -34,9 +35,13 @@ def _build(tmp_path: Path, script: str, snapshots: str) -> tuple[HostileTree, st
 
 
 def test_directories_1200_deep_are_stored(tmp_path: Path) -> None:
-    tree, stderr, code = _build(tmp_path, DEEP, "overlay")
-    assert code == 0, stderr
-    assert (tree.out / "test-deep" / "index.json").is_file()
+    try:
+        tree, stderr, code = _build(tmp_path, DEEP, "overlay")
+        assert code == 0, stderr
+        assert (tree.out / "test-deep" / "index.json").is_file()
+    finally:  # pytest's own clean-up of old runs (shutil.rmtree) would recurse on it
+        for child in list(tmp_path.iterdir()):
+            remove_deep(child)
 
 
 @pytest.mark.parametrize("snapshots", ["overlay", "copy"])

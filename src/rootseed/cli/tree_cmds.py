@@ -40,8 +40,9 @@ def _status(tree: Tree, name: str) -> str:
 def _problem_note(tree: Tree) -> None:
     errors = tree.errors()
     if errors:
-        err.print(f"{count(len(errors), 'problem')} make {count(len(tree.broken), 'package')} "
-                  "unbuildable; "
+        verb = "makes" if len(errors) == 1 else "make"
+        err.print(f"{count(len(errors), 'problem')} {verb} "
+                  f"{count(len(tree.broken), 'package')} unbuildable; "
                   "`rootseed check` names each one", highlight=False)
 
 

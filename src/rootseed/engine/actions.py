@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -40,8 +40,8 @@ OUTPUT_MODULES = (
     "rootseed.engine.stage",  # the stage interpreter: COPY, ADD, WORKDIR, RUN's operation
     "rootseed.engine.ops",  # how an operation runs (the sandbox)
     "rootseed.engine.executors",  # the executors (layers, hardlinks, copies)
-    "rootseed.engine.export",  # image bytes (rootseed's format)
-    "rootseed.engine.export_buildkit",  # image bytes (BuildKit's format, StageX trees)
+    "rootseed.engine.export",  # image bytes (rootseed's format; another exporter's
+    # layouts are cached under a digest of its own code: engine/export.layout_name)
     "rootseed.oci.unpack",  # the parents' trees
 )
 #: Files run as programs rather than imported (the overlay namespace's holder).
@@ -81,12 +81,12 @@ def _imported(text: str) -> set[str]:
     return found
 
 
-def builder_files(root: Traversable) -> dict[str, bytes]:
-    """The files of the rootseed package at ``root`` that decide outputs: relative path →
-    content (see :data:`OUTPUT_MODULES`)."""
+def code_files(root: Traversable, modules: Iterable[str]) -> dict[str, bytes]:
+    """``modules`` of the rootseed package at ``root`` and every rootseed module they
+    import, transitively: relative path → content."""
     files: dict[str, bytes] = {}
     seen: set[str] = set()
-    todo = list(OUTPUT_MODULES)
+    todo = list(modules)
     while todo:
         module = todo.pop()
         if module in seen:
@@ -100,6 +100,13 @@ def builder_files(root: Traversable) -> dict[str, bytes]:
                                                 and not module.endswith("__init__") else ".py")
         files[rel] = data
         todo.extend(_imported(data.decode("utf-8")) - seen)
+    return files
+
+
+def builder_files(root: Traversable) -> dict[str, bytes]:
+    """The files of the rootseed package at ``root`` that decide outputs: relative path →
+    content (see :data:`OUTPUT_MODULES`)."""
+    files = code_files(root, OUTPUT_MODULES)
     for script in OUTPUT_SCRIPTS:
         item = root.joinpath(*script.split("/"))
         if item.is_file():
@@ -114,6 +121,13 @@ def digest_files(files: dict[str, bytes]) -> str:
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return "sha256:" + h.hexdigest()
+
+
+@functools.cache
+def code_digest(module: str) -> str:
+    """The digest of ``module``'s code and every rootseed module it imports (e.g. an image
+    exporter's, whose layouts are cached under it)."""
+    return digest_files(code_files(resources.files("rootseed"), (module,)))
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import ActionSteps, StepEvents
 from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
-from rootseed.engine.export import SquashedExporter, image_request
+from rootseed.engine.export import SquashedExporter, image_request, layout_name
 from rootseed.engine.export_buildkit import choose_exporter, stage_actions
 from rootseed.engine.interface import Executor, ImageExporter
 from rootseed.engine.planner import NoCacheFrom, Node, PackagePlan
@@ -369,13 +369,14 @@ class _PackageBuild:
     def _with_image(self, final: CachedStage, *, replace: bool = False) -> CachedStage:
         """``final`` with its image, exported once into its cache entry."""
         exporter = self._exporter(final)
-        with self.b.cache.image_slot(final, self.executor, name=exporter.name,
+        name = layout_name(exporter)
+        with self.b.cache.image_slot(final, self.executor, name=name,
                                      replace=replace) as target:
             if target is not None:
                 exporter.export(image_request(
                     final.rootfs, final.snapshot, StageState.from_json(final.state["config"]),
                     self.plan.platform, self.pkg.version), target)
-        return self.b.cache.with_image(final, self.executor, name=exporter.name)
+        return self.b.cache.with_image(final, self.executor, name=name)
 
     def _exporter(self, final: CachedStage) -> ImageExporter:
         """How the image is written: BuildKit's layers for a StageX tree (on layered

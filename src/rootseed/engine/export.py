@@ -9,11 +9,14 @@ implements :class:`~rootseed.engine.interface.ImageExporter` beside this one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from rootseed.engine.interface import ImageRequest
+from rootseed.engine.actions import code_digest
+from rootseed.engine.interface import ImageExporter, ImageRequest
 from rootseed.engine.snapshots import Snapshot
 from rootseed.engine.stage import StageState
+from rootseed.errors import RootseedError
 from rootseed.oci import ImageConfig, write_image
 from rootseed.plan import Platform
 
@@ -21,6 +24,7 @@ from rootseed.plan import Platform
 #: made at the same second, so the bytes do not depend on when they were built.
 CREATED = "1970-01-01T00:00:01Z"
 EPOCH = 1
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
 def image_config(state: StageState, platform: Platform) -> ImageConfig:
@@ -41,6 +45,20 @@ def image_request(rootfs: Path, snapshot: Snapshot | None, state: StageState,
         annotations={"org.opencontainers.image.created": CREATED,
                      "org.opencontainers.image.ref.name": version},
         epoch=EPOCH)
+
+
+def layout_name(exporter: ImageExporter) -> str:
+    """The stage entry's directory that caches ``exporter``'s layout: ``image`` for the
+    squashed exporter (its code is in every cache key, see ``builder_digest``); another
+    exporter's is named with a digest of its own code as well, so a changed exporter
+    never reuses a layout an older one wrote."""
+    if isinstance(exporter, SquashedExporter):
+        return "image"
+    if not _NAME.fullmatch(exporter.name):
+        raise RootseedError(f"internal: an exporter name must be lower-case letters, digits "
+                            f"and '-', not {exporter.name!r}")
+    code = code_digest(type(exporter).__module__).removeprefix("sha256:")
+    return f"image-{exporter.name}-{code[:16]}"
 
 
 class SquashedExporter:

@@ -69,8 +69,9 @@ class BuildKitExporter:
     """BuildKit's layers from the layered executor's action layers (one stage entry's:
     ``final``, whose ``stage.json`` lists its actions)."""
 
-    #: the stage entry's layout directory: the one image a stage entry has
-    name = "image"
+    #: cached apart from rootseed's own layout, under a digest of this module's code
+    #: (:func:`rootseed.engine.export.layout_name`)
+    name = "buildkit"
 
     def __init__(self, namespace: str, package: Package, plan: Plan,
                  parents: Mapping[str, Path], executor: OverlayExecutor, store: LayerStore,

@@ -80,7 +80,9 @@ class ImageExporter(Protocol):
     """Writes an image layout (BuildKit's Exporter). The builder holds one; its image
     of a stage is cached in the stage's entry under :attr:`name`."""
 
-    #: the stage entry's directory for this exporter's layout ("image": the default)
+    #: a short name (lower-case letters, digits, "-"): the stage entry caches this
+    #: exporter's layout in ``image-<name>-<digest of its code>``
+    #: (:func:`rootseed.engine.export.layout_name`)
     name: str
 
     def export(self, request: ImageRequest, layout_dir: Path) -> str:
