@@ -541,13 +541,16 @@ class _PackageBuild:
             final = hit
         else:
             final = self.execute()
-        write = self._exporter().writer(final)
+        exporter = self._exporter()
+        write = exporter.writer(final)
         final = self.b.cache.ensure_image(final, write)
         assert final.layout is not None
         problem = linked_dirs(final.layout) or layout_problem(final.layout,
                                                               self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
+            final = self.b.cache.rewrite_image(final, write)
+        elif not exporter.fits(final):  # another package's image of the same stage
             final = self.b.cache.rewrite_image(final, write)
         return final
 

@@ -20,6 +20,8 @@ instruction's layer ref, digest and whether it was empty), its base stage's firs
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ from rootseed.engine.executor import LayeredBackend
 from rootseed.engine.publish import image_writer
 from rootseed.engine.snapshots import Layer, Snapshot
 from rootseed.errors import RootseedError
+from rootseed.oci.buildkit.documents import normalize_name
 from rootseed.oci.buildkit.export import (
     ExportRequest,
     LayerDiff,
@@ -37,6 +40,7 @@ from rootseed.oci.buildkit.export import (
     stagex_annotations,
     write_layout,
 )
+from rootseed.oci.verified import MAX_JSON
 from rootseed.plan import ImageRef, Plan, PlannedRun, StagePlan, StageRef
 from rootseed.tree import Package
 
@@ -51,6 +55,12 @@ class ExportError(RootseedError):
 
 class ImageExporter(Protocol):
     def writer(self, final: CachedStage) -> Writer: ...
+
+    def fits(self, final: CachedStage) -> bool:
+        """Whether ``final``'s cached image is the one this exporter would write (a stage
+        entry is shared by every package whose target stage has its key; BuildKit's
+        format names the package in the image)."""
+        ...
 
 
 def stage_actions(stage: StagePlan, needed: Mapping[int, CachedStage],
@@ -78,6 +88,9 @@ class SquashedExporter:
 
     def writer(self, final: CachedStage) -> Writer:
         return image_writer(final, self.plan.platform, self.version)
+
+    def fits(self, final: CachedStage) -> bool:
+        return True  # names nothing but the version, which is part of the stage key
 
 
 class BuildKitExporter:
@@ -128,8 +141,7 @@ class BuildKitExporter:
                                       hint="BuildKit's format needs one layer per "
                                            "instruction; build again with --no-cache")
                 below += 1
-        name = f"{self.namespace}/{self.package.name}:{self.package.version or 'latest'}"
-        return ExportRequest(chain=chain, layers=layers, image_name=name, base=base,
+        return ExportRequest(chain=chain, layers=layers, image_name=self._name(), base=base,
                              annotations=stagex_annotations(self.package.name,
                                                             self.package.version or None,
                                                             self.namespace))
@@ -154,6 +166,22 @@ class BuildKitExporter:
         def write(layout_dir: Path, rootfs: Path) -> str:
             return write_layout(layout_dir, self.request(final))
         return write
+
+    def _name(self) -> str:
+        return f"{self.namespace}/{self.package.name}:{self.package.version or 'latest'}"
+
+    def fits(self, final: CachedStage) -> bool:
+        if final.layout is None:
+            return True
+        # index.json only (the layout was just checked against its seal): cheap
+        try:
+            fd = os.open(final.layout / "index.json", os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                index = json.loads(f.read(MAX_JSON))
+            named = index["manifests"][0]["annotations"]["io.containerd.image.name"]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return False
+        return bool(named == normalize_name(self._name()))
 
 
 def choose_exporter(namespace: str, package: Package, plan: Plan, parents: Mapping[str, Path],
