@@ -55,8 +55,8 @@ def test_output_deciding_code_is_covered_and_the_rest_is_not() -> None:
 def test_a_new_unrelated_module_keeps_every_key(package: Path) -> None:
     before = _key(package)
     (package / "engine" / "remote.py").write_text('"""A REAPI executor."""\n')
-    (package / "oci" / "buildkit").mkdir()
-    (package / "oci" / "buildkit" / "__init__.py").write_text('"""BuildKit layers."""\n')
+    (package / "oci" / "newformat").mkdir()
+    (package / "oci" / "newformat" / "__init__.py").write_text('"""Another format."""\n')
     with (package / "engine" / "publish.py").open("a") as f:  # publishing decides nothing
         f.write("\n# how images are copied to out/ changes no output\n")
     assert _key(package) == before

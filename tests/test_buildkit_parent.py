@@ -37,3 +37,24 @@ def test_child_image_reuses_the_parent_blobs_and_history(tmp_path: Path) -> None
                        "COPY data /child/data # buildkit", "WORKDIR /child"]
     assert child.config_json["config"]["Env"][-1] == "A=1"
     assert child.config_json["config"]["WorkingDir"] == "/child"
+
+
+def test_two_packages_with_the_same_stage_get_their_own_names(tmp_path: Path) -> None:
+    """The stage entry (and its cached image) is shared by key; BuildKit's image names
+    the package, so the second package's image is written again, with its name."""
+    root = tmp_path / "tree"
+    for name in ("one", "two"):
+        # a heredoc: the step reads no context, so both stages have one key
+        write_package(root, name, "FROM scratch\nCOPY <<EOF /data\nsame\nEOF\n")
+        (root / "packages" / "test" / name / "package.toml").write_text(
+            '[package]\nname = "x"\nversion = "1.0"\ndescription = "x"\nlicense = "MIT"\n'
+            'platforms = ["linux/amd64"]\n'.replace('"x"\nversion', f'"{name}"\nversion', 1))
+    with Builder(Tree.load(root), cache_dir=tmp_path / "cache", out=tmp_path / "out") as b:
+        for name in ("one", "two", "one"):
+            result, = b.build([f"test-{name}"], BuildOptions(progress=False,
+                                                             snapshots="overlay"))
+            image = open_image(result.image)
+            assert image.index_entry["annotations"]["io.containerd.image.name"] == \
+                f"docker.io/stagex/test-{name}:1.0"
+            assert image.manifest["annotations"][
+                "containerd.io/distribution.source.docker.io"] == f"stagex/test-{name}"

@@ -99,7 +99,7 @@ def _base(tmp_path: Path) -> Snapshot:
 def _run(tmp_path: Path, script: str, cwd: str = "/") -> ExecOp:
     return ExecOp(argv=("/bin/busybox", "sh", "-c", script), env={"PATH": "/bin"}, cwd=cwd,
                   platform="linux/amd64", log=tmp_path / "logs" / f"{secrets.token_hex(4)}.log",
-                  where="pkg: Containerfile:3: RUN", summary=f"RUN {script}")
+                  log_root=tmp_path, where="pkg: Containerfile:3: RUN", summary=f"RUN {script}")
 
 
 def _mkdir(path: str) -> FileOp:

@@ -26,8 +26,7 @@ from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.run import DdcOptions, _rerun, needed_stages, run_log_dir
 from rootseed.crosscheck.steps import ddc_compile, rerunnable, stage_steps
-from rootseed.engine import fsops
-from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.engine.api import Builder, BuildOptions, copy_tree
 from rootseed.plan import PlannedRun, StagePlan
 
 _Checks = list[Future[list[ArtifactCheck]]]
@@ -88,7 +87,7 @@ class Ahead:
                 self._copies += 1
                 rootfs = self.work / "roots" / str(self._copies)
             rootfs.parent.mkdir(parents=True, exist_ok=True)
-            fsops.copy_tree(entry.rootfs, rootfs)
+            copy_tree(entry.rootfs, rootfs)
             entry = replace(entry, rootfs=rootfs, view=False)
         stage = self.stages[label]
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}

@@ -30,7 +30,7 @@ from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import ActionSteps, StepEvents
 from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
 from rootseed.engine.export import SquashedExporter, image_request, layout_name
-from rootseed.engine.export_buildkit import choose_exporter, stage_actions
+from rootseed.engine.export_buildkit import choose_exporter, fits, stage_actions
 from rootseed.engine.interface import Executor, ImageExporter
 from rootseed.engine.planner import NoCacheFrom, Node, PackagePlan
 from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
@@ -363,6 +363,8 @@ class _PackageBuild:
                                                               self.b.cache.dir / "seals")
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
+            final = self._with_image(final, replace=True)
+        elif not fits(self._exporter(final), final):  # another package's image of the stage
             final = self._with_image(final, replace=True)
         return final
 

@@ -18,6 +18,8 @@ instruction's layer ref, digest and whether it was empty), its base stage's firs
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from rootseed.engine.interface import Executor, ImageExporter, ImageRequest
 from rootseed.engine.refs import LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot
 from rootseed.errors import RootseedError
+from rootseed.oci.buildkit.documents import normalize_name
 from rootseed.oci.buildkit.export import (
     ExportRequest,
     LayerDiff,
@@ -36,6 +39,7 @@ from rootseed.oci.buildkit.export import (
     stagex_annotations,
     write_layout,
 )
+from rootseed.oci.verified import MAX_JSON
 from rootseed.plan import ImageRef, Plan, PlannedRun, StagePlan, StageRef
 from rootseed.tree import Package
 
@@ -119,8 +123,7 @@ class BuildKitExporter:
                                       hint="BuildKit's format needs one layer per "
                                            "instruction; build again with --no-cache")
                 below += 1
-        name = f"{self.namespace}/{self.package.name}:{self.package.version or 'latest'}"
-        return ExportRequest(chain=chain, layers=layers, image_name=name, base=base,
+        return ExportRequest(chain=chain, layers=layers, image_name=self._name(), base=base,
                              annotations=stagex_annotations(self.package.name,
                                                             self.package.version or None,
                                                             self.namespace))
@@ -144,6 +147,29 @@ class BuildKitExporter:
 
     def export(self, request: ImageRequest, layout_dir: Path) -> str:
         return write_layout(layout_dir, self.request(self.final))
+
+    def _name(self) -> str:
+        return f"{self.namespace}/{self.package.name}:{self.package.version or 'latest'}"
+
+    def fits(self, final: CachedStage) -> bool:
+        if final.layout is None:
+            return True
+        # index.json only (the layout was just checked against its seal): cheap
+        try:
+            fd = os.open(final.layout / "index.json", os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                index = json.loads(f.read(MAX_JSON))
+            named = index["manifests"][0]["annotations"]["io.containerd.image.name"]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return False
+        return bool(named == normalize_name(self._name()))
+
+
+def fits(exporter: ImageExporter, final: CachedStage) -> bool:
+    """Whether ``final``'s cached image is the one ``exporter`` would write: a stage entry
+    is shared by every package whose target stage has its key, and BuildKit's format
+    names the package in the image (rootseed's names only the version, part of the key)."""
+    return not isinstance(exporter, BuildKitExporter) or exporter.fits(final)
 
 
 def choose_exporter(default: ImageExporter, namespace: str, package: Package, plan: Plan,
