@@ -18,7 +18,7 @@ from typing import Any
 
 from rootseed import __version__
 from rootseed.console import canonical_json
-from rootseed.engine.records import Kind, Records
+from rootseed.engine.api import Kind, Records
 from rootseed.provenance.record import BuildRecord
 
 RECALLED = " (recalled: this exact build passed an earlier crosscheck; " \
