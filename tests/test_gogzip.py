@@ -67,13 +67,11 @@ def split_gzip(data: bytes, sizes: list[int]) -> bytes:
 
     d = Deflater()
     out = [gogzip.HEADER]
-    at = 0
-    for i in range(len(data)):
-        if at >= len(data):
-            break
+    at = i = 0
+    while at < len(data):
         n = sizes[i % len(sizes)]
         out.append(d.write(data[at:at + n]))
-        at += n
+        at, i = at + n, i + 1
     out.append(d.close())
     out.append(gogzip._trailer(zlib.crc32(data), len(data)))
     return b"".join(out)
