@@ -67,13 +67,11 @@ def split_gzip(data: bytes, sizes: list[int]) -> bytes:
 
     d = Deflater()
     out = [gogzip.HEADER]
-    at = 0
-    for i in range(len(data)):
-        if at >= len(data):
-            break
+    at = i = 0
+    while at < len(data):
         n = sizes[i % len(sizes)]
         out.append(d.write(data[at:at + n]))
-        at += n
+        at, i = at + n, i + 1
     out.append(d.close())
     out.append(gogzip._trailer(zlib.crc32(data), len(data)))
     return b"".join(out)
@@ -261,6 +259,32 @@ def tars(draw: st.DrawFn) -> bytes:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_tars_match_buildkit_path(gzipref: Path, tar: bytes) -> None:
     assert_buildkit_path(gzipref, tar)
+
+
+@given(tar=tars(), edits=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)),
+                                  max_size=12),
+       size=st.sampled_from([None, b"\xff" + bytes(10) + b"\x01",  # negative
+                             b"\x80\x7f" + bytes(10),  # beyond any input
+                             b"\x80" + bytes(9) + b"\x01\x00"]))  # 256: a valid base-256
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_hostile_tar_headers_are_only_data(tar: bytes, edits: list[tuple[int, int]],
+                                          size: bytes | None) -> None:
+    """Whatever the headers say (huge, negative or garbage sizes, bad PAX records), the
+    tar reading only decides where to cut: the output is always a valid gzip of the input,
+    and streaming gives the same bytes."""
+    data = bytearray(tar)
+    for at, value in edits:
+        if at < len(data):
+            data[at] = value
+    if len(data) >= 1024 and size is not None:  # a base-256 size, with a valid checksum
+        data[124:136] = size
+        for header in (0, 512):
+            block = data[header:header + 512]
+            block[148:156] = b" " * 8
+            data[header + 148:header + 156] = b"%06o\0 " % sum(block)
+    out = gzip_bytes(bytes(data))
+    assert gzip.decompress(out) == data
+    assert via_file(bytes(data)) == out
 
 
 # ------------------------------------------------------------------ Write splits
