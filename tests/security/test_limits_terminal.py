@@ -76,3 +76,16 @@ def test_a_huge_last_line_is_shown_bounded(tmp_path: Path) -> None:
     proc = tree.build("test-loud")
     assert proc.returncode == 1 and "full log:" in proc.stderr
     assert len(proc.stderr) < 20_000, len(proc.stderr)
+
+
+def test_escape_sequences_in_the_containerfile_are_not_passed_to_the_terminal(
+        tmp_path: Path) -> None:
+    """The progress line and the failure summary quote the instruction: escaped too."""
+    tree = HostileTree(tmp_path)
+    tree.busybox_base()
+    tree.package("loud", "FROM evil/bootstrap-base\n"
+                 "RUN echo '\x1b]52;c;aGk=\x07\x1b[2J'; exit 1\n")
+    proc = tree.build("test-loud")
+    assert proc.returncode == 1, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "\\x1b]52;c;aGk=" in proc.stderr

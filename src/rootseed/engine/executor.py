@@ -41,6 +41,7 @@ from rootseed.engine.snapshots import (
 from rootseed.engine.stage import FileStep, StageRunner
 from rootseed.errors import RootseedError
 from rootseed.plan import to_json
+from rootseed.sandbox.logtail import escape
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
 
 Event = dict[str, Any]
@@ -244,7 +245,7 @@ class StepEvents:
 
 
 def _summary(instruction: Instruction) -> str:
-    text = " ".join(instruction.original.split())
+    text = escape(" ".join(instruction.original.split()))  # no terminal control from a tree
     return text if len(text) <= 80 else text[:77] + "..."
 
 
