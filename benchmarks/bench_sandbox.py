@@ -18,10 +18,12 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rootseed.oci.layer import GZIP_LEVEL, write_layer, write_tar
 from rootseed.sandbox import SandboxSpec, run
+from rootseed.sandbox.limits import StepLimits
 
 BUSYBOX = Path("/usr/bin/busybox")
 
@@ -38,27 +40,40 @@ def bench_sandbox(tmp: Path, runs: int) -> None:
     rootfs = make_rootfs(tmp / "root")
     log = tmp / "bench.log"
     spec = SandboxSpec(rootfs=rootfs, argv=["/bin/true"], env={"PATH": "/bin"})
+    # the step limits (cgroup, rlimits, tmpfs size) against none at all
+    unlimited = replace(spec, limits=StepLimits(processes=None, memory=None, tmp=None,
+                                                log=None, disk=None))
     plain_argv = [str(rootfs / "bin" / "true")]
     run(spec, log=log)  # warm up
     subprocess.run(plain_argv, check=True)
     sandboxed: list[float] = []
+    no_limits: list[float] = []
     plain: list[float] = []
     for _ in range(runs):  # interleaved, so load changes hit both alike
         t = time.perf_counter()
         assert run(spec, log=log) == 0
         sandboxed.append(time.perf_counter() - t)
         t = time.perf_counter()
+        assert run(unlimited, log=log) == 0
+        no_limits.append(time.perf_counter() - t)
+        t = time.perf_counter()
         subprocess.run(plain_argv, check=True, stdin=subprocess.DEVNULL)
         plain.append(time.perf_counter() - t)
     sandboxed.sort()
+    no_limits.sort()
     plain.sort()
     print(f"sandbox start, {runs} runs of `true` (ms)      median    p90     min")
-    for name, xs in (("rootseed.sandbox.run", sandboxed), ("plain subprocess.run", plain)):
+    for name, xs in (("rootseed.sandbox.run", sandboxed),
+                     ("rootseed.sandbox.run, no step limits", no_limits),
+                     ("plain subprocess.run", plain)):
         print(f"  {name:<38} {1000 * xs[len(xs) // 2]:7.2f} {1000 * xs[int(len(xs) * .9)]:7.2f}"
               f" {1000 * xs[0]:7.2f}")
     med_s, med_p = sandboxed[len(sandboxed) // 2], plain[len(plain) // 2]
     print(f"  overhead per RUN (median): {1000 * (med_s - med_p):.2f} ms, "
           f"ratio {med_s / med_p:.1f}x")
+    med_n = no_limits[len(no_limits) // 2]
+    print(f"  step limits cost per RUN (median): {1000 * (med_s - med_n):.2f} ms, "
+          f"ratio {med_s / med_n:.2f}x")
 
 
 def make_tree(root: Path, megabytes: int) -> int:

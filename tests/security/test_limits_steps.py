@@ -93,3 +93,19 @@ def test_limits_are_parsed_with_clear_errors(tmp_path: Path) -> None:
                           ("--max-disk", "1e400")):
         proc = tree.build("test-eat", extra=(option, value))
         assert proc.returncode == 2 and option in proc.stderr, proc.stderr
+
+
+def test_limits_do_not_change_what_a_step_makes(tmp_path: Path) -> None:
+    """Same image digest with the defaults, with tight limits the step stays within, and
+    with none: limits are not part of any cache key or output."""
+    digests = set()
+    for n, options in enumerate((
+            (), ("--max-processes", "32", "--max-memory", "256M", "--max-tmp", "8M",
+                 "--max-log", "1M", "--max-disk", "32M"),
+            ("--max-processes", "0", "--max-memory", "0", "--max-tmp", "0", "--max-log", "0",
+             "--max-disk", "0"))):
+        tree = _tree(tmp_path / str(n), "echo made > /made; head -c 1000 /dev/zero > /tmp/x")
+        proc = tree.build("test-eat", extra=options)
+        assert proc.returncode == 0, proc.stderr
+        digests.add(proc.stdout.split()[-3])
+    assert len(digests) == 1, digests

@@ -76,3 +76,36 @@ def test_a_huge_last_line_is_shown_bounded(tmp_path: Path) -> None:
     proc = tree.build("test-loud")
     assert proc.returncode == 1 and "full log:" in proc.stderr
     assert len(proc.stderr) < 20_000, len(proc.stderr)
+
+
+def test_escape_sequences_in_the_containerfile_are_not_passed_to_the_terminal(
+        tmp_path: Path) -> None:
+    """The progress line and the failure summary quote the instruction: escaped too."""
+    tree = HostileTree(tmp_path)
+    tree.busybox_base()
+    tree.package("loud", "FROM evil/bootstrap-base\n"
+                 "RUN echo '\x1b]52;c;aGk=\x07\x1b[2J'; exit 1\n")
+    proc = tree.build("test-loud")
+    assert proc.returncode == 1, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "\\x1b]52;c;aGk=" in proc.stderr
+
+
+def test_bwrap_options_through_args_keep_a_value_that_is_dashes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain root bind (what overlay snapshots use) passes bwrap's options by fd; an
+    ENV value "--" must stay a value, and pid 1's command line names no host path."""
+    from rootseed.sandbox import execute
+
+    monkeypatch.setattr(execute, "_NEUTRAL_ROOT_BROKEN", True)
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "busybox").write_bytes(BUSYBOX.read_bytes())
+    (root / "bin" / "busybox").chmod(0o755)
+    log = tmp_path / "log"
+    spec = SandboxSpec(rootfs=root, env={"X": "--"}, argv=[
+        "/bin/busybox", "sh", "-c", 'echo "X=$X"; tr "\\0" "\\n" </proc/1/cmdline'])
+    assert run(spec, log=log) == 0
+    text = log.read_text()
+    assert "X=--" in text and "--args" in text
+    assert str(tmp_path) not in text, text

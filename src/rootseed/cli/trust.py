@@ -277,9 +277,11 @@ def _render(package: str, result: QuorumResult, directory: Path,
     else:
         err.print(f"no signatures in {escape(str(directory))}", soft_wrap=True)
     if ignored:
-        err.print(f"[yellow]not counted:[/] {escape(', '.join(ignored))}: after a gap in the "
-                  "numbering (readers such as skopeo stop at the first missing signature-N)",
-                  soft_wrap=True)
+        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more"
+                                           if len(ignored) > 5 else "")
+        err.print(f"[yellow]not counted:[/] {escape(shown)}: after a gap in the "
+                  "numbering (readers such as skopeo stop at the first missing signature-N) "
+                  f"or past the first {store.MAX_FILES} of them", soft_wrap=True)
     verdict = "[bold green]PASS[/]" if result.passed else "[bold red]FAIL[/]"
     out.print(f"{verdict}: {len(result.valid_signers)} of {result.quorum} required "
               f"(distinct trusted signers; {count(len(result.trusted), 'trusted key')})")

@@ -55,6 +55,7 @@ from rootseed.engine.stage import FileStep
 from rootseed.engine.steplog import last_line
 from rootseed.errors import RootseedError
 from rootseed.plan import to_json
+from rootseed.sandbox.logtail import escape
 from rootseed.sandbox.overlay import OverlayError, OverlayNamespace
 from rootseed.sandbox.spec import EnteredRoot
 
@@ -288,7 +289,7 @@ class StepEvents:
 
 
 def _summary(instruction: Instruction) -> str:
-    text = " ".join(instruction.original.split())
+    text = escape(" ".join(instruction.original.split()))  # no terminal control from a tree
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -80,6 +80,21 @@ def _group_dir(controller: str, groups: dict[str, str],
     return Path(point) / path.lstrip("/")
 
 
+def _sweep(parent: Path) -> None:
+    """Remove step groups left by rootseed processes that no longer exist (killed before
+    they could remove them); an empty group is all that can be left."""
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith("rootseed-step-")]
+    except OSError:
+        return
+    for name in names:
+        pid = name.split("-")[2]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            (parent / name).rmdir()
+
+
 def _write(path: Path, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
@@ -125,6 +140,7 @@ class StepGroup:
                 if parent is None or not os.access(parent, os.W_OK):
                     made.remove()
                     return None
+                _sweep(parent)
                 (parent / name).mkdir()
                 made.dirs.append(parent / name)
                 _write(parent / name / file, str(value))
@@ -140,6 +156,7 @@ class StepGroup:
             wanted = [c for c in ("pids", "memory") if c not in enabled]
             if wanted:
                 _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+            _sweep(parent)
             (parent / name).mkdir()
         except OSError:
             return None
@@ -179,9 +196,10 @@ class StepGroup:
                         os.kill(int(pid), signal.SIGKILL)
 
     def remove(self) -> None:
-        """Kill what is left and remove the group(s) (tried for a few seconds)."""
+        """Kill what is left and remove the group(s) (tried for up to a minute: thousands
+        of processes of a fork bomb take a while to go on a loaded machine)."""
         for d in self.dirs:
-            for _ in range(50):
+            for _ in range(600):
                 try:
                     d.rmdir()
                     break

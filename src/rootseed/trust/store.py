@@ -6,7 +6,8 @@ the image's ``provenance.json`` (see :mod:`rootseed.trust.verify`).
 
 Readers stop at the first missing N, as containers/image (skopeo) does: its lookaside
 reader asks for signature-1, signature-2, … and ends at the first one that does not
-exist. Files past such a gap are not counted (:attr:`Listing.ignored` names them).
+exist. Files past such a gap, and past the first :data:`MAX_FILES`, are not counted
+(:attr:`Listing.ignored` names them).
 A new signature takes the smallest free N. Files are written under a temporary name and
 then hard-linked into place, which fails instead of overwriting if another writer took
 that N first. Reading never follows a symlink, never blocks on a FIFO, and reads at most
@@ -28,6 +29,9 @@ from rootseed.trust.payload import check_manifest_digest, check_name
 
 #: Largest signature file read (a real one is under 1 KiB).
 MAX_FILE = 1 << 20
+#: Most files of one kind read per image (a real image has one per maintainer, a handful):
+#: each one is an OpenPGP check, so a directory of thousands is work without bound.
+MAX_FILES = 100
 
 
 class Kind(StrEnum):
@@ -91,7 +95,7 @@ def read_signatures(directory: Path, kind: Kind = Kind.IMAGE) -> Listing:
     present = set(numbers)
     files: list[Stored] = []
     n = 1
-    while n in present:
+    while n in present and len(files) < MAX_FILES:
         path = directory / f"{kind.value}-{n}"
         if not os.path.lexists(path):  # removed since the listing: a gap now
             break
