@@ -27,8 +27,9 @@ has them, quirks included:
 Where cc_x86 reports an error it stops with its message and exit status 1, as here. Where
 it would crash or never stop (symbols it cannot resolve on the way, the input ending
 inside a construct, unterminated comments), this module stops with a message instead;
-unlike cc_x86 it then leaves no empty OUTPUT behind, and an unreadable INPUT is an error
-(cc_x86 reads it as an empty file).
+unlike cc_x86 it then leaves no empty OUTPUT behind, an unreadable INPUT is an error
+(cc_x86 reads it as an empty file), and so is an OUTPUT it cannot create (cc_x86 then
+writes to standard output).
 """
 
 from __future__ import annotations
