@@ -132,6 +132,7 @@ def test_cc_x86s_errors_are_its_messages(source: str, message: str) -> None:
     ("int a;\0", "NUL byte"),
     ("int " + "x" * 256 + ";", "a token of 256 bytes"),
     ('int f() { "' + "y" * 253 + '"; }', "a string of 253 bytes"),
+    ("int f() { return " + "(" * 3000 + "1" + ")" * 3000 + "; }", "nests too deeply"),
 ])
 def test_where_cc_x86_hangs_or_crashes_this_one_stops(source: str, what: str) -> None:
     with pytest.raises(ToolError) as e:
