@@ -178,7 +178,7 @@ def test_bootstrap_command_fails_on_a_crosscheck_difference(
     from rootseed.errors import RootseedError
 
     def fake(settings: object, *, demo: bool, no_cache: bool,
-             crosscheck: object) -> BootstrapReport:
+             crosscheck: object, events: object = None) -> BootstrapReport:
         assert crosscheck is not None  # the command wires the crosscheck in
         report = BootstrapReport("p", demo, "t", "sha256:0", True, 0.0, {}, [], [], [], None)
         report.checks = Report("p", [check(Status.IDENTICAL, seed=True),

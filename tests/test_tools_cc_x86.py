@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from cc_x86_corpus import ACCEPTED, EARLY_STOP, REJECTED
 from rootseed.tools import cc_x86
@@ -130,6 +132,7 @@ def test_cc_x86s_errors_are_its_messages(source: str, message: str) -> None:
     ("int a;\0", "NUL byte"),
     ("int " + "x" * 256 + ";", "a token of 256 bytes"),
     ('int f() { "' + "y" * 253 + '"; }', "a string of 253 bytes"),
+    ("int f() { return " + "(" * 3000 + "1" + ")" * 3000 + "; }", "nests too deeply"),
 ])
 def test_where_cc_x86_hangs_or_crashes_this_one_stops(source: str, what: str) -> None:
     with pytest.raises(ToolError) as e:
@@ -289,3 +292,55 @@ def test_m2_0_variants(m2_stage: Path) -> None:
     assert _m2_sources(m2_stage, head + rest) == source  # how the chain made M2-0.c
     reordered = head + rest[:1] + rest[:0:-1]
     assert same_as_the_chain(m2_stage, _m2_sources(m2_stage, reordered)) == 0
+
+
+# -- generated programs (opt-in) ---------------------------------------------------------
+_OPS = ["+", "-", "*", "/", "%", "<<", ">>", "<", "<=", ">=", ">", "==", "!=", "&", "&&",
+        "|", "||", "^"]
+_ATOMS = st.sampled_from(["a", "x", "g", "0", "7", "0x1F", "'c'", "'\\n'", "'\\x41'",
+                          '"str"', '"a b :c"', '"q\\"t"', "b[1]", "p->n", "p->next->n",
+                          "s->c", "sizeof(int)", "sizeof(struct s)", "TEN", "k(1, b)",
+                          "h", "f0"])
+_EXPRS = st.recursive(_ATOMS, lambda inner: st.one_of(
+    st.tuples(inner, st.sampled_from(_OPS), inner).map(" ".join),
+    inner.map(lambda e: f"({e})"), inner.map(lambda e: f"-{e}"),
+    inner.map(lambda e: f"!{e}"), inner.map(lambda e: f"~{e}"),
+    inner.map(lambda e: f"b[{e}]"), inner.map(lambda e: f"k({e}, b)")), max_leaves=6)
+_TARGETS = st.sampled_from(["x", "g", "a", "b[2]", "p->n", "s->c", "p->next->n", "b[x]"])
+
+
+def _statements(depth: int) -> st.SearchStrategy[str]:
+    simple = st.one_of(
+        st.tuples(_TARGETS, _EXPRS).map(lambda t: f"{t[0]} = {t[1]};"),
+        _EXPRS.map(lambda e: f"return {e};"), _EXPRS.map(lambda e: f"{e};"),
+        st.just("int y = 3;"), st.just("char* t = b;"))
+    if depth == 0:
+        return simple
+    body = st.lists(_statements(depth - 1), max_size=3).map(" ".join)
+    return st.one_of(
+        simple,
+        st.tuples(_EXPRS, body, body).map(lambda t: f"if({t[0]}) {{ {t[1]} }} else {{ {t[2]} }}"),
+        st.tuples(_EXPRS, body).map(lambda t: f"while({t[0]}) {{ {t[1]} break; }}"),
+        st.tuples(_EXPRS, body).map(lambda t: f"for(x = 0; {t[0]}; x = x + 1) {{ {t[1]} }}"),
+        st.tuples(body, _EXPRS).map(lambda t: f"do {{ {t[0]} continue; }} while({t[1]});"),
+        body.map(lambda b: f"{{ int z; {b} }}"))
+
+
+_PRELUDE = """// CONSTANT TEN 10
+struct s { int n; char c; char* name; struct s* next; char tag[4]; };
+int g;
+char* h;
+int k(int v, char* w);
+"""
+
+
+@pytest.mark.mirror
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=st.lists(st.lists(_statements(2), max_size=5).map(" ".join), min_size=1,
+                       max_size=3))
+def test_generated_programs_against_the_chain(m2_stage: Path, bodies: list[str]) -> None:
+    functions = "".join(
+        f"int f{n}(int a, char* b, struct s* p) {{ int x; struct s* s = p; {body} }}\n"
+        for n, body in enumerate(bodies))
+    status = same_as_the_chain(m2_stage, (_PRELUDE + functions).encode())
+    event("compiled" if status == 0 else "refused by both")

@@ -74,8 +74,10 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     def events(builder: Builder, name: str) -> Callable[[dict[str, Any]], None] | None:
         # The checks start while the chain builds (crosscheck.ahead): the DDC compilers
         # in the core the chain's sequential head leaves idle, each stage's replays as
-        # soon as it is built. A package with dependencies is checked after, as before.
-        if builder.tree.order([name]) != [name]:
+        # soon as it is built. A package with dependencies is checked after, as before,
+        # and so is a --no-cache build (a stage's old cache entry stays visible until the
+        # rebuilt one replaces it).
+        if no_cache or builder.tree.order([name]) != [name]:
             return None
         starters.append(Starter(name, lambda: Ahead(builder, name, options=options,
                                                     ddc=DdcOptions())))

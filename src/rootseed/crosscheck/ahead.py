@@ -60,9 +60,10 @@ class Ahead:
         if ddc is not None and compiles:
             found, missing = find_compilers(ddc.compilers, ddc.search)
             archives = list(builder.fetch_sources(package).values())
-            # submitted first: the compilers build while the chain's head runs
+            # submitted first: the compilers build while the chain's head runs, one at a
+            # time below --jobs, so the chain (the critical path) keeps a core of its own
             self.diverse = Diverse(self.pool, archives, found, missing, self.work, self.logs,
-                                   options.jobs, progress)
+                                   max(1, options.jobs - 1), progress)
 
     # -- while the build runs ------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:

@@ -27,8 +27,9 @@ has them, quirks included:
 Where cc_x86 reports an error it stops with its message and exit status 1, as here. Where
 it would crash or never stop (symbols it cannot resolve on the way, the input ending
 inside a construct, unterminated comments), this module stops with a message instead;
-unlike cc_x86 it then leaves no empty OUTPUT behind, and an unreadable INPUT is an error
-(cc_x86 reads it as an empty file).
+unlike cc_x86 it then leaves no empty OUTPUT behind, an unreadable INPUT is an error
+(cc_x86 reads it as an empty file), and so is an OUTPUT it cannot create (cc_x86 then
+writes to standard output).
 """
 
 from __future__ import annotations
@@ -63,8 +64,6 @@ class _Crash(Exception):
 def compile_c(source: bytes) -> bytes:
     """The M1 text cc_x86 writes for ``source``."""
     compiler = _Compiler(tokenize(source))
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))
     try:
         compiler.program()
     except (_Crash, IndexError, AttributeError) as e:
@@ -72,9 +71,10 @@ def compile_c(source: bytes) -> bytes:
         raise BeyondCcX86(f"cc_x86 cannot compile this input (it would crash near {where})"
                           ) from e
     except RecursionError as e:
-        raise BeyondCcX86("the input nests too deeply") from e
-    finally:
-        sys.setrecursionlimit(limit)
+        # Python's own limit (M2-0.c needs a depth under 200); never raised here, as the
+        # limit is the whole process's and other threads parse hostile data under it
+        raise BeyondCcX86("the input nests too deeply for this compiler (cc_x86's own "
+                          f"limit is its stack) near {compiler.where()}") from e
     parts = ["\n# Core program\n", *compiler.out, "\n# Program global variables\n",
              *compiler.globals_out, "\n# Program strings\n", *compiler.strings_out,
              "\n:ELF_end\n"]
