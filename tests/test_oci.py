@@ -134,9 +134,20 @@ def test_refuses_sockets(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "r")
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(root / "sock"))
-        with pytest.raises(RootseedError, match="socket /sock"):
+        with pytest.raises(RootseedError, match="/sock is a socket"):
             write_image(tmp_path / "img", root, CONFIG, {})
     assert sorted(os.listdir(tmp_path)) == ["r"]  # nothing half-written
+
+
+def test_refuses_fifos_and_whiteout_names(tmp_path: Path) -> None:
+    """No image holds a FIFO, or a file a consumer would read as a whiteout (#20)."""
+    for n, (name, make) in enumerate((("pipe", os.mkfifo),
+                                      (".wh.bin", lambda p: p.write_bytes(b"")))):
+        root = make_tree(tmp_path / f"r{n}")
+        make(root / name)
+        with pytest.raises(RootseedError, match=f"/{name} is"):
+            write_image(tmp_path / f"img{n}", root, CONFIG, {})
+        assert not (tmp_path / f"img{n}").exists()
 
 
 # -- layout -------------------------------------------------------------------------------------

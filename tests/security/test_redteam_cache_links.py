@@ -277,3 +277,21 @@ def test_cached_index_json_linked_to_dev_zero(tmp_path: Path) -> None:
     proc = build(tree, "test-plain")  # before: out of memory hashing /dev/zero
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == first.stdout.split()[0]
+
+
+def test_unpacked_image_record_linked_to_dev_zero(tmp_path: Path) -> None:
+    tree = HostileTree(tmp_path)
+    tree.package("base", "FROM scratch\nCOPY f /f\n", files={"f": b"data\n"})
+    tree.package("child", "FROM evil/test-base\nCOPY g /g\n", files={"g": b"g\n"})
+    first = build(tree, "test-child")
+    assert first.returncode == 0, first.stderr
+    [record] = (tree.cache / "images").glob("*/complete.json")
+    record.unlink()
+    record.symlink_to("/dev/zero")
+    proc = build(tree, "test-child", "--no-cache")  # before: read /dev/zero until out of memory
+    assert proc.returncode == 0, proc.stderr
+    def child(out: str) -> str:
+        return next(line.split()[0] for line in out.splitlines() if "test-child" in line)
+
+    assert child(proc.stdout) == child(first.stdout)
+    assert not record.is_symlink()

@@ -132,7 +132,8 @@ def test_non_utf8_name_in_a_build_context(tmp_path: Path) -> None:
     assert check.returncode == 1, check.stdout + check.stderr
     assert "test/bad" in check.stdout and "caf\\xe9" in check.stdout, check.stdout
     assert "not valid UTF-8" in check.stdout, check.stdout
-    proc = tree.build("--all")
+    proc = rootseed("build", "--all", "--tree", str(tree.root), "--cache-dir", str(tree.cache),
+                    "--out", str(tree.out), "--offline", env={"COLUMNS": "400"})
     assert proc.returncode == 1, proc.stderr
     shown = proc.stdout + proc.stderr  # the per-package summary table is on stdout
     assert "test-bad" in shown and "not valid UTF-8" in shown, shown

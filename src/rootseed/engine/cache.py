@@ -146,9 +146,10 @@ class BuildCache:
                                  f"{getattr(e, 'message', e)}; writing it again")
             return None
         if digest != recorded:
+            why = read.problem() or ("another digest" if read.record is not None
+                                     else "no record of it")
             self.verifier.report(f"cached image {entry / name} is not the one rootseed "
-                                 f"wrote there ({read.problem() or 'another digest'}): not "
-                                 "used; writing it again")
+                                 f"wrote there ({why}): not used; writing it again")
             return None
         return digest
 
