@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from provenance_fixtures import build, plain_source, seed_source
 from rootseed.provenance.render import to_dot, to_json, to_mermaid
 from rootseed.provenance.trace import trace
@@ -33,9 +33,8 @@ def deep_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]
     return out, deep_chain(out)
 
 
-def rootseed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600, check=False)
+def rootseed(*args: str, cwd: Path) -> Result:
+    return run_cli(*args, cwd=cwd)
 
 
 def test_trace_walks_a_deep_chain_in_process(deep_out: tuple[Path, list[str]]) -> None:
