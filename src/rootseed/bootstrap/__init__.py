@@ -20,7 +20,7 @@ from rootseed.bootstrap.chain import Chain, link
 from rootseed.containerfile import parse_file
 from rootseed.engine.digests import check_digests, read_digests
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings
 from rootseed.tree import Package, Tree
@@ -68,6 +68,8 @@ class BootstrapReport:
 
 class DigestMismatch(RootseedError):
     """A built image of the chain differs from its recorded digest."""
+
+    kind = ErrorKind.DIGEST_MISMATCH
 
 
 def default_examples() -> Path:

@@ -1,6 +1,9 @@
 """The ``rootseed`` command: thin; it parses, calls and renders.
 
-Each command lives in its own module and is registered in :data:`COMMANDS`.
+Each command lives in its own module and is registered in :data:`COMMANDS`. Start-up
+imports only click and this module: a command's modules (and rich, httpx, pysequoia,
+dockerfile) are imported when that command runs, and the error renderer when there is an
+error (``rootseed --version`` stays fast; ``python -X importtime -m rootseed --version``).
 """
 
 from __future__ import annotations
@@ -9,13 +12,10 @@ import importlib
 import signal
 import sys
 import threading
-import traceback
 
 import click
-from rich.markup import escape
 
-from rootseed.console import err
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 
 class LazyGroup(click.Group):
@@ -87,9 +87,39 @@ def _on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _terminated)
 
 
+def _say(text: str) -> None:
+    """One line on stderr (the console is imported only when there is something to say)."""
+    from rootseed.console import err
+
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
+def _render(e: RootseedError, json_out: bool) -> None:
+    """The message (and hint) for people on stderr; with ``--json`` also
+    ``{"error": {"kind", "message", "hint", "exit_code", package, file, line, step}}`` on
+    stdout, where a program reads the command's result."""
+    from rich.markup import escape
+
+    from rootseed.console import emit_json, err
+
+    if json_out:
+        emit_json({"error": e.as_json()})
+
+    err.print(f"[bold red]error:[/] {escape(e.message)}", markup=True, soft_wrap=True)
+    if e.hint:
+        err.print(f"[bold]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear message and a non-zero exit code on failure."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug, json_out = "--debug" in args, "--json" in args
     _on_sigterm()
     try:
         rv = cli.main(args=argv, prog_name="rootseed", standalone_mode=False)
@@ -97,31 +127,38 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rv)
     except RootseedError as e:
         if debug:
-            traceback.print_exc()
-        err.print(f"[bold red]error:[/] {escape(e.message)}", markup=True, soft_wrap=True)
-        if e.hint:
-            err.print(f"[bold]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
+            _traceback()
+        _render(e, json_out)
         sys.exit(e.exit_code)
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, Terminated):
-            err.print("terminated")
+            _say("terminated")
             sys.exit(143)
-        err.print("aborted")
+        _say("aborted")
         sys.exit(130)
     except click.ClickException as e:
+        if json_out:
+            from rootseed.console import emit_json
+
+            emit_json({"error": {"kind": ErrorKind.USAGE.value, "message": e.format_message(),
+                                 "hint": None, "exit_code": e.exit_code}})
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except Terminated:
-        err.print("terminated")
+        _say("terminated")
         sys.exit(143)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        _say("interrupted")
         sys.exit(130)
     except Exception as e:
         if debug:
-            traceback.print_exc()
+            _traceback()
+        from rich.markup import escape
+
+        from rootseed.console import err
+
         err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}", markup=True)
-        err.print("hint: this is a bug in rootseed; rerun with --debug and report the traceback")
+        _say("hint: this is a bug in rootseed; rerun with --debug and report the traceback")
         sys.exit(70)

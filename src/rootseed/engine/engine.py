@@ -36,7 +36,7 @@ from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
 from rootseed.engine.stage import FileStep, StageContext, StageRunner
 from rootseed.engine.verify import layout_problem
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.oci import read_image
 from rootseed.plan import (
@@ -424,7 +424,8 @@ class _PackageBuild:
                 f"{self.pkg.name}: {self.display}:{line}: image {ref!r} is not built by this "
                 f"tree (namespace {self.b.tree.namespace!r})",
                 hint="rootseed never pulls images: refer to another package as "
-                     f"{self.b.tree.namespace}/<stage>-<name>, or to a stage of this file")
+                     f"{self.b.tree.namespace}/<stage>-<name>, or to a stage of this file",
+                kind=ErrorKind.PLAN, package=self.pkg.name, file=self.display, line=line)
         layout, digest = result.images()[image]
         parent = _Parent(reference=ref, package=image, layout=layout, digest=digest)
         self.parents[ref] = parent

@@ -15,7 +15,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox.rootpath import resolve, split
 
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
@@ -229,6 +229,8 @@ def is_archive(path: Path) -> bool:
 
 class SpecialFileError(RootseedError):
     """A FIFO, socket or device node where rootseed only takes files, dirs and symlinks."""
+
+    kind = ErrorKind.REFUSED
 
 
 def _special_kind(mode: int) -> str | None:

@@ -32,7 +32,7 @@ from rootseed.engine import seal
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import finish_layer, is_empty, layer_digest
 from rootseed.engine.maintenance import touch
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 ACTION_FORMAT = 1
 #: Flatten a stack deeper than this into one layer (the kernel takes 500 lower layers).
@@ -68,6 +68,8 @@ class Snapshot:
 
 class CacheDamaged(RootseedError):
     """A cache entry does not match the digest recorded when it was written."""
+
+    kind = ErrorKind.CACHE
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from rootseed.engine import fsops
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.extract import extract_archive
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.plan import (
     ContextPath,
     FetchPath,
@@ -46,6 +46,8 @@ TAIL_LINES = 20
 
 class StepFailed(RootseedError):
     """A RUN step exited non-zero; ``log`` holds its full output."""
+
+    kind = ErrorKind.STEP_FAILED
 
     def __init__(self, message: str, *, log: Path, hint: str | None = None):
         super().__init__(message, hint=hint)
@@ -132,7 +134,17 @@ class StageRunner:
         return f"{self.ctx.package}: {self.ctx.display}:{i.line}: {i.keyword}"
 
     def fail(self, i: Planned, what: str, hint: str | None = None) -> RootseedError:
-        return RootseedError(f"{self.where(i)}: {what}", hint=hint)
+        return RootseedError(f"{self.where(i)}: {what}", hint=hint, kind=ErrorKind.STEP,
+                             package=self.ctx.package, file=self.ctx.display, line=i.line,
+                             step=i.keyword)
+
+    def located(self, i: Planned, e: RootseedError) -> RootseedError:
+        """``e`` itself (its type and kind kept; an unclassified one is a step's), said to
+        have happened at this instruction; the caller re-raises it (``raise``)."""
+        if e.kind is ErrorKind.ERROR:
+            e.kind = ErrorKind.STEP
+        return e.at(self.where(i), package=self.ctx.package, file=self.ctx.display,
+                    line=i.line, step=i.keyword)
 
     def execute(self) -> StageState:
         """Run the stage's file-changing steps in order; its final image configuration."""
@@ -166,7 +178,8 @@ class StageRunner:
         try:
             fsops.makedirs(self.rootfs, i.path)
         except RootseedError as e:
-            raise self.fail(i, e.message, e.hint) from e
+            self.located(i, e)
+            raise
 
     # -- RUN -----------------------------------------------------------------------------
     def run(self, i: PlannedRun) -> None:
@@ -190,7 +203,8 @@ class StageRunner:
             raise Cancelled(f"{self.where(i)}: stopped while running because another step "
                             f"failed ({e.message})") from None
         except RootseedError as e:
-            raise RootseedError(f"{self.where(i)}: {e.message}", hint=e.hint) from e
+            self.located(i, e)
+            raise
         if code != 0:
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
             tail = "\n".join(f"  | {x}" for x in lines[-TAIL_LINES:]) or "  | (no output)"
@@ -202,7 +216,9 @@ class StageRunner:
                 f"last {min(len(lines), TAIL_LINES)} lines of output:\n{tail}\n"
                 f"full log: {log}", log=log,
                 hint="fix the step (the full log has all output); rerun with --debug to see "
-                     "the exact sandbox command")
+                     "the exact sandbox command").at(package=self.ctx.package,
+                                                    file=self.ctx.display, line=i.line,
+                                                    step=i.keyword)
 
     # -- COPY / ADD ----------------------------------------------------------------------
     def copy(self, i: PlannedCopy) -> None:
@@ -235,7 +251,8 @@ class StageRunner:
                 links = maps.setdefault(origins[n], fsops.LinkMap())
                 self._copy_one(i, name, path, inline, dir_hint, links)
         except RootseedError as e:
-            raise self.fail(i, e.message, e.hint) from e
+            self.located(i, e)
+            raise
 
     def _copy_one(self, i: PlannedCopy, name: str, path: Path, inline: bool, dir_hint: bool,
                   links: fsops.LinkMap) -> None:
@@ -271,7 +288,8 @@ class StageRunner:
         try:
             return self.ctx.source_root(ref)
         except RootseedError as e:
-            raise self.fail(i, e.message, e.hint) from e
+            self.located(i, e)
+            raise
 
 
 def _short(path: object, limit: int = 200) -> str:
