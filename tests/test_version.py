@@ -38,15 +38,15 @@ def test_the_version_is_the_installed_distributions() -> None:
 
 
 def test_version_imports_no_command_module() -> None:
-    """Start-up stays small: ``--version`` loads neither a command nor rich, httpx,
-    pysequoia or dockerfile (each is imported when a command that needs it runs)."""
+    """Start-up stays small: ``--version`` loads no command, not even click, nor rich,
+    httpx, pysequoia or dockerfile (each is imported when a command that needs it runs)."""
     code = ("import sys\nfrom rootseed.cli import main\n"
             "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(' '.join(sorted(sys.modules)))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
     loaded = set(r.stdout.split("\n")[-2].split())
-    heavy = {"rich", "httpx", "pysequoia", "dockerfile", "importlib.metadata",
+    heavy = {"click", "rich", "httpx", "pysequoia", "dockerfile", "importlib.metadata",
              "rootseed.console", "rootseed.tree", "rootseed.engine", "traceback"}
     assert loaded & heavy == set()
     assert not {m for m in loaded if m.startswith("rootseed.cli.")}

@@ -1,39 +1,20 @@
 """The ``rootseed`` command: thin; it parses, calls and renders.
 
-Each command lives in its own module and is registered in :data:`COMMANDS`. Start-up
-imports only click and this module: a command's modules (and rich, httpx, pysequoia,
-dockerfile) are imported when that command runs, and the error renderer when there is an
-error (``rootseed --version`` stays fast; ``python -X importtime -m rootseed --version``).
+Each command lives in its own module and is registered in :data:`COMMANDS`; the command
+line parser (click, :mod:`rootseed.cli.group`) imports a command's modules only when that
+command runs, so rich, httpx, pysequoia and dockerfile are not imported at start-up, and the
+error renderer only when there is an error. ``rootseed --version`` alone is answered before
+click is imported (``python -X importtime -m rootseed --version`` shows what start-up costs).
 """
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 import threading
-
-import click
+from typing import Any
 
 from rootseed.errors import ErrorKind, RootseedError
-
-
-class LazyGroup(click.Group):
-    """Imports a command's module only when that command runs (start-up stays fast)."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module_name = COMMANDS.get(cmd_name)
-        if module_name is None:
-            return None
-        module = importlib.import_module(f"rootseed.cli.{module_name}")
-        for command in module.COMMANDS:
-            if command.name == cmd_name:
-                return command  # type: ignore[no-any-return]
-        raise RuntimeError(f"rootseed.cli.{module_name} does not define {cmd_name!r}")
-
 
 #: Command name → module under ``rootseed.cli`` whose ``COMMANDS`` list defines it.
 COMMANDS: dict[str, str] = {
@@ -47,27 +28,6 @@ COMMANDS: dict[str, str] = {
     "crosscheck": "crosscheck",
     "cache": "cache_cmds",
 }
-
-
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    from rootseed.version import describe
-
-    click.echo(f"rootseed {describe()}")
-    ctx.exit()
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
-              callback=_print_version,
-              help="Show the version and the source revision it was built from, and exit.")
-def cli() -> None:
-    """Grow a complete, verifiable toolchain from a 181-byte seed.
-
-    Builds are hermetic (bubblewrap, no network) and deterministic; artifacts are
-    verified by a quorum of independent signers and traced back to the hex0 seed.
-    """
 
 
 class Terminated(KeyboardInterrupt):
@@ -116,9 +76,28 @@ def _render(e: RootseedError, json_out: bool) -> None:
         err.print(f"[bold]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
 
 
+def __getattr__(name: str) -> Any:
+    """``rootseed.cli.cli``, the click group, imported when first asked for."""
+    if name == "cli":
+        from rootseed.cli.group import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear message and a non-zero exit code on failure."""
     args = argv if argv is not None else sys.argv[1:]
+    if args == ["--version"]:  # the one answer that needs no command line parser
+        from rootseed.version import describe
+
+        sys.stdout.write(f"rootseed {describe()}\n")
+        sys.stdout.flush()
+        return
+    import click
+
+    from rootseed.cli.group import cli
+
     debug, json_out = "--debug" in args, "--json" in args
     _on_sigterm()
     try:
