@@ -157,8 +157,9 @@ def test_parse_file_and_display(tmp_path: Path) -> None:
     ("FROM scratch\nMAINTAINER me\n", 2, "MAINTAINER"),
 ])
 def test_errors_name_file_line_and_instruction(text: str, line: int, needle: str) -> None:
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.CONTAINERFILE, file="Containerfile", line=line) as e:
         parse_string(text, display="Containerfile")
+    # a message for people: where first, then what
     assert e.value.message.startswith(f"Containerfile:{line}: "), e.value.message
     assert needle in e.value.message
 

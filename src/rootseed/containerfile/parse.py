@@ -73,7 +73,7 @@ def parse_string(text: str, *, path: Path | None = None, display: str = "Contain
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as e:
-        raise ContainerfileError(f"{display}: syntax error: {e}",
+        raise ContainerfileError(f"{display}: syntax error: {e}", file=display,
                                  hint="fix the Containerfile syntax (BuildKit's parser rejected it)"
                                  ) from e
     parser = _Parser(display)
@@ -103,14 +103,16 @@ def parse_string(text: str, *, path: Path | None = None, display: str = "Contain
     close()
     if not stages:
         raise ContainerfileError(f"{display}: no FROM instruction",
-                                 hint="a Containerfile needs at least one stage (FROM scratch)")
+                                 hint="a Containerfile needs at least one stage (FROM scratch)",
+                                 file=display)
     names: dict[str, int] = {}
     for stage in stages:
         if stage.name is not None:
             if stage.name in names:
                 raise ContainerfileError(
                     f"{display}:{stage.line}: stage name {stage.name!r} is already used on "
-                    f"line {names[stage.name]}", hint="give every stage a unique name")
+                    f"line {names[stage.name]}", hint="give every stage a unique name",
+                    file=display, line=stage.line, step="FROM")
             names[stage.name] = stage.line
     return Containerfile(path=path or Path(display), display=display,
                          global_args=tuple(global_args), stages=tuple(stages))
@@ -128,7 +130,8 @@ class _Parser:
     def error(self, command: Any, what: str, hint: str | None = None) -> ContainerfileError:
         keyword = command.cmd.upper()
         return ContainerfileError(f"{self.display}:{command.start_line}: {keyword}: {what}",
-                                  hint=hint)
+                                  hint=hint, file=self.display, line=command.start_line,
+                                  step=keyword)
 
     def instruction(self, command: Any) -> Instruction:
         keyword = command.cmd.upper()
