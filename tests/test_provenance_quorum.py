@@ -119,8 +119,10 @@ def test_trace_json_shows_each_images_and_provenance_quorum(signed_world: World)
 def test_trace_refuses_an_image_under_the_quorum(world: World) -> None:
     code, out, err = world.run("trace", GRANDCHILD_PKG, "--json",
                                *world.trust_args("--registry", NAMESPACE))
-    assert code == 1 and out == ""
-    text = " ".join(err.split())
+    assert code == 1
+    error = json.loads(out)["error"]  # --json: what a program reads
+    assert (error["kind"], error["package"]) == ("quorum", CHILD_PKG)
+    text = " ".join(err.split())  # for people: which image, and why on each side
     assert f"{CHILD_PKG} ({world.chain.child}) is not signed by the quorum" in text
     assert "image: quorum 1/2 NOT met: signature-2 untrusted-key" in text
     assert "provenance: quorum 1/2 NOT met: provenance-2 untrusted-key" in text
