@@ -101,3 +101,22 @@ def test_json_error_output_names_the_kind(tmp_path: Path) -> None:
     assert r.returncode == 2 and json.loads(r.stdout)["error"]["kind"] == "usage"
     r = rootseed("build", "no-such", *common)  # without --json: stdout stays empty
     assert r.returncode == 1 and r.stdout == ""
+
+
+def test_json_stays_one_document_when_the_command_wrote_its_result(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that printed its --json result and then fails (bootstrap whose crosscheck
+    differs) leaves that result alone: no error object after it."""
+    import rootseed.cli.bootstrap as cli_bootstrap
+    from rootseed.bootstrap import BootstrapReport
+
+    def fake(settings: object, **_: object) -> BootstrapReport:
+        report = BootstrapReport("p", True, "t", "sha256:0", True, 0.0, {}, [], [], [], None)
+        report.checks = [{"identical": False, "summary": "M1 differs at offset 3"}]
+        return report
+
+    monkeypatch.setattr(cli_bootstrap, "bootstrap", fake)
+    r = rootseed("bootstrap", "--demo", "--json")
+    assert r.returncode == 1
+    data = json.loads(r.stdout)  # one document: the command's own
+    assert "error" not in data and data["package"] == "p"

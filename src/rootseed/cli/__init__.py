@@ -60,10 +60,17 @@ def _traceback() -> None:
     traceback.print_exc()
 
 
+def _emitted() -> int:
+    """How many JSON documents the command has written so far (see ``console.emitted``)."""
+    console = sys.modules.get("rootseed.console")
+    return int(getattr(console, "emitted", 0))
+
+
 def _render(e: RootseedError, json_out: bool) -> None:
     """The message (and hint) for people on stderr; with ``--json`` also
     ``{"error": {"kind", "message", "hint", "exit_code", package, file, line, step}}`` on
-    stdout, where a program reads the command's result."""
+    stdout, where a program reads the command's result (unless the command wrote its own
+    result there before it failed: stdout stays one JSON document)."""
     from rich.markup import escape
 
     from rootseed.console import emit_json, err
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from rootseed.cli.group import cli
 
-    debug, json_out = "--debug" in args, "--json" in args
+    debug, json_out, emitted = "--debug" in args, "--json" in args, _emitted()
     _on_sigterm()
     try:
         rv = cli.main(args=argv, prog_name="rootseed", standalone_mode=False)
@@ -107,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     except RootseedError as e:
         if debug:
             _traceback()
-        _render(e, json_out)
+        _render(e, json_out and _emitted() == emitted)
         sys.exit(e.exit_code)
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, Terminated):
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         _say("aborted")
         sys.exit(130)
     except click.ClickException as e:
-        if json_out:
+        if json_out and _emitted() == emitted:
             from rootseed.console import emit_json
 
             emit_json({"error": {"kind": ErrorKind.USAGE.value, "message": e.format_message(),
