@@ -155,7 +155,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     chain = set(real)
     items[:] = [i for i in items if i not in chain] + real
     mirror = os.environ.get("ROOTSEED_MIRROR")
-    if mirror:
+    if mirror and not config.option.collectonly:
         _Stage0.start(_run_dir(config), mirror)
 
 
