@@ -199,10 +199,11 @@ def stage0_tree(stage0_built: Path, pytestconfig: pytest.Config) -> Path:
     with FileLock(str(base / "stage0-tree.lock")):
         if not done.exists():
             mirror = Path(os.environ["ROOTSEED_MIRROR"])
-            builder = Builder(Tree.load(shipped.packages()), cache_dir=stage0_built,
-                              out=base / "stage0-tree-out", mirrors=(mirror,), offline=True)
-            for stage in CHAIN_STAGES:
-                shutil.copytree(builder.stage_rootfs("bootstrap-stage0", stage) / "stage0",
-                                top, symlinks=True, dirs_exist_ok=True)
+            with Builder(Tree.load(shipped.packages()), cache_dir=stage0_built,
+                         out=base / "stage0-tree-out", mirrors=(mirror,),
+                         offline=True) as builder:  # its overlay views end with it
+                for stage in CHAIN_STAGES:
+                    shutil.copytree(builder.stage_rootfs("bootstrap-stage0", stage) / "stage0",
+                                    top, symlinks=True, dirs_exist_ok=True)
             done.touch()
     return top
