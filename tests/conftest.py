@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -74,40 +76,139 @@ def gnupghome(keys: Keys) -> Iterator[Path]:
             kill_agent(home)
 
 
-@pytest.fixture(scope="session")
-def stage0_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache holding ``bootstrap-stage0`` built from ``ROOTSEED_MIRROR`` once per test run.
+#: The fixture every real-chain test reads; a test that uses it must be marked ``mirror``.
+REAL_CHAIN = "stage0_built"
 
-    The real chain takes minutes; the tests that need a built stage0 (the bootstrap digest,
-    the pinned tools, the crosscheck) share this one cold build, made in this run from the
-    seed, instead of making one each. Shared by the xdist workers of the run (the first
-    one builds, the others wait for it).
+
+def _run_dir(config: pytest.Config) -> Path:
+    """The run's basetemp, common to every xdist worker of the run."""
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+class _Stage0:
+    """``bootstrap-stage0`` built from ``ROOTSEED_MIRROR`` once per test run, in a process
+    of its own started as soon as the run knows a real-chain test was selected, so the
+    minutes it takes overlap the rest of the suite instead of stalling a worker.
+
+    Files in the run's basetemp (shared by the xdist workers): ``stage0-cache/`` (the
+    cache), ``stage0-build.log``, ``stage0-build.status`` (the build's exit code, written
+    when it ends). Only the process that started the build holds its handle.
+    """
+
+    process: subprocess.Popen[bytes] | None = None
+
+    #: The build in a wrapper that writes the status file whatever happens to the build.
+    SCRIPT = (
+        "import os, subprocess, sys\n"
+        "mirror, base = sys.argv[1:]\n"
+        "with open(os.path.join(base, 'stage0-build.log'), 'wb') as log:\n"
+        "    code = subprocess.run([sys.executable, '-m', 'rootseed', 'build',\n"
+        "        'bootstrap-stage0', '--mirror', mirror, '--offline', '--cache-dir',\n"
+        "        os.path.join(base, 'stage0-cache'), '--out', os.path.join(base, 'stage0-out')],\n"
+        "        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode\n"
+        "status = os.path.join(base, 'stage0-build.status')\n"
+        "with open(status + '.tmp', 'w') as f:\n"
+        "    f.write(str(code))\n"
+        "os.replace(status + '.tmp', status)\n")
+
+    @classmethod
+    def start(cls, base: Path, mirror: str) -> None:
+        with FileLock(str(base / "stage0-build.lock")):
+            started = base / "stage0-build.started"
+            if started.exists():
+                return
+            cls.process = subprocess.Popen([sys.executable, "-c", cls.SCRIPT, mirror, str(base)],
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            started.touch()
+
+    @staticmethod
+    def wait(base: Path) -> Path:
+        status = base / "stage0-build.status"
+        while not status.exists():
+            time.sleep(0.5)
+        code = status.read_text()
+        if code != "0":
+            log = (base / "stage0-build.log").read_text(errors="replace")
+            pytest.fail(f"building bootstrap-stage0 from ROOTSEED_MIRROR failed (exit {code}):\n"
+                        f"{log[-4000:]}", pytrace=False)
+        return base / "stage0-cache"
+
+    @classmethod
+    def finish(cls, interrupted: bool) -> None:
+        """The process that started the build waits for it (another worker may still need
+        it), or ends it if the run was interrupted: no build outlives its test run."""
+        if cls.process is None:
+            return
+        if interrupted and cls.process.poll() is None:
+            os.killpg(cls.process.pid, signal.SIGKILL)
+        cls.process.wait()
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k have deselected what does not run
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """Every real-chain test is marked ``mirror`` and runs last; if one is selected, the one
+    stage0 build of the run starts now, beside the other tests."""
+    real = [item for item in items if REAL_CHAIN in getattr(item, "fixturenames", ())]
+    unmarked = [item.nodeid for item in real if item.get_closest_marker("mirror") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests read the real stage0 chain but are not marked "
+                                f"@pytest.mark.mirror: {', '.join(unmarked)}")
+    if not real:
+        return
+    chain = set(real)
+    items[:] = [i for i in items if i not in chain] + real
+    mirror = os.environ.get("ROOTSEED_MIRROR")
+    if mirror and not config.option.collectonly:
+        _Stage0.start(_run_dir(config), mirror)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _Stage0.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+@pytest.fixture(scope="session")
+def stage0_built(pytestconfig: pytest.Config) -> Path:
+    """A cache holding ``bootstrap-stage0`` built from ``ROOTSEED_MIRROR`` in this run, from
+    the seed: the one real-chain build every real-chain test reads (the bootstrap digest,
+    the pinned tools, the crosscheck and DDC, stage1's head, the Python tools against the
+    chain's binaries). Tests may add entries (a cache is safe to share); none may change
+    what is there.
     """
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
                     "build bootstrap-stage0 for real")
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the run's basetemp, common to every worker
-    cache, done = base / "stage0-cache", base / "stage0-cache.built"
-    with FileLock(str(base / "stage0-cache.lock")):
+    base = _run_dir(pytestconfig)
+    _Stage0.start(base, mirror)  # already started, unless this test was not collected so
+    return _Stage0.wait(base)
+
+
+#: Stages of ``bootstrap-stage0`` whose ``/stage0`` together hold every source, artifact and
+#: tool of the chain (each stage holds what the stage it is FROM holds).
+CHAIN_STAGES = ("m2-planet", "m2-mesoplanet")
+
+
+@pytest.fixture(scope="session")
+def stage0_tree(stage0_built: Path, pytestconfig: pytest.Config) -> Path:
+    """The real chain's ``/stage0`` as one plain directory (``x86/``, ``x86/artifact/``,
+    ``x86/bin/``, ``M2libc/``, …), copied out of :func:`stage0_built`'s stages once per run:
+    for the tests that run the chain's own binaries or read its intermediate files."""
+    from rootseed import shipped
+    from rootseed.engine.engine import Builder
+    from rootseed.tree import Tree
+
+    base = _run_dir(pytestconfig)
+    top, done = base / "stage0-tree", base / "stage0-tree.done"
+    with FileLock(str(base / "stage0-tree.lock")):
         if not done.exists():
-            r = subprocess.run(
-                [sys.executable, "-m", "rootseed", "build", "bootstrap-stage0", "--mirror",
-                 mirror, "--offline", "--cache-dir", str(cache), "--out",
-                 str(base / "stage0-out")], capture_output=True, text=True, check=False)
-            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            mirror = Path(os.environ["ROOTSEED_MIRROR"])
+            with Builder(Tree.load(shipped.packages()), cache_dir=stage0_built,
+                         out=base / "stage0-tree-out", mirrors=(mirror,),
+                         offline=True) as builder:  # its overlay views end with it
+                for stage in CHAIN_STAGES:
+                    shutil.copytree(builder.stage_rootfs("bootstrap-stage0", stage) / "stage0",
+                                    top, symlinks=True, dirs_exist_ok=True)
             done.touch()
-    return cache
-
-
-@pytest.fixture
-def stage0_cache(stage0_built: Path) -> Iterator[Path]:
-    """:func:`stage0_built`'s cache, used by one test at a time.
-
-    Two crosschecks must not run on one cache at once: their M2-Mesoplanet reruns see each
-    other's spawned commands ("unexpected spawned commands"), so the tests take turns.
-    """
-    with FileLock(str(stage0_built.parent / "stage0-cache.use.lock")):
-        yield stage0_built
+    return top

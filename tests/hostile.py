@@ -11,12 +11,13 @@ import hashlib
 import io
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from clirun import Result
+from clirun import rootseed as run_cli
 
 BUSYBOX = Path("/usr/bin/busybox")
 NAMESPACE = "evil"
@@ -144,18 +145,12 @@ class HostileTree:
         shutil.copy2(BUSYBOX, d / "busybox")
 
     def build(self, *names: str, extra: tuple[str, ...] = (), timeout: float = 300
-              ) -> subprocess.CompletedProcess[str]:
+              ) -> Result:
         return rootseed("build", *names, "--tree", str(self.root), "--cache-dir",
                         str(self.cache), "--out", str(self.out), "--mirror", str(self.mirror),
                         "--offline", *extra, timeout=timeout)
 
 
-def rootseed(*args: str, timeout: float = 300, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
+def rootseed(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> Result:
     """Run the CLI as a user would; never a traceback, never exit 70 (internal error)."""
-    proc = subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, check=False, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode != 70, proc.stderr
-    return proc
+    return run_cli(*args, timeout=timeout, env=env)

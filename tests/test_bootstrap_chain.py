@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from clirun import rootseed as run_cli
 from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, image_stages, link
 from rootseed.containerfile import parse_string
@@ -52,10 +50,8 @@ def test_text_changes_with_the_containerfile_and_the_digest() -> None:
 
 
 def test_demo_chain_names_the_built_images_and_their_digests(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "rootseed", "bootstrap", "--demo", "--offline",
-                        "--json", "--cache-dir", str(tmp_path / "c"), "--out",
-                        str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path,
-                       env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    r = run_cli("bootstrap", "--demo", "--offline", "--json", "--cache-dir", tmp_path / "c",
+                "--out", tmp_path / "out", cwd=tmp_path, env={"COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
     chain = json.loads(r.stdout)["chain"]
     recorded = read_digests(shipped.digests())

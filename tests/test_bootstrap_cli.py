@@ -6,12 +6,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from rootseed import shipped
 
 MIRROR = os.environ.get("ROOTSEED_MIRROR")
@@ -19,9 +19,8 @@ needs_mirror = pytest.mark.skipif(
     not MIRROR, reason="set ROOTSEED_MIRROR=<dir> with the pinned stage0 tarballs and hex0-seed")
 
 
-def rootseed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+def rootseed(*args: str, cwd: Path | None = None) -> Result:
+    return run_cli(*args, cwd=cwd, env={"COLUMNS": "200"})
 
 
 def test_no_network_no_mirror_lists_files_and_ways_out(tmp_path: Path) -> None:
@@ -83,10 +82,11 @@ def test_tampered_seed_is_refused_before_anything_runs(tmp_path: Path) -> None:
 
 
 @needs_mirror
-def test_real_bootstrap_matches_recorded_digest(tmp_path: Path, stage0_cache: Path) -> None:
-    # stage0_cache: built from the seed once in this test run (see conftest.py).
+@pytest.mark.mirror
+def test_real_bootstrap_matches_recorded_digest(tmp_path: Path, stage0_built: Path) -> None:
+    # stage0_built: built from the seed once in this test run (see conftest.py).
     r = rootseed("bootstrap", "--mirror", str(MIRROR), "--offline", "--json", "--cache-dir",
-                 str(stage0_cache), "--out", str(tmp_path / "out"))
+                 str(stage0_built), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout)
     assert len(report["tools"]) == 20 and all(t["expected"] for t in report["tools"])

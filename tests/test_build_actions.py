@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
+from clirun import Result
+from clirun import rootseed as run_cli
 from rootseed.engine.engine import Builder, BuildOptions, NoCacheFrom
 from rootseed.errors import RootseedError
 from rootseed.oci import read_image, unpack_image
@@ -191,9 +191,8 @@ def test_sealed_entries_skip_rehashing_until_anything_changes(
     assert again.manifest_digest == first.manifest_digest
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, check=False)
+def _cli(*args: str) -> Result:
+    return run_cli(*args)
 
 
 @needs_overlay

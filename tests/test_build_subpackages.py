@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from buildtree import BUSYBOX, base_package, write
+from clirun import Result, rootseed
 from rootseed.engine.digests import read_digests
 from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.errors import RootseedError
@@ -192,9 +191,8 @@ def test_own_subpackage_image_is_refused(tmp_path: Path) -> None:
         builder(tree, tmp_path).build(["core-lib"], BuildOptions(progress=False))
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, check=False)
+def cli(*args: str) -> Result:
+    return rootseed(*args)
 
 
 def test_cli_digests_check_json_and_trace(tmp_path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from buildtree import BUSYBOX, base_package, write
+from clirun import Result
+from clirun import rootseed as run_cli
 from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.engine.whole import Outcome, build_whole, select
 from rootseed.tree import Tree
@@ -79,9 +79,8 @@ def test_build_whole_goes_on_past_failures(tmp_path: Path) -> None:
         "bootstrap-base", "core-ok", "user-fine"}
 
 
-def rootseed(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, check=False)
+def rootseed(*args: str) -> Result:
+    return run_cli(*args)
 
 
 def test_cli_all_stage_json_and_table(tmp_path: Path) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ from typing import Any
 import pytest
 
 from buildtree import base_package, write
+from clirun import Result
+from clirun import rootseed as run_cli
 from rootseed.oci import unpack_image
 
 NS = "ch"
@@ -40,11 +40,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs bubblewrap (bwrap) and busybox-static (/usr/bin/busybox)")
 
 
-def rootseed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "rootseed", *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
+def rootseed(*args: str, cwd: Path) -> Result:
+    return run_cli(*args, cwd=cwd)
 
 
 def make_tree(root: Path) -> Path:

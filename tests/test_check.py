@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import Result, rootseed
 from rootseed.tree import ProblemKind, Severity, Tree
 from rootseed.tree.check import check_tree
 from treegen import write_package
@@ -104,9 +103,8 @@ def test_check_named_packages_only(tmp_path: Path) -> None:
     assert report.packages == ("a-src",)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, check=False)
+def cli(*args: str) -> Result:
+    return rootseed(*args)
 
 
 def test_cli_lines_summary_json_and_exit_codes(tmp_path: Path) -> None:

@@ -5,9 +5,7 @@ import sys
 
 import click
 
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True, text=True)
+from clirun import rootseed as run
 
 
 def test_help_lists_commands() -> None:
@@ -39,7 +37,10 @@ def test_each_command_module_imports_alone() -> None:
     """Commands load lazily, so each module must import by itself (no import cycles)."""
     from rootseed.cli import COMMANDS
 
-    for module in sorted(set(COMMANDS.values())):
-        r = subprocess.run([sys.executable, "-c", f"import rootseed.cli.{module}"],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, f"{module}: {r.stderr[-800:]}"
+    modules = sorted(set(COMMANDS.values()))
+    procs = {module: subprocess.Popen([sys.executable, "-c", f"import rootseed.cli.{module}"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for module in modules}  # side by side: a fresh interpreter each, not one per turn
+    for module, proc in procs.items():
+        _, err = proc.communicate()
+        assert proc.returncode == 0, f"{module}: {err[-800:]}"

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from treegen import sha, stagex_like_tree, write_package
 
 
-def rootseed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, cwd=cwd)
+def rootseed(*args: str, cwd: Path | None = None) -> Result:
+    return run_cli(*args, cwd=cwd)
 
 
 def test_list_json(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from kinds import raises_kind
 from rootseed.containerfile import (
     Add,
     Arg,
@@ -21,7 +22,7 @@ from rootseed.containerfile import (
     parse_file,
     parse_string,
 )
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.plan import plan
 
 FULL = """\
@@ -132,7 +133,7 @@ def test_parse_file_and_display(tmp_path: Path) -> None:
         parse_file(f, display="pkg/Containerfile")
     assert e.value.message.startswith("pkg/Containerfile:2: EXPOSE: instruction not supported")
     assert e.value.hint is not None and "COPY" in e.value.hint
-    with pytest.raises(RootseedError, match="cannot read"):
+    with raises_kind(ErrorKind.CONTAINERFILE):
         parse_file(tmp_path / "missing")
 
 
@@ -156,22 +157,23 @@ def test_parse_file_and_display(tmp_path: Path) -> None:
     ("FROM scratch\nMAINTAINER me\n", 2, "MAINTAINER"),
 ])
 def test_errors_name_file_line_and_instruction(text: str, line: int, needle: str) -> None:
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.CONTAINERFILE, file="Containerfile", line=line) as e:
         parse_string(text, display="Containerfile")
+    # a message for people: where first, then what
     assert e.value.message.startswith(f"Containerfile:{line}: "), e.value.message
     assert needle in e.value.message
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "ARG X=1\n"])
 def test_no_stage_is_an_error(text: str) -> None:
-    with pytest.raises(RootseedError, match=r"no FROM|no instructions"):
+    with raises_kind(ErrorKind.CONTAINERFILE):
         parse_string(text)
 
 
 @pytest.mark.parametrize("text", ["FROM scratch\nRUN <<EOF\nnever closed\n",
                                   "FROM scratch\nENV <<EOF\nx\nEOF\n"])
 def test_syntax_error_is_wrapped(text: str) -> None:
-    with pytest.raises(RootseedError, match="Containerfile: syntax error"):
+    with raises_kind(ErrorKind.CONTAINERFILE):
         parse_string(text)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed import shipped
 from rootseed.crosscheck import ArtifactCheck, Report, Status, crosscheck
 from rootseed.engine.engine import Builder
@@ -125,16 +125,15 @@ def test_right_and_wrong_outputs(tmp_path: Path) -> None:
 
 def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     tree = make_tree(tmp_path, "ABC")  # one byte short
-    args = [sys.executable, "-m", "rootseed", "crosscheck", "test-xc", "--tree", str(tree),
+    args = ["crosscheck", "test-xc", "--tree", str(tree),
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
-    r = subprocess.run([*args, "--json"], capture_output=True, text=True, check=False)
+    r = run_cli(*args, "--json")
     assert r.returncode == 2, r.stderr
     data = json.loads(r.stdout)
     four = next(c for c in data["checks"] if c["artifact"] == "/work/out/four")
     assert (four["status"], four["offset"], four["chain_size"]) == ("different", 3, 3)
     assert data["counts"]["different"] == 1 and data["ok"] is False
-    r = subprocess.run(args, capture_output=True, text=True, check=False,
-                       env={**os.environ, "COLUMNS": "250"})
+    r = run_cli(*args, env={"COLUMNS": "250"})
     assert r.returncode == 2
     assert "differs at offset 3" in r.stdout
     assert "✓ hex0-seed equals hex0(hex0.hex0) computed in Python" in r.stdout

@@ -1,35 +1,34 @@
-"""Opt-in: crosscheck the real bootstrap-stage0 chain (needs the upstream sources).
+"""Crosscheck the real bootstrap-stage0 chain (needs the upstream sources).
 
-Set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed>. A real stage0 build takes
-minutes; ROOTSEED_CROSSCHECK_CACHE=<dir> reuses a cache directory across runs.
+Set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed>. Every test reads the run's
+one real-chain build (``stage0_built`` in conftest.py); ROOTSEED_CROSSCHECK_CACHE=<dir>
+uses that cache directory instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed import shipped
 
 TREE = shipped.packages()
 
 
 @pytest.mark.mirror
-def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_cache: Path) -> None:
+def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_built: Path) -> None:
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
                     "crosscheck bootstrap-stage0 for real")
-    cache = os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or str(stage0_cache)
+    cache = os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or str(stage0_built)
     common = ["--tree", str(TREE), "--mirror", mirror, "--offline", "--cache-dir", cache,
               "--out", str(tmp_path / "out")]
-    r = subprocess.run([sys.executable, "-m", "rootseed", "bootstrap", *common, "--json"],
-                       capture_output=True, text=True, check=False)
+    r = run_cli("bootstrap", *common, "--json")
     assert r.returncode == 0, r.stderr[-3000:]
     lines = json.loads(r.stdout)["crosscheck"]
     assert lines[0]["seed"] and lines[0]["identical"]
@@ -39,8 +38,7 @@ def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_cache: Path) ->
         "hex0-seed equals hex0(hex0_x86.hex0) computed in Python")
     assert all(line["identical"] for line in lines)
 
-    r = subprocess.run([sys.executable, "-m", "rootseed", "crosscheck", "bootstrap-stage0",
-                        *common, "--json"], capture_output=True, text=True, check=False)
+    r = run_cli("crosscheck", "bootstrap-stage0", *common, "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = json.loads(r.stdout)
     checks = data["checks"]
@@ -65,17 +63,20 @@ def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_cache: Path) ->
 
 
 # -- diverse double-compiling on the real chain ----------------------------------------------
-def _built(tmp_path: Path) -> tuple[list[str], Path]:
+def _built(tmp_path: Path, stage0_built: Path) -> tuple[list[str], Path]:
+    """The common options on the run's stage0 cache, where bootstrap-stage0 is built (a
+    cache hit here: the build is the run's one real-chain build)."""
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
                     "crosscheck bootstrap-stage0 for real")
-    cache = Path(os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or tmp_path / "cache")
+    cache = Path(os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or stage0_built)
     common = ["--tree", str(TREE), "--mirror", mirror, "--offline", "--cache-dir",
               str(cache), "--out", str(tmp_path / "out")]
-    r = subprocess.run([sys.executable, "-m", "rootseed", "build", "bootstrap-stage0",
-                        *common, "--json"], capture_output=True, text=True, check=False)
+    r = run_cli("build", "bootstrap-stage0", *common, "--json")
     assert r.returncode == 0, r.stderr[-3000:]
+    # nothing is executed again: this is the run's own stage0 build
+    assert cache != stage0_built or json.loads(r.stdout)["results"][0]["cached"] is True
     return common, cache
 
 
@@ -89,12 +90,11 @@ def _compilers() -> list[str]:
 
 
 @pytest.mark.mirror
-def test_ddc_and_the_python_tools_cover_every_step(tmp_path: Path) -> None:
-    common, _ = _built(tmp_path)
+def test_ddc_and_the_python_tools_cover_every_step(tmp_path: Path, stage0_built: Path
+                                                   ) -> None:
+    common, _ = _built(tmp_path, stage0_built)
     labels = _compilers()
-    r = subprocess.run([sys.executable, "-m", "rootseed", "crosscheck", "bootstrap-stage0",
-                        "--ddc", *common, "--json"], capture_output=True, text=True,
-                       check=False)
+    r = run_cli("crosscheck", "bootstrap-stage0", "--ddc", *common, "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = json.loads(r.stdout)
     checks = data["checks"]
@@ -118,7 +118,8 @@ def test_ddc_and_the_python_tools_cover_every_step(tmp_path: Path) -> None:
 
 
 @pytest.mark.mirror
-def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path) -> None:
+def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path, stage0_built: Path
+                                                        ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from rootseed.crosscheck.compilers import find_compilers
@@ -133,7 +134,7 @@ def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path) -> None:
     from rootseed.sandbox.rootpath import resolve
     from rootseed.tree import Tree
 
-    common, cache = _built(tmp_path)
+    common, cache = _built(tmp_path, stage0_built)
     _compilers()
     tree = Tree.load(TREE)
     fetcher = Fetcher(cache, (Path(common[3]),), offline=True, progress=False,

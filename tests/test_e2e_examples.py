@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from rootseed import shipped
 from rootseed.tools.hex0 import assemble
 from trust_helpers import Keys, gpg
@@ -34,14 +34,8 @@ PACKAGES = ("seed-hex0", "seed-hello")
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")
 
 
-def rootseed(*args: str, cwd: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "rootseed", *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=600, stdin=subprocess.DEVNULL)
-    assert r.returncode == expect, (
-        f"rootseed {' '.join(args)}: exit {r.returncode}, expected {expect}\n"
-        f"{r.stdout}\n{r.stderr}")
-    assert "Traceback" not in r.stderr
-    return r
+def rootseed(*args: str, cwd: Path, expect: int = 0) -> Result:
+    return run_cli(*args, cwd=cwd, expect=expect)
 
 
 def rootseed_json(*args: str, cwd: Path, expect: int = 0) -> dict[str, Any]:

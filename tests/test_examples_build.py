@@ -13,14 +13,13 @@ import hashlib
 import io
 import json
 import shutil
-import subprocess
-import sys
 import tarfile
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed import shipped
 
 EXAMPLES = shipped.examples()
@@ -34,10 +33,8 @@ def build(workspace: Path) -> Path:
     tree = workspace / "tree"
     shutil.copytree(EXAMPLES, tree)
     out = workspace / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "rootseed", "build", "seed-hello", "--tree", str(tree),
-         "--out", str(out), "--cache-dir", str(workspace / "cache"), "--offline"],
-        cwd=workspace, capture_output=True, text=True, timeout=600)
+    r = run_cli("build", "seed-hello", "--tree", tree, "--out", out, "--cache-dir",
+                workspace / "cache", "--offline", cwd=workspace)
     assert r.returncode == 0, r.stdout + r.stderr
     return out
 

@@ -7,14 +7,12 @@ naming the recorded digest and the one built. The shipped tree is never modified
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import Result, rootseed
 from rootseed import shipped
 from rootseed.bootstrap import DigestMismatch, bootstrap
 from rootseed.engine.digests import read_digests
@@ -39,9 +37,8 @@ def change_one_byte(containerfile: Path) -> None:
     containerfile.write_bytes(bytes(data))
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600, env={**os.environ, "COLUMNS": "300"})
+def cli(*args: str, cwd: Path) -> Result:
+    return rootseed(*args, cwd=cwd, env={"COLUMNS": "300"})
 
 
 def test_unchanged_copy_passes_the_check(tmp_path: Path) -> None:

@@ -6,19 +6,19 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from provenance_fixtures import CHILD_PKG, GRANDCHILD_PKG, SEED_PKG, three_level_chain
 from rootseed.provenance.render import to_dot, to_mermaid
 from rootseed.provenance.trace import trace
 
 
-def rootseed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+def rootseed(*args: str, cwd: Path) -> Result:
+    return run_cli(*args, cwd=cwd)
 
 
 _M_NODE = re.compile(r'^    (n\d+)\["([^"]*)"\]$')

@@ -6,7 +6,6 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from clirun import rootseed as run_cli
 from provenance_fixtures import (
     CHILD_PKG,
     GRANDCHILD_PKG,
@@ -179,9 +179,8 @@ def test_report_click_shows_details(tmp_path: Path) -> None:
     digests = make_out(tmp_path / "out")
     tree = Tree.load(stagex_like_tree(tmp_path / "tree"))
     expected = collect(tmp_path / "out", {n: p.deps for n, p in tree.packages.items()})
-    r = subprocess.run([sys.executable, "-m", "rootseed", "report", "--out", "out",
-                        "--tree", "tree", "--output", "report.html"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+    r = run_cli("report", "--out", "out", "--tree", "tree", "--output", "report.html",
+                cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     report = tmp_path / "report.html"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "report.html", "tree"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kinds import raises_kind
 from provenance_fixtures import (
     CHILD_PKG,
     GRANDCHILD_PKG,
@@ -24,7 +25,7 @@ from provenance_fixtures import (
     write_layout,
 )
 from rootseed.engine.record import ParentImage
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.provenance.statement import write_statement
 from rootseed.provenance.trace import trace
 
@@ -80,7 +81,7 @@ def test_tampered_provenance_subject(tmp_path: Path) -> None:
     st = json.loads(prov.read_text())
     st["subject"][0]["digest"]["sha256"] = "0" * 64
     prov.write_text(json.dumps(st))
-    with pytest.raises(RootseedError, match=f"{CHILD_PKG}: provenance subject mismatch"):
+    with raises_kind(ErrorKind.PROVENANCE, package=CHILD_PKG):
         trace(tmp_path, GRANDCHILD_PKG)
 
 
@@ -150,7 +151,7 @@ def test_damaged_parent_in_out_intact_in_cache(tmp_path: Path) -> None:
 def test_missing_parent(tmp_path: Path) -> None:
     three_level_chain(tmp_path)
     shutil.rmtree(tmp_path / CHILD_PKG)
-    with pytest.raises(RootseedError, match=f"{GRANDCHILD_PKG}: missing parent {CHILD_PKG}"):
+    with raises_kind(ErrorKind.PROVENANCE, package=GRANDCHILD_PKG):
         trace(tmp_path, GRANDCHILD_PKG)
 
 
@@ -163,12 +164,12 @@ def test_missing_provenance(tmp_path: Path) -> None:
 
 def test_chain_without_seed(tmp_path: Path) -> None:
     three_level_chain(tmp_path, seed_marked=False)
-    with pytest.raises(RootseedError, match=f"{SEED_PKG}: chain ends without a seed"):
+    with raises_kind(ErrorKind.PROVENANCE, package=SEED_PKG):
         trace(tmp_path, GRANDCHILD_PKG)
 
 
 def test_unbuilt_package(tmp_path: Path) -> None:
-    with pytest.raises(RootseedError, match="nope: no image at"):
+    with raises_kind(ErrorKind.PROVENANCE, package="nope"):
         trace(tmp_path, "nope")
 
 
@@ -177,7 +178,7 @@ def test_provenance_of_another_package(tmp_path: Path) -> None:
     digest = layout_digest(tmp_path / CHILD_PKG)
     write_statement(tmp_path / CHILD_PKG,
                     record("core-other", digest, sources=(seed_source(),)))
-    with pytest.raises(RootseedError, match=f"{CHILD_PKG}: provenance .* 'core-other'"):
+    with raises_kind(ErrorKind.PROVENANCE, package=CHILD_PKG):
         trace(tmp_path, GRANDCHILD_PKG)
 
 
@@ -189,5 +190,5 @@ def test_forged_cycle(tmp_path: Path) -> None:
         parents=(ParentImage("x-b", f"{NAMESPACE}/x-b", b),)))
     write_statement(tmp_path / "x-b", record(
         "x-b", b, parents=(ParentImage("x-a", f"{NAMESPACE}/x-a", a),)))
-    with pytest.raises(RootseedError, match="x-a: provenance forms a cycle: x-a -> x-b -> x-a"):
+    with raises_kind(ErrorKind.PROVENANCE, package="x-a"):
         trace(tmp_path, "x-a")

@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import tarfile
 import tomllib
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import dockerfile
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed import shipped
 
 TREE = shipped.packages()
@@ -240,18 +239,15 @@ def image_files(layout: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.mirror
-def test_build_reproduces_the_pinned_tools(tmp_path: Path, stage0_cache: Path) -> None:
+def test_build_reproduces_the_pinned_tools(tmp_path: Path, stage0_built: Path) -> None:
     """Runs the whole chain through the CLI (needs the builder: `rootseed build`)."""
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> "
                     "to build bootstrap-stage0 for real")
     out = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "rootseed", "build", "bootstrap-stage0",
-         "--tree", str(TREE), "--mirror", mirror, "--offline",
-         "--cache-dir", str(stage0_cache), "--out", str(out)],
-        capture_output=True, text=True)
+    r = run_cli("build", "bootstrap-stage0", "--tree", TREE, "--mirror", mirror, "--offline",
+                "--cache-dir", stage0_built, "--out", out)
     assert r.returncode == 0, r.stdout + r.stderr
     files = image_files(out / "bootstrap-stage0")
     want = {path: (digest, size) for path, (digest, size) in load_package()["outputs"].items()}

@@ -40,7 +40,8 @@ SOURCES = ("live_bootstrap", "M2libc")  # the stage1 sources the two steps read
 LAST_STEP = "ENV pkg=simple-patch-1.0"
 EXPORT = "\nFROM scratch AS package\nCOPY --from=build /usr/bin /usr/bin\n"
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+pytestmark = [pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap"),
+              pytest.mark.mirror]
 
 
 def _dir(value: str | None) -> Path | None:
@@ -84,9 +85,9 @@ def published_checksums(tarball: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def cache(stage0_cache: Path) -> Path:
+def cache(stage0_built: Path) -> Path:
     """The run's shared cache, where stage0 is built once for every real-chain test."""
-    return stage0_cache
+    return stage0_built
 
 
 def make_tree(root: Path, stage1_dir: Path) -> Path:

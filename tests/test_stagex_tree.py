@@ -107,6 +107,7 @@ MIRROR = os.environ.get("ROOTSEED_MIRROR")
 REPO_STAGE0 = shipped.packages() / "bootstrap" / "stage0"
 
 
+@pytest.mark.mirror
 @pytest.mark.skipif(not MIRROR, reason="set ROOTSEED_MIRROR=<dir with the stage0 tarballs and "
                     "hex0-seed> (and ROOTSEED_STAGEX_TREE) to build StageX's own stage0")
 def test_stagex_stage0_builds_the_twenty_pinned_tools(tmp_path: Path) -> None:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from clirun import rootseed as run_cli
 from rootseed.tools.hex0 import assemble
 
 
@@ -22,15 +21,12 @@ def test_comment_hides_hex_digits() -> None:
 
 def test_cli(tmp_path: Path) -> None:
     (tmp_path / "in.hex0").write_bytes(b"41 42 0a\n")
-    r = subprocess.run([sys.executable, "-m", "rootseed", "tool", "hex0",
-                        str(tmp_path / "in.hex0"), str(tmp_path / "out")], capture_output=True)
+    r = run_cli("tool", "hex0", tmp_path / "in.hex0", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out").read_bytes() == b"AB\n"
 
 
 def test_cli_missing_input_is_clear(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "rootseed", "tool", "hex0",
-                        str(tmp_path / "nope"), str(tmp_path / "out")],
-                       capture_output=True, text=True)
+    r = run_cli("tool", "hex0", tmp_path / "nope", tmp_path / "out")
     assert r.returncode == 1
     assert "cannot read" in r.stderr and "Traceback" not in r.stderr

@@ -5,14 +5,14 @@ changes the version string to 2.0.1)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from m1_inputs import m1_source, run_tool
 from rootseed.tools._numbers import ByteMode
 from rootseed.tools._util import ToolError
@@ -57,9 +57,8 @@ def test_64_bit_and_big_endian() -> None:
     assert "'002000000000'\t#sh_info\n" in octal
 
 
-def rootseed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", "tool", "blood-elf", *args],
-                          cwd=cwd, capture_output=True, text=True, check=False)
+def rootseed(*args: str, cwd: Path) -> Result:
+    return run_cli("tool", "blood-elf", *args, cwd=cwd)
 
 
 def test_cli(tmp_path: Path) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed.tools import hex1, hex2_0
 from rootseed.tools._util import ToolError
 
@@ -77,8 +76,7 @@ def test_cli_bad_input_is_clear(tool: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     for argv in ([str(tmp_path / "in"), str(out)], [str(tmp_path / "missing"), str(out)],
                  [str(tmp_path / "in")]):
-        r = subprocess.run([sys.executable, "-m", "rootseed", "tool", tool, *argv],
-                           capture_output=True, text=True)
+        r = run_cli("tool", tool, *argv)
         assert r.returncode != 0
         assert r.stderr.strip() and "Traceback" not in r.stderr
         assert not out.exists()
@@ -86,7 +84,6 @@ def test_cli_bad_input_is_clear(tool: str, tmp_path: Path) -> None:
 
 def test_cli_writes_output(tmp_path: Path) -> None:
     (tmp_path / "in").write_bytes(b":a 00 %a\n")
-    r = subprocess.run([sys.executable, "-m", "rootseed", "tool", "hex1", str(tmp_path / "in"),
-                        str(tmp_path / "out")], capture_output=True, text=True)
+    r = run_cli("tool", "hex1", tmp_path / "in", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out").read_bytes() == b"\x00" + le32(-5)

@@ -3,12 +3,11 @@ of M0_x86.hex2. The real M0 is compared in test_tools_stage0_chain.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed.tools._util import ToolError
 from rootseed.tools.m0 import assemble
 
@@ -67,16 +66,14 @@ def test_inputs_the_original_cannot_handle(text: str, message: str) -> None:
 
 def test_cli(tmp_path: Path) -> None:
     (tmp_path / "in.M1").write_text("DEFINE ret C3\n:f ret\n")
-    r = subprocess.run([sys.executable, "-m", "rootseed", "tool", "M0", "in.M1", "out.hex2"],
-                       cwd=tmp_path, capture_output=True, text=True, check=False)
+    r = run_cli("tool", "M0", "in.M1", "out.hex2", cwd=tmp_path)
     assert (r.returncode, r.stderr) == (0, "")
     assert (tmp_path / "out.hex2").read_text() == ":f\nC3\n"
 
 
 def test_cli_bad_input(tmp_path: Path) -> None:
     (tmp_path / "in.M1").write_text(":a")
-    r = subprocess.run([sys.executable, "-m", "rootseed", "tool", "M0", "in.M1", "out.hex2"],
-                       cwd=tmp_path, capture_output=True, text=True, check=False)
+    r = run_cli("tool", "M0", "in.M1", "out.hex2", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "in.M1:1: the last token" in r.stderr
     assert not (tmp_path / "out.hex2").exists()

@@ -13,14 +13,14 @@ checked against the real chain's M1 in test_tools_stage0_chain.py.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from m1_inputs import defined_names_only, m1_source, run_tool
 from rootseed.tools._numbers import ByteMode
 from rootseed.tools._util import ToolError
@@ -183,9 +183,8 @@ def test_nul_bytes_are_refused() -> None:
 
 # --- the command line -------------------------------------------------------------------
 
-def rootseed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", "tool", *args], cwd=cwd,
-                          capture_output=True, text=True, check=False)
+def rootseed(*args: str, cwd: Path) -> Result:
+    return run_cli("tool", *args, cwd=cwd)
 
 
 def test_cli_writes_output(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clirun import rootseed as run_cli
 from rootseed.tools import catm, kaem_minimal, sha256sum
 from rootseed.tools._util import ToolError
 
@@ -21,8 +21,8 @@ DEBIAN_CATM = shutil.which("catm", path="/usr/bin")
 
 
 def tool(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "rootseed", "tool", *argv],
-                          capture_output=True, cwd=cwd)
+    r = run_cli("tool", *argv, cwd=cwd)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout_bytes, r.stderr_bytes)
 
 
 # --- catm ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The Python M0, M1 and blood-elf against the binaries the real stage0 chain builds, on
-the chain's own inputs and on generated ones (opt-in: needs ROOTSEED_MIRROR)."""
+the chain's own inputs and on generated ones (needs ROOTSEED_MIRROR: the chain is the run's
+one real-chain build, ``stage0_tree`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from hypothesis import strategies as st
 from m1_inputs import defined_names_only, m1_source, run_tool
 from rootseed.tools import blood_elf, m0, m1
 from rootseed.tools._util import ToolError
-from stage0_chain import chain
 
 pytestmark = pytest.mark.mirror
 
@@ -23,8 +23,8 @@ ARCHES = ["knight-native", "x86", "amd64", "armv7l", "aarch64", "ppc64le", "risc
 
 
 @pytest.fixture(scope="module")
-def top(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return chain(tmp_path_factory)
+def top(stage0_tree: Path) -> Path:
+    return stage0_tree
 
 
 # M0 is run by mescc-tools-mini-kaem.kaem on these (input, the chain's output)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import Result
+from clirun import rootseed as run_cli
 from rootseed import shipped
 
 
-def rootseed(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rootseed", *args], capture_output=True,
-                          text=True)
+def rootseed(*args: str) -> Result:
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")

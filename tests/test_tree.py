@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.errors import RootseedError
+from kinds import raises_kind
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.tree import ProblemKind, Severity, Tree, UnbuildableError, arg_prefix
 from treegen import stagex_like_tree, write_package
 
@@ -275,7 +276,7 @@ def test_unknown_package_suggests(tree: Tree) -> None:
 
 
 def test_no_packages_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(RootseedError, match="no packages found"):
+    with raises_kind(ErrorKind.TREE):
         Tree.load(tmp_path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.cli import main
+from clirun import rootseed as run_cli
 
 Entry = tuple[str, int, int]  # (content sha256 or link target or "", mode, link count)
 
@@ -45,14 +45,7 @@ def canaries(directory: Path) -> Path:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``rootseed ARGS`` in-process: (exit code, stdout, stderr); never a traceback."""
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err and "internal error" not in captured.err
-    assert code != 70
-    return code, captured.out, captured.err
+    """``rootseed ARGS`` in-process (tests/clirun.py): (exit code, stdout, stderr); never a
+    traceback, never an internal error."""
+    r = run_cli(*args)
+    return r.returncode, r.stdout, r.stderr

@@ -39,10 +39,17 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+#: How many JSON documents :func:`emit_json` has written (the CLI writes an error as JSON
+#: only when the command wrote none: stdout stays one document).
+emitted = 0
+
+
 def emit_json(obj: Any) -> None:
     """Print a machine-readable result on stdout (pretty, stable key order)."""
+    global emitted
     sys.stdout.write(json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+    emitted += 1
 
 
 class Working:

@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.names import check_name
 
 CHUNK = 1 << 20
@@ -76,6 +76,8 @@ def private_dir(path: Path, what: str) -> Path:
 
 class SpecialFileError(RootseedError):
     """A FIFO, socket or device node where rootseed only takes files, dirs and symlinks."""
+
+    kind = ErrorKind.REFUSED
 
 
 def special_kind(mode: int) -> str | None:

@@ -4,25 +4,30 @@ A wheel or sdist build writes the git revision into ``rootseed/_revision.txt`` (
 ``setup.py``). A source checkout (editable install) has no such file; there the revision is
 asked from git at run time, so it is never stale. Anything else is reported as "unknown
 revision", never guessed.
+
+``rootseed --version`` runs this at start-up, so it imports little: the version is the
+package's own ``__version__`` (a test checks that the installed metadata says the same),
+not ``importlib.metadata`` (which alone costs as much as the rest of start-up).
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
-from importlib import metadata
-from importlib.resources import files
 from pathlib import Path
 
+import rootseed
 from rootseed import __version__
+
+#: This package's directory (rootseed is always installed as files: it reads its data so).
+PACKAGE = Path(rootseed.__file__).parent
 
 REVISION = re.compile(r"[0-9a-f]{40}(-dirty)?")
 
 
 def _embedded() -> str | None:
-    resource = files("rootseed").joinpath("_revision.txt")
     try:
-        text = resource.read_text(encoding="ascii").strip()
+        text = (PACKAGE / "_revision.txt").read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
     return text if REVISION.fullmatch(text) else None
@@ -39,16 +44,14 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 def _checkout() -> str | None:
     """HEAD of the git checkout this package is imported from, if it is rootseed's own."""
-    package = files("rootseed")
-    if not isinstance(package, Path):
+    package = PACKAGE
+    found = _git(package, "rev-parse", "--show-toplevel", "--verify", "HEAD")
+    if found is None or len(found.splitlines()) != 2:
         return None
-    top = _git(package, "rev-parse", "--show-toplevel")
+    top, head = found.splitlines()
     # Only a checkout whose src/rootseed is this very package: a wheel installed inside some
     # other repository (a venv in a project dir) must not report that project's revision.
-    if top is None or (Path(top) / "src" / "rootseed").resolve() != package.resolve():
-        return None
-    head = _git(package, "rev-parse", "--verify", "HEAD")
-    if head is None:
+    if (Path(top) / "src" / "rootseed").resolve() != package.resolve():
         return None
     dirty = _git(package, "status", "--porcelain", "--untracked-files=no")
     return head + ("-dirty" if dirty else "")
@@ -60,10 +63,7 @@ def revision() -> str | None:
 
 
 def version() -> str:
-    try:
-        return metadata.version("rootseed")
-    except metadata.PackageNotFoundError:
-        return __version__
+    return __version__
 
 
 def describe() -> str:

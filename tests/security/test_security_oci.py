@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.cli import main
+from clirun import rootseed as run_cli
 from rootseed.oci import BlobError, ImageConfig, LayoutError, open_image, unpack_image, write_image
 from rootseed.oci.verified import BlobProblem
 from trust_helpers import Keys, gpg
@@ -48,15 +48,8 @@ class Signed:
                 assert code == 0, err
 
     def run(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        captured = self.capsys.readouterr()
-        assert "Traceback" not in captured.err and code != 70, captured.err
-        return code, captured.out, captured.err
+        r = run_cli(*args)
+        return r.returncode, r.stdout, r.stderr
 
     def verify(self, pkg: str = "test-a") -> tuple[int, str, str]:
         return self.run("verify", pkg, "--keyring", str(self.keyring), "--quorum", "2",

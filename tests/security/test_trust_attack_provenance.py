@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from clirun import rootseed as run_cli
 from rootseed import shipped
 from trust_attack import canaries, run, snapshot
 from trust_helpers import Keys, gpg
@@ -31,10 +32,8 @@ REGISTRY = "rootseed-examples"
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("trust-prov")
     shutil.copytree(shipped.examples(), work / "tree")
-    r = subprocess.run([sys.executable, "-m", "rootseed", "build", "seed-hello", "--tree",
-                        str(work / "tree"), "--offline", "--cache-dir", str(work / "cache"),
-                        "--out", str(work / "out")], capture_output=True, text=True,
-                       check=False)
+    r = run_cli("build", "seed-hello", "--tree", work / "tree", "--offline", "--cache-dir",
+                work / "cache", "--out", work / "out")
     assert r.returncode == 0, r.stderr
     return work
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.cli import main
+from clirun import rootseed as run_cli
 from rootseed.trust import payload, store
 from rootseed.trust.verify import ImageVerifier
 from trust_helpers import Keys, gpg, make_image, revoke
@@ -27,14 +27,8 @@ class Env:
         self.digest = make_image(self.out, PKG)
 
     def run(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
+        r = run_cli(*args)
+        return r.returncode, r.stdout, r.stderr
 
     def sign(self, key: str, *extra: str) -> tuple[int, str, str]:
         return self.run("sign", PKG, "--key", key, "--gnupghome", str(self.home),

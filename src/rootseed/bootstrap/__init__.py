@@ -19,7 +19,7 @@ from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, link
 from rootseed.containerfile import parse_file
 from rootseed.engine.api import Builder, BuildOptions, BuildResult, check_digests, read_digests
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings
 from rootseed.tree import Package, Tree
@@ -68,6 +68,8 @@ class BootstrapReport:
 
 class DigestMismatch(RootseedError):
     """A built image of the chain differs from its recorded digest."""
+
+    kind = ErrorKind.DIGEST_MISMATCH
 
 
 def default_examples() -> Path:

@@ -1,51 +1,20 @@
 """The ``rootseed`` command: thin; it parses, calls and renders.
 
-Each command lives in its own module and is registered in :data:`COMMANDS`.
+Each command lives in its own module and is registered in :data:`COMMANDS`; the command
+line parser (click, :mod:`rootseed.cli.group`) imports a command's modules only when that
+command runs, so rich, httpx, pysequoia and dockerfile are not imported at start-up, and the
+error renderer only when there is an error. ``rootseed --version`` alone is answered before
+click is imported (``python -X importtime -m rootseed --version`` shows what start-up costs).
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import signal
 import sys
 import threading
-import traceback
+from typing import Any
 
-import click
-from rich.markup import escape
-
-from rootseed.console import err
-from rootseed.errors import RootseedError
-
-
-class LazyGroup(click.Group):
-    """Imports a command's module only when that command runs (start-up stays fast)."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def resolve_command(self, ctx: click.Context, args: list[str]
-                        ) -> tuple[str | None, click.Command | None, list[str]]:
-        """A mistyped command is one message that names the closest commands."""
-        name = args[0] if args else ""
-        if name and not name.startswith("-") and name not in COMMANDS:
-            close = difflib.get_close_matches(name, sorted(COMMANDS), n=3)
-            hint = (f" Did you mean {' or '.join(repr(c) for c in close)}?" if close
-                    else " See 'rootseed --help' for the commands.")
-            raise click.UsageError(f"no such command {name!r}.{hint}", ctx)
-        return super().resolve_command(ctx, args)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module_name = COMMANDS.get(cmd_name)
-        if module_name is None:
-            return None
-        module = importlib.import_module(f"rootseed.cli.{module_name}")
-        for command in module.COMMANDS:
-            if command.name == cmd_name:
-                return command  # type: ignore[no-any-return]
-        raise RuntimeError(f"rootseed.cli.{module_name} does not define {cmd_name!r}")
-
+from rootseed.errors import ErrorKind, RootseedError
 
 #: Command name → module under ``rootseed.cli`` whose ``COMMANDS`` list defines it.
 COMMANDS: dict[str, str] = {
@@ -60,27 +29,6 @@ COMMANDS: dict[str, str] = {
     "crosscheck": "crosscheck",
     "cache": "cache_cmds",
 }
-
-
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    from rootseed.version import describe
-
-    click.echo(f"rootseed {describe()}")
-    ctx.exit()
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
-              callback=_print_version,
-              help="Show the version and the source revision it was built from, and exit.")
-def cli() -> None:
-    """Grow a complete, verifiable toolchain from a 181-byte seed.
-
-    Builds are hermetic (bubblewrap, no network) and deterministic; artifacts are
-    verified by a quorum of independent signers and traced back to the hex0 seed.
-    """
 
 
 class Terminated(KeyboardInterrupt):
@@ -100,9 +48,65 @@ def _on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _terminated)
 
 
+def _say(text: str) -> None:
+    """One line on stderr (the console is imported only when there is something to say)."""
+    from rootseed.console import err
+
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
+
+
+def _emitted() -> int:
+    """How many JSON documents the command has written so far (see ``console.emitted``)."""
+    console = sys.modules.get("rootseed.console")
+    return int(getattr(console, "emitted", 0))
+
+
+def _render(e: RootseedError, json_out: bool) -> None:
+    """The message (and hint) for people on stderr; with ``--json`` also
+    ``{"error": {"kind", "message", "hint", "exit_code", package, file, line, step}}`` on
+    stdout, where a program reads the command's result (unless the command wrote its own
+    result there before it failed: stdout stays one JSON document)."""
+    from rich.markup import escape
+
+    from rootseed.console import emit_json, err
+
+    if json_out:
+        emit_json({"error": e.as_json()})
+
+    err.print(f"[bold red]error:[/] {escape(e.message)}", markup=True, soft_wrap=True)
+    if e.hint:
+        err.print(f"[bold]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Any:
+    """``rootseed.cli.cli``, the click group, imported when first asked for."""
+    if name == "cli":
+        from rootseed.cli.group import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear message and a non-zero exit code on failure."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    if args == ["--version"]:  # the one answer that needs no command line parser
+        from rootseed.version import describe
+
+        sys.stdout.write(f"rootseed {describe()}\n")
+        sys.stdout.flush()
+        return
+    import click
+
+    from rootseed.cli.group import cli
+
+    debug, json_out, emitted = "--debug" in args, "--json" in args, _emitted()
     _on_sigterm()
     try:
         rv = cli.main(args=argv, prog_name="rootseed", standalone_mode=False)
@@ -110,31 +114,38 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rv)
     except RootseedError as e:
         if debug:
-            traceback.print_exc()
-        err.print(f"[bold red]error:[/] {escape(e.message)}", markup=True, soft_wrap=True)
-        if e.hint:
-            err.print(f"[bold]hint:[/] {escape(e.hint)}", markup=True, soft_wrap=True)
+            _traceback()
+        _render(e, json_out and _emitted() == emitted)
         sys.exit(e.exit_code)
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__, Terminated):
-            err.print("terminated")
+            _say("terminated")
             sys.exit(143)
-        err.print("aborted")
+        _say("aborted")
         sys.exit(130)
     except click.ClickException as e:
+        if json_out and _emitted() == emitted:
+            from rootseed.console import emit_json
+
+            emit_json({"error": {"kind": ErrorKind.USAGE.value, "message": e.format_message(),
+                                 "hint": None, "exit_code": e.exit_code}})
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except Terminated:
-        err.print("terminated")
+        _say("terminated")
         sys.exit(143)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        _say("interrupted")
         sys.exit(130)
     except Exception as e:
         if debug:
-            traceback.print_exc()
+            _traceback()
+        from rich.markup import escape
+
+        from rootseed.console import err
+
         err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}", markup=True)
-        err.print("hint: this is a bug in rootseed; rerun with --debug and report the traceback")
+        _say("hint: this is a bug in rootseed; rerun with --debug and report the traceback")
         sys.exit(70)

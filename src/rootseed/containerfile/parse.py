@@ -31,7 +31,14 @@ from rootseed.containerfile.model import (
     User,
     Workdir,
 )
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
+
+
+class ContainerfileError(RootseedError):
+    """A Containerfile that does not parse; the message names file:line and instruction."""
+
+    kind = ErrorKind.CONTAINERFILE
+
 
 SUPPORTED = ("FROM", "ARG", "ENV", "WORKDIR", "SHELL", "RUN", "ADD", "COPY", "LABEL", "USER",
              "ENTRYPOINT", "CMD")
@@ -53,10 +60,10 @@ def parse_file(path: Path, display: str | None = None) -> Containerfile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise RootseedError(f"cannot read {shown}: {e.strerror or e}",
-                            hint="check that the package has a Containerfile") from e
+        raise ContainerfileError(f"cannot read {shown}: {e.strerror or e}",
+                                 hint="check that the package has a Containerfile") from e
     except UnicodeDecodeError as e:
-        raise RootseedError(f"{shown} is not UTF-8 text: {e}") from e
+        raise ContainerfileError(f"{shown} is not UTF-8 text: {e}") from e
     return parse_string(text, path=path, display=shown)
 
 
@@ -66,9 +73,9 @@ def parse_string(text: str, *, path: Path | None = None, display: str = "Contain
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as e:
-        raise RootseedError(f"{display}: syntax error: {e}",
-                            hint="fix the Containerfile syntax (BuildKit's parser rejected it)"
-                            ) from e
+        raise ContainerfileError(f"{display}: syntax error: {e}", file=display,
+                                 hint="fix the Containerfile syntax (BuildKit's parser rejected it)"
+                                 ) from e
     parser = _Parser(display)
     global_args: list[Arg] = []
     stages: list[Stage] = []
@@ -95,15 +102,17 @@ def parse_string(text: str, *, path: Path | None = None, display: str = "Contain
             body.append(instruction)
     close()
     if not stages:
-        raise RootseedError(f"{display}: no FROM instruction",
-                            hint="a Containerfile needs at least one stage (FROM scratch)")
+        raise ContainerfileError(f"{display}: no FROM instruction",
+                                 hint="a Containerfile needs at least one stage (FROM scratch)",
+                                 file=display)
     names: dict[str, int] = {}
     for stage in stages:
         if stage.name is not None:
             if stage.name in names:
-                raise RootseedError(
+                raise ContainerfileError(
                     f"{display}:{stage.line}: stage name {stage.name!r} is already used on "
-                    f"line {names[stage.name]}", hint="give every stage a unique name")
+                    f"line {names[stage.name]}", hint="give every stage a unique name",
+                    file=display, line=stage.line, step="FROM")
             names[stage.name] = stage.line
     return Containerfile(path=path or Path(display), display=display,
                          global_args=tuple(global_args), stages=tuple(stages))
@@ -118,10 +127,11 @@ class _Parser:
             "COPY": self.copy, "ADD": self.copy, "ENTRYPOINT": self.entrypoint, "CMD": self.cmd,
         }
 
-    def error(self, command: Any, what: str, hint: str | None = None) -> RootseedError:
+    def error(self, command: Any, what: str, hint: str | None = None) -> ContainerfileError:
         keyword = command.cmd.upper()
-        return RootseedError(f"{self.display}:{command.start_line}: {keyword}: {what}",
-                             hint=hint)
+        return ContainerfileError(f"{self.display}:{command.start_line}: {keyword}: {what}",
+                                  hint=hint, file=self.display, line=command.start_line,
+                                  step=keyword)
 
     def instruction(self, command: Any) -> Instruction:
         keyword = command.cmd.upper()

@@ -14,7 +14,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 #: the programs diverse double-compiling builds → the output their makefile rule names
 PROGRAMS = {"M2-Planet": "bin/M2-Planet", "M2-Mesoplanet": "bin/M2-Mesoplanet"}
@@ -26,6 +26,8 @@ _MEANINGFUL = ("-D", "-U", "-O", "-std=")
 
 class RecipeError(RootseedError):
     """A makefile does not say how to build the program."""
+
+    kind = ErrorKind.CROSSCHECK
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rootseed.engine.archive_budget import ArchiveBudget
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox.rootpath import resolve, split
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -46,6 +46,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class ArchiveError(RootseedError):
     """An archive member rootseed refuses to unpack (names the archive and member)."""
+
+    kind = ErrorKind.ARCHIVE
 
 
 def _clean_member(name: str) -> list[str] | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rootseed import safefs
 from rootseed.engine.errors import Cancelled
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.logtail import escape, tail
@@ -35,6 +35,8 @@ TAIL_LINES = 20
 
 class StepFailed(RootseedError):
     """A RUN step exited non-zero; ``log`` holds its full output."""
+
+    kind = ErrorKind.STEP_FAILED
 
     def __init__(self, message: str, *, log: Path, hint: str | None = None):
         super().__init__(message, hint=hint)
@@ -60,6 +62,10 @@ class ExecOp:
     #: files made from bytes, ``(content, path inside, mode)`` (e.g. a heredoc script)
     data_files: tuple[tuple[bytes, str, int], ...] = ()
     debug: bool = False
+    #: where it is, as an error's fields (``where`` says it for people)
+    package: str | None = None
+    file: str | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,11 @@ def run_op(op: Op, root: Root, stop: threading.Event | None = None) -> None:
     except StepStopped as e:  # another step failed (or Ctrl-C): not this step's fault
         raise Cancelled(f"{op.where}: stopped while running because another step "
                         f"failed ({e.message})") from None
-    except RootseedError as e:
-        raise RootseedError(f"{op.where}: {e.message}", hint=e.hint) from e
+    except RootseedError as e:  # its type and kind kept; said where it happened
+        if e.kind is ErrorKind.ERROR:
+            e.kind = ErrorKind.STEP
+        raise e.at(op.where, package=op.package, file=op.file, line=op.line,
+                   step="RUN") from None
     if code != 0:
         raise exit_failure(op, code)
 
@@ -121,4 +130,5 @@ def exit_failure(op: ExecOp, code: int) -> StepFailed:
         f"last {len(lines)} lines of output:\n{shown}\n"
         f"full log: {op.log}", log=op.log,
         hint="fix the step (the full log has all output); rerun with --debug to see "
-             "the exact sandbox command")
+             "the exact sandbox command").at(package=op.package, file=op.file, line=op.line,
+                                             step="RUN")

@@ -23,7 +23,7 @@ from rootseed.console import canonical_json
 from rootseed.containerfile import parse_file
 from rootseed.engine import fsops, scheduler
 from rootseed.engine.actions import builder_digest
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci import read_image
 from rootseed.plan import (
     ContextPath,
@@ -174,7 +174,8 @@ class PackagePlan:
                 f"{self.pkg.name}: {self.display}:{line}: image {ref!r} is not built by this "
                 f"tree (namespace {self.tree.namespace!r})",
                 hint="rootseed never pulls images: refer to another package as "
-                     f"{self.tree.namespace}/<stage>-<name>, or to a stage of this file")
+                     f"{self.tree.namespace}/<stage>-<name>, or to a stage of this file",
+                kind=ErrorKind.PLAN, package=self.pkg.name, file=self.display, line=line)
         layout, digest = built[image]
         parent = Parent(reference=ref, package=image, layout=layout, digest=digest)
         self.parents[ref] = parent

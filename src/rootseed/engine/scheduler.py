@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Generic, TypeVar
 
 from rootseed.engine.errors import Cancelled, DependencyFailed, Knock
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
@@ -34,6 +34,8 @@ R = TypeVar("R")
 class CycleError(RootseedError):
     """The tasks' needs form a cycle (``cycle``: the tasks on it, in order)."""
 
+    kind = ErrorKind.PLAN
+
     def __init__(self, message: str, *, cycle: Sequence[object]):
         super().__init__(message)
         self.cycle = tuple(cycle)
@@ -41,6 +43,8 @@ class CycleError(RootseedError):
 
 class UnknownNeed(RootseedError):
     """A task needs a task that is not part of the run."""
+
+    kind = ErrorKind.PLAN
 
 
 class State(Enum):

@@ -34,7 +34,7 @@ from rootseed.engine.layers import finish_layer, is_empty, layer_digest
 from rootseed.engine.maintenance import touch
 from rootseed.engine.records import Kind, Records
 from rootseed.engine.refs import STORED, CacheLayout, LayerRef, RefKind
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 ACTION_FORMAT = 1
 #: Flatten a stack deeper than this into one layer (the kernel takes 500 lower layers).
@@ -66,6 +66,8 @@ class Snapshot:
     def to_json(self) -> dict[str, object]:
         return {"digest": self.digest,
                 "layers": [{"ref": str(x.ref), "digest": x.digest} for x in self.layers]}
+
+    kind = ErrorKind.CACHE
 
 
 @dataclass(frozen=True)

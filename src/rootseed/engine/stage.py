@@ -20,7 +20,7 @@ from rootseed.engine.archive_budget import ArchiveBudget
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.extract import extract_archive
 from rootseed.engine.ops import ExecOp, FileOp, Op, Root, StepFailed, run_op
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.plan import (
     ContextPath,
     FetchPath,
@@ -142,7 +142,17 @@ class StageRunner:
         return f"{self.ctx.package}: {self.ctx.display}:{i.line}: {i.keyword}"
 
     def fail(self, i: Planned, what: str, hint: str | None = None) -> RootseedError:
-        return RootseedError(f"{self.where(i)}: {what}", hint=hint)
+        return RootseedError(f"{self.where(i)}: {what}", hint=hint, kind=ErrorKind.STEP,
+                             package=self.ctx.package, file=self.ctx.display, line=i.line,
+                             step=i.keyword)
+
+    def located(self, i: Planned, e: RootseedError) -> RootseedError:
+        """``e`` itself (its type and kind kept; an unclassified one is a step's), said to
+        have happened at this instruction; the caller re-raises it (``raise``)."""
+        if e.kind is ErrorKind.ERROR:
+            e.kind = ErrorKind.STEP
+        return e.at(self.where(i), package=self.ctx.package, file=self.ctx.display,
+                    line=i.line, step=i.keyword)
 
     def execute(self) -> StageState:
         """Run the stage's file-changing steps in order; its final image configuration."""
@@ -183,7 +193,8 @@ class StageRunner:
         try:
             fsops.makedirs(rootfs, i.path)
         except RootseedError as e:
-            raise self.fail(i, e.message, e.hint) from e
+            self.located(i, e)
+            raise
 
     # -- RUN -----------------------------------------------------------------------------
     def log_path(self, line: int) -> Path:
@@ -204,7 +215,8 @@ class StageRunner:
                       log_root=self.ctx.log_dir.parent,
                       where=self.where(i), summary=i.instruction.original.splitlines()[0],
                       timeout=self.ctx.step_timeout, data_files=tuple(data),
-                      debug=self.ctx.debug)
+                      debug=self.ctx.debug, package=self.ctx.package,
+                      file=self.ctx.display, line=i.line)
 
     # -- COPY / ADD ----------------------------------------------------------------------
     def copy(self, i: PlannedCopy, rootfs: Path) -> None:
@@ -234,7 +246,8 @@ class StageRunner:
                 links = maps.setdefault(origins[n], fsops.LinkMap())
                 self._copy_one(rootfs, i, name, path, inline, dir_hint, links)
         except RootseedError as e:
-            raise self.fail(i, e.message, e.hint) from e
+            self.located(i, e)
+            raise
 
     def _copy_one(self, rootfs: Path, i: PlannedCopy, name: str, path: Path, inline: bool,
                   dir_hint: bool, links: fsops.LinkMap) -> None:
@@ -272,7 +285,8 @@ class StageRunner:
         try:
             return self.ctx.source_root(ref)
         except RootseedError as e:
-            raise self.fail(i, e.message, e.hint) from e
+            self.located(i, e)
+            raise
 
 
 def _short(path: object, limit: int = 200) -> str:

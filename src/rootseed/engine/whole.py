@@ -14,16 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
 
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
 from rootseed.engine.errors import DependencyFailed
 from rootseed.engine.stage import StepFailed
-from rootseed.errors import RootseedError
-from rootseed.fetch import FetchError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.tree import Tree
-
-E = TypeVar("E", bound=BaseException)
 
 #: How many missing source files a report line names.
 SHOW_MISSING = 5
@@ -156,7 +152,7 @@ def build_whole(tree: Tree, builder: Builder, names: Iterable[str], options: Bui
 
 def _failure(tree: Tree, builder: Builder, name: str, error: RootseedError, seconds: float
              ) -> PackageOutcome:
-    if _in_chain(error, FetchError) is not None:
+    if error.kind is ErrorKind.FETCH:
         # the cache holds every source that was fetched and verified; name the rest
         missing = [s.file for s in tree.packages[name].sources
                    if builder.fetcher.cache.lookup(s.hash) is None]
@@ -165,7 +161,7 @@ def _failure(tree: Tree, builder: Builder, name: str, error: RootseedError, seco
             else "")
         return PackageOutcome(name, Outcome.SOURCES_MISSING, seconds=seconds,
                               error=f"not fetched: {shown}" if missing else _first_line(error))
-    step = _in_chain(error, StepFailed)
+    step = error if isinstance(error, StepFailed) else None  # errors keep their type
     return PackageOutcome(name, Outcome.FAILED, error=_first_line(error),
                           log=None if step is None else step.log, seconds=seconds)
 
@@ -173,15 +169,3 @@ def _failure(tree: Tree, builder: Builder, name: str, error: RootseedError, seco
 def _first_line(error: RootseedError) -> str:
     lines = error.message.splitlines()
     return lines[0] if lines else type(error).__name__
-
-
-def _in_chain(error: BaseException, kind: type[E]) -> E | None:
-    """The first exception of type ``kind`` in ``error``'s chain of causes."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        current = current.__cause__ or current.__context__
-    return None

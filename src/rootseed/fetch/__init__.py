@@ -29,7 +29,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from rootseed import __version__
 from rootseed.console import err
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch.cache import SourceCache
 from rootseed.fetch.local import LocalUnavailable, copy_local
 from rootseed.fsutil import CHUNK, file_sha256
@@ -48,6 +48,8 @@ MAX_SOURCE_BYTES = 4 << 30
 
 class FetchError(RootseedError):
     """No mirror produced the pinned bytes of one or more sources."""
+
+    kind = ErrorKind.FETCH
 
 
 @dataclass(frozen=True)

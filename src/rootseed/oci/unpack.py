@@ -27,9 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.layout import Image
 from rootseed.oci.verified import open_image
+
+
+class UnpackError(RootseedError):
+    """An image layer that cannot be unpacked safely (a hostile member, a wrong blob)."""
+
+    kind = ErrorKind.REFUSED
+
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -62,13 +69,13 @@ class HashingReader:
 def member_path(name: str) -> str:
     """A tar member name as a safe relative path ('' for the root itself)."""
     if name.startswith("/"):
-        raise RootseedError(f"layer member {name!r} has an absolute path")
+        raise UnpackError(f"layer member {name!r} has an absolute path")
     if "\0" in name:  # a PAX record can hold one; the OS cannot
-        raise RootseedError(f"layer member {name!r} has a NUL byte in its name",
-                            hint="the image layer is malformed or hostile")
+        raise UnpackError(f"layer member {name!r} has a NUL byte in its name",
+                          hint="the image layer is malformed or hostile")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise RootseedError(f"layer member {name!r} contains '..'")
+        raise UnpackError(f"layer member {name!r} contains '..'")
     return "/".join(parts)
 
 
@@ -96,9 +103,9 @@ class _State:
                 self.dirs.setdefault(sub, (0o755, 0))
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                raise RootseedError(f"layer member {rel!r} leads through /{sub}, "
-                                    "which is not a directory (a symlink?)",
-                                    hint="the image layer is malformed or hostile")
+                raise UnpackError(f"layer member {rel!r} leads through /{sub}, "
+                                  "which is not a directory (a symlink?)",
+                                  hint="the image layer is malformed or hostile")
 
     def clear(self, rel: str, keep_dir: bool) -> None:
         """Remove what is at ``rel`` (a lower layer's entry), unless it is a dir to keep."""
@@ -174,8 +181,8 @@ def _extract(state: _State, tar: tarfile.TarFile) -> None:
             _finish_entry(state, host, info)
         elif info.issym():
             if "\0" in info.linkname:
-                raise RootseedError(f"layer symlink {rel!r} has a NUL byte in its target",
-                                    hint="the image layer is malformed or hostile")
+                raise UnpackError(f"layer symlink {rel!r} has a NUL byte in its target",
+                                  hint="the image layer is malformed or hostile")
             os.symlink(info.linkname, host)
             _finish_entry(state, host, info)
         elif info.islnk():
@@ -183,16 +190,16 @@ def _extract(state: _State, tar: tarfile.TarFile) -> None:
             state.parent(target)
             target_host = state.host(target)
             if not target or not os.path.lexists(target_host) or target_host.is_dir():
-                raise RootseedError(f"layer hardlink {rel!r} points to {info.linkname!r}, "
-                                    "which is not an earlier file of the image")
+                raise UnpackError(f"layer hardlink {rel!r} points to {info.linkname!r}, "
+                                  "which is not an earlier file of the image")
             os.link(target_host, host, follow_symlinks=False)
         elif info.isfifo():
             raise RootseedError(f"layer member {rel!r} is a FIFO; rootseed does not unpack "
                                 "those (no image it makes holds one)",
                                 hint="the image layer is malformed or hostile")
         else:
-            raise RootseedError(f"layer member {rel!r} is a device node or of unknown type "
-                                f"{info.type!r}; rootseed does not unpack those")
+            raise UnpackError(f"layer member {rel!r} is a device node or of unknown type "
+                              f"{info.type!r}; rootseed does not unpack those")
 
 
 def _apply_layer(state: _State, blob: Path, media_type: str, digest: str,
@@ -204,8 +211,8 @@ def _apply_layer(state: _State, blob: Path, media_type: str, digest: str,
         elif media_type.endswith(".tar"):
             stream = compressed
         else:
-            raise RootseedError(f"unsupported layer media type {media_type!r} ({blob})",
-                                hint="rootseed reads tar and tar+gzip layers")
+            raise UnpackError(f"unsupported layer media type {media_type!r} ({blob})",
+                              hint="rootseed reads tar and tar+gzip layers")
         try:
             with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
                               encoding="utf-8", errors="surrogateescape") as tar:
@@ -213,16 +220,16 @@ def _apply_layer(state: _State, blob: Path, media_type: str, digest: str,
             stream.drain()
             compressed.drain()
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise RootseedError(f"layer blob {blob} ({digest}) is not a readable "
-                                f"{media_type}: {e}",
-                                hint="the layout is corrupt; rebuild or re-fetch the image"
-                                ) from e
+            raise UnpackError(f"layer blob {blob} ({digest}) is not a readable "
+                              f"{media_type}: {e}",
+                              hint="the layout is corrupt; rebuild or re-fetch the image"
+                              ) from e
     if compressed.digest != digest:
-        raise RootseedError(f"layer blob {blob} does not match its digest {digest}",
-                            hint="the layout is corrupt; rebuild or re-fetch the image")
+        raise UnpackError(f"layer blob {blob} does not match its digest {digest}",
+                          hint="the layout is corrupt; rebuild or re-fetch the image")
     if diff_id is not None and stream.digest != diff_id:
-        raise RootseedError(f"layer {digest} does not match its diff_id {diff_id}",
-                            hint="the layout is corrupt; rebuild or re-fetch the image")
+        raise UnpackError(f"layer {digest} does not match its diff_id {diff_id}",
+                          hint="the layout is corrupt; rebuild or re-fetch the image")
 
 
 def _apply_dirs(state: _State) -> None:
@@ -247,8 +254,8 @@ def unpack_image(layout_dir: Path, dest: Path) -> Image:
         config_json=verified.config_json, ref_name=verified.ref_name)
     dest = Path(dest)
     if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
-        raise RootseedError(f"cannot unpack into {dest}: it exists and is not an empty "
-                            "directory")
+        raise UnpackError(f"cannot unpack into {dest}: it exists and is not an empty "
+                          "directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:

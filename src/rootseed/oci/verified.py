@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rootseed import safefs
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.config import ImageConfig
 
 ALGORITHM = "sha256"
@@ -63,6 +63,8 @@ _PHRASE = {
 
 class LayoutError(RootseedError):
     """The layout itself (``index.json``, a descriptor) is missing or malformed."""
+
+    kind = ErrorKind.LAYOUT
 
     def __init__(self, layout: Path, what: str, *, hint: str | None = None):
         super().__init__(f"{layout}: {what}", hint=hint or _HINT)

@@ -70,7 +70,7 @@ from rootseed.containerfile.model import (
     Workdir,
 )
 from rootseed.containerfile.parse import HEREDOC_WORD, parse_file
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.plan.model import (
     Base,
     ContextPath,
@@ -131,6 +131,8 @@ _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^git@")
 class PlanError(RootseedError):
     """A Containerfile that cannot be planned; the message names file:line, and the
     package when ``package`` is set (callers add it when it is None)."""
+
+    kind = ErrorKind.PLAN
 
     def __init__(self, message: str, *, hint: str | None = None, package: str | None = None):
         super().__init__(message, hint=hint)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.provenance.layout import is_layout, manifest_digest
 from rootseed.provenance.seeds import KNOWN_SEEDS, RecognisedSeed, SeedPolicy, recorded_files
 from rootseed.provenance.statement import (
@@ -34,6 +34,13 @@ from rootseed.provenance.statement import (
     read_statement,
 )
 
+
+class ProvenanceError(RootseedError):
+    """A broken link in an image's chain of custody."""
+
+    kind = ErrorKind.PROVENANCE
+
+
 #: Hook for the trust module: ``(package, "sha256:<hex>") -> "quorum 2/2 met"`` or None.
 QuorumStatus = Callable[[str, str], "str | None"]
 
@@ -43,6 +50,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class QuorumNotMet(RootseedError):
     """An image of the chain, or its provenance statement, lacks the signature quorum
     (``package``/``digest``: that image, which may be a parent of the one traced)."""
+
+    kind = ErrorKind.QUORUM
 
     def __init__(self, message: str, *, package: str, digest: str, hint: str | None = None):
         super().__init__(message, hint=hint)
@@ -202,11 +211,12 @@ def _check_against_tree(package: str, location: str, prov: Provenance,
         if context == want_ctx:
             matched.append("context files")
     if problems:
-        raise RootseedError(
+        raise ProvenanceError(
             f"{package}: provenance at {location}/{PROVENANCE_FILE} does not match the "
             "tree:\n  " + "\n  ".join(problems),
             hint="the provenance was edited, the tree changed after the build, or the image "
-                 "was built with other --build-arg values; rebuild it from this tree")
+                 "was built with other --build-arg values; rebuild it from this tree",
+                 package=package)
     return matched
 
 
@@ -225,11 +235,11 @@ def _check_against_pins(package: str, location: str, sources: Iterable[SourceRef
     problems += [f"{f}: pinned in package.toml, but not recorded"
                  for f in sorted(pinned.keys() - recorded.keys())]
     if problems:
-        raise RootseedError(
+        raise ProvenanceError(
             f"{package}: provenance at {location}/{PROVENANCE_FILE} does not match the "
             "tree's pinned sources:\n  " + "\n  ".join(problems),
             hint="the provenance was edited, or the image was built from another version of "
-                 "the tree; rebuild it from this tree")
+                 "the tree; rebuild it from this tree", package=package)
 
 
 class Tracer:
@@ -266,8 +276,8 @@ class Tracer:
         """The verified chain of ``<out>/<package>/`` down to the seed."""
         layout = self.out / package
         if not layout.is_dir():
-            raise RootseedError(f"{package}: no image at {layout}",
-                                hint=f"build it first: rootseed build {package}")
+            raise ProvenanceError(f"{package}: no image at {layout}",
+                                  hint=f"build it first: rootseed build {package}", package=package)
         return self._walk(package, layout, f"out/{package}")
 
     def _walk(self, package: str, layout: Path, location: str) -> TraceNode:
@@ -322,16 +332,17 @@ class Tracer:
         if damaged:
             raise damaged[0]
         if not found:
-            raise RootseedError(
+            raise ProvenanceError(
                 f"{child}: missing parent {package}: no image layout at out/{package}"
                 + (f" or cache/images/{hexd}" if self.cache_dir is not None else "")
                 + f" (the child was built from {digest})",
-                hint=f"build {package} (rootseed build {package}) so the chain can be checked")
-        raise RootseedError(
+                hint=f"build {package} (rootseed build {package}) so the chain can be checked",
+                package=child)
+        raise ProvenanceError(
             f"{child}: parent {package} does not match: {child} was built from {digest} but "
             + "; ".join(found),
             hint=f"{package} was rebuilt or changed since {child} was built; rebuild {child} "
-            "(or restore the parent image it was built from)")
+            "(or restore the parent image it was built from)", package=child)
 
     def _enter(self, package: str, layout: Path, location: str, path: list[str]
                ) -> tuple[TraceNode, bool]:
@@ -342,26 +353,29 @@ class Tracer:
         if key in self._done:
             return self._done[key], True
         if package in path:
-            raise RootseedError(
+            raise ProvenanceError(
                 f"{package}: provenance forms a cycle: {' -> '.join([*path, package])}",
-                hint="provenance was forged or damaged; rebuild the packages")
+                hint="provenance was forged or damaged; rebuild the packages", package=package)
         prov = read_statement(layout / PROVENANCE_FILE, package=package)
         if prov.subject_digest != digest:
-            raise RootseedError(
+            raise ProvenanceError(
                 f"{package}: provenance subject mismatch: {location}/{PROVENANCE_FILE} describes "
                 f"{prov.subject_digest}, but the image's manifest is {digest}",
-                hint="the provenance belongs to another build or was edited; rebuild the package")
+                hint="the provenance belongs to another build or was edited; rebuild the package",
+                package=package)
         if prov.package != package or prov.subject_name.rsplit("/", 1)[-1] != package:
-            raise RootseedError(
+            raise ProvenanceError(
                 f"{package}: provenance at {location}/{PROVENANCE_FILE} describes package "
                 f"{prov.package!r} (subject {prov.subject_name!r}), not {package!r}",
-                hint="the provenance belongs to another package; rebuild the package")
+                hint="the provenance belongs to another package; rebuild the package",
+                package=package)
         node = TraceNode(package=package, digest=digest, location=location, provenance=prov)
         node.verified.append("digest recomputed")
         unpinned = [s.file or s.id for s in prov.sources if not _SHA256.match(s.sha256)]
         if unpinned:
-            raise RootseedError(f"{package}: sources not pinned by sha256: {', '.join(unpinned)}",
-                                hint="pin every source with its sha256 in package.toml")
+            raise ProvenanceError(f"{package}: sources not pinned by sha256: {', '.join(unpinned)}",
+                                  hint="pin every source with its sha256 in package.toml",
+                                  package=package)
         if prov.sources:
             node.verified.append("sources pinned (sha256)")
         tree = self.pins(package) if self.pins is not None else None
@@ -377,13 +391,13 @@ class Tracer:
             node.recognised = self.seeds.recognise(recorded_files(prov.statement))
             if not node.recognised:
                 known = "; ".join(f"{k.name} {k.sha256[:16]}…" for k in KNOWN_SEEDS)
-                raise RootseedError(
+                raise ProvenanceError(
                     f"{package}: chain ends without a seed: {package} ({digest}) was built "
                     "FROM scratch but none of its sources is marked as a seed and none of "
                     "its recorded files has the sha256 of a known seed",
                     hint="every chain must start from a seed: mark its source `seed = true` "
                          "in package.toml, or, for a tree you do not edit, name the seed with "
-                         f"--seed FILE|SHA256 (known seeds: {known})")
+                         f"--seed FILE|SHA256 (known seeds: {known})", package=package)
             node.verified += [r.line() for r in node.recognised]
         self._check_signatures(node, prov)
         return node, False

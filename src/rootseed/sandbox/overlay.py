@@ -32,7 +32,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 _HOLDER = Path(__file__).with_name("_overlay_holder.py")
 #: The kernel's limit on lower layers (OVL_MAX_STACK) is 500; stacks are flattened well
@@ -43,9 +43,13 @@ KERNEL_MAX_LOWER = 500
 class OverlayUnavailable(RootseedError):
     """This kernel (or configuration) refuses overlayfs in a user namespace."""
 
+    kind = ErrorKind.SANDBOX
+
 
 class OverlayError(RootseedError):
     """A mount or unmount request failed."""
+
+    kind = ErrorKind.SANDBOX
 
     def __init__(self, message: str, *, errno: int = 0, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)

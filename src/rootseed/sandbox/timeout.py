@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 #: 6 hours, in seconds.
 DEFAULT_STEP_TIMEOUT = 6 * 3600.0
@@ -24,9 +24,13 @@ class StepStopped(RootseedError):
     """A running step was killed because its build was cancelled (another step failed,
     or Ctrl-C): the caller says why."""
 
+    kind = ErrorKind.CANCELLED
+
 
 class StepTimeoutError(RootseedError):
     """A sandboxed step ran longer than its limit and was killed."""
+
+    kind = ErrorKind.STEP_TIMEOUT
 
     def __init__(self, seconds: float, *, hint: str | None = None):
         super().__init__(f"the step ran longer than the step timeout ({describe(seconds)}) "

@@ -9,11 +9,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 
 class ToolError(RootseedError):
     """A failure a tool reports to people (its ``message``), then a non-zero exit."""
+
+    kind = ErrorKind.TOOL
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message, exit_code=exit_code)

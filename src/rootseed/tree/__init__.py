@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rootseed.containerfile import Containerfile, parse_file
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.tree.loader import RawPackage, read_package_toml, resolve_source
 from rootseed.tree.model import NO_VERSION_TAG, Package, Source, arg_prefix
 from rootseed.tree.problems import (
@@ -34,6 +34,13 @@ from rootseed.tree.problems import (
 )
 from rootseed.tree.references import strip_tag
 from rootseed.tree.scan import image_references
+
+
+class TreeError(RootseedError):
+    """A package tree that cannot be read as one (names, namespaces, package.toml)."""
+
+    kind = ErrorKind.TREE
+
 
 __all__ = ["Package", "Problem", "ProblemKind", "Severity", "Source", "Tree",
            "UnbuildableError", "arg_prefix"]
@@ -70,7 +77,8 @@ class Tree:
             close = similar_names(name, [*self.packages, *self.images])
             hint = (f"did you mean {' or '.join(close)}?" if close
                     else "run `rootseed list` to see the packages of this tree")
-            raise RootseedError(f"no package {name!r} in the tree at {self.root}", hint=hint)
+            raise TreeError(f"no package {name!r} in the tree at {self.root}", hint=hint,
+                            kind=ErrorKind.USAGE, package=name)
         return package
 
     def package_for_image(self, ref: str) -> str | None:
@@ -133,9 +141,9 @@ def packages_dir(root: Path) -> Path:
     """``--tree``: a packages directory, or a checkout holding ``packages/``."""
     root = root.resolve()
     if not root.is_dir():
-        raise RootseedError(f"package tree {root} does not exist",
-                            hint="pass --tree DIR: a StageX-style checkout (with packages/) "
-                            "or its packages/ directory")
+        raise TreeError(f"package tree {root} does not exist",
+                        hint="pass --tree DIR: a StageX-style checkout (with packages/) "
+                        "or its packages/ directory")
     if not _has_packages(root) and (root / "packages").is_dir():
         return root / "packages"
     return root
@@ -167,8 +175,8 @@ def _topological(packages: Mapping[str, Package], wanted: set[str], *,
         if lenient:
             return order + sorted(wanted - set(order))
         cycle = _find_cycle({n: d for n, d in waiting.items() if d})
-        raise RootseedError("dependency cycle: " + " -> ".join(cycle),
-                            hint="a package cannot need itself, directly or indirectly")
+        raise TreeError("dependency cycle: " + " -> ".join(cycle),
+                        hint="a package cannot need itself, directly or indirectly")
     return order
 
 
@@ -191,18 +199,18 @@ def _read_namespace(root: Path) -> str:
     try:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
-        raise RootseedError(f"{config}: {e}") from e
+        raise TreeError(f"{config}: {e}") from e
     except ValueError as e:  # an integer of more than 4300 digits (int's own limit)
-        raise RootseedError(f"{config}: not valid TOML: {str(e).split(';')[0]}") from None
+        raise TreeError(f"{config}: not valid TOML: {str(e).split(';')[0]}") from None
     except RecursionError:  # tomllib recurses per nested array/inline table
-        raise RootseedError(f"{config}: not valid TOML: nested too deeply") from None
+        raise TreeError(f"{config}: not valid TOML: nested too deeply") from None
     table = data.get("tree", {})
     if not isinstance(table, dict):
-        raise RootseedError(f"{config}: [tree] must be a table, got {table!r}")
+        raise TreeError(f"{config}: [tree] must be a table, got {table!r}")
     namespace = table.get("namespace", DEFAULT_NAMESPACE)
     if not isinstance(namespace, str) or not namespace or "/" in namespace:
-        raise RootseedError(f"{config}: [tree] namespace must be a name without '/', "
-                            f"got {namespace!r}")
+        raise TreeError(f"{config}: [tree] namespace must be a name without '/', "
+                        f"got {namespace!r}")
     return namespace
 
 
@@ -236,9 +244,9 @@ class _Loader:
         namespace = _read_namespace(self.root)
         dirs = self._directories()
         if not dirs and not self.problems:
-            raise RootseedError(f"{self.root}: no packages found",
-                                hint="expected <stage>/<name>/package.toml and a Containerfile "
-                                "below the tree root (or a checkout holding packages/)")
+            raise TreeError(f"{self.root}: no packages found",
+                            hint="expected <stage>/<name>/package.toml and a Containerfile "
+                            "below the tree root (or a checkout holding packages/)")
         images = self._register(dirs)
         versions = self._versions(dirs, images)
         packages: dict[str, Package] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 
 class Severity(StrEnum):
@@ -99,6 +99,8 @@ class Problem:
 class ProblemError(RootseedError):
     """Raised inside the loader for one package's problem; the tree records it."""
 
+    kind = ErrorKind.TREE
+
     def __init__(self, problem: Problem):
         super().__init__(problem.describe(), hint=problem.hint)
         self.problem = problem
@@ -106,6 +108,8 @@ class ProblemError(RootseedError):
 
 class UnbuildableError(RootseedError):
     """A package that cannot be built because of a problem (its own or a dependency's)."""
+
+    kind = ErrorKind.TREE
 
     def __init__(self, name: str, problem: Problem, via: str | None = None):
         because = f" because it needs {via}, which" if via is not None else ", which"

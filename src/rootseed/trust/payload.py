@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 from rootseed.console import canonical_json
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 SIGNATURE_TYPE = "atomic container signature"
 #: ``critical.type`` of StageX's legacy payloads (2023-12 .. 2025-05).
@@ -68,6 +68,8 @@ _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 class PayloadError(RootseedError):
     """The payload is not a well-formed atomic container signature."""
+
+    kind = ErrorKind.SIGNATURE
 
 
 class WrongTypeError(PayloadError):
