@@ -200,7 +200,7 @@ def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path, stage0_b
 
 @pytest.mark.mirror
 def test_a_byte_planted_in_m2_0_m1_is_reported_at_cc_x86s_step(tmp_path: Path,
-                                                                stage0_cache: Path) -> None:
+                                                                stage0_built: Path) -> None:
     from rootseed.crosscheck.replay import replay
     from rootseed.crosscheck.run import needed_stages
     from rootseed.crosscheck.steps import stage_steps
@@ -212,18 +212,18 @@ def test_a_byte_planted_in_m2_0_m1_is_reported_at_cc_x86s_step(tmp_path: Path,
 
     mirror = os.environ["ROOTSEED_MIRROR"]
     tree = Tree.load(TREE)
-    fetcher = Fetcher(stage0_cache, (Path(mirror),), offline=True, progress=False,
+    fetcher = Fetcher(stage0_built, (Path(mirror),), offline=True, progress=False,
                       base_dir=tree.root)
+    builder = Builder(tree, cache_dir=stage0_built, out=tmp_path / "out", fetcher=fetcher)
     try:
-        builder = Builder(tree, cache_dir=stage0_cache, out=tmp_path / "out",
-                          fetcher=fetcher)
         options = BuildOptions(progress=False)
         plan = builder.plan("bootstrap-stage0", options=options)
         stage = next(s for s in needed_stages(plan) if s.label == "m2")
         (step,) = [s for s in stage_steps(stage) if s.tool == "cc_x86"]
         root = tmp_path / "m2"
-        copy_tree(builder.stage("bootstrap-stage0", "m2", options).rootfs, root)
+        copy_tree(builder.stage_tree("bootstrap-stage0", "m2", options).rootfs, root)
     finally:
+        builder.close()
         fetcher.close()
     (check,) = replay(step, root)
     assert check.status.value == "identical" and check.reproduced_by == ("Python cc_x86",)

@@ -28,6 +28,7 @@ from filelock import FileLock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from buildkit_reference import REFERENCE
 from goref import GoUnavailable, build_gzipref, go_gzip
 from rootseed.errors import RootseedError
 from rootseed.oci import gogzip
@@ -44,8 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def buildkit_reference() -> Path:
-    env = os.environ.get("ROOTSEED_BUILDKIT_REFERENCE")
-    return Path(env) if env else REPO.parent / "shared" / "reference" / "buildkit"
+    return REFERENCE  # one lookup for every test that reads BuildKit's outputs
 
 
 @pytest.fixture(scope="session")
