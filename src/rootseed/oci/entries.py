@@ -16,9 +16,8 @@ and wherever an image is unpacked (:mod:`rootseed.oci.unpack`):
 
 from __future__ import annotations
 
-import stat
-
 from rootseed.errors import RootseedError
+from rootseed.fsutil import special_kind
 
 WHITEOUT_PREFIX = ".wh."
 
@@ -31,13 +30,8 @@ class UnsupportedEntry(RootseedError):
         super().__init__(f"/{path.lstrip('/')} {what}", hint=hint)
 
 
-def kind_of(mode: int) -> str | None:
-    """The name of a special file's kind, or None for what an image may hold."""
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return None
+#: The name of a special file's kind, or None for what an image may hold.
+kind_of = special_kind
 
 
 def check_entry(rel: str, mode: int) -> None:

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,20 +96,18 @@ def _write_layout(tmp: Path, rootfs: Path, config: ImageConfig,
     return man_digest
 
 
-def write_image(layout_dir: Path, rootfs: Path, config: ImageConfig,
-                annotations: Mapping[str, str], epoch: int = 1) -> str:
-    """Write ``rootfs`` as a one-layer OCI image layout at ``layout_dir``.
-
-    Returns ``sha256:<hex>`` of the manifest. An existing ``layout_dir`` is replaced as a
-    whole; a failure leaves it untouched and no temporary files behind.
-    """
+def replace_layout(layout_dir: Path, write: Callable[[Path], str]) -> str:
+    """``write(tmp)`` a whole layout into a fresh directory beside ``layout_dir``, then put
+    it in ``layout_dir``'s place atomically (an existing one is replaced as a whole); a
+    failure leaves ``layout_dir`` untouched and no temporary files behind. Returns what
+    ``write`` returned (the manifest digest)."""
     layout_dir = Path(layout_dir)
     layout_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{layout_dir.name}.", suffix=".partial",
                                 dir=layout_dir.parent))
     try:
         os.chmod(tmp, 0o755)
-        digest = _write_layout(tmp, Path(rootfs), config, annotations, epoch)
+        digest = write(tmp)
         if layout_dir.exists() or layout_dir.is_symlink():
             old = Path(tempfile.mkdtemp(prefix=f".{layout_dir.name}.", suffix=".old",
                                         dir=layout_dir.parent))
@@ -122,6 +120,17 @@ def write_image(layout_dir: Path, rootfs: Path, config: ImageConfig,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return digest
+
+
+def write_image(layout_dir: Path, rootfs: Path, config: ImageConfig,
+                annotations: Mapping[str, str], epoch: int = 1) -> str:
+    """Write ``rootfs`` as a one-layer OCI image layout at ``layout_dir``.
+
+    Returns ``sha256:<hex>`` of the manifest. An existing ``layout_dir`` is replaced as a
+    whole; a failure leaves it untouched and no temporary files behind.
+    """
+    return replace_layout(layout_dir, lambda tmp: _write_layout(
+        tmp, Path(rootfs), config, annotations, epoch))
 
 
 def manifest_digest(layout_dir: Path) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from rootseed.oci.buildkit.history import Step, stage_history
 from rootseed.oci.buildkit.tar import Header, Kind, TarWriter
 from rootseed.oci.config import created_at
 from rootseed.oci.digest import HashingWriter, hex_of, sha256_bytes
+from rootseed.oci.layout import replace_layout
 from rootseed.oci.verified import open_image
 from rootseed.plan import ImageRef, PlannedCmd, PlannedShell, StagePlan
 
@@ -214,25 +214,7 @@ def _write(tmp: Path, request: ExportRequest) -> str:
 def write_layout(layout_dir: Path, request: ExportRequest) -> str:
     """Write the image as an OCI layout at ``layout_dir`` (replaced as a whole,
     atomically); returns the manifest digest (the one StageX publishes)."""
-    layout_dir = Path(layout_dir)
-    layout_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{layout_dir.name}.", suffix=".partial",
-                                dir=layout_dir.parent))
-    try:
-        os.chmod(tmp, 0o755)
-        digest = _write(tmp, request)
-        if layout_dir.exists() or layout_dir.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{layout_dir.name}.", suffix=".old",
-                                        dir=layout_dir.parent))
-            os.replace(layout_dir, old / "image")
-            os.replace(tmp, layout_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, layout_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return digest
+    return replace_layout(layout_dir, lambda tmp: _write(tmp, request))
 
 
 def write_archive(layout_dir: Path, out: BinaryIO, image_name: str | None = None) -> None:
