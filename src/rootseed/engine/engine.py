@@ -364,7 +364,7 @@ class _PackageBuild:
         if problem is not None:  # the cached image was changed: never publish it
             self.b._warn(f"cached image {final.layout}: {problem}; writing it again")
             final = self._with_image(final, replace=True)
-        elif not fits(self._exporter(final), final):  # another package's image of the stage
+        elif not fits(self._exporter(final)):  # another package's image of the stage
             final = self._with_image(final, replace=True)
         return final
 

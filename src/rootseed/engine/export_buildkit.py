@@ -88,12 +88,12 @@ class BuildKitExporter:
         self.store = store
         self.final = final
 
-    def request(self, final: CachedStage) -> ExportRequest:
+    def request(self) -> ExportRequest:
         chain = stage_chain(self.plan, self.plan.target_stage)
         root = chain[0].base
         base = self.parents[root.reference] if isinstance(root, ImageRef) else None
-        actions = final.state.get("actions")
-        snapshot = final.snapshot
+        actions = self.final.state.get("actions")
+        snapshot = self.final.snapshot
         if not isinstance(actions, list) or snapshot is None:
             raise ExportError(f"{self.package.name}: the cached stage records no layers",
                               hint="build again with --no-cache")
@@ -146,12 +146,14 @@ class BuildKitExporter:
         return self.executor.view(Snapshot("sha256:" + digest.hexdigest(), tuple(layers)))
 
     def export(self, request: ImageRequest, layout_dir: Path) -> str:
-        return write_layout(layout_dir, self.request(self.final))
+        return write_layout(layout_dir, self.request())
 
     def _name(self) -> str:
         return f"{self.namespace}/{self.package.name}:{self.package.version or 'latest'}"
 
-    def fits(self, final: CachedStage) -> bool:
+    def fits(self) -> bool:
+        """Whether the stage entry's cached image names this package (see :func:`fits`)."""
+        final = self.final
         if final.layout is None:
             return True
         # index.json only (the layout was just checked against its seal): cheap
@@ -165,11 +167,12 @@ class BuildKitExporter:
         return bool(named == normalize_name(self._name()))
 
 
-def fits(exporter: ImageExporter, final: CachedStage) -> bool:
-    """Whether ``final``'s cached image is the one ``exporter`` would write: a stage entry
-    is shared by every package whose target stage has its key, and BuildKit's format
-    names the package in the image (rootseed's names only the version, part of the key)."""
-    return not isinstance(exporter, BuildKitExporter) or exporter.fits(final)
+def fits(exporter: ImageExporter) -> bool:
+    """Whether the cached image of the stage entry ``exporter`` was made for is the one it
+    would write: a stage entry is shared by every package whose target stage has its key,
+    and BuildKit's format names the package in the image (rootseed's names only the
+    version, part of the key)."""
+    return not isinstance(exporter, BuildKitExporter) or exporter.fits()
 
 
 def choose_exporter(default: ImageExporter, namespace: str, package: Package, plan: Plan,
