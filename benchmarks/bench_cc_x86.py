@@ -20,37 +20,21 @@ import argparse
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench_tools import CHAIN_HEAD, run_steps, unpack_with_seed
 from rootseed.tools.cc_x86 import compile_c
 
-SOURCES = ("stage0-posix-x86", "M2libc", "M2-Planet", "M2-Mesoplanet", "mescc-tools")
 TARGET = 1.0
 
 
 def build_chain_head(mirror: Path, root: Path) -> None:
-    for name in SOURCES:
-        (tarball,) = [p for p in mirror.glob(f"{name}-*.tar.gz")
-                      if len(p.name) == len(name) + 1 + 40 + len(".tar.gz")]
-        staging = root / f".unpack-{name}"
-        with tarfile.open(tarball) as tar:
-            tar.extractall(staging, filter="data")
-        (inner,) = staging.iterdir()
-        inner.rename(root / ("x86" if name == "stage0-posix-x86" else name))
-        staging.rmdir()
-    seed = root / "bootstrap-seeds/POSIX/x86/hex0-seed"
-    seed.parent.mkdir(parents=True)
-    seed.write_bytes((mirror / "hex0-seed").read_bytes())
-    seed.chmod(0o755)
-    for argv in ([str(seed), "./x86/hex0_x86.hex0", "./x86/artifact/hex0"],
-                 ["./x86/artifact/hex0", "./x86/kaem-minimal.hex0", "./x86/artifact/kaem-0"],
-                 ["./x86/artifact/kaem-0", "./x86/mescc-tools-mini-kaem.kaem"]):
-        print("building:", " ".join(argv), file=sys.stderr)
-        subprocess.run(argv, cwd=root, check=True, stdout=subprocess.DEVNULL)
+    """The chain up to cc_x86 and M2-0.c (mescc-tools-mini-kaem), from the seed."""
+    unpack_with_seed(mirror, root)
+    run_steps(root, CHAIN_HEAD)
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_snapshots import package, payload_step
 from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.tree import Tree
 
@@ -28,26 +29,11 @@ BUSYBOX = Path("/usr/bin/busybox")
 TARGET = 1.3
 
 
-def _package(tree: Path, name: str, containerfile: str) -> Path:
-    d = tree / "bench" / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "package.toml").write_text(f'[package]\nname = "{name}"\nversion = "1"\n'
-                                    'description = "benchmark"\nlicense = "MIT"\n')
-    (d / "Containerfile").write_text(containerfile)
-    return d
-
-
 def make_tree(root: Path, files: int, megabytes: int) -> Path:
     tree = root / "packages"
-    size = megabytes * 1024 * 1024 // files
-    make = (f"RUN mkdir -p /payload && cd /payload && "
-            f"for d in $(seq 0 {(files - 1) // 500}); do mkdir d$d; done && "
-            f"awk -v n={files} -v size={size} 'BEGIN {{ s = \"\"; "
-            f"while (length(s) < size) s = s sprintf(\"%08d\\n\", length(s)); "
-            f"for (i = 0; i < n; i++) {{ f = sprintf(\"d%d/f%05d\", int(i / 500), i); "
-            f"printf \"%s%d\\n\", s, i > f; close(f) }} }}'\n")
+    make = payload_step(files, megabytes)
     for name, payload in (("big", True), ("empty", False)):
-        d = _package(tree, f"base-{name}",
+        d = package(tree, f"base-{name}",
                      "FROM scratch\nCOPY --chmod=0755 busybox /bin/busybox\n"
                      'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin"]\n'
                      "ENV PATH=/bin\n" + (make if payload else ""))
@@ -57,7 +43,7 @@ def make_tree(root: Path, files: int, megabytes: int) -> Path:
 
 def steps_package(tree: Path, base: str, steps: int, salt: str) -> None:
     run = "".join(f"RUN echo {salt}-{n} > /step-{n:03d}\n" for n in range(1, steps + 1))
-    _package(tree, f"steps-{base}", f"FROM stagex/bench-base-{base}\n{run}")
+    package(tree, f"steps-{base}", f"FROM stagex/bench-base-{base}\n{run}")
 
 
 def timed_build(tree: Path, cache: Path, out: Path, base: str, steps: int) -> float:

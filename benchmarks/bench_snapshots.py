@@ -44,7 +44,7 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _package(tree: Path, name: str, containerfile: str) -> Path:
+def package(tree: Path, name: str, containerfile: str) -> Path:
     d = tree / "bench" / name
     _write(d / "package.toml", f'[package]\nname = "{name}"\nversion = "1"\n'
                                'description = "benchmark"\nlicense = "MIT"\n')
@@ -52,20 +52,25 @@ def _package(tree: Path, name: str, containerfile: str) -> Path:
     return d
 
 
-def make_tree(root: Path, steps: int, files: int, megabytes: int) -> Path:
-    tree = root / "packages"
-    _write(tree / "rootseed.toml", '[tree]\nnamespace = "bench"\n')
+def payload_step(files: int, megabytes: int) -> str:
+    """A RUN step that makes ``files`` files of ``megabytes`` in all under /payload (500 a
+    directory). Made by a step, not copied from the build context: a context is hashed by
+    every build of the package, which would time context hashing, not snapshots."""
     size = megabytes * 1024 * 1024 // files
-    # The payload is made by a RUN step, not copied from the build context: a context is
-    # hashed by every build of the package, which would time context hashing, not snapshots.
-    make = (f"RUN mkdir -p /payload && cd /payload && "
+    return (f"RUN mkdir -p /payload && cd /payload && "
             f"for d in $(seq 0 {(files - 1) // 500}); do mkdir d$d; done && "
             f"awk -v n={files} -v size={size} 'BEGIN {{ s = \"\"; "
             f"while (length(s) < size) s = s sprintf(\"%08d\\n\", length(s)); "
             f"for (i = 0; i < n; i++) {{ f = sprintf(\"d%d/f%05d\", int(i / 500), i); "
             f"printf \"%s%d\\n\", s, i > f; close(f) }} }}'\n")
+
+
+def make_tree(root: Path, steps: int, files: int, megabytes: int) -> Path:
+    tree = root / "packages"
+    _write(tree / "rootseed.toml", '[tree]\nnamespace = "bench"\n')
+    make = payload_step(files, megabytes)
     for name, payload in (("big", True), ("empty", False)):
-        d = _package(tree, f"base-{name}",
+        d = package(tree, f"base-{name}",
                      "FROM scratch\nCOPY --chmod=0755 busybox /bin/busybox\n"
                      'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin"]\n'
                      + (make if payload else ""))
@@ -76,7 +81,7 @@ def make_tree(root: Path, steps: int, files: int, megabytes: int) -> Path:
 
 def steps_package(tree: Path, base: str, steps: int, salt: str) -> None:
     run = "".join(f"RUN echo {salt}-{n} > /step-{n:03d}\n" for n in range(1, steps + 1))
-    _package(tree, f"steps-{base}", f"FROM bench/bench-base-{base} AS steps\nENV PATH=/bin\n"
+    package(tree, f"steps-{base}", f"FROM bench/bench-base-{base} AS steps\nENV PATH=/bin\n"
                                     f"{run}FROM scratch\nCOPY --from=steps /step-{steps:03d} /\n")
 
 

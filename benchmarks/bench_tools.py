@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rootseed.tools import hex2
@@ -35,7 +36,16 @@ OPERATING_SYSTEM="Linux"
 """
 
 
-def build_chain(mirror: Path, root: Path) -> None:
+#: hex0 from the seed, kaem-0, then mescc-tools-mini-kaem (hex1 ... M2, the chain's head)
+CHAIN_HEAD = (["./bootstrap-seeds/POSIX/x86/hex0-seed", "./x86/hex0_x86.hex0",
+               "./x86/artifact/hex0"],
+              ["./x86/artifact/hex0", "./x86/kaem-minimal.hex0", "./x86/artifact/kaem-0"],
+              ["./x86/artifact/kaem-0", "./x86/mescc-tools-mini-kaem.kaem"])
+
+
+def unpack_with_seed(mirror: Path, root: Path) -> None:
+    """The pinned tarballs of ``mirror`` unpacked in ``root`` (stage0-posix-x86 as
+    ``x86``) and the seed in place, as the chain's kaem scripts expect them."""
     for tarball in sorted(mirror.glob("*.tar.gz")):
         with tarfile.open(tarball) as tar:
             tar.extractall(root, filter="data")
@@ -46,16 +56,21 @@ def build_chain(mirror: Path, root: Path) -> None:
     seed.parent.mkdir(parents=True)
     seed.write_bytes((mirror / "hex0-seed").read_bytes())
     seed.chmod(0o755)
+
+
+def run_steps(root: Path, steps: Sequence[Sequence[str]]) -> None:
+    for argv in steps:
+        print("building:", " ".join(argv), file=sys.stderr)
+        subprocess.run(list(argv), cwd=root, check=True, stdout=subprocess.DEVNULL)
+
+
+def build_chain(mirror: Path, root: Path) -> None:
+    unpack_with_seed(mirror, root)
     for sub in ("artifact", "bin"):
         (root / "x86" / sub).mkdir(exist_ok=True)
     (root / "full.kaem").write_text(FULL_KAEM)
-    steps = [[str(seed), "./x86/hex0_x86.hex0", "./x86/artifact/hex0"],
-             ["./x86/artifact/hex0", "./x86/kaem-minimal.hex0", "./x86/artifact/kaem-0"],
-             ["./x86/artifact/kaem-0", "./x86/mescc-tools-mini-kaem.kaem"],
-             ["./x86/bin/kaem", "--verbose", "--strict", "--file", "full.kaem"]]
-    for argv in steps:
-        print("building:", " ".join(argv), file=sys.stderr)
-        subprocess.run(argv, cwd=root, check=True, stdout=subprocess.DEVNULL)
+    run_steps(root, [*CHAIN_HEAD, ["./x86/bin/kaem", "--verbose", "--strict", "--file",
+                                   "full.kaem"]])
 
 
 def best(fn: object, repeat: int) -> float:
