@@ -17,6 +17,7 @@ from rootseed.cli.common import (
     make_fetcher,
     require_sandbox,
 )
+from rootseed.cli.remote_options import remote_options, remote_target
 from rootseed.cli.step_limits import step_limit_options
 from rootseed.cli.step_timeout import step_timeout_option
 from rootseed.console import emit_json, err, out
@@ -27,6 +28,7 @@ from rootseed.engine.digests import (
     write_digests,
 )
 from rootseed.engine.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
+from rootseed.engine.executors import RemoteTarget
 from rootseed.engine.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.errors import RootseedError
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
@@ -43,7 +45,8 @@ def _event_line(event: dict[str, Any]) -> None:
 def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
          build_args: dict[str, str], no_cache: bool, no_cache_from: str | None = None,
          snapshots: str = "auto",
-         step_timeout: float | None = DEFAULT_STEP_TIMEOUT) -> list[BuildResult]:
+         step_timeout: float | None = DEFAULT_STEP_TIMEOUT,
+         remote: RemoteTarget | None = None) -> list[BuildResult]:
     for name in names:
         tree.get(name)  # a mistyped name is said first
     require_sandbox()
@@ -53,7 +56,7 @@ def _run(settings: Settings, tree: Tree, names: list[str], target: str | None,
                            else NoCacheFrom.parse(no_cache_from),
                            snapshots=snapshots,
                            events=_event_line if settings.json else None,
-                           step_timeout=step_timeout)
+                           step_timeout=step_timeout, remote=remote)
     with Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                  fetcher=make_fetcher(settings, tree)) as builder:
         return builder.build(names, options)
@@ -103,11 +106,13 @@ def _image_stages(tree: Tree, results: list[BuildResult]) -> dict[str, str]:
               help="Where digests/<stage>.txt live (default: beside the tree).")
 @step_timeout_option
 @step_limit_options
+@remote_options
 @common_options
 def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: str | None,
               build_args: tuple[str, ...], no_cache: bool, no_cache_from: str | None,
               snapshots: str, check: bool, digests_dir: Path | None,
-              step_timeout: float | None, settings: Settings) -> int:
+              step_timeout: float | None, remote: str | None, instance: str,
+              settings: Settings) -> int:
     """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out.
 
     Every RUN/COPY/ADD/WORKDIR is a cached action: a failed build resumes at the step
@@ -118,12 +123,13 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
         if packages or target is not None or (all_ and stage is not None):
             raise click.UsageError("--all and --stage take no PACKAGES, no --target and not "
                                    "each other")
-        return _whole(settings, args, stage, no_cache, check, digests_dir, step_timeout)
+        return _whole(settings, args, stage, no_cache, check, digests_dir, step_timeout,
+                      remote_target(remote, instance))
     if not packages:
         raise click.UsageError("name the PACKAGES to build, or use --all / --stage STAGE")
     tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
     results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
-                   snapshots, step_timeout)
+                   snapshots, step_timeout, remote_target(remote, instance))
     problems: list[str] = []
     built = _image_digests(results)
     recorded: dict[str, str] = {}
@@ -162,7 +168,8 @@ def check_hint(built: dict[str, str], recorded: dict[str, str], directory: Path)
 
 
 def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache: bool,
-           check: bool, digests_dir: Path | None, step_timeout: float | None) -> int:
+           check: bool, digests_dir: Path | None, step_timeout: float | None,
+           remote: RemoteTarget | None = None) -> int:
     """``build --all`` / ``--stage``: every package, a table at the end; exit 1 unless
     everything was built (or cached) and, with --check, matches digests/."""
     tree = load_tree(settings, args)
@@ -170,7 +177,7 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
     require_sandbox()
     options = BuildOptions(build_args=args, no_cache=no_cache, jobs=settings.jobs,
                            debug=settings.debug, progress=False, step_timeout=step_timeout,
-                           events=_event_line if settings.json else None)
+                           events=_event_line if settings.json else None, remote=remote)
 
     def progress(index: int, total: int, outcome: PackageOutcome) -> None:
         if not settings.json:

@@ -28,7 +28,7 @@ from rootseed.engine import fsops, scheduler
 from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import ActionSteps, StepEvents
-from rootseed.engine.executors import SNAPSHOT_MODES, open_executor
+from rootseed.engine.executors import SNAPSHOT_MODES, RemoteTarget, open_executor
 from rootseed.engine.export import SquashedExporter, image_request, layout_name
 from rootseed.engine.export_buildkit import choose_exporter, fits, stage_actions
 from rootseed.engine.interface import Executor, ImageExporter
@@ -69,6 +69,8 @@ class BuildOptions:
     snapshots: str = "auto"
     #: receives one dict per step event (start, end, cached, failed) — ``--json``
     events: Callable[[dict[str, Any]], None] | None = None
+    #: run RUN steps on this REAPI service (None: locally)
+    remote: RemoteTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class Builder:
         self.publisher = Publisher(out, self.cache, self._warn)
         self.executor: Executor | None = None
         self.exporter: ImageExporter = exporter or SquashedExporter()
-        self._executor_mode: str | None = None
+        self._executor_mode: tuple[str, RemoteTarget | None] | None = None
         self.fetcher = fetcher or Fetcher(cache_dir, mirrors, offline=offline, progress=False,
                                           base_dir=tree.root)
 
@@ -134,12 +136,13 @@ class Builder:
 
     def _snapshots(self, options: BuildOptions) -> Executor:
         """The executor for ``options.snapshots`` (opened once per mode)."""
-        if self.executor is not None and self._executor_mode == options.snapshots:
+        mode = (options.snapshots, options.remote)
+        if self.executor is not None and self._executor_mode == mode:
             return self.executor
         self.close()
         executor = open_executor(options.snapshots, self.cache.store,
-                                 lambda text: self._say(options, text))
-        self.executor, self._executor_mode = executor, options.snapshots
+                                 lambda text: self._say(options, text), options.remote)
+        self.executor, self._executor_mode = executor, mode
         return executor
 
     def close(self) -> None:

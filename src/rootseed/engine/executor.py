@@ -377,13 +377,25 @@ class ActionSteps:
         self._record(result, number)
         self.snapshot = result.snapshot
         self.executed.append(number)
+        origin = dict(result.origin or {})
         self.events.emit({"event": "end", **where, "seconds": round(seconds, 3),
-                          "empty": result.empty})
-        self.events.say(f"{head} done in {seconds:.2f}s")
+                          "empty": result.empty, **origin})
+        self.events.say(f"{head} done in {seconds:.2f}s{_origin_text(origin)}")
 
     def _record(self, result: LayerResult, number: int) -> None:
         """What each step added, in order (an exporter of one layer per instruction reads
         it from the stage entry)."""
         self.results.append({"step": number, "empty": result.empty,
                              "ref": None if result.layer is None else str(result.layer.ref),
-                             "digest": None if result.layer is None else result.layer.digest})
+                             "digest": None if result.layer is None else result.layer.digest,
+                             **({"origin": dict(result.origin)} if result.origin else {})})
+
+
+def _origin_text(origin: Mapping[str, object]) -> str:
+    """Where a step ran, for people: " on worker-1", " (worker-1, remote cache)"."""
+    if origin.get("executor") == "remote":
+        return (f" ({origin.get('worker')}, remote cache)" if origin.get("remote_cached")
+                else f" on {origin.get('worker')}")
+    if origin.get("executor") == "local":
+        return f" locally ({origin.get('reason')})"
+    return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rootseed.engine.copyexec import CopyExecutor
 from rootseed.engine.executor import OverlayExecutor
@@ -16,12 +17,31 @@ from rootseed.sandbox.overlay import OverlayUnavailable, probe
 SNAPSHOT_MODES = ("auto", "overlay", "copy")
 
 
-def open_executor(mode: str, store: LayerStore, say: Callable[[str], None]) -> Executor:
+@dataclass(frozen=True)
+class RemoteTarget:
+    """A REAPI service to run RUN steps on (``--remote grpc://HOST:PORT``)."""
+
+    endpoint: str
+    instance: str = ""
+
+
+def open_executor(mode: str, store: LayerStore, say: Callable[[str], None],
+                  remote: RemoteTarget | None = None) -> Executor:
     """The one place an executor is chosen: overlay where the kernel allows it (required
-    with ``mode`` "overlay"), else copies (``say`` tells why)."""
+    with ``mode`` "overlay"), else copies (``say`` tells why); with ``remote``, the
+    overlay executor with RUN steps on that REAPI service (:mod:`rootseed.remote.executor`,
+    imported only then)."""
     if mode not in SNAPSHOT_MODES:
         raise RootseedError(f"unknown snapshot mode {mode!r}",
                             hint="use " + ", ".join(SNAPSHOT_MODES))
+    if remote is not None:
+        if mode == "copy":
+            raise RootseedError("--remote needs copy-on-write snapshots, not --snapshots copy",
+                                hint="leave --snapshots at auto (or overlay)")
+        from rootseed.remote.executor import open_remote
+
+        return open_remote(probe(store.layout.work), store, remote.endpoint, remote.instance,
+                           say)
     if mode == "copy":
         return CopyExecutor(store.layout)
     try:

@@ -29,6 +29,9 @@ class LayerResult:
     snapshot: Snapshot
     layer: Layer | None
     empty: bool = False  # the action changed nothing
+    #: where the result came from, when the executor says (a remote one: its worker, and
+    #: whether the service's action cache served it), for step events and the record
+    origin: Mapping[str, object] | None = None
 
 
 class Executor(Protocol):

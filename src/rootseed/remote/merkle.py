@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,9 +57,14 @@ class Tree:
         return out
 
 
-def build_tree(root: Path, *, modes: bool = True) -> Tree:
+def build_tree(root: Path, *, modes: bool = True, mtime: int | None = None,
+               skip: Callable[[Path], bool] | None = None,
+               digest: Callable[[Path, os.stat_result], re_pb2.Digest] | None = None) -> Tree:
     """The Merkle tree of ``root`` (never following links), iteratively (no recursion
-    limit on deep trees)."""
+    limit on deep trees). ``mtime``: every file and directory carries this fixed
+    ``node_properties.mtime`` (the worker stages it so; the tree stays a function of
+    contents and modes); ``skip(path)``: a directory whose entries are left out (it
+    is sent empty); ``digest``: how a file's digest is found (e.g. memoised)."""
     directories: dict[str, bytes] = {}
     files: dict[str, Path] = {}
     digests: dict[Path, re_pb2.Digest] = {}
@@ -66,7 +72,8 @@ def build_tree(root: Path, *, modes: bool = True) -> Tree:
     stack: list[tuple[Path, bool]] = [(root, False)]
     while stack:
         path, visited = stack.pop()
-        entries = sorted(os.scandir(path), key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+        entries = [] if skip is not None and path != root and skip(path) else sorted(
+            os.scandir(path), key=lambda e: e.name.encode("utf-8", "surrogateescape"))
         if not visited:
             stack.append((path, True))
             stack.extend((Path(e.path), False) for e in entries
@@ -89,12 +96,16 @@ def build_tree(root: Path, *, modes: bool = True) -> Tree:
                     f"{p} is neither a file, a directory nor a symlink: a remote step's "
                     "input root cannot carry it",
                     hint="remove it in the step that made it, or build without --remote")
-            d = file_digest(p)
+            d = file_digest(p) if digest is None else digest(p, st)
             files.setdefault(d.hash, p)
             node = msg.files.add(name=e.name, digest=d,
                                  is_executable=bool(st.st_mode & stat.S_IXUSR))
+            if mtime is not None:
+                node.node_properties.mtime.seconds = mtime
             if modes:
                 node.node_properties.unix_mode.value = stat.S_IMODE(st.st_mode)
+        if mtime is not None:
+            msg.node_properties.mtime.seconds = mtime
         if modes:
             msg.node_properties.unix_mode.value = stat.S_IMODE(os.lstat(path).st_mode)
         data = msg.SerializeToString(deterministic=True)
