@@ -73,6 +73,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -111,11 +112,16 @@ class Origin:
     worker: str = ""
     cached: bool = False  # served from the service's action cache
     reason: str = ""  # why a step ran locally
+    #: seconds spent hashing the input root, in Execute (upload, queue, run, cache),
+    #: and applying the output
+    phases: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"executor": self.where}
         if self.where == "remote":
-            out.update(worker=self.worker, remote_cached=self.cached)
+            out.update(worker=self.worker, remote_cached=self.cached,
+                       remote_seconds=dict(zip(("input", "execute", "output"), self.phases,
+                                               strict=True)))
         else:
             out["reason"] = self.reason
         return out
@@ -185,22 +191,27 @@ class RemoteExecutor(OverlayExecutor):
                                "replaces")
         if len(snapshot.layers) >= MAX_LAYERS:
             snapshot = self.flatten(snapshot)
+        started = time.monotonic()
         tree = self._input(snapshot)
+        hashed = time.monotonic()
         cmd = command_of(op)
         response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree)
+        executed = time.monotonic()
         result = response.result
         self._log(op, result)
         if result.exit_code != 0:
             raise exit_failure(op, result.exit_code)
         out = self._output_tree(result)
-        origin = Origin("remote", worker=result.execution_metadata.worker or "?",
-                        cached=response.cached_result)
         try:
             done = self.run_action(snapshot, key,
                                    lambda view, _m: self._apply(out, tree, view))
         except _Ambiguous as e:
             return self._local(snapshot, op, key, work, stop,
                                f"{e.path} may be a new hardlink, which REAPI cannot say")
+        origin = Origin("remote", worker=result.execution_metadata.worker or "?",
+                        cached=response.cached_result,
+                        phases=(round(hashed - started, 3), round(executed - hashed, 3),
+                                round(time.monotonic() - executed, 3)))
         return replace(_advance(snapshot, done), origin=origin.to_json())
 
     def close(self) -> None:
