@@ -16,6 +16,7 @@ from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import remote_cluster
 from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent, short_gnupghome
 
 #: With this set to 1 (``.ci/run`` sets it when the source mirrors are present), a skipped
@@ -166,6 +167,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _Stage0.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the run's last process: the cluster
+        left = remote_cluster.stop(_run_dir(session.config))
+        if left:  # down must stop exactly what up started
+            print(f"scripts/remote-cluster down left pids {left} running", file=sys.stderr)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def remote_service(pytestconfig: pytest.Config) -> remote_cluster.Cluster:
+    """The run's REAPI cluster (tests/remote_cluster.py): ROOTSEED_REMOTE's, or one
+    started once per run and shared by every remote test."""
+    if not Path("/bin/busybox").is_file():
+        pytest.skip("Debian's busybox-static is not installed (a shell for input roots)")
+    return remote_cluster.start(_run_dir(pytestconfig))
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,15 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from remote_cluster import Cluster
 from rootseed.remote import RemoteError
 from rootseed.remote.client import BlobMismatch, Remote, parse_endpoint
-from rootseed.remote.cluster import _start_time, down, up
+from rootseed.remote.cluster import down, up
 from rootseed.remote.merkle import UnsupportedFile, build_tree, digest_of
 from rootseed.remote.protos import re_pb2
 
@@ -35,29 +35,9 @@ def _sha(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
-    if not BUSYBOX.is_file():
-        pytest.skip("Debian's busybox-static is not installed (a shell for the input root)")
-    state_dir = tmp_path_factory.mktemp("cluster")
-    r = subprocess.run([str(ROOT / "scripts" / "remote-cluster"), "up", "--workers", "2",
-                        "--dir", str(state_dir), "--json"], capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stderr
-    import json
-
-    state = json.loads(r.stdout)
-    pids = [(p["pid"], p["start"]) for p in state["procs"]]
-    assert {p["role"] for p in state["procs"]} == {
-        "postgres", "buildgrid", "worker-1-casd", "worker-1-bot", "worker-2-casd",
-        "worker-2-bot"}
-    try:
-        yield state["endpoint"], state["workers"]
-    finally:
-        r = subprocess.run([str(ROOT / "scripts" / "remote-cluster"), "down", "--dir",
-                            str(state_dir)], capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        # down stops exactly what up started (a worker killed by a test is gone already)
-        assert [pid for pid, start in pids if _start_time(pid) == start] == []
+def cluster(remote_service: Cluster) -> tuple[str, list[str]]:
+    """The run's shared cluster (tests/remote_cluster.py): its endpoint and workers."""
+    return remote_service.endpoint, remote_service.workers or []
 
 
 def _root(tmp: Path) -> Path:

@@ -198,6 +198,7 @@ class Remote:
                     h.update(chunk)
                     size += len(chunk)
                     f.write(chunk)
+                f.flush()  # a write after the chmod would clear setuid/setgid again
                 os.fchmod(f.fileno(), mode)
             if h.hexdigest() != d.hash or size != d.size_bytes:
                 raise BlobMismatch(f"blob {d.hash}/{d.size_bytes} read from the CAS hashes "

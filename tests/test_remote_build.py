@@ -1,0 +1,162 @@
+"""``rootseed build --remote``: RUN steps as REAPI actions on the run's BuildGrid cluster
+(tests/remote_cluster.py), giving exactly the images (and the per-action layers) a local
+build gives, a shared action cache, and one clear error when the service is away."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buildtree import BUSYBOX, app_package, make_tree
+from clirun import rootseed
+from remote_cluster import Cluster
+from rootseed import shipped
+from rootseed.engine.digests import read_digests
+
+pytestmark = pytest.mark.skipif(
+    not BUSYBOX.is_file() or shutil.which("bwrap") is None,
+    reason="needs a static busybox at /usr/bin/busybox and bubblewrap")
+
+#: Every REAPI caveat a step can meet (remote/executor.py's docstring says how each is
+#: handled): modes with setuid, symlinks, empty directories, deletions, a file only
+#: touched, an old mtime, /tmp, a working directory below the root, a new hardlink (run
+#: locally) and a #! heredoc (run locally).
+CAVEATS = """\
+FROM rs/bootstrap-base AS made
+RUN mkdir -p /d/e /d/empty && echo a > /d/a && chmod 4755 /d/a && ln -s a /d/l \\
+    && echo t > /tmp/t && touch -d @1000000 /d/old && echo gone > /d/gone
+WORKDIR /d/e
+RUN rm /d/gone && echo b > b && touch /greeting && chmod 0700 /d/e && rmdir /d/empty \\
+    && mkdir /d/empty2 && pwd > /d/pwd
+RUN echo x > /d/x && ln /d/x /d/y
+RUN <<EOF
+#!/bin/sh
+echo script > /d/script
+EOF
+RUN echo same > /d/s1 && cp /d/s1 /d/s2 && sleep 1 && echo same > /d/s3
+FROM scratch AS final
+COPY --from=made /d /d
+COPY --from=made /greeting /greeting
+"""
+
+
+def _build(tree: Path, cache: Path, out: Path, *args: str) -> tuple[dict[str, Any],
+                                                                   list[dict[str, Any]]]:
+    r = rootseed("build", *args, "--tree", str(tree), "--cache-dir", str(cache),
+                 "--out", str(out), "--offline", "--json", timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    return json.loads(r.stdout), events
+
+
+def _digests(result: dict[str, Any]) -> dict[str, str]:
+    return {r["package"]: r["manifest_digest"] for r in result["results"]}
+
+
+def _runs(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The RUN steps that ran (not local cache hits)."""
+    return [e for e in events if e["event"] == "end" and e["instruction"].startswith("RUN")]
+
+
+def _layers(cache: Path) -> dict[tuple[str, str, int], str | None]:
+    """Every recorded action layer digest, by (stage entry, stage, step)."""
+    found = {}
+    for record in (cache / "builds").glob("*/stage.json"):
+        for action in json.loads(record.read_text()).get("actions", []):
+            found[(record.parent.name, str(action["stage"]), action["step"])] = \
+                action["digest"]
+    return found
+
+
+def test_remote_build_makes_the_local_images_and_layers(
+        remote_service: Cluster, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path)
+    app_package(tree, CAVEATS)
+    local, _ = _build(tree, tmp_path / "local", tmp_path / "out-local", "core-app")
+    remote, events = _build(tree, tmp_path / "remote", tmp_path / "out-remote", "core-app",
+                            "--remote", remote_service.endpoint)
+    assert _digests(remote) == _digests(local)
+    # every action's layer too (the BuildKit exporter writes one layer per action)
+    assert _layers(tmp_path / "remote") == _layers(tmp_path / "local")
+    runs = _runs(events)
+    by_line = {e["line"]: e for e in runs if e["package"] == "core-app"}
+    assert by_line[7]["executor"] == "local" and "hardlink" in by_line[7]["reason"]
+    assert by_line[8]["executor"] == "local" and "heredoc" in by_line[8]["reason"]
+    # cp within one clock tick can look like a link: local; the others ran remotely
+    remote_runs = [e for e in runs if e["executor"] == "remote"]
+    assert len(remote_runs) >= len(runs) - 3
+    for e in remote_runs:
+        assert e["worker"] and isinstance(e["remote_cached"], bool)
+        if remote_service.workers is not None:
+            assert e["worker"] in remote_service.workers
+    # the stage entry records who made each remote layer
+    origins = [a.get("origin") for record in (tmp_path / "remote" / "builds").glob(
+        "*/stage.json") for a in json.loads(record.read_text())["actions"]]
+    assert any(o and o["executor"] == "remote" and o["worker"] for o in origins)
+    # a local build on the remote build's cache: every action is a hit
+    again, events = _build(tree, tmp_path / "remote", tmp_path / "out-again", "core-app")
+    assert _digests(again) == _digests(local)
+    assert _runs(events) == []
+
+
+def test_examples_remote_then_a_second_builder_gets_every_action_from_the_cache(
+        remote_service: Cluster, tmp_path: Path) -> None:
+    examples = shipped.examples()
+    golden = read_digests(shipped.digests())
+    first, events = _build(examples, tmp_path / "a", tmp_path / "out-a", "--all",
+                           "--remote", remote_service.endpoint)
+    built = {r["package"]: r["manifest_digest"].removeprefix("sha256:")
+             for r in first["results"]}
+    assert built == {name: golden[name] for name in built} and len(built) == 2
+    assert _runs(events) and all(e["executor"] == "remote" for e in _runs(events))
+    second, events = _build(examples, tmp_path / "b", tmp_path / "out-b", "--all",
+                            "--remote", remote_service.endpoint)
+    assert second["results"] == [{**r, "seconds": s["seconds"]}
+                                 for r, s in zip(first["results"], second["results"],
+                                                 strict=True)]
+    runs = _runs(events)
+    assert runs and all(e["executor"] == "remote" and e["remote_cached"] for e in runs)
+
+
+def test_an_unreachable_service_is_one_error_and_nothing_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept").write_text("untouched\n")
+    r = rootseed("build", "--all", "--tree", str(shipped.examples()), "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(out), "--offline", "--remote",
+                 "grpc://127.0.0.1:1", timeout=120)
+    assert r.returncode == 1
+    assert "127.0.0.1:1" in r.stderr and "Traceback" not in r.stderr + r.stdout
+    assert sorted(os.listdir(out)) == ["kept"]
+    assert (out / "kept").read_text() == "untouched\n"
+    assert not list((tmp_path / "cache").glob("actions/*"))
+    assert not list((tmp_path / "cache").glob("builds/*"))
+
+
+def test_remote_needs_a_grpc_endpoint(tmp_path: Path) -> None:
+    r = rootseed("build", "--all", "--tree", str(shipped.examples()), "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--remote",
+                 "127.0.0.1:50051")
+    assert r.returncode == 2 and "grpc://HOST:PORT" in r.stderr
+
+
+@pytest.mark.mirror
+def test_stage0_from_the_seed_remotely_is_the_recorded_digest(
+        remote_service: Cluster, stage0_built: Path, tmp_path: Path) -> None:
+    """The real chain, every RUN step remote: the recorded bootstrap digest; then a second
+    builder is served every action by the service's cache."""
+    mirror = os.environ["ROOTSEED_MIRROR"]
+    recorded = read_digests(shipped.digests())["bootstrap-stage0"]
+    for cache in ("a", "b"):
+        result, events = _build(shipped.packages(), tmp_path / cache, tmp_path / f"o{cache}",
+                                "bootstrap-stage0", "--mirror", mirror,
+                                "--remote", remote_service.endpoint)
+        assert _digests(result)["bootstrap-stage0"] == f"sha256:{recorded}"
+        runs = _runs(events)
+        assert runs and all(e["executor"] == "remote" for e in runs)
+    assert all(e["remote_cached"] for e in runs)
