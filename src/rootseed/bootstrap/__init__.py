@@ -19,6 +19,7 @@ from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, link
 from rootseed.containerfile import parse_file
 from rootseed.engine.api import Builder, BuildOptions, BuildResult, check_digests, read_digests
+from rootseed.engine.executors import RemoteTarget
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings
@@ -105,10 +106,12 @@ def bootstrap(settings: Settings, *, demo: bool = False,
               crosscheck: Callable[[Builder, BuildResult], list[dict[str, Any]]] | None = None,
               no_cache: bool = False,
               events: Callable[[Builder, str], Callable[[dict[str, Any]], None] | None]
-              | None = None
+              | None = None,
+              remote: RemoteTarget | None = None
               ) -> BootstrapReport:
     """Build, verify and (with ``crosscheck``) replay the chain. ``events(builder, name)``
-    gives the build's step-event hook (e.g. to start checks while it runs)."""
+    gives the build's step-event hook (e.g. to start checks while it runs); ``remote``:
+    its RUN steps on that REAPI service."""
     started = time.monotonic()
     tree = Tree.load(default_examples() if demo else settings.tree)
     name = DEMO if demo else STAGE0
@@ -126,7 +129,8 @@ def bootstrap(settings: Settings, *, demo: bool = False,
                           fetcher=fetcher)
         results = builder.build([name], BuildOptions(
             jobs=settings.jobs, debug=settings.debug, progress=not settings.json,
-            no_cache=no_cache, events=events(builder, name) if events is not None else None))
+            no_cache=no_cache, events=events(builder, name) if events is not None else None,
+            remote=remote))
     finally:
         fetcher.close()
     result = next(r for r in results if r.package == name)

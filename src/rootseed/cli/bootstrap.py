@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rootseed.bootstrap import BootstrapReport, bootstrap
 from rootseed.cli.common import common_options, require_sandbox
+from rootseed.cli.remote_options import remote_options, remote_target
 from rootseed.cli.step_limits import step_limit_options
 from rootseed.console import Working, emit_json, out
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult
@@ -58,8 +59,10 @@ def render(report: BootstrapReport) -> None:
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and re-run the crosscheck even if the cache has them.")
 @step_limit_options
+@remote_options
 @common_options
-def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
+def bootstrap_cmd(demo: bool, no_cache: bool, remote: str | None, instance: str,
+                  settings: Settings) -> None:
     """Build stage0 from the 181-byte hex0 seed and verify every output.
 
     Fetches the pinned sources (or finds them with --mirror DIR), builds bootstrap-stage0
@@ -68,7 +71,10 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     from rootseed.crosscheck.ahead import Ahead, Starter
     from rootseed.crosscheck.run import DdcOptions
 
-    options = BuildOptions(jobs=settings.jobs, debug=settings.debug, progress=False)
+    target = remote_target(remote, instance)
+    # the checks share the build's builder, so its executor (local or remote) too
+    options = BuildOptions(jobs=settings.jobs, debug=settings.debug, progress=False,
+                           remote=target)
     starters: list[Starter] = []
 
     def events(builder: Builder, name: str) -> Callable[[dict[str, Any]], None] | None:
@@ -115,7 +121,7 @@ def bootstrap_cmd(demo: bool, no_cache: bool, settings: Settings) -> None:
     require_sandbox()
     try:
         report = bootstrap(settings, demo=demo, no_cache=no_cache, crosscheck=crosscheck,
-                           events=events)
+                           events=events, remote=target)
     finally:  # a failed build: stop the checks it started (a no-op once finished)
         for starter in starters:
             if (ahead := starter.started()) is not None:
