@@ -121,7 +121,8 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
         return _whole(settings, args, stage, no_cache, check, digests_dir, step_timeout)
     if not packages:
         raise click.UsageError("name the PACKAGES to build, or use --all / --stage STAGE")
-    tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
+    # --build-arg reaches the dependency scan too; only what PACKAGES need is planned
+    tree = load_tree(settings, args, only=packages)
     results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
                    snapshots, step_timeout)
     problems: list[str] = []
