@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from rootseed.cli.common import (
     build_arg_values,
@@ -196,6 +195,8 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
 
 
 def _whole_table(report: WholeReport, base: Path) -> None:
+    from rich.table import Table  # only --all/--stage print a table: not at every start-up
+
     table = Table(title="build " + ", ".join(f"{n} {k}" for k, n in report.summary().items()
                                              if n))
     for col in ("package", "result", "detail"):

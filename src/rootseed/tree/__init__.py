@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import heapq
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -283,9 +284,7 @@ class _Loader:
         is not parsed yet: its directory registers ``<stage>-<dir>``, as it would parsed or
         broken; :meth:`_read` parses it when the package is needed."""
         found: list[_Dir] = []
-        candidates = sorted({p.parent for n in ("package.toml", *CONTAINERFILE_NAMES)
-                             for p in self.root.glob(f"*/*/{n}")})
-        for directory in candidates:
+        for directory in _candidate_dirs(self.root):
             stage, dirname = directory.parent.name, directory.name
             name = f"{stage}-{dirname}"
             toml = directory / "package.toml"
@@ -485,6 +484,34 @@ class _Loader:
                 ProblemKind.CYCLE, first.containerfile, "dependency cycle: " + " -> ".join(ring),
                 package=first.name, hint="a package cannot need itself, directly or indirectly"),
                 sorted(component))
+
+
+def _candidate_dirs(root: Path) -> list[Path]:
+    """``root/*/*/`` directories holding a package.toml or a Containerfile, sorted: what
+    ``root.glob("*/*/<name>")`` finds for each name (links followed, unreadable
+    directories skipped), in two directory listings instead of three globs."""
+    names = ("package.toml", *CONTAINERFILE_NAMES)
+    found: set[Path] = set()
+    for stage in _subdirs(str(root)):
+        for directory in _subdirs(stage):
+            if any(os.path.exists(os.path.join(directory, n)) for n in names):
+                found.add(Path(directory))
+    return sorted(found)
+
+
+def _subdirs(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as entries:
+            return [e.path for e in entries if _is_dir(e)]
+    except OSError:
+        return []
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _may_name_subpackages(toml: Path) -> bool:
