@@ -49,6 +49,14 @@ def rootseed_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "rootseed"]
 
 
+def rootseed_package() -> list[str]:
+    """The directory of the rootseed package the console script runs."""
+    found = subprocess.run([sys.executable, "-c", "import rootseed, os; "
+                            "print(os.path.dirname(rootseed.__file__))"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return [found] if found else []
+
+
 def timed(argv: Sequence[str], runs: int, *, cwd: Path | None = None,
           fresh: Path | None = None) -> list[float]:
     """Wall seconds of ``runs`` runs of ``argv`` (each must succeed); ``fresh`` is removed
@@ -107,6 +115,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     rootseed = rootseed_command()
+    # byte-code as an installed package has it (PYTHONDONTWRITEBYTECODE=1, set here,
+    # would otherwise compile every module edited since its last .pyc, at every start)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *rootseed_package()],
+                   stdout=subprocess.DEVNULL, check=False)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} CPUs)")
 
