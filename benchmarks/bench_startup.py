@@ -16,8 +16,12 @@ Measures, in one run on one machine:
     ratio rootseed/BuildKit is printed. Without it, BuildKit's number is not measured here:
     the reference from issue 19 (0.27-0.32 s with buildkitd already running, measured on
     this kind of machine) is printed instead, and said to be a reference.
+    The same comparison holds only on the same input: pass ``--tree`` a StageX checkout
+    (BuildKit builds StageX's ``packages/bootstrap/stage0``).
 
-The machine is shared: the load average is printed with the numbers.
+The machine is shared: the load average is printed with the numbers, and with BuildKit the
+two warm rebuilds alternate (rootseed, BuildKit, rootseed, ...) so that a change of load
+hits both alike.
 """
 
 from __future__ import annotations
@@ -45,6 +49,14 @@ def rootseed_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "rootseed"]
 
 
+def rootseed_package() -> list[str]:
+    """The directory of the rootseed package the console script runs."""
+    found = subprocess.run([sys.executable, "-c", "import rootseed, os; "
+                            "print(os.path.dirname(rootseed.__file__))"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return [found] if found else []
+
+
 def timed(argv: Sequence[str], runs: int, *, cwd: Path | None = None,
           fresh: Path | None = None) -> list[float]:
     """Wall seconds of ``runs`` runs of ``argv`` (each must succeed); ``fresh`` is removed
@@ -70,15 +82,28 @@ def show(label: str, seconds: list[float]) -> float:
     return median
 
 
-def buildkit(work: Path, runs: int, tmp: Path) -> float | None:
+def buildkit_command(work: Path, tmp: Path) -> list[str] | None:
+    """BuildKit's warm rebuild of StageX's stage0 (buildkit-oracle's ``build-stage0``),
+    after one untimed run that warms its cache; None (said why) when it is not set up."""
     script = work / "build-stage0"
     if not script.is_file():
         print(f"{BUILDKIT_ENV}={work}: no build-stage0 there (run buildkit-oracle with "
               "SETUP_BUILDKIT_BUILD=1)")
         return None
     timed([str(script), str(tmp / "bk-warmup.tar")], 1)  # warm BuildKit's cache first
-    return show("BuildKit warm rebuild (buildctl)",
-                timed([str(script), str(tmp / "bk.tar")], runs))
+    return [str(script), str(tmp / "bk.tar")]
+
+
+def alternate(a: Sequence[str], b: Sequence[str], runs: int, *,
+              fresh_a: Path | None = None) -> tuple[list[float], list[float]]:
+    """``runs`` timed runs of each, alternating a, b, a, b, ... (a shared machine's load
+    changes over a minute: both see the same)."""
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for _ in range(runs):
+        times_a += timed(a, 1, fresh=fresh_a)
+        times_b += timed(b, 1)
+    return times_a, times_b
 
 
 def main() -> None:
@@ -90,6 +115,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     rootseed = rootseed_command()
+    # byte-code as an installed package has it (PYTHONDONTWRITEBYTECODE=1, set here,
+    # would otherwise compile every module edited since its last .pyc, at every start)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *rootseed_package()],
+                   stdout=subprocess.DEVNULL, check=False)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} CPUs)")
 
@@ -111,13 +140,17 @@ def main() -> None:
         timed(build, 1, fresh=tmp / "out")  # cold if the cache is new, else already warm
         print(f"{'first build (cold or warm)':<34} {time.perf_counter() - started:6.3f} s "
               "(not counted)")
-        warm = show("rootseed warm rebuild", timed(build, args.runs, fresh=tmp / "out"))
-
         work = os.environ.get(BUILDKIT_ENV)
-        bk = buildkit(Path(work), args.runs, tmp) if work else None
-        if bk is not None:
-            print(f"  rootseed / BuildKit: {warm / bk:.2f}x (target <= 1.00x)")
+        bk_command = buildkit_command(Path(work), tmp) if work else None
+        if bk_command is not None:
+            ours, theirs = alternate(build, bk_command, args.runs, fresh_a=tmp / "out")
+            warm = show("rootseed warm rebuild", ours)
+            bk = show("BuildKit warm rebuild (buildctl)", theirs)
+            print(f"  rootseed / BuildKit: {warm / bk:.2f}x (target <= 1.00x; runs "
+                  "alternated)")
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         else:
+            warm = show("rootseed warm rebuild", timed(build, args.runs, fresh=tmp / "out"))
             low, high = BUILDKIT_REFERENCE
             print(f"BuildKit warm rebuild: NOT measured here ({BUILDKIT_ENV} unset); the "
                   f"reference from issue 19 is {low}-{high} s with buildkitd running")

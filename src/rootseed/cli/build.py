@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from rootseed.cli.common import (
     build_arg_values,
@@ -127,7 +126,8 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
                       remote_target(remote, instance))
     if not packages:
         raise click.UsageError("name the PACKAGES to build, or use --all / --stage STAGE")
-    tree = load_tree(settings, args)  # --build-arg reaches the dependency scan too
+    # --build-arg reaches the dependency scan too; only what PACKAGES need is planned
+    tree = load_tree(settings, args, only=packages)
     results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
                    snapshots, step_timeout, remote_target(remote, instance))
     problems: list[str] = []
@@ -202,6 +202,8 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
 
 
 def _whole_table(report: WholeReport, base: Path) -> None:
+    from rich.table import Table  # only --all/--stage print a table: not at every start-up
+
     table = Table(title="build " + ", ".join(f"{n} {k}" for k, n in report.summary().items()
                                              if n))
     for col in ("package", "result", "detail"):

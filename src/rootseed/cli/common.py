@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,8 +115,11 @@ def require_sandbox() -> None:
     find_bwrap()
 
 
-def load_tree(settings: Settings, build_args: Mapping[str, str] | None = None) -> Tree:
-    return Tree.load(settings.tree, build_args=build_args)
+def load_tree(settings: Settings, build_args: Mapping[str, str] | None = None, *,
+              only: Iterable[str] | None = None) -> Tree:
+    """The tree of ``--tree``; ``only``: the packages the command builds (the rest of the
+    tree is not planned, see :meth:`Tree.load`)."""
+    return Tree.load(settings.tree, build_args=build_args, only=only)
 
 
 def make_fetcher(settings: Settings, tree: Tree) -> Fetcher:

@@ -81,9 +81,16 @@ def _imported(text: str) -> set[str]:
     return found
 
 
-def code_files(root: Traversable, modules: Iterable[str]) -> dict[str, bytes]:
+_Source = tuple[str, bytes, frozenset[str]]
+
+
+def code_files(root: Traversable, modules: Iterable[str],
+               read: dict[str, _Source | None] | None = None) -> dict[str, bytes]:
     """``modules`` of the rootseed package at ``root`` and every rootseed module they
-    import, transitively: relative path → content."""
+    import, transitively: relative path → content. ``read``: modules already read from
+    ``root`` (filled in; shared by the digests of the installed package, which read most
+    of the same files)."""
+    read = {} if read is None else read
     files: dict[str, bytes] = {}
     seen: set[str] = set()
     todo = list(modules)
@@ -92,21 +99,34 @@ def code_files(root: Traversable, modules: Iterable[str]) -> dict[str, bytes]:
         if module in seen:
             continue
         seen.add(module)
-        item = _module_file(root, module)
-        if item is None:
+        if module not in read:
+            read[module] = _module_source(root, module)
+        found = read[module]
+        if found is None:
             continue  # ``from a import name``: a name, not a module
-        data = item.read_bytes()
-        rel = "/".join(module.split(".")[1:]) + ("/__init__.py" if item.name == "__init__.py"
-                                                and not module.endswith("__init__") else ".py")
+        rel, data, imported = found
         files[rel] = data
-        todo.extend(_imported(data.decode("utf-8")) - seen)
+        todo.extend(imported - seen)
     return files
 
 
-def builder_files(root: Traversable) -> dict[str, bytes]:
+def _module_source(root: Traversable, module: str) -> _Source | None:
+    """``module``'s file under ``root``: relative path, content, the rootseed modules it
+    imports (None: not a module)."""
+    item = _module_file(root, module)
+    if item is None:
+        return None
+    data = item.read_bytes()
+    rel = "/".join(module.split(".")[1:]) + ("/__init__.py" if item.name == "__init__.py"
+                                            and not module.endswith("__init__") else ".py")
+    return rel, data, frozenset(_imported(data.decode("utf-8")))
+
+
+def builder_files(root: Traversable,
+                  read: dict[str, _Source | None] | None = None) -> dict[str, bytes]:
     """The files of the rootseed package at ``root`` that decide outputs: relative path →
     content (see :data:`OUTPUT_MODULES`)."""
-    files = code_files(root, OUTPUT_MODULES)
+    files = code_files(root, OUTPUT_MODULES, read)
     for script in OUTPUT_SCRIPTS:
         item = root.joinpath(*script.split("/"))
         if item.is_file():
@@ -123,18 +143,23 @@ def digest_files(files: dict[str, bytes]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+#: The installed package's modules as read by :func:`code_digest` and
+#: :func:`builder_digest` (once per process, as they are).
+_installed: dict[str, _Source | None] = {}
+
+
 @functools.cache
 def code_digest(module: str) -> str:
     """The digest of ``module``'s code and every rootseed module it imports (e.g. an image
     exporter's, whose layouts are cached under it)."""
-    return digest_files(code_files(resources.files("rootseed"), (module,)))
+    return digest_files(code_files(resources.files("rootseed"), (module,), _installed))
 
 
 @functools.cache
 def builder_digest() -> str:
     """The digest of the code that decides build outputs (:func:`builder_files`), computed
     once per process."""
-    return digest_files(builder_files(resources.files("rootseed")))
+    return digest_files(builder_files(resources.files("rootseed"), _installed))
 
 
 @dataclass(frozen=True)

@@ -247,15 +247,12 @@ class BuildCache:
         return found
 
     def _image(self, stage: CachedStage, viewer: Viewer, name: str) -> CachedStage | None:
-        found = self.lookup(stage.key, viewer)
-        if found is None:
-            return None
-        if name == "image":
-            return found if found.layout is not None else None
+        """``stage`` (an entry this process has just looked up or written: its record and
+        layers are not read again) with its image layout ``name``, checked now."""
         digest = self._image_digest(stage.key, stage.entry, name)
         if digest is None:
             return None
-        return dataclasses.replace(found, layout=stage.entry / name, manifest_digest=digest)
+        return dataclasses.replace(stage, layout=stage.entry / name, manifest_digest=digest)
 
     # -- unpacked images ---------------------------------------------------------------
     def rootfs(self, layout: Path, digest: str) -> Path:

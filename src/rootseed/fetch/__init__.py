@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from rootseed import __version__
 from rootseed.console import err
@@ -37,6 +36,7 @@ from rootseed.tree import Package, Source
 
 if TYPE_CHECKING:
     import httpx
+    from rich.progress import Progress
 
 __all__ = ["MAX_SOURCE_BYTES", "FetchError", "Fetcher"]
 
@@ -237,6 +237,15 @@ class _Unavailable(Exception):
 
 
 def _progress(enabled: bool) -> Progress:
+    # imported here: only a download shows a bar (rich.progress costs every start-up)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), console=err, transient=True,
                     disable=not (enabled and err.is_terminal))
