@@ -172,10 +172,11 @@ class RemoteExecutor(OverlayExecutor):
     """The overlay executor with RUN steps on a REAPI service (see the module docstring)."""
 
     def __init__(self, ns: OverlayNamespace, store: LayerStore, remote: Remote,
-                 say: Callable[[str], None] = lambda _t: None) -> None:
+                 say: Callable[[str], None] = lambda _t: None, *, fresh: bool = False) -> None:
         super().__init__(ns, store)
         self.remote = remote
         self.say = say
+        self.fresh = fresh  # never answered from the service's action cache
         self._trees: dict[str, Tree] = {}
         self._digests: dict[tuple[int, int, int, int], re_pb2.Digest] = {}
         self._tree_lock = threading.Lock()
@@ -195,7 +196,8 @@ class RemoteExecutor(OverlayExecutor):
         tree = self._input(snapshot)
         hashed = time.monotonic()
         cmd = command_of(op)
-        response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree)
+        response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree,
+                                       skip_cache=self.fresh)
         executed = time.monotonic()
         result = response.result
         self._log(op, result)
@@ -448,15 +450,25 @@ def _utime(path: Path, mtime: tuple[int, int] | None) -> None:
         os.utime(path, ns=(ns, ns), follow_symlinks=False)
 
 
-def open_remote(ns: OverlayNamespace, store: LayerStore, endpoint: str, instance: str,
-                say: Callable[[str], None]) -> RemoteExecutor:
-    """A remote executor on ``endpoint``, once the service has answered (an unreachable
-    one is one :class:`RemoteError`, before anything runs)."""
-    remote = Remote(endpoint, instance)
-    try:
-        remote.wait_ready(10.0)
-    except RootseedError:
-        remote.close()
-        ns.close()
-        raise
-    return RemoteExecutor(ns, store, remote, say)
+@dataclass(frozen=True)
+class RemoteService:
+    """A REAPI service as ``--remote`` names it (the engine's
+    :class:`~rootseed.engine.executors.RemoteTarget`)."""
+
+    endpoint: str
+    instance: str = ""
+    #: execute every action again, never answered from the service's action cache
+    fresh: bool = False
+
+    def open(self, ns: OverlayNamespace, store: LayerStore,
+             say: Callable[[str], None]) -> RemoteExecutor:
+        """A remote executor, once the service has answered (an unreachable one is one
+        :class:`RemoteError`, before anything runs)."""
+        remote = Remote(self.endpoint, self.instance)
+        try:
+            remote.wait_ready(10.0)
+        except RootseedError:
+            remote.close()
+            ns.close()
+            raise
+        return RemoteExecutor(ns, store, remote, say, fresh=self.fresh)
