@@ -160,3 +160,33 @@ def test_stage0_from_the_seed_remotely_is_the_recorded_digest(
         runs = _runs(events)
         assert runs and all(e["executor"] == "remote" for e in runs)
     assert all(e["remote_cached"] for e in runs)
+
+
+def test_challenge_remote_executes_the_rebuild_again(remote_service: Cluster,
+                                                     tmp_path: Path) -> None:
+    """The recorded build ran remotely, so the service's action cache holds its noise; an
+    independent rebuild must not be answered from there: it differs."""
+    tree = make_tree(tmp_path)
+    app_package(tree, "FROM rs/bootstrap-base\nRUN head -c 16 /dev/urandom > /stamp\n")
+    _build(tree, tmp_path / "cache", tmp_path / "out", "core-app",
+           "--remote", remote_service.endpoint)
+    r = rootseed("challenge", "core-app", "--tree", str(tree), "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--offline",
+                 "--json", "--remote", remote_service.endpoint, cwd=tmp_path, timeout=900)
+    result = json.loads(r.stdout)
+    assert r.returncode == 2, result
+    assert result["verdict"] == "differs"
+    assert [d["path"] for d in result["differences"]] == ["stamp"]
+    assert f"remote={remote_service.endpoint}" in result["conditions"]
+
+
+def test_bootstrap_demo_remote(remote_service: Cluster, tmp_path: Path) -> None:
+    local = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",
+                     str(tmp_path / "local"), "--out", str(tmp_path / "out-local"))
+    remote = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",
+                      str(tmp_path / "remote"), "--out", str(tmp_path / "out-remote"),
+                      "--remote", remote_service.endpoint, timeout=600)
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr
+    ours, theirs = json.loads(local.stdout), json.loads(remote.stdout)
+    assert theirs["manifest_digest"] == ours["manifest_digest"]
+    assert theirs["tools"] == ours["tools"] and theirs["verified"] == ours["verified"]
