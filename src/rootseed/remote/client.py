@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,14 @@ CHUNK = 1 << 20
 
 class BlobMismatch(RemoteError):
     """A blob read from the CAS does not hash to the digest it was asked for."""
+
+
+class RemoteTimeout(RemoteError):
+    """The action ran longer than its timeout and was stopped by the service."""
+
+
+class RemoteCancelled(RemoteError):
+    """The caller stopped waiting for the action (another step failed, or Ctrl-C)."""
 
 
 def parse_endpoint(url: str) -> str:
@@ -216,8 +225,10 @@ class Remote:
     # -- execution ----------------------------------------------------------------------
 
     def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
-                skip_cache: bool = False) -> re_pb2.ExecuteResponse:
-        """Upload what is missing, run the action, wait for it; the service's answer."""
+                skip_cache: bool = False, stop: threading.Event | None = None
+                ) -> re_pb2.ExecuteResponse:
+        """Upload what is missing, run the action, wait for it; the service's answer.
+        Once ``stop`` is set the wait ends (:class:`RemoteCancelled`)."""
         cmd = command.SerializeToString(deterministic=True)
         action.command_digest.CopyFrom(digest_of(cmd))
         action.input_root_digest.CopyFrom(tree.root)
@@ -230,8 +241,20 @@ class Remote:
         request = re_pb2.ExecuteRequest(instance_name=self.instance,
                                         action_digest=digest_of(act),
                                         skip_cache_lookup=skip_cache)
+        stream = self.execution.Execute(request)
+        ended = threading.Event()
+
+        def watch() -> None:
+            assert stop is not None
+            while not ended.is_set():
+                if stop.wait(0.2):
+                    stream.cancel()
+                    return
+
+        if stop is not None:
+            threading.Thread(target=watch, daemon=True, name="rootseed-remote-stop").start()
         try:
-            for op in self.execution.Execute(request):
+            for op in stream:
                 if not op.done:
                     continue
                 if op.HasField("error"):
@@ -239,12 +262,19 @@ class Remote:
                                       f"{op.error.message} (code {op.error.code})")
                 response = re_pb2.ExecuteResponse()
                 op.response.Unpack(response)
+                if response.status.code == code_pb2.DEADLINE_EXCEEDED:
+                    raise RemoteTimeout(f"the remote action ran past its timeout: "
+                                        f"{response.status.message}")
                 if response.status.code != code_pb2.OK:
                     raise RemoteError(f"the remote action failed: {response.status.message}"
                                       f" (code {response.status.code})")
                 return response
         except grpc.RpcError as e:
+            if stop is not None and stop.is_set():
+                raise RemoteCancelled("stopped waiting for the remote action") from None
             raise _rpc_error("Execute", e) from None
+        finally:
+            ended.set()
         raise RemoteError("the remote service ended the Execute stream without a result",
                           hint="the server restarted; run the build again to resume")
 

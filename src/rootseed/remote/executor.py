@@ -80,16 +80,18 @@ from pathlib import Path, PurePosixPath
 
 from rootseed import safefs
 from rootseed.engine import fsops
+from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import OverlayExecutor, _advance
 from rootseed.engine.interface import LayerResult
 from rootseed.engine.ops import ExecOp, Op, exit_failure
 from rootseed.engine.snapshots import MAX_LAYERS, LayerStore, Snapshot
 from rootseed.errors import RootseedError
 from rootseed.remote import RemoteError
-from rootseed.remote.client import Remote, _name
+from rootseed.remote.client import Remote, RemoteCancelled, RemoteTimeout, _name
 from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
+from rootseed.sandbox.timeout import StepTimeoutError
 
 #: The one mtime every input file and directory is staged with (2011-11-11 11:11:11 UTC,
 #: buildbox's own staging time).
@@ -196,8 +198,19 @@ class RemoteExecutor(OverlayExecutor):
         tree = self._input(snapshot)
         hashed = time.monotonic()
         cmd = command_of(op)
-        response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree,
-                                       skip_cache=self.fresh)
+        try:
+            response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree,
+                                           skip_cache=self.fresh, stop=stop)
+        except RemoteCancelled:
+            raise Cancelled(f"{op.where}: stopped while running remotely because another "
+                            "step failed") from None
+        except RemoteTimeout as e:
+            raise StepTimeoutError(op.timeout or 0, hint=e.message).at(
+                op.where, package=op.package, file=op.file, line=op.line,
+                step="RUN") from None
+        except RemoteError as e:  # said where it happened, its type kept
+            raise e.at(op.where, package=op.package, file=op.file, line=op.line,
+                       step="RUN") from None
         executed = time.monotonic()
         result = response.result
         self._log(op, result)
