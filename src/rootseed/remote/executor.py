@@ -98,6 +98,8 @@ from rootseed.sandbox.timeout import StepTimeoutError
 STAGED_MTIME = 1321009871
 #: Top-level directories a local step sees its own mounts on (sent empty, kept as is).
 MOUNTED = ("tmp", "dev", "proc")
+#: How many snapshots' input trees are kept in memory (a stage's next step reuses its own).
+TREES_KEPT = 32
 #: The instruction set asked for, by OCI platform (see the module docstring).
 ISA = {"linux/386": "x86-64", "linux/amd64": "x86-64"}
 
@@ -235,6 +237,13 @@ class RemoteExecutor(OverlayExecutor):
         finally:
             self.remote.close()
 
+    def _drop_views(self, layer: Path) -> None:
+        """A layer is replaced: its views go, and so do the input trees that name files
+        in them."""
+        with self._tree_lock:
+            self._trees.clear()
+        super()._drop_views(layer)
+
     # -- pieces --------------------------------------------------------------------------
     def _local(self, snapshot: Snapshot, op: ExecOp, key: str, work: Path,
                stop: threading.Event | None, reason: str) -> LayerResult:
@@ -261,6 +270,8 @@ class RemoteExecutor(OverlayExecutor):
                           skip=lambda p: p.parent == root and p.name in MOUNTED)
         with self._tree_lock:
             self._trees[snapshot.digest] = tree
+            while len(self._trees) > TREES_KEPT:  # the oldest first (dicts keep order)
+                del self._trees[next(iter(self._trees))]
         return tree
 
     def _log(self, op: ExecOp, result: re_pb2.ActionResult) -> None:
