@@ -259,7 +259,10 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def _bot_pids() -> dict[str, int]:
+def _bot_pids(endpoint: str) -> dict[str, int]:
+    """The bots of the cluster at ``endpoint`` (other clusters on the machine have
+    workers of the same names)."""
+    server = parse_endpoint(endpoint).encode()
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -267,7 +270,8 @@ def _bot_pids() -> dict[str, int]:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"rootseed.remote.bot" in argv and b"--name" in argv:
+            if b"rootseed.remote.bot" in argv and b"--name" in argv \
+                    and server in argv:
                 found[argv[argv.index(b"--name") + 1].decode()] = int(entry.name)
     return found
 
@@ -293,7 +297,7 @@ def test_zz_a_worker_killed_mid_action_has_its_action_run_elsewhere(
     victim = None
     deadline = time.monotonic() + 60
     while victim is None and time.monotonic() < deadline:
-        for name, pid in _bot_pids().items():
+        for name, pid in _bot_pids(endpoint).items():
             if any(b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
                    for p in _descendants(pid) if Path(f"/proc/{p}").exists()):
                 victim = (name, pid)
