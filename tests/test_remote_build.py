@@ -190,3 +190,33 @@ def test_bootstrap_demo_remote(remote_service: Cluster, tmp_path: Path) -> None:
     ours, theirs = json.loads(local.stdout), json.loads(remote.stdout)
     assert theirs["manifest_digest"] == ours["manifest_digest"]
     assert theirs["tools"] == ours["tools"] and theirs["verified"] == ours["verified"]
+
+
+def test_a_service_lost_mid_build_is_one_error_and_the_rerun_resumes(
+        remote_service: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rootseed.remote import RemoteError
+    from rootseed.remote.client import Remote
+
+    tree = make_tree(tmp_path)
+    app_package(tree, "FROM rs/bootstrap-base\nRUN echo one > /one\nRUN echo two > /two\n")
+    real = Remote.execute
+    calls: list[int] = []
+
+    def flaky(self: Remote, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 4:  # the base's two RUN steps, app's first: then the service is gone
+            raise RemoteError("Execute: the remote service answered UNAVAILABLE")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Remote, "execute", flaky)
+    r = rootseed("build", "core-app", "--tree", str(tree), "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--offline",
+                 "--remote", remote_service.endpoint, timeout=600)
+    assert r.returncode == 1 and "UNAVAILABLE" in r.stderr and "Traceback" not in r.stderr
+    assert "Containerfile:3" in r.stderr  # the step it happened at
+    assert not (tmp_path / "out" / "core-app").exists()
+    monkeypatch.setattr(Remote, "execute", real)
+    _, events = _build(tree, tmp_path / "cache", tmp_path / "out", "core-app",
+                       "--remote", remote_service.endpoint)
+    app = [e for e in events if e["package"] == "core-app" and e["event"] in ("cached", "end")]
+    assert [(e["line"], e["event"]) for e in app] == [(2, "cached"), (3, "end")]
