@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(
 #: Every REAPI caveat a step can meet (remote/executor.py's docstring says how each is
 #: handled): modes with setuid, symlinks, empty directories, deletions, a file only
 #: touched, an old mtime, /tmp, a working directory below the root, a new hardlink (run
-#: locally) and a #! heredoc (run locally).
+#: locally), a #! heredoc (run locally) and a directory made again (opaque locally: run
+#: locally).
 CAVEATS = """\
 FROM rs/bootstrap-base AS made
 RUN mkdir -p /d/e /d/empty && echo a > /d/a && chmod 4755 /d/a && ln -s a /d/l \\
@@ -39,6 +40,7 @@ RUN <<EOF
 echo script > /d/script
 EOF
 RUN echo same > /d/s1 && cp /d/s1 /d/s2 && sleep 1 && echo same > /d/s3
+RUN rm -rf /d/e && mkdir /d/e && echo n > /d/e/n
 FROM scratch AS final
 COPY --from=made /d /d
 COPY --from=made /greeting /greeting
@@ -87,9 +89,10 @@ def test_remote_build_makes_the_local_images_and_layers(
     by_line = {e["line"]: e for e in runs if e["package"] == "core-app"}
     assert by_line[7]["executor"] == "local" and "hardlink" in by_line[7]["reason"]
     assert by_line[8]["executor"] == "local" and "heredoc" in by_line[8]["reason"]
+    assert by_line[13]["executor"] == "local" and "lost all its files" in by_line[13]["reason"]
     # cp within one clock tick can look like a link: local; the others ran remotely
     remote_runs = [e for e in runs if e["executor"] == "remote"]
-    assert len(remote_runs) >= len(runs) - 3
+    assert len(remote_runs) >= len(runs) - 4
     for e in remote_runs:
         assert e["worker"] and isinstance(e["remote_cached"], bool)
         if remote_service.workers is not None:

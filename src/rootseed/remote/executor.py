@@ -44,6 +44,11 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   that could be one (another changed file with the same digest, mode and mtime, or the
   digest of an existing file with the staged mtime) makes the step run **locally**
   instead, so its layer is exactly the local one.
+* **a directory removed and made again** (``rm -rf d && mkdir d``) is an opaque
+  directory in a local layer, where emptying it (``rm d/*``) leaves the directory with
+  a whiteout per entry: the images are the same, the layers (BuildKit's format writes
+  one per step) are not, and REAPI's output is the same for both. A directory that kept
+  none of its entries makes the step run **locally**.
 * **/tmp, /dev, /proc**: local steps get a fresh tmpfs and the API file systems there,
   hiding what the root holds; they are sent empty (the worker mounts its tmpfs on an
   empty /tmp), and whatever the worker returns there is ignored: the root keeps its own.
@@ -132,10 +137,10 @@ class Origin:
 
 
 class _Ambiguous(Exception):
-    """The output may hold a new hardlink (run the step locally)."""
+    """The output can come from two steps whose local layers differ (run it locally)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def platform_properties(platform: str) -> list[tuple[str, str]]:
@@ -223,8 +228,7 @@ class RemoteExecutor(OverlayExecutor):
             done = self.run_action(snapshot, key,
                                    lambda view, _m: self._apply(out, tree, view))
         except _Ambiguous as e:
-            return self._local(snapshot, op, key, work, stop,
-                               f"{e.path} may be a new hardlink, which REAPI cannot say")
+            return self._local(snapshot, op, key, work, stop, e.reason)
         origin = Origin("remote", worker=result.execution_metadata.worker or "?",
                         cached=response.cached_result,
                         phases=(round(hashed - started, 3), round(executed - hashed, 3),
@@ -301,8 +305,13 @@ class RemoteExecutor(OverlayExecutor):
         root_in.ParseFromString(tree.directories[tree.root.hash])
         changes = _Diff(out, tree).run(root_in)
         for rel in changes.ambiguous():
-            raise _Ambiguous(rel)
+            raise _Ambiguous(f"/{rel} may be a new hardlink, which REAPI cannot say")
+        for rel in changes.emptied:
+            raise _Ambiguous(f"/{rel} lost all its files: emptied, or removed and made "
+                             "again (a layer of its own locally), REAPI cannot say which")
         changes.apply(self.remote, view)
+        if _mode(out.root, 0o755) != _mode(root_in, 0o755):
+            os.chmod(view, _mode(out.root, 0o755))
 
 
 @dataclass
@@ -358,6 +367,8 @@ class _Diff:
         self.out = out
         self.tree = tree
         self.changes: list[_Change] = []
+        #: directories that kept none of their entries (see the module docstring)
+        self.emptied: list[str] = []
 
     def _input_dir(self, digest: re_pb2.Digest) -> re_pb2.Directory:
         d = re_pb2.Directory()
@@ -371,6 +382,8 @@ class _Diff:
             new, old, rel = stack.pop()
             new_entries = _entries(new)
             old_entries = _entries(old) if old is not None else {}
+            if rel and old_entries and not set(old_entries) & set(new_entries):
+                self.emptied.append(rel.rstrip("/"))
             for name in sorted(set(old_entries) - set(new_entries)):
                 if rel or name not in MOUNTED:
                     self.changes.append(_Change(f"{rel}{name}", "remove"))
