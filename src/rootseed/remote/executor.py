@@ -67,6 +67,11 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   ``rootseed``) and offers no way to set it: a step that records the hostname gives
   another digest remotely (``rootseed challenge`` against a local build finds it).
 
+* **the log**: REAPI returns stdout and stderr apart; the step's log holds stdout, then
+  stderr (a local log interleaves them as they came).
+* **cancelling**: when another step fails, the build stops waiting for the remote action
+  (the Execute stream is cancelled); the worker may still finish it.
+
 The service is not trusted for content: every blob read back is re-hashed
 (:mod:`rootseed.remote.client`). Each action's result says which worker produced it and
 whether it was executed or served from the service's action cache (``origin``, in the
