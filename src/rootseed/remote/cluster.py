@@ -27,8 +27,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rootseed.remote import RemoteError, RemoteUnavailable
+
+if TYPE_CHECKING:
+    from rootseed.remote.client import Remote
 
 STATE = "cluster.json"
 READY_TIMEOUT = 120.0
@@ -181,7 +185,7 @@ def up(root: Path, workers: int = 1) -> State:
     if old is not None:
         down(root)
     bb = buildbox_dir()
-    bgd = _venv_bin("bgd")
+    _venv_bin("bgd")  # BuildGrid is installed (it runs as rootseed.remote.server)
     pg = _pg_bin()
     user = None
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -201,10 +205,16 @@ def up(root: Path, workers: int = 1) -> State:
                   workers=[f"worker-{i + 1}" for i in range(workers)],
                   pg_data=str(pg_data), pg_user=user or "")
     try:
-        subprocess.run([*_as_user(user), str(pg / "initdb"), "-D", str(pg_data / "data"),
-                        "-A", "trust", "-U", "bgd"], check=True, capture_output=True)
+        # The database holds only the scheduler's queue, which a crash may lose (a build
+        # resumes; the CAS and action cache are on disk): no fsync, in initdb (seconds of
+        # a loaded machine's start-up) or after.
+        subprocess.run([*_as_user(user), str(pg / "initdb"), "--no-sync", "-D",
+                        str(pg_data / "data"), "-A", "trust", "-U", "bgd"], check=True,
+                       capture_output=True)
         _spawn(state, "postgres", [*_as_user(user), str(pg / "postgres"), "-D",
                                    str(pg_data / "data"), "-c", "listen_addresses=127.0.0.1",
+                                   "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                   "-c", "full_page_writes=off",
                                    "-p", str(pg_port), "-k", str(pg_data)],
                root / "postgres.log")
         _save(root, state)
@@ -212,28 +222,33 @@ def up(root: Path, workers: int = 1) -> State:
         _wait_pg(pg, user, pg_port)
         subprocess.run([*_as_user(user), str(pg / "createdb"), "-h", "127.0.0.1", "-p",
                         str(pg_port), "-U", "bgd", "bgd"], check=True, capture_output=True)
-        subprocess.run([str(bgd), "migrate", "apply", db], check=True, capture_output=True)
         (root / "cas").mkdir(exist_ok=True)
         (root / "bgd.yml").write_text(_config(port, db, root / "cas"))
-        _spawn(state, "buildgrid", [str(bgd), "server", "start", str(root / "bgd.yml")],
-               root / "buildgrid.log")
+        # One process migrates and serves (see rootseed.remote.server: half the start-up)
+        server = _spawn(state, "buildgrid", [sys.executable, "-m", "rootseed.remote.server",
+                                             db, str(root / "bgd.yml")],
+                        root / "buildgrid.log")
         _save(root, state)
         with Remote(state.endpoint) as remote:
-            remote.wait_ready(READY_TIMEOUT)
+            _wait_server(remote, server)
+        # buildbox-casd asks the server for its capabilities as it starts: after it. All
+        # workers start at once (a loaded machine takes seconds for each).
         for name in state.workers:
             w = root / name
             (w / "casd").mkdir(parents=True, exist_ok=True)
-            sock = w / "casd.sock"
             _spawn(state, f"{name}-casd", [str(bb / "buildbox-casd"),
                                            f"--cas-remote=http://127.0.0.1:{port}",
-                                           f"--bind=unix:{sock}", str(w / "casd")],
+                                           f"--bind=unix:{w / 'casd.sock'}", str(w / "casd")],
                    w / "casd.log")
-            _wait_path(sock)
+        _save(root, state)
+        for name in state.workers:
+            w = root / name
+            _wait_path(w / "casd.sock")
             _spawn(state, f"{name}-bot", [sys.executable, "-m", "rootseed.remote.bot",
                                           "--server", f"127.0.0.1:{port}", "--casd",
-                                          str(sock), "--name", name, "--work",
+                                          str(w / "casd.sock"), "--name", name, "--work",
                                           str(w / "work")], w / "bot.log")
-            _save(root, state)
+        _save(root, state)
     except (subprocess.CalledProcessError, OSError, RemoteError) as e:
         detail = (e.stderr.decode(errors="replace")[-500:]
                   if isinstance(e, subprocess.CalledProcessError) and e.stderr else str(e))
@@ -243,6 +258,20 @@ def up(root: Path, workers: int = 1) -> State:
                           hint=f"see the logs in {root}") from None
     _save(root, state)
     return state
+
+
+def _wait_server(remote: Remote, server: subprocess.Popen[bytes]) -> None:
+    """Until BuildGrid answers; an exited server is an error at once, not after a wait."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            remote.wait_ready(1.0)
+            return
+        except RemoteError:
+            if server.poll() is not None:
+                raise RemoteError(f"BuildGrid exited with status {server.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
 
 
 def _wait_pg(pg: Path, user: str | None, port: int) -> None:
