@@ -30,6 +30,16 @@ class BlobMismatch(RemoteError):
     """A blob read from the CAS does not hash to the digest it was asked for."""
 
 
+class ActionFailed(RemoteError):
+    """The service or its worker did not run the action: ``code`` (google.rpc.Code) says
+    why (FAILED_PRECONDITION: no worker runs its platform or grants what it asks for;
+    DEADLINE_EXCEEDED: the step timeout; RESOURCE_EXHAUSTED: a step limit)."""
+
+    def __init__(self, message: str, code: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
 def parse_endpoint(url: str) -> str:
     """``grpc://host:port`` (or ``http://``) → ``host:port``; anything else is refused."""
     parts = urlsplit(url)
@@ -234,15 +244,24 @@ class Remote:
                 if not op.done:
                     continue
                 if op.HasField("error"):
-                    raise RemoteError(f"the remote service failed the action: "
-                                      f"{op.error.message} (code {op.error.code})")
+                    raise ActionFailed(f"the remote service failed the action: "
+                                       f"{op.error.message} ({_code(op.error.code)})",
+                                       op.error.code)
                 response = re_pb2.ExecuteResponse()
                 op.response.Unpack(response)
                 if response.status.code != code_pb2.OK:
-                    raise RemoteError(f"the remote action failed: {response.status.message}"
-                                      f" (code {response.status.code})")
+                    raise ActionFailed(f"the remote action failed: "
+                                       f"{response.status.message} "
+                                       f"({_code(response.status.code)})",
+                                       response.status.code)
                 return response
         except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.FAILED_PRECONDITION,
+                            grpc.StatusCode.INVALID_ARGUMENT):
+                raise ActionFailed(f"the remote service refused the action: {e.details()}",
+                                   e.code().value[0],
+                                   hint="no worker of this service runs what the step asks "
+                                        "for (its platform); build it locally") from None
             raise _rpc_error("Execute", e) from None
         raise RemoteError("the remote service ended the Execute stream without a result",
                           hint="the server restarted; run the build again to resume")
@@ -273,6 +292,13 @@ class Remote:
                 stack.append((child, path / _name(sub.name)))
             if directory.node_properties.HasField("unix_mode"):
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
+
+
+def _code(code: int) -> str:
+    try:
+        return str(code_pb2.Code.Name(code))
+    except ValueError:
+        return f"code {code}"
 
 
 def _name(name: str) -> str:

@@ -29,15 +29,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rootseed.errors import RootseedError
 from rootseed.remote import RemoteError, RemoteUnavailable
+from rootseed.sandbox.limits import parse_count, parse_size
 
 if TYPE_CHECKING:
     from rootseed.remote.client import Remote
 
 STATE = "cluster.json"
 READY_TIMEOUT = 120.0
-#: Seconds without a session update after which BuildGrid requeues a worker's actions.
-KEEPALIVE = 15
+#: Seconds without a session update after which BuildGrid requeues a worker's actions
+#: (bots long-poll for 80 % of it, so an idle bot still answers in time).
+KEEPALIVE = 8
+#: Worker pools a test may route its own actions to (``rootseed-pool=NAME``): a pool's
+#: label asks for no ISA, so only bots of that pool (which advertise it) take them.
+POOLS = ("test", "tamper")
 
 
 @dataclass
@@ -125,7 +131,18 @@ def _load(root: Path) -> State | None:
     return State(**raw)
 
 
-def _config(port: int, db: str, cas: Path) -> str:
+def _labels(isas: Sequence[str]) -> str:
+    """The platforms this cluster runs: an action asking for another one is refused at
+    once (FAILED_PRECONDITION), instead of waiting for a worker that never comes."""
+    labels = [(isa, [("OSFamily", "linux"), ("ISA", isa)]) for isa in isas]
+    labels += [(f"pool-{pool}", [("OSFamily", "linux"), ("rootseed-pool", pool)])
+               for pool in POOLS]
+    return "\n".join(f"        - label: {label}\n          properties: "
+                     + json.dumps([list(kv) for kv in props]) for label, props in labels)
+
+
+def _config(port: int, db: str, cas: Path, isas: Sequence[str]) -> str:
+    labels = _labels(isas)
     return f"""\
 server:
   - !channel
@@ -156,8 +173,9 @@ schedulers:
     # rootseed's own step timeout (default 6 h) decides; this only bounds a lost action
     max-execution-timeout: {7 * 24 * 3600}
     max-job-attempts: 3
-    property-set: !dynamic-property-set
-      match-property-keys: [OSFamily, ISA]
+    property-set: !static-property-set
+      property-labels:
+{labels}
       wildcard-property-keys: [rootseed-step]
 instances:
   - name: ""
@@ -173,8 +191,10 @@ instances:
 """
 
 
-def up(root: Path, workers: int = 1) -> State:
-    """Start the cluster in ``root``; an already running one is answered as is."""
+def up(root: Path, workers: int = 1, limits: Sequence[str] = ()) -> State:
+    """Start the cluster in ``root``; an already running one is answered as is.
+    ``limits`` are the workers' step-limit options (``--max-memory=4G``, ...)."""
+    from rootseed.remote.bot import native_isas
     from rootseed.remote.client import Remote
     from rootseed.remote.protos import buildbox_dir
 
@@ -223,7 +243,7 @@ def up(root: Path, workers: int = 1) -> State:
         subprocess.run([*_as_user(user), str(pg / "createdb"), "-h", "127.0.0.1", "-p",
                         str(pg_port), "-U", "bgd", "bgd"], check=True, capture_output=True)
         (root / "cas").mkdir(exist_ok=True)
-        (root / "bgd.yml").write_text(_config(port, db, root / "cas"))
+        (root / "bgd.yml").write_text(_config(port, db, root / "cas", native_isas()))
         # One process migrates and serves (see rootseed.remote.server: half the start-up)
         server = _spawn(state, "buildgrid", [sys.executable, "-m", "rootseed.remote.server",
                                              db, str(root / "bgd.yml")],
@@ -247,7 +267,7 @@ def up(root: Path, workers: int = 1) -> State:
             _spawn(state, f"{name}-bot", [sys.executable, "-m", "rootseed.remote.bot",
                                           "--server", f"127.0.0.1:{port}", "--casd",
                                           str(w / "casd.sock"), "--name", name, "--work",
-                                          str(w / "work")], w / "bot.log")
+                                          str(w / "work"), *limits], w / "bot.log")
         _save(root, state)
     except (subprocess.CalledProcessError, OSError, RemoteError) as e:
         detail = (e.stderr.decode(errors="replace")[-500:]
@@ -342,13 +362,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=None,
                    help="state directory (default $ROOTSEED_REMOTE_DIR or the user cache)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    for name in ("processes", "memory", "disk"):
+        p.add_argument(f"--max-{name}", default=None, metavar="N",
+                       help=f"every worker's step {name} limit (default: as local steps)")
     args = p.parse_args(argv)
     root = args.dir or default_dir()
     try:
         if args.command == "up":
             if args.workers < 1:
                 p.error("--workers must be at least 1")
-            state = up(root, args.workers)
+            limits = [f"--max-{name}={value}" for name in ("processes", "memory", "disk")
+                      if (value := getattr(args, f"max_{name}")) is not None]
+            for name in ("memory", "disk"):  # refused here, not by each bot's start
+                if (value := getattr(args, f"max_{name}")) is not None:
+                    parse_size(value)
+            if args.max_processes is not None:
+                parse_count(args.max_processes)
+            state = up(root, args.workers, limits)
             print(json.dumps(asdict(state)) if args.json else state.endpoint)
         elif args.command == "down":
             stopped = down(root)
@@ -364,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(f"running: {found.endpoint}" if alive and found else "not running")
             return 0 if alive else 3
-    except RemoteError as e:
+    except RootseedError as e:
         print(f"error: {e.message}", file=sys.stderr)
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(args) != 2:
         sys.exit("usage: python -m rootseed.remote.server DB_URL CONFIG")
     db, config = args
-    import jsonschema  # type: ignore[import-untyped]
+    import jsonschema
     from buildgrid.server.app.cli import cli
     from buildgrid.server.app.settings import parser
 
