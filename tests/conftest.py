@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from filelock import FileLock
@@ -17,6 +18,9 @@ from filelock import FileLock
 sys.path.insert(0, str(Path(__file__).parent))
 
 from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent, short_gnupghome
+
+if TYPE_CHECKING:
+    from remotecluster import Cluster
 
 #: With this set to 1 (``.ci/run`` sets it when the source mirrors are present), a skipped
 #: test is a failure: a CI run that has everything must run everything.
@@ -212,3 +216,12 @@ def stage0_tree(stage0_built: Path, pytestconfig: pytest.Config) -> Path:
                                     top, symlinks=True, dirs_exist_ok=True)
             done.touch()
     return top
+
+
+@pytest.fixture(scope="session")
+def remote_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The session's REAPI cluster (tests/remotecluster.py: ROOTSEED_REMOTE's, or one
+    started for the session and stopped after)."""
+    from remotecluster import cluster_session
+
+    yield from cluster_session(tmp_path_factory)
