@@ -26,6 +26,7 @@ from rootseed.remote.bot import Bot, _Job
 from rootseed.remote.client import Remote
 from rootseed.remote.merkle import digest_of
 from rootseed.remote.protos import re_pb2
+from rootseed.sandbox.limits import StepLimits, parse_count, parse_size
 
 
 class TamperBot(Bot):
@@ -72,9 +73,15 @@ def main() -> None:
     p.add_argument("--work", required=True, type=Path)
     p.add_argument("--pool", required=True)
     p.add_argument("--tamper", action="store_true")
+    p.add_argument("--max-processes", default="1024")
+    p.add_argument("--max-memory", default="1G")
+    p.add_argument("--max-disk", default="1G")
     args = p.parse_args()
+    limits = StepLimits(processes=parse_count(args.max_processes),
+                        memory=parse_size(args.max_memory), disk=parse_size(args.max_disk))
     cls = TamperBot if args.tamper else Bot
-    cls(args.server, args.casd, args.name, args.work, [], pool=args.pool).serve()
+    cls(args.server, args.casd, args.name, args.work, [], pool=args.pool,
+        limits=limits).serve()
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ class PoolWorker:
 
 @contextlib.contextmanager
 def pool_workers(cluster: Cluster, tmp: Path, pool: str, names: list[str],
-                 tamper: bool = False) -> Iterator[list[PoolWorker]]:
+                 tamper: bool = False, limits: tuple[str, ...] = ()
+                 ) -> Iterator[list[PoolWorker]]:
     """Workers of pool ``pool`` (own casd + a bot from tests/remotebots.py) on the
     cluster's server, stopped (their process groups killed) after."""
     started: list[PoolWorker] = []
@@ -126,7 +127,7 @@ def pool_workers(cluster: Cluster, tmp: Path, pool: str, names: list[str],
                 bot = subprocess.Popen(
                     [sys.executable, str(BOTS), "--server", cluster.target, "--casd",
                      str(sock), "--name", name, "--work", str(w / "work"), "--pool", pool,
-                     *(["--tamper"] if tamper else [])],
+                     *(["--tamper"] if tamper else []), *limits],
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             started.append(PoolWorker(name, casd, bot, log))
         yield started

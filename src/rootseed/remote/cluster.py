@@ -43,7 +43,7 @@ READY_TIMEOUT = 120.0
 KEEPALIVE = 8
 #: Worker pools a test may route its own actions to (``rootseed-pool=NAME``): a pool's
 #: label asks for no ISA, so only bots of that pool (which advertise it) take them.
-POOLS = ("test", "tamper")
+POOLS = ("test", "tamper", "limits")
 
 
 @dataclass
