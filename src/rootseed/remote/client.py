@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from google.protobuf.message import DecodeError
+
 from rootseed.remote import RemoteError
 from rootseed.remote.merkle import Tree, digest_of
 from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_pb2
@@ -24,6 +26,8 @@ from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_
 BATCH_LIMIT = 2 << 20
 #: ByteStream chunk size.
 CHUNK = 1 << 20
+#: gRPC keepalive ping interval on a busy connection (the servers' default minimum).
+KEEPALIVE_MS = 300_000
 
 
 class BlobMismatch(RemoteError):
@@ -67,7 +71,12 @@ class Remote:
         self.timeout = timeout
         self.channel = grpc.insecure_channel(self.target, options=[
             ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20)])
+            ("grpc.max_send_message_length", 64 << 20),
+            # a service that vanishes without closing the connection (a machine off, a
+            # partition) ends a waiting Execute within KEEPALIVE + 20 s instead of never;
+            # not more often: servers refuse pings under 5 min by default (GOAWAY)
+            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", 20_000)])
         self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
         self.ac = re_grpc.ActionCacheStub(self.channel)
         self.execution = re_grpc.ExecutionStub(self.channel)
@@ -268,13 +277,13 @@ class Remote:
 
     def download_directory(self, out: re_pb2.OutputDirectory, dest: Path) -> None:
         """Materialise an output directory (its ``Tree``) below ``dest``, verified."""
-        tree = re_pb2.Tree()
-        tree.ParseFromString(self.read(out.tree_digest))
+        tree = parse_tree(self.read(out.tree_digest), out.tree_digest)
         children = {digest_of(c.SerializeToString(deterministic=True)).hash: c
                     for c in tree.children}
         stack: list[tuple[re_pb2.Directory, Path]] = [(tree.root, dest)]
         while stack:
             directory, path = stack.pop()
+            unique_names(directory)
             path.mkdir(mode=0o700, exist_ok=path == dest)
             for f in directory.files:
                 mode = (f.node_properties.unix_mode.value
@@ -292,6 +301,27 @@ class Remote:
                 stack.append((child, path / _name(sub.name)))
             if directory.node_properties.HasField("unix_mode"):
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
+
+
+def parse_tree(data: bytes, d: re_pb2.Digest) -> re_pb2.Tree:
+    """An output ``Tree`` from its (verified) bytes; bytes that are no Tree are refused."""
+    tree = re_pb2.Tree()
+    try:
+        tree.ParseFromString(data)
+    except DecodeError:
+        raise RemoteError(f"output tree {d.hash} is not a REAPI Tree",
+                          hint="the remote CAS or a worker is broken or hostile") from None
+    return tree
+
+
+def unique_names(directory: re_pb2.Directory) -> None:
+    """Refuse a Directory naming one entry twice (REAPI requires unique, sorted names)."""
+    names = [n.name for n in (*directory.files, *directory.directories,
+                              *directory.symlinks)]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise RemoteError(f"the remote output names {twice[0]!r} twice in one directory",
+                          hint="the remote CAS or a worker is broken or hostile")
 
 
 def _code(code: int) -> str:
