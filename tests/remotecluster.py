@@ -107,35 +107,36 @@ def pool_workers(cluster: Cluster, tmp: Path, pool: str, names: list[str],
     """Workers of pool ``pool`` (own casd + a bot from tests/remotebots.py) on the
     cluster's server, stopped (their process groups killed) after."""
     started: list[PoolWorker] = []
+    casds: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     try:
-        for name in names:
+        for name in names:  # every casd first: they start side by side
             w = tmp / name
             (w / "casd").mkdir(parents=True)
-            sock = w / "casd.sock"
-            log = w / "log"
-            with open(log, "ab") as out:
-                casd = subprocess.Popen(
+            with open(w / "log", "ab") as out:
+                casds.append((name, subprocess.Popen(
                     [str(buildbox_dir() / "buildbox-casd"),
-                     f"--cas-remote=http://{cluster.target}", f"--bind=unix:{sock}",
+                     f"--cas-remote=http://{cluster.target}", f"--bind=unix:{w / 'casd.sock'}",
                      str(w / "casd")], stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    start_new_session=True), w))
+        for name, casd, w in casds:
             deadline = time.monotonic() + 60
-            while not sock.exists():
-                assert casd.poll() is None and time.monotonic() < deadline, log.read_text()
+            while not (w / "casd.sock").exists():
+                assert casd.poll() is None and time.monotonic() < deadline, \
+                    (w / "log").read_text()
                 time.sleep(0.05)
-            with open(log, "ab") as out:
+            with open(w / "log", "ab") as out:
                 bot = subprocess.Popen(
                     [sys.executable, str(BOTS), "--server", cluster.target, "--casd",
-                     str(sock), "--name", name, "--work", str(w / "work"), "--pool", pool,
-                     *(["--tamper"] if tamper else []), *limits],
+                     str(w / "casd.sock"), "--name", name, "--work", str(w / "work"),
+                     "--pool", pool, *(["--tamper"] if tamper else []), *limits],
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            started.append(PoolWorker(name, casd, bot, log))
+            started.append(PoolWorker(name, casd, bot, w / "log"))
         yield started
     finally:
-        for worker in started:
-            for proc in (worker.bot, worker.casd):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        procs = [w.bot for w in started] + [casd for _, casd, _ in casds]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         for worker in started:
             shutil.rmtree(tmp / worker.name / "work", ignore_errors=True)

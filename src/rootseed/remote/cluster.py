@@ -41,6 +41,10 @@ READY_TIMEOUT = 120.0
 #: Seconds without a session update after which BuildGrid requeues a worker's actions
 #: (bots long-poll for 80 % of it, so an idle bot still answers in time).
 KEEPALIVE = 8
+#: Seconds a process may take to stop after SIGTERM before it is killed: BuildGrid's
+#: graceful stop waits 5 s for calls a stopped cluster does not need (its action cache is
+#: in memory, its CAS writes are atomic renames).
+STOP_GRACE = {"buildgrid": 1.0}
 #: Worker pools a test may route its own actions to (``rootseed-pool=NAME``): a pool's
 #: label asks for no ISA, so only bots of that pool (which advertise it) take them.
 POOLS = ("test", "tamper", "limits")
@@ -314,25 +318,34 @@ def _wait_path(path: Path) -> None:
 
 
 def down(root: Path) -> list[Proc]:
-    """Stop what ``up`` started in ``root`` (workers first, the database last)."""
+    """Stop what ``up`` started in ``root`` (the database last)."""
     state = _load(root)
     if state is None:
         return []
     stopped: list[Proc] = []
-    for proc in reversed(state.procs):
-        if _start_time(proc.pid) != proc.start:
-            continue  # gone already, or the pid now belongs to someone else
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while _start_time(proc.pid) == proc.start and time.monotonic() < deadline:
-            _reap(proc.pid)
-            time.sleep(0.05)
-        if _start_time(proc.pid) == proc.start:
+    # Two tiers, each stopped as a whole (one process at a time took 15 s): the workers
+    # and the server, then the database (SIGINT: PostgreSQL's fast shutdown, which does
+    # not wait for sessions to end).
+    tiers = [[p for p in state.procs if p.role != "postgres"],
+             [p for p in state.procs if p.role == "postgres"]]
+    for tier in tiers:
+        live = [p for p in tier if _start_time(p.pid) == p.start]  # else: gone, or reused
+        for proc in live:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            _reap(proc.pid)
-        stopped.append(proc)
+                os.killpg(proc.pid, signal.SIGINT if proc.role == "postgres"
+                          else signal.SIGTERM)
+        start = time.monotonic()
+        waiting = list(live)
+        while waiting and time.monotonic() - start < 30:  # a process stuck in D: give up
+            for proc in waiting:
+                _reap(proc.pid)
+            waiting = [p for p in waiting if _start_time(p.pid) == p.start]
+            for proc in waiting:
+                if time.monotonic() - start > STOP_GRACE.get(proc.role, 15.0):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
+        stopped += live
     if state.pg_data and Path(state.pg_data).name.startswith("rootseed-pg-"):
         shutil.rmtree(state.pg_data, ignore_errors=True)
     (root / STATE).unlink(missing_ok=True)
