@@ -151,3 +151,13 @@ def test_a_file_past_the_worker_disk_limit_is_not_written(
         tree.ParseFromString(remote.read(out.tree_digest))
     assert b"status 0" not in said  # the write failed (SIGXFSZ / EFBIG)
     assert all(f.digest.size_bytes <= 1 << 20 for f in tree.root.files)
+
+
+def test_worker_limits_are_checked_before_anything_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rootseed.remote.cluster import main
+
+    assert main(["up", "--dir", str(tmp_path / "c"), "--max-memory", "lots"]) == 1
+    err = capsys.readouterr().err
+    assert "invalid size 'lots'" in err and "Traceback" not in err
+    assert not (tmp_path / "c" / "cluster.json").exists()
