@@ -13,7 +13,7 @@ import pytest
 
 from remotecluster import BUSYBOX, Cluster, PoolWorker, pool_workers
 from rootseed.remote.bot import Refused, check_platform
-from rootseed.remote.client import ActionFailed, Remote
+from rootseed.remote.client import ActionFailed, Remote, RemoteTimeout
 from rootseed.remote.merkle import build_tree
 from rootseed.remote.protos import code_pb2, re_pb2
 
@@ -57,7 +57,7 @@ def test_a_step_past_its_timeout_is_killed_and_reported(remote_cluster: Cluster,
                                                         tmp_path: Path) -> None:
     marker = f"sleep 1{abs(hash(tmp_path.name)) % 100000}"  # a sleep no one else runs
     start = time.monotonic()
-    with Remote(remote_cluster.endpoint) as remote, pytest.raises(ActionFailed) as e:
+    with Remote(remote_cluster.endpoint) as remote, pytest.raises(RemoteTimeout) as e:
         _run(remote, tmp_path, ["/bin/busybox", "sh", "-c", marker], timeout=2)
     assert e.value.code == code_pb2.DEADLINE_EXCEEDED
     assert "timeout (2s)" in e.value.message

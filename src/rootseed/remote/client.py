@@ -44,6 +44,10 @@ class ActionFailed(RemoteError):
         self.code = code
 
 
+class RemoteTimeout(ActionFailed):
+    """The action ran longer than its timeout and was stopped by the service."""
+
+
 def parse_endpoint(url: str) -> str:
     """``grpc://host:port`` (or ``http://``) → ``host:port``; anything else is refused."""
     parts = urlsplit(url)
@@ -258,6 +262,9 @@ class Remote:
                                        op.error.code)
                 response = re_pb2.ExecuteResponse()
                 op.response.Unpack(response)
+                if response.status.code == code_pb2.DEADLINE_EXCEEDED:
+                    raise RemoteTimeout(f"the remote action ran past its timeout: "
+                                        f"{response.status.message}", response.status.code)
                 if response.status.code != code_pb2.OK:
                     raise ActionFailed(f"the remote action failed: "
                                        f"{response.status.message} "
