@@ -10,14 +10,17 @@ import sys
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import remote_cluster
 from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent, short_gnupghome
+
+if TYPE_CHECKING:
+    from remotecluster import Cluster
 
 #: With this set to 1 (``.ci/run`` sets it when the source mirrors are present), a skipped
 #: test is a failure: a CI run that has everything must run everything.
@@ -167,20 +170,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _Stage0.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the run's last process: the cluster
-        left = remote_cluster.stop(_run_dir(session.config))
-        if left:  # down must stop exactly what up started
-            print(f"scripts/remote-cluster down left pids {left} running", file=sys.stderr)
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-@pytest.fixture(scope="session")
-def remote_service(pytestconfig: pytest.Config) -> remote_cluster.Cluster:
-    """The run's REAPI cluster (tests/remote_cluster.py): ROOTSEED_REMOTE's, or one
-    started once per run and shared by every remote test."""
-    if not Path("/bin/busybox").is_file():
-        pytest.skip("Debian's busybox-static is not installed (a shell for input roots)")
-    return remote_cluster.start(_run_dir(pytestconfig))
 
 
 @pytest.fixture(scope="session")
@@ -227,3 +216,12 @@ def stage0_tree(stage0_built: Path, pytestconfig: pytest.Config) -> Path:
                                     top, symlinks=True, dirs_exist_ok=True)
             done.touch()
     return top
+
+
+@pytest.fixture(scope="session")
+def remote_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The session's REAPI cluster (tests/remotecluster.py: ROOTSEED_REMOTE's, or one
+    started for the session and stopped after)."""
+    from remotecluster import cluster_session
+
+    yield from cluster_session(tmp_path_factory)

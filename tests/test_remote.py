@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from remote_cluster import Cluster
+from remotecluster import BUSYBOX, Cluster, pool_workers
 from rootseed.remote import RemoteError
 from rootseed.remote.client import BlobMismatch, Remote, parse_endpoint
 from rootseed.remote.cluster import down, up
@@ -27,17 +27,16 @@ from rootseed.remote.merkle import UnsupportedFile, build_tree, digest_of
 from rootseed.remote.protos import re_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
-BUSYBOX = Path("/bin/busybox")
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def cluster(remote_service: Cluster) -> tuple[str, list[str]]:
-    """The run's shared cluster (tests/remote_cluster.py): its endpoint and workers."""
-    return remote_service.endpoint, remote_service.workers or []
+@pytest.fixture
+def cluster(remote_cluster: Cluster) -> tuple[str, list[str]]:
+    """The session's cluster (tests/remotecluster.py): endpoint and its workers' names."""
+    return remote_cluster.endpoint, list(remote_cluster.workers)
 
 
 def _root(tmp: Path) -> Path:
@@ -259,52 +258,50 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def _bot_pids() -> dict[str, int]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"rootseed.remote.bot" in argv and b"--name" in argv:
-                found[argv[argv.index(b"--name") + 1].decode()] = int(entry.name)
-    return found
+def _running(pid: int, marker: str) -> bool:
+    for p in _descendants(pid):
+        with contextlib.suppress(OSError):
+            if marker.encode() in Path(f"/proc/{p}/cmdline").read_bytes():
+                return True
+    return False
 
 
-def test_zz_a_worker_killed_mid_action_has_its_action_run_elsewhere(
-        cluster: tuple[str, list[str]], tmp_path: Path) -> None:
-    """Runs last in this module: it kills one of the two workers for good."""
+def test_a_worker_killed_mid_action_has_its_action_run_elsewhere(
+        remote_cluster: Cluster, tmp_path: Path) -> None:
+    """Two workers of the test's own pool (the cluster's are left alone): the one running
+    the step is killed with its sandbox; BuildGrid requeues the action onto the other
+    once the dead one's session expires (rootseed.remote.cluster.KEEPALIVE)."""
     import threading
     import time
 
-    endpoint, workers = cluster
     marker = f"slow-{tmp_path.name}"
-    cmd = _command(f"mkdir /out; sleep 4; echo {marker} > /out/f")
+    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c",
+                                    f"mkdir /out; sleep 2; echo {marker} > /out/f"],
+                         output_paths=["out"])
+    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "test")):
+        cmd.platform.properties.add(name=name, value=value)
     tree = build_tree(_root(tmp_path))
     result: dict[str, Any] = {}
 
     def run() -> None:
-        with Remote(endpoint) as remote:
+        with Remote(remote_cluster.endpoint) as remote:
             result["response"] = remote.execute(_action(cmd), cmd, tree, skip_cache=True)
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    victim = None
-    deadline = time.monotonic() + 60
-    while victim is None and time.monotonic() < deadline:
-        for name, pid in _bot_pids().items():
-            if any(b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
-                   for p in _descendants(pid) if Path(f"/proc/{p}").exists()):
-                victim = (name, pid)
-        time.sleep(0.1)
-    assert victim is not None, "the action never started on a worker"
-    for pid in [victim[1], *_descendants(victim[1])]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    thread.join(timeout=300)
-    assert not thread.is_alive()
+    with pool_workers(remote_cluster, tmp_path, "test", ["kill-a", "kill-b"]) as workers:
+        thread = threading.Thread(target=run)
+        thread.start()
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            victim = next((w for w in workers if _running(w.bot.pid, marker)), None)
+            time.sleep(0.05)
+        assert victim is not None, "the action never started on a worker"
+        for pid in [victim.bot.pid, *_descendants(victim.bot.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        thread.join(timeout=120)
+        assert not thread.is_alive()
     response = result["response"]
     assert response.result.exit_code == 0
-    survivor = next(w for w in workers if w != victim[0])
-    assert response.result.execution_metadata.worker == survivor
+    survivor = next(w for w in workers if w is not victim)
+    assert response.result.execution_metadata.worker == survivor.name

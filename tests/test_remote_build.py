@@ -1,5 +1,5 @@
 """``rootseed build --remote``: RUN steps as REAPI actions on the run's BuildGrid cluster
-(tests/remote_cluster.py), giving exactly the images (and the per-action layers) a local
+(tests/remotecluster.py), giving exactly the images (and the per-action layers) a local
 build gives, a shared action cache, and one clear error when the service is away."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
 from clirun import rootseed
-from remote_cluster import Cluster
+from remotecluster import Cluster
 from rootseed import shipped
 from rootseed.engine.digests import read_digests
 
@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(
 #: Every REAPI caveat a step can meet (remote/executor.py's docstring says how each is
 #: handled): modes with setuid, symlinks, empty directories, deletions, a file only
 #: touched, an old mtime, /tmp, a working directory below the root, a new hardlink (run
-#: locally) and a #! heredoc (run locally).
+#: locally), a #! heredoc (run locally) and a directory made again (opaque locally: run
+#: locally).
 CAVEATS = """\
 FROM rs/bootstrap-base AS made
 RUN mkdir -p /d/e /d/empty && echo a > /d/a && chmod 4755 /d/a && ln -s a /d/l \\
@@ -39,6 +40,7 @@ RUN <<EOF
 echo script > /d/script
 EOF
 RUN echo same > /d/s1 && cp /d/s1 /d/s2 && sleep 1 && echo same > /d/s3
+RUN rm -rf /d/e && mkdir /d/e && echo n > /d/e/n
 FROM scratch AS final
 COPY --from=made /d /d
 COPY --from=made /greeting /greeting
@@ -74,12 +76,12 @@ def _layers(cache: Path) -> dict[tuple[str, str, int], str | None]:
 
 
 def test_remote_build_makes_the_local_images_and_layers(
-        remote_service: Cluster, tmp_path: Path) -> None:
+        remote_cluster: Cluster, tmp_path: Path) -> None:
     tree = make_tree(tmp_path)
     app_package(tree, CAVEATS)
     local, _ = _build(tree, tmp_path / "local", tmp_path / "out-local", "core-app")
     remote, events = _build(tree, tmp_path / "remote", tmp_path / "out-remote", "core-app",
-                            "--remote", remote_service.endpoint)
+                            "--remote", remote_cluster.endpoint)
     assert _digests(remote) == _digests(local)
     # every action's layer too (the BuildKit exporter writes one layer per action)
     assert _layers(tmp_path / "remote") == _layers(tmp_path / "local")
@@ -87,13 +89,14 @@ def test_remote_build_makes_the_local_images_and_layers(
     by_line = {e["line"]: e for e in runs if e["package"] == "core-app"}
     assert by_line[7]["executor"] == "local" and "hardlink" in by_line[7]["reason"]
     assert by_line[8]["executor"] == "local" and "heredoc" in by_line[8]["reason"]
+    assert by_line[13]["executor"] == "local" and "lost all its files" in by_line[13]["reason"]
     # cp within one clock tick can look like a link: local; the others ran remotely
     remote_runs = [e for e in runs if e["executor"] == "remote"]
-    assert len(remote_runs) >= len(runs) - 3
+    assert len(remote_runs) >= len(runs) - 4
     for e in remote_runs:
         assert e["worker"] and isinstance(e["remote_cached"], bool)
-        if remote_service.workers is not None:
-            assert e["worker"] in remote_service.workers
+        if remote_cluster.workers:
+            assert e["worker"] in remote_cluster.workers
     # the stage entry records who made each remote layer
     origins = [a.get("origin") for record in (tmp_path / "remote" / "builds").glob(
         "*/stage.json") for a in json.loads(record.read_text())["actions"]]
@@ -105,17 +108,17 @@ def test_remote_build_makes_the_local_images_and_layers(
 
 
 def test_examples_remote_then_a_second_builder_gets_every_action_from_the_cache(
-        remote_service: Cluster, tmp_path: Path) -> None:
+        remote_cluster: Cluster, tmp_path: Path) -> None:
     examples = shipped.examples()
     golden = read_digests(shipped.digests())
     first, events = _build(examples, tmp_path / "a", tmp_path / "out-a", "--all",
-                           "--remote", remote_service.endpoint)
+                           "--remote", remote_cluster.endpoint)
     built = {r["package"]: r["manifest_digest"].removeprefix("sha256:")
              for r in first["results"]}
     assert built == {name: golden[name] for name in built} and len(built) == 2
     assert _runs(events) and all(e["executor"] == "remote" for e in _runs(events))
     second, events = _build(examples, tmp_path / "b", tmp_path / "out-b", "--all",
-                            "--remote", remote_service.endpoint)
+                            "--remote", remote_cluster.endpoint)
     assert second["results"] == [{**r, "seconds": s["seconds"]}
                                  for r, s in zip(first["results"], second["results"],
                                                  strict=True)]
@@ -147,7 +150,7 @@ def test_remote_needs_a_grpc_endpoint(tmp_path: Path) -> None:
 
 @pytest.mark.mirror
 def test_stage0_from_the_seed_remotely_is_the_recorded_digest(
-        remote_service: Cluster, stage0_built: Path, tmp_path: Path) -> None:
+        remote_cluster: Cluster, stage0_built: Path, tmp_path: Path) -> None:
     """The real chain, every RUN step remote: the recorded bootstrap digest; then a second
     builder is served every action by the service's cache."""
     mirror = os.environ["ROOTSEED_MIRROR"]
@@ -155,8 +158,68 @@ def test_stage0_from_the_seed_remotely_is_the_recorded_digest(
     for cache in ("a", "b"):
         result, events = _build(shipped.packages(), tmp_path / cache, tmp_path / f"o{cache}",
                                 "bootstrap-stage0", "--mirror", mirror,
-                                "--remote", remote_service.endpoint)
+                                "--remote", remote_cluster.endpoint)
         assert _digests(result)["bootstrap-stage0"] == f"sha256:{recorded}"
         runs = _runs(events)
         assert runs and all(e["executor"] == "remote" for e in runs)
     assert all(e["remote_cached"] for e in runs)
+
+
+def test_challenge_remote_executes_the_rebuild_again(remote_cluster: Cluster,
+                                                     tmp_path: Path) -> None:
+    """The recorded build ran remotely, so the service's action cache holds its noise; an
+    independent rebuild must not be answered from there: it differs."""
+    tree = make_tree(tmp_path)
+    app_package(tree, "FROM rs/bootstrap-base\nRUN head -c 16 /dev/urandom > /stamp\n")
+    _build(tree, tmp_path / "cache", tmp_path / "out", "core-app",
+           "--remote", remote_cluster.endpoint)
+    r = rootseed("challenge", "core-app", "--tree", str(tree), "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--offline",
+                 "--json", "--remote", remote_cluster.endpoint, cwd=tmp_path, timeout=900)
+    result = json.loads(r.stdout)
+    assert r.returncode == 2, result
+    assert result["verdict"] == "differs"
+    assert [d["path"] for d in result["differences"]] == ["stamp"]
+    assert f"remote={remote_cluster.endpoint}" in result["conditions"]
+
+
+def test_bootstrap_demo_remote(remote_cluster: Cluster, tmp_path: Path) -> None:
+    local = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",
+                     str(tmp_path / "local"), "--out", str(tmp_path / "out-local"))
+    remote = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",
+                      str(tmp_path / "remote"), "--out", str(tmp_path / "out-remote"),
+                      "--remote", remote_cluster.endpoint, timeout=600)
+    assert local.returncode == 0 and remote.returncode == 0, remote.stderr
+    ours, theirs = json.loads(local.stdout), json.loads(remote.stdout)
+    assert theirs["manifest_digest"] == ours["manifest_digest"]
+    assert theirs["tools"] == ours["tools"] and theirs["verified"] == ours["verified"]
+
+
+def test_a_service_lost_mid_build_is_one_error_and_the_rerun_resumes(
+        remote_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rootseed.remote import RemoteError
+    from rootseed.remote.client import Remote
+
+    tree = make_tree(tmp_path)
+    app_package(tree, "FROM rs/bootstrap-base\nRUN echo one > /one\nRUN echo two > /two\n")
+    real = Remote.execute
+    calls: list[int] = []
+
+    def flaky(self: Remote, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 4:  # the base's two RUN steps, app's first: then the service is gone
+            raise RemoteError("Execute: the remote service answered UNAVAILABLE")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Remote, "execute", flaky)
+    r = rootseed("build", "core-app", "--tree", str(tree), "--cache-dir",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--offline",
+                 "--remote", remote_cluster.endpoint, timeout=600)
+    assert r.returncode == 1 and "UNAVAILABLE" in r.stderr and "Traceback" not in r.stderr
+    assert "Containerfile:3" in r.stderr  # the step it happened at
+    assert not (tmp_path / "out" / "core-app").exists()
+    monkeypatch.setattr(Remote, "execute", real)
+    _, events = _build(tree, tmp_path / "cache", tmp_path / "out", "core-app",
+                       "--remote", remote_cluster.endpoint)
+    app = [e for e in events if e["package"] == "core-app" and e["event"] in ("cached", "end")]
+    assert [(e["line"], e["event"]) for e in app] == [(2, "cached"), (3, "end")]

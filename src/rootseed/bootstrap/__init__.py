@@ -18,8 +18,14 @@ from typing import Any
 from rootseed import shipped
 from rootseed.bootstrap.chain import Chain, link
 from rootseed.containerfile import parse_file
-from rootseed.engine.api import Builder, BuildOptions, BuildResult, check_digests, read_digests
-from rootseed.engine.executors import RemoteTarget
+from rootseed.engine.api import (
+    Builder,
+    BuildOptions,
+    BuildResult,
+    RemoteTarget,
+    check_digests,
+    read_digests,
+)
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher, FetchError
 from rootseed.settings import Settings

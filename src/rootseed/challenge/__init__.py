@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rootseed.challenge.compare import Difference, compare_trees
-from rootseed.engine.api import read_digests
+from rootseed.engine.api import RemoteTarget, read_digests
 from rootseed.errors import RootseedError
 from rootseed.fetch.cache import SourceCache
 from rootseed.oci import manifest_digest, unpack_image
@@ -129,9 +129,12 @@ def _stock_mirror(settings: Settings, tree: Tree, package: str, mirror: Path) ->
 
 def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path | None = None,
               diff_tool: str | None = None, keep: bool = False,
-              progress: Callable[[str, Path | None], None] | None = None) -> ChallengeResult:
+              progress: Callable[[str, Path | None], None] | None = None,
+              remote: RemoteTarget | None = None) -> ChallengeResult:
     """Rebuild ``package`` independently and compare. ``progress(text, log)``: what it is
-    doing now, and the log the rebuild writes (None when there is none)."""
+    doing now, and the log the rebuild writes (None when there is none). ``remote``: the
+    rebuild's RUN steps run on that REAPI service, each executed again on a worker (never
+    answered from the service's action cache, which may hold the recorded build's)."""
     def say(text: str, log: Path | None = None) -> None:
         if progress is not None:
             progress(text, log)
@@ -162,6 +165,10 @@ def challenge(settings: Settings, tree: Tree, package: str, *, digests_dir: Path
             argv += ["--mirror", str(m)]
         if settings.offline:
             argv.append("--offline")
+        if remote is not None:
+            argv += ["--remote", remote.endpoint, "--instance", remote.instance,
+                     "--remote-no-cache"]
+            result.conditions.append(f"remote={remote.endpoint}")
         tmpdir = work / "tmp"
         tmpdir.mkdir()
         env = {**os.environ, **conditions.env, "TMPDIR": str(tmpdir)}

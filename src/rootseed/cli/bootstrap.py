@@ -62,7 +62,7 @@ def render(report: BootstrapReport) -> None:
 @remote_options
 @common_options
 def bootstrap_cmd(demo: bool, no_cache: bool, remote: str | None, instance: str,
-                  settings: Settings) -> None:
+                  remote_fresh: bool, settings: Settings) -> None:
     """Build stage0 from the 181-byte hex0 seed and verify every output.
 
     Fetches the pinned sources (or finds them with --mirror DIR), builds bootstrap-stage0
@@ -71,7 +71,7 @@ def bootstrap_cmd(demo: bool, no_cache: bool, remote: str | None, instance: str,
     from rootseed.crosscheck.ahead import Ahead, Starter
     from rootseed.crosscheck.run import DdcOptions
 
-    target = remote_target(remote, instance)
+    target = remote_target(remote, instance, remote_fresh)
     # the checks share the build's builder, so its executor (local or remote) too
     options = BuildOptions(jobs=settings.jobs, debug=settings.debug, progress=False,
                            remote=target)

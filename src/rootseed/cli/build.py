@@ -111,7 +111,7 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
               build_args: tuple[str, ...], no_cache: bool, no_cache_from: str | None,
               snapshots: str, check: bool, digests_dir: Path | None,
               step_timeout: float | None, remote: str | None, instance: str,
-              settings: Settings) -> int:
+              remote_fresh: bool, settings: Settings) -> int:
     """Build PACKAGES (and what they need) hermetically into OCI image layouts in --out.
 
     Every RUN/COPY/ADD/WORKDIR is a cached action: a failed build resumes at the step
@@ -123,13 +123,13 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
             raise click.UsageError("--all and --stage take no PACKAGES, no --target and not "
                                    "each other")
         return _whole(settings, args, stage, no_cache, check, digests_dir, step_timeout,
-                      remote_target(remote, instance))
+                      remote_target(remote, instance, remote_fresh))
     if not packages:
         raise click.UsageError("name the PACKAGES to build, or use --all / --stage STAGE")
     # --build-arg reaches the dependency scan too; only what PACKAGES need is planned
     tree = load_tree(settings, args, only=packages)
     results = _run(settings, tree, list(packages), target, args, no_cache, no_cache_from,
-                   snapshots, step_timeout, remote_target(remote, instance))
+                   snapshots, step_timeout, remote_target(remote, instance, remote_fresh))
     problems: list[str] = []
     built = _image_digests(results)
     recorded: dict[str, str] = {}

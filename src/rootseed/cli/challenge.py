@@ -13,6 +13,7 @@ from rootseed import safefs
 from rootseed.challenge import challenge
 from rootseed.challenge.against import compare_against
 from rootseed.cli.common import common_options, load_tree, require_sandbox
+from rootseed.cli.remote_options import remote_options, remote_target
 from rootseed.cli.step_limits import step_limit_options
 from rootseed.console import Working, canonical_json, emit_json, err, out
 from rootseed.engine.steplog import last_line
@@ -47,12 +48,14 @@ def _save(out_dir: Path, package: str, data: bytes) -> None:
               help="Also run diffoscope on the two filesystems when they differ.")
 @click.option("--keep", is_flag=True, help="Keep the rebuild's work directory.")
 @step_limit_options
+@remote_options
 @click.option("--against", type=click.Path(path_type=Path, exists=True), default=None,
               help="Compare the local build (out/PACKAGE) with this image instead: an OCI "
                    "layout or an oci-archive tar someone else built.")
 @common_options
 def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None, keep: bool,
-                  against: Path | None, settings: Settings) -> None:
+                  against: Path | None, remote: str | None, instance: str,
+                  remote_fresh: bool, settings: Settings) -> None:
     """Rebuild PACKAGE from verified sources under different conditions and compare.
 
     With --against IMAGE: compare the local build with IMAGE (digest, config, layer by
@@ -60,6 +63,7 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
 
     Exit status: 0 identical, 2 differs, 1 could not decide.
     """
+    del remote_fresh  # a challenge's rebuild is executed again on a worker anyway
     if against is not None:
         _against(package, against, settings)
     tree = load_tree(settings)
@@ -77,7 +81,9 @@ def challenge_cmd(package: str, digests_dir: Path | None, diff_tool: str | None,
             status.update(f"challenge {package}: {text}")
 
         result = challenge(settings, tree, package, digests_dir=digests_dir,
-                           diff_tool=diff_tool, keep=keep, progress=progress)
+                           diff_tool=diff_tool, keep=keep, progress=progress,
+                           # an independent rebuild: executed again, whatever the flag says
+                           remote=remote_target(remote, instance, remote is not None))
     _save(settings.out, package, (canonical_json(result.as_dict()) + "\n").encode())
     if settings.json:
         emit_json(result.as_dict())

@@ -19,8 +19,12 @@ def _endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def remote_options(f: F) -> F:
-    """``--remote grpc://HOST:PORT`` and ``--instance NAME`` (parameters ``remote`` and
-    ``instance``; :func:`remote_target` makes them one value)."""
+    """``--remote grpc://HOST:PORT``, ``--instance NAME`` and ``--remote-no-cache``
+    (parameters ``remote``, ``instance``, ``remote_fresh``; :func:`remote_target` makes
+    them one value)."""
+    f = click.option("--remote-no-cache", "remote_fresh", is_flag=True,
+                     help="With --remote: execute every RUN step on a worker again, never "
+                          "answered from the service's action cache.")(f)
     f = click.option("--instance", default="", metavar="NAME",
                      help="The REAPI instance name on the --remote service.")(f)
     return click.option(
@@ -30,5 +34,12 @@ def remote_options(f: F) -> F:
              "images are the same as a local build's.")(f)
 
 
-def remote_target(remote: str | None, instance: str) -> RemoteTarget | None:
-    return None if remote is None else RemoteTarget(remote, instance)
+def remote_target(remote: str | None, instance: str, fresh: bool = False
+                  ) -> RemoteTarget | None:
+    if remote is None:
+        if fresh:
+            raise click.UsageError("--remote-no-cache goes with --remote")
+        return None
+    from rootseed.remote.executor import RemoteService  # the remote extra, only now
+
+    return RemoteService(remote, instance, fresh)

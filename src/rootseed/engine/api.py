@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from rootseed.engine.digests import check_digests, read_digests
 from rootseed.engine.engine import Builder, BuildOptions, BuildResult, StageTree
+from rootseed.engine.executors import RemoteTarget
 from rootseed.engine.extract import extract_archive
 from rootseed.engine.fsops import clean, copy_tree, makedirs
 from rootseed.engine.records import Kind, Records
 
-__all__ = ["BuildOptions", "BuildResult", "Builder", "Kind", "Records", "StageTree",
+__all__ = ["BuildOptions", "BuildResult", "Builder", "Kind", "Records", "RemoteTarget",
+           "StageTree",
            "check_digests", "clean", "copy_tree", "extract_archive", "makedirs",
            "read_digests"]

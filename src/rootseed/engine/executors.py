@@ -3,34 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
 from rootseed.engine.copyexec import CopyExecutor
 from rootseed.engine.executor import OverlayExecutor
 from rootseed.engine.interface import Executor
 from rootseed.engine.snapshots import LayerStore
 from rootseed.errors import RootseedError
-from rootseed.sandbox.overlay import OverlayUnavailable, probe
+from rootseed.sandbox.overlay import OverlayNamespace, OverlayUnavailable, probe
 
 #: How snapshots are made: "auto" (overlay where the kernel allows it, else copies),
 #: "overlay" (required) or "copy" (full copies per stage).
 SNAPSHOT_MODES = ("auto", "overlay", "copy")
 
 
-@dataclass(frozen=True)
-class RemoteTarget:
-    """A REAPI service to run RUN steps on (``--remote grpc://HOST:PORT``)."""
+class RemoteTarget(Protocol):
+    """A REAPI service to run RUN steps on (``--remote grpc://HOST:PORT``): implemented
+    by :class:`rootseed.remote.executor.RemoteService`, which the command line makes. The
+    engine never imports :mod:`rootseed.remote` (it would be a cycle): the target opens
+    its executor itself. Equal targets share one executor."""
 
-    endpoint: str
-    instance: str = ""
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def instance(self) -> str: ...
+
+    def open(self, ns: OverlayNamespace, store: LayerStore,
+             say: Callable[[str], None]) -> Executor:
+        """The overlay executor with RUN steps on this service (one error, before anything
+        runs, when it does not answer)."""
+        ...
 
 
 def open_executor(mode: str, store: LayerStore, say: Callable[[str], None],
                   remote: RemoteTarget | None = None) -> Executor:
     """The one place an executor is chosen: overlay where the kernel allows it (required
     with ``mode`` "overlay"), else copies (``say`` tells why); with ``remote``, the
-    overlay executor with RUN steps on that REAPI service (:mod:`rootseed.remote.executor`,
-    imported only then)."""
+    overlay executor with RUN steps on that REAPI service
+    (:mod:`rootseed.remote.executor`)."""
     if mode not in SNAPSHOT_MODES:
         raise RootseedError(f"unknown snapshot mode {mode!r}",
                             hint="use " + ", ".join(SNAPSHOT_MODES))
@@ -38,10 +49,7 @@ def open_executor(mode: str, store: LayerStore, say: Callable[[str], None],
         if mode == "copy":
             raise RootseedError("--remote needs copy-on-write snapshots, not --snapshots copy",
                                 hint="leave --snapshots at auto (or overlay)")
-        from rootseed.remote.executor import open_remote
-
-        return open_remote(probe(store.layout.work), store, remote.endpoint, remote.instance,
-                           say)
+        return remote.open(probe(store.layout.work), store, say)
     if mode == "copy":
         return CopyExecutor(store.layout)
     try:

@@ -8,6 +8,23 @@ input root from the worker's own ``buildbox-casd``, runs the command without net
 uploads the outputs. The bot then reports the ``ActionResult`` with its own name as the
 worker, so a build can say who executed a step.
 
+What the bot adds to ``buildbox-run`` (the worker's side of rootseed's sandbox, see
+docs/trust-model.md, "Remote workers"):
+
+* **platform**: only ``OSFamily=linux``, an ``ISA`` this machine runs, and rootseed's
+  own routing keys are accepted, in the Action's platform *and* the Command's (both are
+  read by ``buildbox-run``: ``network=on`` in either would give the step the network,
+  ``unixUID`` or ``chrootRootDigest`` another sandbox). Anything else is refused with
+  FAILED_PRECONDITION before anything runs;
+* **the step timeout**: the Action's ``timeout`` is enforced here (the step's cgroup or
+  process group is killed) and reported as DEADLINE_EXCEEDED;
+* **limits**: the worker's ``--max-processes`` and ``--max-memory`` (a cgroup per step,
+  as for local steps; ``/tmp`` is a tmpfs whose pages count as the step's memory) and
+  ``--max-disk`` per file (RLIMIT_FSIZE). A step that hits its process or memory limit
+  is reported as RESOURCE_EXHAUSTED, naming it. Limits are the worker's policy, not part
+  of the Action, so they never change an action's digest (as locally, they are not part
+  of any cache key).
+
 Run it as ``python -m rootseed.remote.bot --server HOST:PORT --casd SOCKET --name NAME
 --work DIR`` (``scripts/remote-cluster`` does).
 """
@@ -15,6 +32,8 @@ Run it as ``python -m rootseed.remote.bot --server HOST:PORT --casd SOCKET --nam
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import os
 import platform
 import signal
@@ -32,14 +51,28 @@ from rootseed.remote.protos import (
     buildbox_dir,
     code_pb2,
     grpc,
+    re_grpc,
     re_pb2,
     worker_pb2,
 )
+from rootseed.sandbox.cgroup import StepGroup
+from rootseed.sandbox.limits import Limit, StepLimits, parse_count, parse_size
+from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, describe
 
 #: Seconds between two session updates while idle (BuildGrid long-polls within it).
 POLL = 0.2
-#: Extra seconds a step gets beyond its action timeout before the bot kills the runner.
-GRACE = 60.0
+#: Platform keys a step may name: what it runs on, and rootseed's routing keys (which
+#: worker pool, which step: matched or ignored by the scheduler, never by buildbox-run).
+ALLOWED_KEYS = frozenset({"OSFamily", "ISA", "rootseed-pool", "rootseed-step"})
+
+
+class Refused(Exception):
+    """A lease the bot will not run: its status code and a message for the client."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def native_isas() -> list[str]:
@@ -50,6 +83,24 @@ def native_isas() -> list[str]:
     if machine in ("i386", "i686"):
         return ["x86-32"]
     return [machine]
+
+
+def check_platform(platform: re_pb2.Platform, isas: Sequence[str], where: str) -> None:
+    """Refuse (``Refused``, FAILED_PRECONDITION) a platform this worker must not run."""
+    for prop in platform.properties:
+        if prop.name not in ALLOWED_KEYS:
+            raise Refused(code_pb2.FAILED_PRECONDITION,
+                          f"the {where} asks for platform property {prop.name}="
+                          f"{prop.value!r}, which this worker does not grant (it accepts "
+                          f"only {', '.join(sorted(ALLOWED_KEYS))})")
+        if prop.name == "OSFamily" and prop.value != "linux":
+            raise Refused(code_pb2.FAILED_PRECONDITION,
+                          f"the {where} asks for OSFamily {prop.value!r}; this worker runs "
+                          "linux")
+        if prop.name == "ISA" and prop.value not in isas:
+            raise Refused(code_pb2.FAILED_PRECONDITION,
+                          f"the {where} asks for ISA {prop.value!r}; this worker runs "
+                          f"{', '.join(isas)}")
 
 
 @dataclass
@@ -66,12 +117,15 @@ class _Job:
 
 class Bot:
     def __init__(self, server: str, casd: Path, name: str, work: Path,
-                 isas: Sequence[str]) -> None:
+                 isas: Sequence[str], *, limits: StepLimits | None = None,
+                 pool: str = "") -> None:
         self.server = server
         self.casd = casd
         self.name = name
         self.work = work
         self.isas = list(isas)
+        self.limits = limits or StepLimits()
+        self.pool = pool
         self.run_binary = buildbox_dir() / "buildbox-run"
         self.jobs: dict[str, _Job] = {}
         self.stopping = threading.Event()
@@ -79,6 +133,8 @@ class Bot:
     def _worker(self) -> worker_pb2.Worker:
         props = [worker_pb2.Device.Property(key="OSFamily", value="linux")]
         props += [worker_pb2.Device.Property(key="ISA", value=isa) for isa in self.isas]
+        if self.pool:
+            props.append(worker_pb2.Device.Property(key="rootseed-pool", value=self.pool))
         return worker_pb2.Worker(devices=[worker_pb2.Device(handle=self.name,
                                                             properties=props)])
 
@@ -146,53 +202,92 @@ class Bot:
         try:
             action = re_pb2.Action()
             if not lease.payload.Unpack(action):
-                job.status, job.message = code_pb2.INVALID_ARGUMENT, "payload is no Action"
-                return
-            wanted = {p.name: p.value for p in action.platform.properties}
-            isa = wanted.get("ISA")
-            if isa is not None and isa not in self.isas:
-                job.status = code_pb2.FAILED_PRECONDITION
-                job.message = f"worker {self.name} cannot run ISA {isa}"
-                return
+                raise Refused(code_pb2.INVALID_ARGUMENT, "the lease's payload is no Action")
+            check_platform(action.platform, self.isas, "action")
+            check_platform(self._command(action).platform, self.isas, "command")
             job.result = self._execute(job, action)
+        except Refused as e:
+            job.status, job.message = e.code, f"worker {self.name}: {e.message}"
         except Exception as e:  # a bot must report, never die, on one broken lease
             job.status, job.message = code_pb2.INTERNAL, f"{type(e).__name__}: {e}"
         finally:
             job.done.set()
 
+    def _command(self, action: re_pb2.Action) -> re_pb2.Command:
+        """The action's Command, from the worker's casd, verified by its digest."""
+        d = action.command_digest
+        with grpc.insecure_channel(f"unix:{self.casd}") as channel:
+            r = re_grpc.ContentAddressableStorageStub(channel).BatchReadBlobs(
+                re_pb2.BatchReadBlobsRequest(digests=[d]), timeout=60)
+        data = bytes(r.responses[0].data) if len(r.responses) == 1 else b""
+        if len(r.responses) != 1 or r.responses[0].status.code != code_pb2.OK \
+                or hashlib.sha256(data).hexdigest() != d.hash or len(data) != d.size_bytes:
+            raise Refused(code_pb2.FAILED_PRECONDITION,
+                          f"the action's command {d.hash}/{d.size_bytes} is not in the CAS")
+        command = re_pb2.Command()
+        command.ParseFromString(data)
+        return command
+
+    def _argv(self, t: Path) -> list[str]:
+        argv = [str(self.run_binary), f"--remote=unix:{self.casd}",
+                f"--action={t / 'action'}", f"--action-result={t / 'result'}",
+                f"--workspace-path={t / 'root'}", "--log-level=warning"]
+        if self.limits.disk is not None:  # every file the step writes
+            argv = ["prlimit", f"--fsize={self.limits.disk}", "--", *argv]
+        return argv
+
     def _execute(self, job: _Job, action: re_pb2.Action) -> re_pb2.ActionResult | None:
         self.work.mkdir(parents=True, exist_ok=True)
+        timeout = action.timeout.seconds + action.timeout.nanos / 1e9
+        limit = timeout if timeout > 0 else DEFAULT_STEP_TIMEOUT
+        # The bot enforces the timeout (buildbox-run's own would exit without a result)
+        run_action = re_pb2.Action()
+        run_action.CopyFrom(action)
+        run_action.ClearField("timeout")
         with tempfile.TemporaryDirectory(dir=self.work, prefix="lease-") as tmp:
             t = Path(tmp)
             (t / "root").mkdir()  # buildbox-run stages into an empty directory
-            (t / "action").write_bytes(action.SerializeToString(deterministic=True))
-            limit = (action.timeout.seconds or 6 * 3600) + GRACE
-            job.proc = subprocess.Popen(
-                [str(self.run_binary), f"--remote=unix:{self.casd}",
-                 f"--action={t / 'action'}", f"--action-result={t / 'result'}",
-                 f"--workspace-path={t / 'root'}", "--log-level=warning"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            (t / "action").write_bytes(run_action.SerializeToString(deterministic=True))
+            group = StepGroup.create(self.limits)
+            argv = self._argv(t)
             try:
-                out, _ = job.proc.communicate(timeout=limit)
-            except subprocess.TimeoutExpired:
-                os.killpg(job.proc.pid, signal.SIGKILL)
-                job.proc.wait()
-                job.status = code_pb2.DEADLINE_EXCEEDED
-                job.message = f"the step ran longer than {limit:.0f} s"
-                return None
+                job.proc = subprocess.Popen(
+                    group.wrap(argv) if group else argv, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+                try:
+                    out, _ = job.proc.communicate(timeout=limit)
+                except subprocess.TimeoutExpired:
+                    self._kill(job.proc, group)
+                    job.proc.communicate()
+                    raise Refused(code_pb2.DEADLINE_EXCEEDED,
+                                  f"the step ran longer than its timeout "
+                                  f"({describe(limit)}) and was killed") from None
+                hit = group.hit() if group else None
+            finally:
+                if group is not None:
+                    group.remove()
             if job.cancelled:
-                job.status, job.message = code_pb2.CANCELLED, "cancelled"
-                return None
+                raise Refused(code_pb2.CANCELLED, "cancelled")
+            if hit is not None:
+                raise Refused(code_pb2.RESOURCE_EXHAUSTED,
+                              f"the step hit its {hit.what} ({self.limits.describe(hit)}) "
+                              f"and was stopped")
             if job.proc.returncode != 0 or not (t / "result").is_file():
-                job.status = code_pb2.INTERNAL
-                job.message = (f"buildbox-run exited {job.proc.returncode}: "
-                               + out.decode(errors="replace")[-2000:])
-                return None
+                raise Refused(code_pb2.INTERNAL,
+                              f"buildbox-run exited {job.proc.returncode}: "
+                              + out.decode(errors="replace")[-2000:])
             result = re_pb2.ActionResult()
             result.ParseFromString((t / "result").read_bytes())
             result.execution_metadata.worker = self.name
             return result
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes], group: StepGroup | None) -> None:
+        if group is not None:
+            group.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -201,8 +296,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--casd", required=True, type=Path, help="the worker's casd socket")
     p.add_argument("--name", required=True, help="this worker's name (reported per action)")
     p.add_argument("--work", required=True, type=Path, help="scratch directory")
+    p.add_argument("--pool", default="", help="advertise rootseed-pool=POOL (tests)")
+    defaults = StepLimits()
+    for limit in (Limit.PROCESSES, Limit.MEMORY, Limit.DISK):
+        p.add_argument(f"--{limit.value}", default=defaults.describe(limit),
+                       help=f"the {limit.what} of every step (0 for none)")
     args = p.parse_args(argv)
-    bot = Bot(args.server, args.casd, args.name, args.work, native_isas())
+    limits = StepLimits(processes=parse_count(args.max_processes),
+                        memory=parse_size(args.max_memory), disk=parse_size(args.max_disk))
+    bot = Bot(args.server, args.casd, args.name, args.work, native_isas(), limits=limits,
+              pool=args.pool)
 
     def stop(signum: int, frame: object) -> None:
         bot.stopping.set()

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from google.protobuf.message import DecodeError
 
 from rootseed.remote import RemoteError
 from rootseed.remote.merkle import Tree, digest_of
@@ -24,10 +27,30 @@ from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_
 BATCH_LIMIT = 2 << 20
 #: ByteStream chunk size.
 CHUNK = 1 << 20
+#: gRPC keepalive ping interval on a busy connection (the servers' default minimum).
+KEEPALIVE_MS = 300_000
 
 
 class BlobMismatch(RemoteError):
     """A blob read from the CAS does not hash to the digest it was asked for."""
+
+
+class ActionFailed(RemoteError):
+    """The service or its worker did not run the action: ``code`` (google.rpc.Code) says
+    why (FAILED_PRECONDITION: no worker runs its platform or grants what it asks for;
+    DEADLINE_EXCEEDED: the step timeout; RESOURCE_EXHAUSTED: a step limit)."""
+
+    def __init__(self, message: str, code: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class RemoteTimeout(ActionFailed):
+    """The action ran longer than its timeout and was stopped by the service."""
+
+
+class RemoteCancelled(RemoteError):
+    """The caller stopped waiting for the action (another step failed, or Ctrl-C)."""
 
 
 def parse_endpoint(url: str) -> str:
@@ -57,7 +80,12 @@ class Remote:
         self.timeout = timeout
         self.channel = grpc.insecure_channel(self.target, options=[
             ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20)])
+            ("grpc.max_send_message_length", 64 << 20),
+            # a service that vanishes without closing the connection (a machine off, a
+            # partition) ends a waiting Execute within KEEPALIVE + 20 s instead of never;
+            # not more often: servers refuse pings under 5 min by default (GOAWAY)
+            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", 20_000)])
         self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
         self.ac = re_grpc.ActionCacheStub(self.channel)
         self.execution = re_grpc.ExecutionStub(self.channel)
@@ -216,8 +244,10 @@ class Remote:
     # -- execution ----------------------------------------------------------------------
 
     def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
-                skip_cache: bool = False) -> re_pb2.ExecuteResponse:
-        """Upload what is missing, run the action, wait for it; the service's answer."""
+                skip_cache: bool = False, stop: threading.Event | None = None
+                ) -> re_pb2.ExecuteResponse:
+        """Upload what is missing, run the action, wait for it; the service's answer.
+        Once ``stop`` is set the wait ends (:class:`RemoteCancelled`)."""
         cmd = command.SerializeToString(deterministic=True)
         action.command_digest.CopyFrom(digest_of(cmd))
         action.input_root_digest.CopyFrom(tree.root)
@@ -230,33 +260,61 @@ class Remote:
         request = re_pb2.ExecuteRequest(instance_name=self.instance,
                                         action_digest=digest_of(act),
                                         skip_cache_lookup=skip_cache)
+        stream = self.execution.Execute(request)
+        ended = threading.Event()
+
+        def watch() -> None:
+            assert stop is not None
+            while not ended.is_set():
+                if stop.wait(0.2):
+                    stream.cancel()
+                    return
+
+        if stop is not None:
+            threading.Thread(target=watch, daemon=True, name="rootseed-remote-stop").start()
         try:
-            for op in self.execution.Execute(request):
+            for op in stream:
                 if not op.done:
                     continue
                 if op.HasField("error"):
-                    raise RemoteError(f"the remote service failed the action: "
-                                      f"{op.error.message} (code {op.error.code})")
+                    raise ActionFailed(f"the remote service failed the action: "
+                                       f"{op.error.message} ({_code(op.error.code)})",
+                                       op.error.code)
                 response = re_pb2.ExecuteResponse()
                 op.response.Unpack(response)
+                if response.status.code == code_pb2.DEADLINE_EXCEEDED:
+                    raise RemoteTimeout(f"the remote action ran past its timeout: "
+                                        f"{response.status.message}", response.status.code)
                 if response.status.code != code_pb2.OK:
-                    raise RemoteError(f"the remote action failed: {response.status.message}"
-                                      f" (code {response.status.code})")
+                    raise ActionFailed(f"the remote action failed: "
+                                       f"{response.status.message} "
+                                       f"({_code(response.status.code)})",
+                                       response.status.code)
                 return response
         except grpc.RpcError as e:
+            if stop is not None and stop.is_set():
+                raise RemoteCancelled("stopped waiting for the remote action") from None
+            if e.code() in (grpc.StatusCode.FAILED_PRECONDITION,
+                            grpc.StatusCode.INVALID_ARGUMENT):
+                raise ActionFailed(f"the remote service refused the action: {e.details()}",
+                                   e.code().value[0],
+                                   hint="no worker of this service runs what the step asks "
+                                        "for (its platform); build it locally") from None
             raise _rpc_error("Execute", e) from None
+        finally:
+            ended.set()
         raise RemoteError("the remote service ended the Execute stream without a result",
                           hint="the server restarted; run the build again to resume")
 
     def download_directory(self, out: re_pb2.OutputDirectory, dest: Path) -> None:
         """Materialise an output directory (its ``Tree``) below ``dest``, verified."""
-        tree = re_pb2.Tree()
-        tree.ParseFromString(self.read(out.tree_digest))
+        tree = parse_tree(self.read(out.tree_digest), out.tree_digest)
         children = {digest_of(c.SerializeToString(deterministic=True)).hash: c
                     for c in tree.children}
         stack: list[tuple[re_pb2.Directory, Path]] = [(tree.root, dest)]
         while stack:
             directory, path = stack.pop()
+            unique_names(directory)
             path.mkdir(mode=0o700, exist_ok=path == dest)
             for f in directory.files:
                 mode = (f.node_properties.unix_mode.value
@@ -274,6 +332,34 @@ class Remote:
                 stack.append((child, path / _name(sub.name)))
             if directory.node_properties.HasField("unix_mode"):
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
+
+
+def parse_tree(data: bytes, d: re_pb2.Digest) -> re_pb2.Tree:
+    """An output ``Tree`` from its (verified) bytes; bytes that are no Tree are refused."""
+    tree = re_pb2.Tree()
+    try:
+        tree.ParseFromString(data)
+    except DecodeError:
+        raise RemoteError(f"output tree {d.hash} is not a REAPI Tree",
+                          hint="the remote CAS or a worker is broken or hostile") from None
+    return tree
+
+
+def unique_names(directory: re_pb2.Directory) -> None:
+    """Refuse a Directory naming one entry twice (REAPI requires unique, sorted names)."""
+    names = [n.name for n in (*directory.files, *directory.directories,
+                              *directory.symlinks)]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise RemoteError(f"the remote output names {twice[0]!r} twice in one directory",
+                          hint="the remote CAS or a worker is broken or hostile")
+
+
+def _code(code: int) -> str:
+    try:
+        return str(code_pb2.Code.Name(code))
+    except ValueError:
+        return f"code {code}"
 
 
 def _name(name: str) -> str:

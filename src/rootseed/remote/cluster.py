@@ -27,13 +27,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rootseed.errors import RootseedError
 from rootseed.remote import RemoteError, RemoteUnavailable
+from rootseed.sandbox.limits import parse_count, parse_size
+
+if TYPE_CHECKING:
+    from rootseed.remote.client import Remote
 
 STATE = "cluster.json"
 READY_TIMEOUT = 120.0
-#: Seconds without a session update after which BuildGrid requeues a worker's actions.
-KEEPALIVE = 15
+#: Seconds without a session update after which BuildGrid requeues a worker's actions
+#: (bots long-poll for 80 % of it, so an idle bot still answers in time).
+KEEPALIVE = 8
+#: Seconds a process may take to stop after SIGTERM before it is killed: BuildGrid's
+#: graceful stop waits 5 s for calls a stopped cluster does not need (its action cache is
+#: in memory, its CAS writes are atomic renames).
+STOP_GRACE = {"buildgrid": 1.0}
+#: Worker pools a test may route its own actions to (``rootseed-pool=NAME``): a pool's
+#: label asks for no ISA, so only bots of that pool (which advertise it) take them.
+POOLS = ("test", "tamper", "limits")
 
 
 @dataclass
@@ -121,7 +135,18 @@ def _load(root: Path) -> State | None:
     return State(**raw)
 
 
-def _config(port: int, db: str, cas: Path) -> str:
+def _labels(isas: Sequence[str]) -> str:
+    """The platforms this cluster runs: an action asking for another one is refused at
+    once (FAILED_PRECONDITION), instead of waiting for a worker that never comes."""
+    labels = [(isa, [("OSFamily", "linux"), ("ISA", isa)]) for isa in isas]
+    labels += [(f"pool-{pool}", [("OSFamily", "linux"), ("rootseed-pool", pool)])
+               for pool in POOLS]
+    return "\n".join(f"        - label: {label}\n          properties: "
+                     + json.dumps([list(kv) for kv in props]) for label, props in labels)
+
+
+def _config(port: int, db: str, cas: Path, isas: Sequence[str]) -> str:
+    labels = _labels(isas)
     return f"""\
 server:
   - !channel
@@ -152,8 +177,9 @@ schedulers:
     # rootseed's own step timeout (default 6 h) decides; this only bounds a lost action
     max-execution-timeout: {7 * 24 * 3600}
     max-job-attempts: 3
-    property-set: !dynamic-property-set
-      match-property-keys: [OSFamily, ISA]
+    property-set: !static-property-set
+      property-labels:
+{labels}
       wildcard-property-keys: [rootseed-step]
 instances:
   - name: ""
@@ -169,8 +195,10 @@ instances:
 """
 
 
-def up(root: Path, workers: int = 1) -> State:
-    """Start the cluster in ``root``; an already running one is answered as is."""
+def up(root: Path, workers: int = 1, limits: Sequence[str] = ()) -> State:
+    """Start the cluster in ``root``; an already running one is answered as is.
+    ``limits`` are the workers' step-limit options (``--max-memory=4G``, ...)."""
+    from rootseed.remote.bot import native_isas
     from rootseed.remote.client import Remote
     from rootseed.remote.protos import buildbox_dir
 
@@ -181,7 +209,7 @@ def up(root: Path, workers: int = 1) -> State:
     if old is not None:
         down(root)
     bb = buildbox_dir()
-    bgd = _venv_bin("bgd")
+    _venv_bin("bgd")  # BuildGrid is installed (it runs as rootseed.remote.server)
     pg = _pg_bin()
     user = None
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
@@ -201,10 +229,16 @@ def up(root: Path, workers: int = 1) -> State:
                   workers=[f"worker-{i + 1}" for i in range(workers)],
                   pg_data=str(pg_data), pg_user=user or "")
     try:
-        subprocess.run([*_as_user(user), str(pg / "initdb"), "-D", str(pg_data / "data"),
-                        "-A", "trust", "-U", "bgd"], check=True, capture_output=True)
+        # The database holds only the scheduler's queue, which a crash may lose (a build
+        # resumes; the CAS and action cache are on disk): no fsync, in initdb (seconds of
+        # a loaded machine's start-up) or after.
+        subprocess.run([*_as_user(user), str(pg / "initdb"), "--no-sync", "-D",
+                        str(pg_data / "data"), "-A", "trust", "-U", "bgd"], check=True,
+                       capture_output=True)
         _spawn(state, "postgres", [*_as_user(user), str(pg / "postgres"), "-D",
                                    str(pg_data / "data"), "-c", "listen_addresses=127.0.0.1",
+                                   "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                   "-c", "full_page_writes=off",
                                    "-p", str(pg_port), "-k", str(pg_data)],
                root / "postgres.log")
         _save(root, state)
@@ -212,28 +246,33 @@ def up(root: Path, workers: int = 1) -> State:
         _wait_pg(pg, user, pg_port)
         subprocess.run([*_as_user(user), str(pg / "createdb"), "-h", "127.0.0.1", "-p",
                         str(pg_port), "-U", "bgd", "bgd"], check=True, capture_output=True)
-        subprocess.run([str(bgd), "migrate", "apply", db], check=True, capture_output=True)
         (root / "cas").mkdir(exist_ok=True)
-        (root / "bgd.yml").write_text(_config(port, db, root / "cas"))
-        _spawn(state, "buildgrid", [str(bgd), "server", "start", str(root / "bgd.yml")],
-               root / "buildgrid.log")
+        (root / "bgd.yml").write_text(_config(port, db, root / "cas", native_isas()))
+        # One process migrates and serves (see rootseed.remote.server: half the start-up)
+        server = _spawn(state, "buildgrid", [sys.executable, "-m", "rootseed.remote.server",
+                                             db, str(root / "bgd.yml")],
+                        root / "buildgrid.log")
         _save(root, state)
         with Remote(state.endpoint) as remote:
-            remote.wait_ready(READY_TIMEOUT)
+            _wait_server(remote, server)
+        # buildbox-casd asks the server for its capabilities as it starts: after it. All
+        # workers start at once (a loaded machine takes seconds for each).
         for name in state.workers:
             w = root / name
             (w / "casd").mkdir(parents=True, exist_ok=True)
-            sock = w / "casd.sock"
             _spawn(state, f"{name}-casd", [str(bb / "buildbox-casd"),
                                            f"--cas-remote=http://127.0.0.1:{port}",
-                                           f"--bind=unix:{sock}", str(w / "casd")],
+                                           f"--bind=unix:{w / 'casd.sock'}", str(w / "casd")],
                    w / "casd.log")
-            _wait_path(sock)
+        _save(root, state)
+        for name in state.workers:
+            w = root / name
+            _wait_path(w / "casd.sock")
             _spawn(state, f"{name}-bot", [sys.executable, "-m", "rootseed.remote.bot",
                                           "--server", f"127.0.0.1:{port}", "--casd",
-                                          str(sock), "--name", name, "--work",
-                                          str(w / "work")], w / "bot.log")
-            _save(root, state)
+                                          str(w / "casd.sock"), "--name", name, "--work",
+                                          str(w / "work"), *limits], w / "bot.log")
+        _save(root, state)
     except (subprocess.CalledProcessError, OSError, RemoteError) as e:
         detail = (e.stderr.decode(errors="replace")[-500:]
                   if isinstance(e, subprocess.CalledProcessError) and e.stderr else str(e))
@@ -243,6 +282,20 @@ def up(root: Path, workers: int = 1) -> State:
                           hint=f"see the logs in {root}") from None
     _save(root, state)
     return state
+
+
+def _wait_server(remote: Remote, server: subprocess.Popen[bytes]) -> None:
+    """Until BuildGrid answers; an exited server is an error at once, not after a wait."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            remote.wait_ready(1.0)
+            return
+        except RemoteError:
+            if server.poll() is not None:
+                raise RemoteError(f"BuildGrid exited with status {server.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
 
 
 def _wait_pg(pg: Path, user: str | None, port: int) -> None:
@@ -265,25 +318,34 @@ def _wait_path(path: Path) -> None:
 
 
 def down(root: Path) -> list[Proc]:
-    """Stop what ``up`` started in ``root`` (workers first, the database last)."""
+    """Stop what ``up`` started in ``root`` (the database last)."""
     state = _load(root)
     if state is None:
         return []
     stopped: list[Proc] = []
-    for proc in reversed(state.procs):
-        if _start_time(proc.pid) != proc.start:
-            continue  # gone already, or the pid now belongs to someone else
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while _start_time(proc.pid) == proc.start and time.monotonic() < deadline:
-            _reap(proc.pid)
-            time.sleep(0.05)
-        if _start_time(proc.pid) == proc.start:
+    # Two tiers, each stopped as a whole (one process at a time took 15 s): the workers
+    # and the server, then the database (SIGINT: PostgreSQL's fast shutdown, which does
+    # not wait for sessions to end).
+    tiers = [[p for p in state.procs if p.role != "postgres"],
+             [p for p in state.procs if p.role == "postgres"]]
+    for tier in tiers:
+        live = [p for p in tier if _start_time(p.pid) == p.start]  # else: gone, or reused
+        for proc in live:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            _reap(proc.pid)
-        stopped.append(proc)
+                os.killpg(proc.pid, signal.SIGINT if proc.role == "postgres"
+                          else signal.SIGTERM)
+        start = time.monotonic()
+        waiting = list(live)
+        while waiting and time.monotonic() - start < 30:  # a process stuck in D: give up
+            for proc in waiting:
+                _reap(proc.pid)
+            waiting = [p for p in waiting if _start_time(p.pid) == p.start]
+            for proc in waiting:
+                if time.monotonic() - start > STOP_GRACE.get(proc.role, 15.0):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
+        stopped += live
     if state.pg_data and Path(state.pg_data).name.startswith("rootseed-pg-"):
         shutil.rmtree(state.pg_data, ignore_errors=True)
     (root / STATE).unlink(missing_ok=True)
@@ -313,13 +375,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=None,
                    help="state directory (default $ROOTSEED_REMOTE_DIR or the user cache)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    for name in ("processes", "memory", "disk"):
+        p.add_argument(f"--max-{name}", default=None, metavar="N",
+                       help=f"every worker's step {name} limit (default: as local steps)")
     args = p.parse_args(argv)
     root = args.dir or default_dir()
     try:
         if args.command == "up":
             if args.workers < 1:
                 p.error("--workers must be at least 1")
-            state = up(root, args.workers)
+            limits = [f"--max-{name}={value}" for name in ("processes", "memory", "disk")
+                      if (value := getattr(args, f"max_{name}")) is not None]
+            for name in ("memory", "disk"):  # refused here, not by each bot's start
+                if (value := getattr(args, f"max_{name}")) is not None:
+                    parse_size(value)
+            if args.max_processes is not None:
+                parse_count(args.max_processes)
+            state = up(root, args.workers, limits)
             print(json.dumps(asdict(state)) if args.json else state.endpoint)
         elif args.command == "down":
             stopped = down(root)
@@ -335,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(f"running: {found.endpoint}" if alive and found else "not running")
             return 0 if alive else 3
-    except RemoteError as e:
+    except RootseedError as e:
         print(f"error: {e.message}", file=sys.stderr)
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)

@@ -44,6 +44,11 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   that could be one (another changed file with the same digest, mode and mtime, or the
   digest of an existing file with the staged mtime) makes the step run **locally**
   instead, so its layer is exactly the local one.
+* **a directory removed and made again** (``rm -rf d && mkdir d``) is an opaque
+  directory in a local layer, where emptying it (``rm d/*``) leaves the directory with
+  a whiteout per entry: the images are the same, the layers (BuildKit's format writes
+  one per step) are not, and REAPI's output is the same for both. A directory that kept
+  none of its entries makes the step run **locally**.
 * **/tmp, /dev, /proc**: local steps get a fresh tmpfs and the API file systems there,
   hiding what the root holds; they are sent empty (the worker mounts its tmpfs on an
   empty /tmp), and whatever the worker returns there is ignored: the root keeps its own.
@@ -61,6 +66,11 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
 * **the hostname**: buildbox-run names its sandbox ``buildbox`` (local steps see
   ``rootseed``) and offers no way to set it: a step that records the hostname gives
   another digest remotely (``rootseed challenge`` against a local build finds it).
+
+* **the log**: REAPI returns stdout and stderr apart; the step's log holds stdout, then
+  stderr (a local log interleaves them as they came).
+* **cancelling**: when another step fails, the build stops waiting for the remote action
+  (the Execute stream is cancelled); the worker may still finish it.
 
 The service is not trusted for content: every blob read back is re-hashed
 (:mod:`rootseed.remote.client`). Each action's result says which worker produced it and
@@ -80,22 +90,26 @@ from pathlib import Path, PurePosixPath
 
 from rootseed import safefs
 from rootseed.engine import fsops
+from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import OverlayExecutor, _advance
 from rootseed.engine.interface import LayerResult
 from rootseed.engine.ops import ExecOp, Op, exit_failure
 from rootseed.engine.snapshots import MAX_LAYERS, LayerStore, Snapshot
 from rootseed.errors import RootseedError
 from rootseed.remote import RemoteError
-from rootseed.remote.client import Remote, _name
+from rootseed.remote.client import Remote, RemoteCancelled, RemoteTimeout, _name
 from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
+from rootseed.sandbox.timeout import StepTimeoutError
 
 #: The one mtime every input file and directory is staged with (2011-11-11 11:11:11 UTC,
 #: buildbox's own staging time).
 STAGED_MTIME = 1321009871
 #: Top-level directories a local step sees its own mounts on (sent empty, kept as is).
 MOUNTED = ("tmp", "dev", "proc")
+#: How many snapshots' input trees are kept in memory (a stage's next step reuses its own).
+TREES_KEPT = 32
 #: The instruction set asked for, by OCI platform (see the module docstring).
 ISA = {"linux/386": "x86-64", "linux/amd64": "x86-64"}
 
@@ -128,10 +142,10 @@ class Origin:
 
 
 class _Ambiguous(Exception):
-    """The output may hold a new hardlink (run the step locally)."""
+    """The output can come from two steps whose local layers differ (run it locally)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def platform_properties(platform: str) -> list[tuple[str, str]]:
@@ -172,10 +186,11 @@ class RemoteExecutor(OverlayExecutor):
     """The overlay executor with RUN steps on a REAPI service (see the module docstring)."""
 
     def __init__(self, ns: OverlayNamespace, store: LayerStore, remote: Remote,
-                 say: Callable[[str], None] = lambda _t: None) -> None:
+                 say: Callable[[str], None] = lambda _t: None, *, fresh: bool = False) -> None:
         super().__init__(ns, store)
         self.remote = remote
         self.say = say
+        self.fresh = fresh  # never answered from the service's action cache
         self._trees: dict[str, Tree] = {}
         self._digests: dict[tuple[int, int, int, int], re_pb2.Digest] = {}
         self._tree_lock = threading.Lock()
@@ -195,7 +210,19 @@ class RemoteExecutor(OverlayExecutor):
         tree = self._input(snapshot)
         hashed = time.monotonic()
         cmd = command_of(op)
-        response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree)
+        try:
+            response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree,
+                                           skip_cache=self.fresh, stop=stop)
+        except RemoteCancelled:
+            raise Cancelled(f"{op.where}: stopped while running remotely because another "
+                            "step failed") from None
+        except RemoteTimeout as e:
+            raise StepTimeoutError(op.timeout or 0, hint=e.message).at(
+                op.where, package=op.package, file=op.file, line=op.line,
+                step="RUN") from None
+        except RemoteError as e:  # said where it happened, its type kept
+            raise e.at(op.where, package=op.package, file=op.file, line=op.line,
+                       step="RUN") from None
         executed = time.monotonic()
         result = response.result
         self._log(op, result)
@@ -206,8 +233,7 @@ class RemoteExecutor(OverlayExecutor):
             done = self.run_action(snapshot, key,
                                    lambda view, _m: self._apply(out, tree, view))
         except _Ambiguous as e:
-            return self._local(snapshot, op, key, work, stop,
-                               f"{e.path} may be a new hardlink, which REAPI cannot say")
+            return self._local(snapshot, op, key, work, stop, e.reason)
         origin = Origin("remote", worker=result.execution_metadata.worker or "?",
                         cached=response.cached_result,
                         phases=(round(hashed - started, 3), round(executed - hashed, 3),
@@ -219,6 +245,13 @@ class RemoteExecutor(OverlayExecutor):
             super().close()
         finally:
             self.remote.close()
+
+    def _drop_views(self, layer: Path) -> None:
+        """A layer is replaced: its views go, and so do the input trees that name files
+        in them."""
+        with self._tree_lock:
+            self._trees.clear()
+        super()._drop_views(layer)
 
     # -- pieces --------------------------------------------------------------------------
     def _local(self, snapshot: Snapshot, op: ExecOp, key: str, work: Path,
@@ -246,6 +279,8 @@ class RemoteExecutor(OverlayExecutor):
                           skip=lambda p: p.parent == root and p.name in MOUNTED)
         with self._tree_lock:
             self._trees[snapshot.digest] = tree
+            while len(self._trees) > TREES_KEPT:  # the oldest first (dicts keep order)
+                del self._trees[next(iter(self._trees))]
         return tree
 
     def _log(self, op: ExecOp, result: re_pb2.ActionResult) -> None:
@@ -275,8 +310,13 @@ class RemoteExecutor(OverlayExecutor):
         root_in.ParseFromString(tree.directories[tree.root.hash])
         changes = _Diff(out, tree).run(root_in)
         for rel in changes.ambiguous():
-            raise _Ambiguous(rel)
+            raise _Ambiguous(f"/{rel} may be a new hardlink, which REAPI cannot say")
+        for rel in changes.emptied:
+            raise _Ambiguous(f"/{rel} lost all its files: emptied, or removed and made "
+                             "again (a layer of its own locally), REAPI cannot say which")
         changes.apply(self.remote, view)
+        if _mode(out.root, 0o755) != _mode(root_in, 0o755):
+            os.chmod(view, _mode(out.root, 0o755))
 
 
 @dataclass
@@ -332,6 +372,8 @@ class _Diff:
         self.out = out
         self.tree = tree
         self.changes: list[_Change] = []
+        #: directories that kept none of their entries (see the module docstring)
+        self.emptied: list[str] = []
 
     def _input_dir(self, digest: re_pb2.Digest) -> re_pb2.Directory:
         d = re_pb2.Directory()
@@ -345,6 +387,8 @@ class _Diff:
             new, old, rel = stack.pop()
             new_entries = _entries(new)
             old_entries = _entries(old) if old is not None else {}
+            if rel and old_entries and not set(old_entries) & set(new_entries):
+                self.emptied.append(rel.rstrip("/"))
             for name in sorted(set(old_entries) - set(new_entries)):
                 if rel or name not in MOUNTED:
                     self.changes.append(_Change(f"{rel}{name}", "remove"))
@@ -448,15 +492,25 @@ def _utime(path: Path, mtime: tuple[int, int] | None) -> None:
         os.utime(path, ns=(ns, ns), follow_symlinks=False)
 
 
-def open_remote(ns: OverlayNamespace, store: LayerStore, endpoint: str, instance: str,
-                say: Callable[[str], None]) -> RemoteExecutor:
-    """A remote executor on ``endpoint``, once the service has answered (an unreachable
-    one is one :class:`RemoteError`, before anything runs)."""
-    remote = Remote(endpoint, instance)
-    try:
-        remote.wait_ready(10.0)
-    except RootseedError:
-        remote.close()
-        ns.close()
-        raise
-    return RemoteExecutor(ns, store, remote, say)
+@dataclass(frozen=True)
+class RemoteService:
+    """A REAPI service as ``--remote`` names it (the engine's
+    :class:`~rootseed.engine.executors.RemoteTarget`)."""
+
+    endpoint: str
+    instance: str = ""
+    #: execute every action again, never answered from the service's action cache
+    fresh: bool = False
+
+    def open(self, ns: OverlayNamespace, store: LayerStore,
+             say: Callable[[str], None]) -> RemoteExecutor:
+        """A remote executor, once the service has answered (an unreachable one is one
+        :class:`RemoteError`, before anything runs)."""
+        remote = Remote(self.endpoint, self.instance)
+        try:
+            remote.wait_ready(10.0)
+        except RootseedError:
+            remote.close()
+            ns.close()
+            raise
+        return RemoteExecutor(ns, store, remote, say, fresh=self.fresh)

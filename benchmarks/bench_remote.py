@@ -1,0 +1,135 @@
+"""Remote execution benchmark (run by hand, not a test).
+
+``python benchmarks/bench_remote.py [--mirror DIR] [--no-stage0]``
+(``--mirror`` defaults to ``$ROOTSEED_MIRROR``; without one, stage0 is left out).
+
+Starts two local REAPI clusters (``scripts/remote-cluster up``: one worker, two workers)
+and measures, side by side in one run, for the shipped examples tree (``build --all``)
+and for stage0 from the seed (``build bootstrap-stage0``):
+
+* **cold**: a fresh cache directory; local, then ``--remote`` on the 1-worker and the
+  2-worker cluster (each cluster's CAS and action cache empty for that workload);
+* **warm**: the local build again on its own cache (all local hits), and a *second
+  builder* (a fresh cache directory) on the 2-worker cluster that already ran everything
+  (all remote action-cache hits).
+
+Prints wall seconds and the ratios remote/local. Aims (issue #22): workers beyond one
+machine's cut wall time on independent packages (here all workers share this machine,
+so 2 vs 1 worker shows scheduling overhead more than speed-up), and a fully cached
+remote build is no slower than 2x a local warm one. Every build's digests are compared:
+a remote build that differs from the local one stops the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rootseed import shipped
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "scripts" / "remote-cluster"
+STAGE0 = "bootstrap-stage0"
+
+
+def _build(tree: Path, cache: Path, out: Path, packages: list[str], *extra: str
+           ) -> tuple[float, dict[str, str]]:
+    argv = [sys.executable, "-m", "rootseed", "build", *packages, "--tree", str(tree),
+            "--cache-dir", str(cache), "--out", str(out), "--offline", "--json", *extra]
+    start = time.perf_counter()
+    r = subprocess.run(argv, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{r.stderr[-3000:]}")
+    digests = {x["package"]: x["manifest_digest"] for x in json.loads(r.stdout)["results"]}
+    return took, digests
+
+
+def _up(state: Path, workers: int) -> tuple[str, float]:
+    start = time.perf_counter()
+    r = subprocess.run([str(CLUSTER), "up", "--workers", str(workers), "--dir", str(state),
+                        "--json"], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise SystemExit(f"remote-cluster up failed:\n{r.stderr}")
+    return json.loads(r.stdout)["endpoint"], time.perf_counter() - start
+
+
+def _down(state: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([str(CLUSTER), "down", "--dir", str(state)], capture_output=True,
+                   check=False)
+    return time.perf_counter() - start
+
+
+def _workload(name: str, tree: Path, packages: list[str], extra: list[str], tmp: Path,
+              clusters: dict[int, str]) -> dict[str, float]:
+    def build(label: str, *more: str, cache: str | None = None) -> float:
+        slug = "".join(c if c.isalnum() else "-" for c in cache or label)
+        took, digests = _build(tree, tmp / f"cache-{name}-{slug}", tmp / f"out-{name}-{slug}",
+                               packages, *extra, *more)
+        if reference and digests != reference:
+            raise SystemExit(f"{name} {label}: digests {digests} differ from the local "
+                             f"build's {reference}")
+        reference.update(digests)
+        print(f"  {name:9} {label:24} {took:8.2f} s", flush=True)
+        return took
+
+    reference: dict[str, str] = {}
+    t = {"local cold": build("local cold", cache="local")}
+    for n, endpoint in sorted(clusters.items()):
+        t[f"remote {n} cold"] = build(f"remote {n} worker(s) cold", "--remote", endpoint)
+    t["local warm"] = build("local warm", cache="local")
+    t["remote warm"] = build("remote warm (2nd builder)", "--remote", clusters[max(clusters)])
+    return t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mirror", type=Path,
+                        default=Path(os.environ["ROOTSEED_MIRROR"])
+                        if os.environ.get("ROOTSEED_MIRROR") else None)
+    parser.add_argument("--no-stage0", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rootseed-bench-remote-") as tmp_name:
+        tmp = Path(tmp_name)
+        workloads: list[tuple[str, Path, list[str], list[str]]] = [
+            ("examples", shipped.examples(), ["--all"], [])]
+        if args.mirror is not None and not args.no_stage0:
+            workloads.append(("stage0", shipped.packages(), [STAGE0],
+                              ["--mirror", str(args.mirror)]))
+        results: dict[str, dict[str, float]] = {}
+        for name, tree, packages, extra in workloads:
+            # fresh clusters per workload: each starts with an empty CAS and action cache
+            states = {n: tmp / f"cluster-{name}-{n}" for n in (1, 2)}
+            clusters: dict[int, str] = {}
+            try:
+                for n, state in states.items():
+                    clusters[n], took = _up(state, n)
+                    print(f"  cluster with {n} worker(s) up in {took:.1f} s", flush=True)
+                results[name] = _workload(name, tree, packages, extra, tmp, clusters)
+            finally:
+                for state in states.values():
+                    if state.exists():
+                        _down(state)
+            for leftover in tmp.glob(f"cache-{name}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        print("\nratios (wall time, same machine, same run):")
+        for name, t in results.items():
+            cold, warm = t["local cold"], t["local warm"]
+            print(f"  {name:9} cold: 1 worker {t['remote 1 cold'] / cold:5.2f}x local, "
+                  f"2 workers {t['remote 2 cold'] / cold:5.2f}x local, "
+                  f"2 vs 1 worker {t['remote 2 cold'] / t['remote 1 cold']:5.2f}x")
+            print(f"  {name:9} warm: remote (all remote cache hits) "
+                  f"{t['remote warm'] / warm:5.2f}x local warm ({t['remote warm']:.2f} s vs "
+                  f"{warm:.2f} s; target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
