@@ -305,3 +305,40 @@ def test_a_worker_killed_mid_action_has_its_action_run_elsewhere(
     assert response.result.exit_code == 0
     survivor = next(w for w in workers if w is not victim)
     assert response.result.execution_metadata.worker == survivor.name
+
+
+def test_a_worker_whose_casd_died_hands_its_action_to_another(
+        remote_cluster: Cluster, tmp_path: Path) -> None:
+    """A bot that cannot reach its casd reports the lease UNAVAILABLE (BuildGrid retries
+    it elsewhere) and leaves, instead of failing every action it is given."""
+    import threading
+    import time
+
+    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c",
+                                    f"mkdir /out; echo {tmp_path.name} > /out/f"],
+                         output_paths=["out"])
+    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "test")):
+        cmd.platform.properties.add(name=name, value=value)
+    tree = build_tree(_root(tmp_path))
+    got: dict[str, Any] = {}
+
+    def run() -> None:
+        with Remote(remote_cluster.endpoint) as remote:
+            got["response"] = remote.execute(_action(cmd), cmd, tree, skip_cache=True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    with pool_workers(remote_cluster, tmp_path, "test", ["nocasd"]) as [broken]:
+        os.killpg(broken.casd.pid, signal.SIGKILL)
+        broken.casd.wait()
+        thread.start()  # only the broken worker is there to take it
+        deadline = time.monotonic() + 60
+        while broken.bot.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert broken.bot.poll() is not None, "the broken worker kept its session"
+        assert "does not answer: stopping" in broken.log.read_text()
+    with pool_workers(remote_cluster, tmp_path, "test", ["healthy"]):
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    response = got["response"]
+    assert response.result.exit_code == 0
+    assert response.result.execution_metadata.worker == "healthy"

@@ -129,6 +129,9 @@ class Bot:
         self.run_binary = buildbox_dir() / "buildbox-run"
         self.jobs: dict[str, _Job] = {}
         self.stopping = threading.Event()
+        #: set when the worker's casd stops answering: the bot reports its leases as
+        #: UNAVAILABLE (BuildGrid retries them on another worker) and then leaves
+        self.broken = threading.Event()
 
     def _worker(self) -> worker_pb2.Worker:
         props = [worker_pb2.Device.Property(key="OSFamily", value="linux")]
@@ -159,8 +162,18 @@ class Bot:
         print(f"bot {self.name}: session {session.name}", flush=True)
         while not self.stopping.is_set():
             self._sync(session)
+            # every lease reported (this update carries the last ones): then leave
+            leaving = self.broken.is_set() and all(j.done.is_set()
+                                                   for j in self.jobs.values())
+            if leaving:
+                session.status = bots_pb2.BotStatus.UNHEALTHY
             session = stub.UpdateBotSession(bots_pb2.UpdateBotSessionRequest(
                 name=session.name, bot_session=session), timeout=60)
+            if leaving:
+                print(f"bot {self.name}: casd {self.casd} does not answer: stopping",
+                      flush=True)
+                self.stopping.set()
+                return
             time.sleep(POLL)
 
     def _sync(self, session: bots_pb2.BotSession) -> None:
@@ -208,6 +221,11 @@ class Bot:
             job.result = self._execute(job, action)
         except Refused as e:
             job.status, job.message = e.code, f"worker {self.name}: {e.message}"
+        except grpc.RpcError as e:  # its casd is gone: retryable elsewhere, and this bot
+            self.broken.set()  # takes no more work (every lease would fail the same way)
+            job.status = code_pb2.UNAVAILABLE
+            job.message = (f"worker {self.name}: its casd ({self.casd}) does not answer "
+                           f"({e.code().name}); the worker stops")
         except Exception as e:  # a bot must report, never die, on one broken lease
             job.status, job.message = code_pb2.INTERNAL, f"{type(e).__name__}: {e}"
         finally:
