@@ -23,14 +23,15 @@ pytestmark = pytest.mark.skipif(
     reason="needs a static busybox at /usr/bin/busybox and bubblewrap")
 
 #: Every REAPI caveat a step can meet (remote/executor.py's docstring says how each is
-#: handled): modes with setuid, symlinks, empty directories, deletions, a file only
+#: handled): the hostname, modes with setuid, symlinks, empty directories, deletions, a file only
 #: touched, an old mtime, /tmp, a working directory below the root, a new hardlink (run
 #: locally), a #! heredoc (run locally) and a directory made again (opaque locally: run
 #: locally).
 CAVEATS = """\
 FROM rs/bootstrap-base AS made
 RUN mkdir -p /d/e /d/empty && echo a > /d/a && chmod 4755 /d/a && ln -s a /d/l \\
-    && echo t > /tmp/t && touch -d @1000000 /d/old && echo gone > /d/gone
+    && echo t > /tmp/t && touch -d @1000000 /d/old && echo gone > /d/gone \\
+    && hostname > /d/hostname
 WORKDIR /d/e
 RUN rm /d/gone && echo b > b && touch /greeting && chmod 0700 /d/e && rmdir /d/empty \\
     && mkdir /d/empty2 && pwd > /d/pwd
@@ -87,9 +88,9 @@ def test_remote_build_makes_the_local_images_and_layers(
     assert _layers(tmp_path / "remote") == _layers(tmp_path / "local")
     runs = _runs(events)
     by_line = {e["line"]: e for e in runs if e["package"] == "core-app"}
-    assert by_line[7]["executor"] == "local" and "hardlink" in by_line[7]["reason"]
-    assert by_line[8]["executor"] == "local" and "heredoc" in by_line[8]["reason"]
-    assert by_line[13]["executor"] == "local" and "lost all its files" in by_line[13]["reason"]
+    assert by_line[8]["executor"] == "local" and "hardlink" in by_line[8]["reason"]
+    assert by_line[9]["executor"] == "local" and "heredoc" in by_line[9]["reason"]
+    assert by_line[14]["executor"] == "local" and "lost all its files" in by_line[14]["reason"]
     # cp within one clock tick can look like a link: local; the others ran remotely
     remote_runs = [e for e in runs if e["executor"] == "remote"]
     assert len(remote_runs) >= len(runs) - 4

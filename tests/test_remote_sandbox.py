@@ -16,6 +16,7 @@ from rootseed.remote.bot import Refused, check_platform
 from rootseed.remote.client import ActionFailed, Remote, RemoteTimeout
 from rootseed.remote.merkle import build_tree
 from rootseed.remote.protos import code_pb2, re_pb2
+from rootseed.sandbox.spec import DEFAULT_HOSTNAME
 
 X86_64 = (("OSFamily", "linux"), ("ISA", "x86-64"))
 
@@ -51,6 +52,16 @@ def test_the_step_sees_exactly_the_commands_environment(remote_cluster: Cluster,
     # until its shell sets it): that one difference is documented (docs/trust-model.md)
     assert sorted(printed.splitlines()) == sorted(
         [f"{k}={v}" for k, v in env.items()] + ["PWD=/"])
+
+
+def test_the_step_sees_the_local_sandboxs_hostname(remote_cluster: Cluster,
+                                                   tmp_path: Path) -> None:
+    # buildbox-run names its sandbox "buildbox"; a step that records its hostname would
+    # give another image remotely than locally (rootseed.sandbox.spec.DEFAULT_HOSTNAME)
+    with Remote(remote_cluster.endpoint) as remote:
+        response = _run(remote, tmp_path, ["/bin/busybox", "hostname"])
+        printed = remote.read(response.result.stdout_digest).decode()
+    assert printed == DEFAULT_HOSTNAME + "\n"
 
 
 def test_a_step_past_its_timeout_is_killed_and_reported(remote_cluster: Cluster,

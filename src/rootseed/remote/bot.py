@@ -18,6 +18,12 @@ docs/trust-model.md, "Remote workers"):
   FAILED_PRECONDITION before anything runs;
 * **the step timeout**: the Action's ``timeout`` is enforced here (the step's cgroup or
   process group is killed) and reported as DEADLINE_EXCEEDED;
+* **the hostname**: ``buildbox-run`` starts ``bwrap`` (found on ``PATH``) with
+  ``--hostname buildbox``, and has no setting for it; a local step sees
+  :data:`~rootseed.sandbox.spec.DEFAULT_HOSTNAME`, and a step that records its hostname
+  would make another image remotely. The bot puts a ``bwrap`` of its own first on
+  ``buildbox-run``'s ``PATH`` that gives the real one the local name instead
+  (:func:`hostname_shim`);
 * **limits**: the worker's ``--max-processes`` and ``--max-memory`` (a cgroup per step,
   as for local steps; ``/tmp`` is a tmpfs whose pages count as the step's memory) and
   ``--max-disk`` per file (RLIMIT_FSIZE). A step that hits its process or memory limit
@@ -36,6 +42,8 @@ import contextlib
 import hashlib
 import os
 import platform
+import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -57,6 +65,7 @@ from rootseed.remote.protos import (
 )
 from rootseed.sandbox.cgroup import StepGroup
 from rootseed.sandbox.limits import Limit, StepLimits, parse_count, parse_size
+from rootseed.sandbox.spec import DEFAULT_HOSTNAME
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, describe
 
 #: Seconds between two session updates while idle (BuildGrid long-polls within it).
@@ -127,6 +136,7 @@ class Bot:
         self.limits = limits or StepLimits()
         self.pool = pool
         self.run_binary = buildbox_dir() / "buildbox-run"
+        self._shim: Path | None = None
         self.jobs: dict[str, _Job] = {}
         self.stopping = threading.Event()
         #: set when the worker's casd stops answering: the bot reports its leases as
@@ -246,6 +256,12 @@ class Bot:
         command.ParseFromString(data)
         return command
 
+    def _env(self) -> dict[str, str]:
+        """``buildbox-run``'s environment: the bot's, with the hostname shim first on PATH."""
+        if self._shim is None:
+            self._shim = hostname_shim(self.work / "shim")
+        return {**os.environ, "PATH": f"{self._shim}:{os.environ.get('PATH', '')}"}
+
     def _argv(self, t: Path) -> list[str]:
         argv = [str(self.run_binary), f"--remote=unix:{self.casd}",
                 f"--action={t / 'action'}", f"--action-result={t / 'result'}",
@@ -272,7 +288,7 @@ class Bot:
                 job.proc = subprocess.Popen(
                     group.wrap(argv) if group else argv, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    start_new_session=True, env=self._env())
                 try:
                     out, _ = job.proc.communicate(timeout=limit)
                 except subprocess.TimeoutExpired:
@@ -306,6 +322,37 @@ class Bot:
             group.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+#: The shim: every ``--hostname VALUE`` pair becomes ``--hostname <local name>``; all
+#: other arguments pass unchanged to the real bwrap (its absolute path, fixed when the
+#: shim is written, so the shim cannot find itself).
+_SHIM = """#!/bin/sh
+# written by rootseed.remote.bot: buildbox-run's sandbox gets the local sandbox's hostname
+n=$#
+prev=
+for arg in "$@"; do
+  if [ "$prev" = --hostname ]; then set -- "$@" {hostname}; else set -- "$@" "$arg"; fi
+  prev=$arg
+done
+shift "$n"
+exec {bwrap} "$@"
+"""
+
+
+def hostname_shim(directory: Path) -> Path:
+    """A directory holding the ``bwrap`` shim (see the module docstring, "the hostname")."""
+    real = shutil.which("bwrap")
+    if real is None:
+        raise Refused(code_pb2.FAILED_PRECONDITION, "bubblewrap (bwrap) is not installed")
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / "bwrap"
+    tmp = directory / f".bwrap.{os.getpid()}"
+    tmp.write_text(_SHIM.format(hostname=shlex.quote(DEFAULT_HOSTNAME),
+                                bwrap=shlex.quote(real)))
+    tmp.chmod(0o755)
+    tmp.replace(shim)
+    return directory
 
 
 def main(argv: Sequence[str] | None = None) -> None:

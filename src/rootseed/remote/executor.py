@@ -63,9 +63,11 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   personality, and buildbox-run's ``x86-32`` would run it under ``linux32`` (``uname
   -m`` says i686, so config.guess and every build that asks differ from a local one).
   A worker that cannot run x86-64 refuses the action.
-* **the hostname**: buildbox-run names its sandbox ``buildbox`` (local steps see
-  ``rootseed``) and offers no way to set it: a step that records the hostname gives
-  another digest remotely (``rootseed challenge`` against a local build finds it).
+* **the hostname**: buildbox-run names its sandbox ``buildbox`` and offers no way to
+  set it; rootseed's bot gives its sandbox the local name (``rootseed``) through a
+  ``bwrap`` shim (:func:`rootseed.remote.bot.hostname_shim`). Another service's workers
+  may not: a step that records the hostname would then give another digest remotely
+  (``rootseed challenge`` against a local build finds it).
 
 * **the log**: REAPI returns stdout and stderr apart; the step's log holds stdout, then
   stderr (a local log interleaves them as they came).
