@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from filelock import FileLock
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bootstrapped import Bootstrapped
 from trust_helpers import GPG, Keys, fingerprints, gpg, kill_agent, short_gnupghome
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ def gnupghome(keys: Keys) -> Iterator[Path]:
 
 #: The fixture every real-chain test reads; a test that uses it must be marked ``mirror``.
 REAL_CHAIN = "stage0_built"
+#: The fixture with the run's one real ``rootseed bootstrap`` report (it reads REAL_CHAIN).
+REAL_BOOTSTRAP = "stage0_bootstrapped"
 
 
 def _run_dir(config: pytest.Config) -> Path:
@@ -93,50 +97,72 @@ def _run_dir(config: pytest.Config) -> Path:
 class _Stage0:
     """``bootstrap-stage0`` built from ``ROOTSEED_MIRROR`` once per test run, in a process
     of its own started as soon as the run knows a real-chain test was selected, so the
-    minutes it takes overlap the rest of the suite instead of stalling a worker.
+    minutes it takes overlap the rest of the suite instead of stalling a worker. When a
+    test reads the real ``bootstrap`` report (:func:`stage0_bootstrapped`), the same
+    process then runs ``rootseed bootstrap --json`` on that cache once (the build a cache
+    hit, the crosscheck with DDC done once for the whole run, its memo kept in the cache):
+    the tests that read the report or bootstrap again share it instead of each replaying
+    the chain.
 
     Files in the run's basetemp (shared by the xdist workers): ``stage0-cache/`` (the
-    cache), ``stage0-build.log``, ``stage0-build.status`` (the build's exit code, written
-    when it ends). Only the process that started the build holds its handle.
+    cache), ``stage0-out/``, and for each job (``build``, ``bootstrap``)
+    ``stage0-JOB.log`` (its stderr), ``stage0-JOB.json`` (its stdout) and
+    ``stage0-JOB.status`` (its exit code, written when it ends; the build's if the build
+    failed). Only the process that started the jobs holds their handle.
     """
 
     process: subprocess.Popen[bytes] | None = None
 
-    #: The build in a wrapper that writes the status file whatever happens to the build.
+    #: The jobs in a wrapper that writes each status file whatever happens to the job.
     SCRIPT = (
         "import os, subprocess, sys\n"
-        "mirror, base = sys.argv[1:]\n"
-        "with open(os.path.join(base, 'stage0-build.log'), 'wb') as log:\n"
-        "    code = subprocess.run([sys.executable, '-m', 'rootseed', 'build',\n"
-        "        'bootstrap-stage0', '--mirror', mirror, '--offline', '--cache-dir',\n"
-        "        os.path.join(base, 'stage0-cache'), '--out', os.path.join(base, 'stage0-out')],\n"
-        "        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode\n"
-        "status = os.path.join(base, 'stage0-build.status')\n"
-        "with open(status + '.tmp', 'w') as f:\n"
-        "    f.write(str(code))\n"
-        "os.replace(status + '.tmp', status)\n")
+        "mirror, base, then_bootstrap = sys.argv[1:]\n"
+        "def status(job, code):\n"
+        "    path = os.path.join(base, f'stage0-{job}.status')\n"
+        "    with open(path + '.tmp', 'w') as f:\n"
+        "        f.write(str(code))\n"
+        "    os.replace(path + '.tmp', path)\n"
+        "def run(job, *argv):\n"
+        "    with open(os.path.join(base, f'stage0-{job}.log'), 'wb') as log, \\\n"
+        "            open(os.path.join(base, f'stage0-{job}.json'), 'wb') as out:\n"
+        "        return subprocess.run([sys.executable, '-m', 'rootseed', *argv,\n"
+        "            '--mirror', mirror, '--offline', '--json', '--cache-dir',\n"
+        "            os.path.join(base, 'stage0-cache'), '--out', os.path.join(base, 'stage0-out')],\n"
+        "            stdout=out, stderr=log, stdin=subprocess.DEVNULL).returncode\n"
+        "code = run('build', 'build', 'bootstrap-stage0')\n"
+        "status('build', code)\n"
+        "if then_bootstrap == '1':\n"
+        "    status('bootstrap', run('bootstrap', 'bootstrap') if code == 0 else code)\n")
 
     @classmethod
-    def start(cls, base: Path, mirror: str) -> None:
+    def start(cls, base: Path, mirror: str, bootstrap: bool) -> None:
         with FileLock(str(base / "stage0-build.lock")):
             started = base / "stage0-build.started"
             if started.exists():
                 return
-            cls.process = subprocess.Popen([sys.executable, "-c", cls.SCRIPT, mirror, str(base)],
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            cls.process = subprocess.Popen(
+                [sys.executable, "-c", cls.SCRIPT, mirror, str(base), "1" if bootstrap else "0"],
+                stdin=subprocess.DEVNULL, start_new_session=True)
+            if bootstrap:
+                (base / "stage0-bootstrap.planned").touch()
             started.touch()
 
     @staticmethod
-    def wait(base: Path) -> Path:
-        status = base / "stage0-build.status"
+    def wait(base: Path, job: str = "build") -> Path:
+        """Wait for ``job``; its stdout (``stage0-JOB.json``), or the failure with its log."""
+        status = base / f"stage0-{job}.status"
         while not status.exists():
+            if job != "build" and not (base / f"stage0-{job}.planned").exists():
+                pytest.fail(f"the real-chain {job} was not started with the build: only "
+                            "tests collected at the start of the run get it", pytrace=False)
             time.sleep(0.5)
         code = status.read_text()
         if code != "0":
-            log = (base / "stage0-build.log").read_text(errors="replace")
-            pytest.fail(f"building bootstrap-stage0 from ROOTSEED_MIRROR failed (exit {code}):\n"
-                        f"{log[-4000:]}", pytrace=False)
-        return base / "stage0-cache"
+            failed = job if (base / "stage0-build.status").read_text() == "0" else "build"
+            log = (base / f"stage0-{failed}.log").read_text(errors="replace")
+            pytest.fail(f"rootseed {failed} bootstrap-stage0 from ROOTSEED_MIRROR failed "
+                        f"(exit {code}):\n{log[-4000:]}", pytrace=False)
+        return base / f"stage0-{job}.json"
 
     @classmethod
     def finish(cls, interrupted: bool) -> None:
@@ -152,8 +178,9 @@ class _Stage0:
 @pytest.hookimpl(trylast=True)  # after -m/-k have deselected what does not run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Every real-chain test is marked ``mirror`` and runs last; if one is selected, the one
-    stage0 build of the run starts now, beside the other tests."""
+    """Every real-chain test is marked ``mirror`` and runs last (those that read the run's
+    bootstrap report at the very end); if one is selected, the one stage0 build of the run
+    (and its bootstrap, if a test reads that) starts now, beside the other tests."""
     real = [item for item in items if REAL_CHAIN in getattr(item, "fixturenames", ())]
     unmarked = [item.nodeid for item in real if item.get_closest_marker("mirror") is None]
     if unmarked:
@@ -162,10 +189,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not real:
         return
     chain = set(real)
+    # the tests that wait for the run's one bootstrap after the build (stage0_bootstrapped)
+    # go last: the other real-chain tests run while it crosschecks the chain
+    real.sort(key=lambda item: REAL_BOOTSTRAP in getattr(item, "fixturenames", ()))
     items[:] = [i for i in items if i not in chain] + real
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if mirror and not config.option.collectonly:
-        _Stage0.start(_run_dir(config), mirror)
+        _Stage0.start(_run_dir(config), mirror, bootstrap=any(
+            REAL_BOOTSTRAP in getattr(item, "fixturenames", ()) for item in real))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -185,8 +216,19 @@ def stage0_built(pytestconfig: pytest.Config) -> Path:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
                     "build bootstrap-stage0 for real")
     base = _run_dir(pytestconfig)
-    _Stage0.start(base, mirror)  # already started, unless this test was not collected so
-    return _Stage0.wait(base)
+    _Stage0.start(base, mirror, bootstrap=False)  # already started, unless not collected so
+    _Stage0.wait(base)
+    return base / "stage0-cache"
+
+
+@pytest.fixture(scope="session")
+def stage0_bootstrapped(stage0_built: Path, pytestconfig: pytest.Config) -> Bootstrapped:
+    """``rootseed bootstrap`` run once in this run, after the real-chain build (a cache hit:
+    what it adds is the crosscheck of every step with the Python tools and DDC, and its
+    memo). Tests read the report; a later ``bootstrap`` on this cache recalls it."""
+    base = _run_dir(pytestconfig)
+    report = json.loads(_Stage0.wait(base, "bootstrap").read_text())
+    return Bootstrapped(stage0_built, base / "stage0-out", report)
 
 
 #: Stages of ``bootstrap-stage0`` whose ``/stage0`` together hold every source, artifact and

@@ -13,9 +13,10 @@ import pytest
 
 from buildtree import BUSYBOX, base_package, write
 from clirun import Result, rootseed
+from kinds import raises_kind
 from rootseed.engine.digests import read_digests
 from rootseed.engine.engine import Builder, BuildOptions
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci import read_image, unpack_image
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.provenance.trace import trace
@@ -148,7 +149,7 @@ def test_subpackage_images_layouts_provenance_and_trace(tmp_path: Path) -> None:
     # a subpackage image replaced by another breaks the chain loudly
     shutil.rmtree(out / "core-lib-dev")
     shutil.copytree(out / "core-lib", out / "core-lib-dev")
-    with pytest.raises(RootseedError, match="core-user: parent core-lib-dev does not match"):
+    with raises_kind(ErrorKind.PROVENANCE, package="core-user"):
         trace(out, "core-user")
 
 
@@ -187,8 +188,11 @@ def test_missing_subpackage_stage_is_a_clear_error(tmp_path: Path) -> None:
 def test_own_subpackage_image_is_refused(tmp_path: Path) -> None:
     tree = make_tree(tmp_path)
     lib_package(tree, LIB_CONTAINERFILE + "COPY --from=rs/core-lib-doc /which /doc\n")
-    with pytest.raises(UnbuildableError, match="an image of this package itself"):
+    with pytest.raises(UnbuildableError) as raised:
         builder(tree, tmp_path).build(["core-lib"], BuildOptions(progress=False))
+    assert raised.value.kind is ErrorKind.TREE
+    assert (raised.value.name, raised.value.problem.kind) == ("core-lib",
+                                                              ProblemKind.SELF_REFERENCE)
 
 
 def cli(*args: str) -> Result:

@@ -139,6 +139,32 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
     assert "✓ hex0-seed equals hex0(hex0.hex0) computed in Python" in r.stdout
 
 
+def test_ddc_options_reach_the_crosscheck(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``crosscheck --ddc [--ddc-compilers]`` hands the compilers to the crosscheck (the
+    real chain's DDC itself is checked on the run's one bootstrap, in
+    test_crosscheck_stage0.py: the same crosscheck call)."""
+    import rootseed.cli.crosscheck as command
+    from rootseed.crosscheck.compilers import KNOWN
+    from rootseed.crosscheck.run import DdcOptions
+
+    seen: list[DdcOptions | None] = []
+
+    def spy(*args: object, ddc: DdcOptions | None = None, **kwargs: object) -> Report:
+        seen.append(ddc)
+        return crosscheck_package(*args, ddc=ddc, **kwargs)  # type: ignore[arg-type]
+
+    crosscheck_package = command.crosscheck_package
+    monkeypatch.setattr(command, "crosscheck_package", spy)
+    tree = make_tree(tmp_path, "ABCD")
+    args = ["crosscheck", "test-xc", "--tree", str(tree), "--json",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert run_cli(*args).returncode == 0
+    assert run_cli(*args, "--ddc").returncode == 0
+    assert run_cli(*args, "--ddc", "--ddc-compilers", "clang, gcc").returncode == 0
+    assert seen == [None, DdcOptions(KNOWN), DdcOptions(("clang", "gcc"))]
+
+
 def test_builder_stage_rootfs_builds_once_and_writes_no_image(tmp_path: Path) -> None:
     tree = make_tree(tmp_path, "ABXD")
     builder = Builder(Tree.load(tree), cache_dir=tmp_path / "cache", out=tmp_path / "out")

@@ -1,8 +1,10 @@
 """Crosscheck the real bootstrap-stage0 chain (needs the upstream sources).
 
 Set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed>. Every test reads the run's
-one real-chain build (``stage0_built`` in conftest.py); ROOTSEED_CROSSCHECK_CACHE=<dir>
-uses that cache directory instead.
+one real-chain build (``stage0_built`` in conftest.py), and the crosscheck with DDC of the
+whole chain is the one ``rootseed bootstrap`` of the run (``stage0_bootstrapped``): it is
+replayed once per run, not once per test. ROOTSEED_CROSSCHECK_CACHE=<dir> has the planted
+byte tests use that cache directory instead.
 """
 
 from __future__ import annotations
@@ -13,14 +15,46 @@ from pathlib import Path
 
 import pytest
 
+from bootstrapped import Bootstrapped
 from clirun import rootseed as run_cli
 from rootseed import shipped
+from rootseed.crosscheck.memo import RECALLED
 
 TREE = shipped.packages()
 
 
 @pytest.mark.mirror
-def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_built: Path) -> None:
+def test_a_second_bootstrap_recalls_the_crosscheck(tmp_path: Path,
+                                                   stage0_bootstrapped: Bootstrapped) -> None:
+    mirror = os.environ.get("ROOTSEED_MIRROR")
+    if not mirror:
+        pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
+                    "crosscheck bootstrap-stage0 for real")
+    common = ["--tree", str(TREE), "--mirror", mirror, "--offline", "--cache-dir",
+              str(stage0_bootstrapped.cache), "--out", str(tmp_path / "out")]
+    r = run_cli("bootstrap", *common, "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = json.loads(r.stdout)["crosscheck"]
+    assert lines[0]["seed"] and lines[0]["identical"]
+    # the run's bootstrap (stage0_bootstrapped) passed the crosscheck of this exact build:
+    # this one recalls it (and says so), with the same lines; `rootseed crosscheck`
+    # (test_crosscheck_stage0) repeats it
+    assert lines[0]["summary"].startswith(
+        "hex0-seed equals hex0(hex0_x86.hex0) computed in Python")
+    assert all(line["identical"] and line["recalled"] for line in lines)
+    first = stage0_bootstrapped.report["crosscheck"]
+    assert [line["summary"] for line in lines] == [
+        line["summary"] + RECALLED for line in first]
+    # out/ written anew: the recalled report is put back beside the image
+    kept = json.loads((tmp_path / "out" / "bootstrap-stage0" / "crosscheck.json").read_text())
+    assert kept == json.loads(
+        (stage0_bootstrapped.out / "bootstrap-stage0" / "crosscheck.json").read_text())
+
+
+@pytest.mark.mirror
+def test_crosscheck_stage0(tmp_path: Path, stage0_built: Path) -> None:
+    """``rootseed crosscheck`` (without DDC) replays the chain again, whatever bootstrap
+    remembered. It needs only the build, so it runs while the run's bootstrap does."""
     mirror = os.environ.get("ROOTSEED_MIRROR")
     if not mirror:
         pytest.skip("set ROOTSEED_MIRROR=<dir with the stage0 tarballs and hex0-seed> to "
@@ -28,16 +62,6 @@ def test_bootstrap_then_crosscheck_stage0(tmp_path: Path, stage0_built: Path) ->
     cache = os.environ.get("ROOTSEED_CROSSCHECK_CACHE") or str(stage0_built)
     common = ["--tree", str(TREE), "--mirror", mirror, "--offline", "--cache-dir", cache,
               "--out", str(tmp_path / "out")]
-    r = run_cli("bootstrap", *common, "--json")
-    assert r.returncode == 0, r.stderr[-3000:]
-    lines = json.loads(r.stdout)["crosscheck"]
-    assert lines[0]["seed"] and lines[0]["identical"]
-    # the run's shared stage0 cache may already hold a passing crosscheck of this exact
-    # build: bootstrap then recalls it (and says so); `rootseed crosscheck` below repeats it
-    assert lines[0]["summary"].startswith(
-        "hex0-seed equals hex0(hex0_x86.hex0) computed in Python")
-    assert all(line["identical"] for line in lines)
-
     r = run_cli("crosscheck", "bootstrap-stage0", *common, "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = json.loads(r.stdout)
@@ -90,13 +114,13 @@ def _compilers() -> list[str]:
 
 
 @pytest.mark.mirror
-def test_ddc_and_the_python_tools_cover_every_step(tmp_path: Path, stage0_built: Path
-                                                   ) -> None:
-    common, _ = _built(tmp_path, stage0_built)
+def test_ddc_and_the_python_tools_cover_every_step(stage0_bootstrapped: Bootstrapped) -> None:
+    # the report of the run's one `rootseed bootstrap` (stage0_bootstrapped): its crosscheck
+    # is `crosscheck bootstrap-stage0 --ddc` (the same call, with every known compiler; the
+    # --ddc option's wiring is tested in test_crosscheck_build.py), replayed for real
     labels = _compilers()
-    r = run_cli("crosscheck", "bootstrap-stage0", "--ddc", *common, "--json")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    data = json.loads(r.stdout)
+    report = stage0_bootstrapped.out / "bootstrap-stage0" / "crosscheck.json"
+    data = json.loads(report.read_text())
     checks = data["checks"]
     assert data["counts"]["different"] == 0 and data["counts"]["error"] == 0
     assert data["counts"]["not covered"] == 0
@@ -113,8 +137,7 @@ def test_ddc_and_the_python_tools_cover_every_step(tmp_path: Path, stage0_built:
     assert all(label.removeprefix("DDC: ") in headline for label in labels)
     compilers = data["ddc"]["bootstrap-stage0"]["compilers"]
     assert {"-O0", "-std=c99"} <= set(compilers[0]["flags"])
-    assert (tmp_path / "out" / "bootstrap-stage0" / "crosscheck.json").is_file() or \
-        not (tmp_path / "out" / "bootstrap-stage0").is_dir()
+    assert data["package"] == "bootstrap-stage0" and data["ok"] is True
 
 
 @pytest.mark.mirror

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from kinds import raises_kind
 from provenance_fixtures import SEED_SHA, plain_source, record, seed_source, sha
 from rootseed.console import canonical_json
 from rootseed.engine.record import ParentImage
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.provenance.statement import (
     make_statement,
     read_statement,
@@ -124,18 +125,18 @@ def test_invalid_statements_rejected(path: str, value: Any, expect: str) -> None
     problems = statement_problems(st)
     assert problems, f"mutation of {path} was not detected"
     assert any(expect in p for p in problems), problems
-    with pytest.raises(RootseedError, match="not a valid in-toto/SLSA"):
+    with raises_kind(ErrorKind.PROVENANCE):
         validate_statement(st, where="test")
 
 
 def test_read_statement_errors(tmp_path: Path) -> None:
-    with pytest.raises(RootseedError, match="pkg: missing provenance"):
+    with raises_kind(ErrorKind.PROVENANCE, package="pkg"):
         read_statement(tmp_path / "provenance.json", package="pkg")
     (tmp_path / "provenance.json").write_text("{not json")
-    with pytest.raises(RootseedError, match="not valid JSON"):
+    with raises_kind(ErrorKind.PROVENANCE, package="pkg"):
         read_statement(tmp_path / "provenance.json", package="pkg")
     st = make_statement(sample())
     del st["predicate"]["runDetails"]["builder"]["id"]
     (tmp_path / "provenance.json").write_text(json.dumps(st))
-    with pytest.raises(RootseedError, match=r"pkg: provenance .*builder\.id missing"):
+    with raises_kind(ErrorKind.PROVENANCE):
         read_statement(tmp_path / "provenance.json", package="pkg")

@@ -26,6 +26,7 @@ from provenance_fixtures import (
 )
 from rootseed.engine.record import ParentImage
 from rootseed.errors import ErrorKind, RootseedError
+from rootseed.oci.verified import BlobError, BlobProblem
 from rootseed.provenance.statement import write_statement
 from rootseed.provenance.trace import trace
 
@@ -89,7 +90,7 @@ def test_tampered_provenance_unparseable(tmp_path: Path) -> None:
     three_level_chain(tmp_path)
     prov = tmp_path / SEED_PKG / "provenance.json"
     prov.write_text(prov.read_text().replace('"predicateType"', '"predicateTypo"'))
-    with pytest.raises(RootseedError, match=f"{SEED_PKG}: provenance .* not a valid in-toto"):
+    with raises_kind(ErrorKind.PROVENANCE, package=SEED_PKG):
         trace(tmp_path, GRANDCHILD_PKG)
 
 
@@ -97,8 +98,10 @@ def test_tampered_parent_manifest_blob(tmp_path: Path) -> None:
     chain = three_level_chain(tmp_path)
     blob = tmp_path / CHILD_PKG / "blobs" / "sha256" / chain.child.split(":")[1]
     blob.write_bytes(blob.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":3'))
-    with pytest.raises(RootseedError, match=f"{CHILD_PKG}: manifest blob .* was changed"):
+    with raises_kind(ErrorKind.LAYOUT, BlobError) as e:
         trace(tmp_path, GRANDCHILD_PKG)
+    assert (e.value.layout.name, e.value.role) == (CHILD_PKG, "manifest")
+    assert e.value.problem in (BlobProblem.SIZE, BlobProblem.DIGEST)
 
 
 def test_tampered_layer_blob(tmp_path: Path) -> None:
@@ -106,8 +109,10 @@ def test_tampered_layer_blob(tmp_path: Path) -> None:
     layer = tmp_path / SEED_PKG / "blobs" / "sha256" / hashlib.sha256(
         SEED_PKG.encode()).hexdigest()
     layer.write_bytes(b"evil")
-    with pytest.raises(RootseedError, match=f"{SEED_PKG}: layer 0 blob .* was changed"):
+    with raises_kind(ErrorKind.LAYOUT, BlobError) as e:
         trace(tmp_path, GRANDCHILD_PKG)
+    assert (e.value.layout.name, e.value.role) == (SEED_PKG, "layer 0")
+    assert e.value.problem in (BlobProblem.SIZE, BlobProblem.DIGEST)
 
 
 def test_parent_rebuilt_differently(tmp_path: Path) -> None:
@@ -132,7 +137,7 @@ def test_parent_found_in_cache(tmp_path: Path) -> None:
     root = trace(out, GRANDCHILD_PKG, cache_dir=cache)
     assert root.parents[0].location == f"cache/images/{chain.child.split(':')[1]}"
     assert root.parents[0].digest == chain.child
-    with pytest.raises(RootseedError, match="does not match"):
+    with raises_kind(ErrorKind.PROVENANCE, package=GRANDCHILD_PKG):
         trace(out, GRANDCHILD_PKG)  # without the cache the link is broken
 
 
@@ -144,8 +149,10 @@ def test_damaged_parent_in_out_intact_in_cache(tmp_path: Path) -> None:
     (out / CHILD_PKG / "blobs" / "sha256" / hexd).write_bytes(b"{}")
     root = trace(out, GRANDCHILD_PKG, cache_dir=cache)
     assert root.parents[0].location == f"cache/images/{hexd}"
-    with pytest.raises(RootseedError, match=f"{CHILD_PKG}: manifest blob .* was changed"):
+    with raises_kind(ErrorKind.LAYOUT, BlobError) as e:
         trace(out, GRANDCHILD_PKG, cache_dir=tmp_path / "empty-cache")
+    assert (e.value.layout.name, e.value.role) == (CHILD_PKG, "manifest")
+    assert e.value.problem in (BlobProblem.SIZE, BlobProblem.DIGEST)
 
 
 def test_missing_parent(tmp_path: Path) -> None:
@@ -158,7 +165,7 @@ def test_missing_parent(tmp_path: Path) -> None:
 def test_missing_provenance(tmp_path: Path) -> None:
     three_level_chain(tmp_path)
     (tmp_path / CHILD_PKG / "provenance.json").unlink()
-    with pytest.raises(RootseedError, match=f"{CHILD_PKG}: missing provenance"):
+    with raises_kind(ErrorKind.PROVENANCE, package=CHILD_PKG):
         trace(tmp_path, GRANDCHILD_PKG)
 
 

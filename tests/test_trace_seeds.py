@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from kinds import raises_kind
 from provenance_fixtures import (
     CHILD_PKG,
     GRANDCHILD_PKG,
@@ -22,7 +21,7 @@ from provenance_fixtures import (
     write_layout,
 )
 from rootseed.engine.record import BuildRecord
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.provenance.report import collect
 from rootseed.provenance.seeds import KNOWN_SEEDS, SeedPolicy, parse_seed_option
 from rootseed.provenance.statement import write_statement
@@ -62,7 +61,7 @@ def test_context_file_with_the_known_seed_hash_ends_the_chain(tmp_path: Path) ->
 
 def test_other_context_file_is_no_seed(tmp_path: Path) -> None:
     _stagex_like_stage0(tmp_path, sha(b"some other file"))
-    with pytest.raises(RootseedError, match="chain ends without a seed") as e:
+    with raises_kind(ErrorKind.PROVENANCE, package="bootstrap-stage0") as e:
         Tracer(tmp_path).trace("bootstrap-stage0")
     assert "--seed" in (e.value.hint or "")
     [info] = collect(tmp_path)
@@ -71,7 +70,7 @@ def test_other_context_file_is_no_seed(tmp_path: Path) -> None:
 
 def test_seed_option_by_hash_and_by_file(tmp_path: Path) -> None:
     three_level_chain(tmp_path / "out", seed_marked=False)
-    with pytest.raises(RootseedError, match="chain ends without a seed"):
+    with raises_kind(ErrorKind.PROVENANCE, package=SEED_PKG):
         Tracer(tmp_path / "out").trace(GRANDCHILD_PKG)
     node = Tracer(tmp_path / "out", seeds=SeedPolicy().with_given([SEED_SHA])
                   ).trace(GRANDCHILD_PKG)
@@ -80,7 +79,7 @@ def test_seed_option_by_hash_and_by_file(tmp_path: Path) -> None:
     seed_file = tmp_path / "my-seed"
     seed_file.write_bytes(SEED_BYTES)
     assert parse_seed_option(str(seed_file)) == (SEED_SHA, str(seed_file))
-    with pytest.raises(RootseedError, match="neither 64 hex digits"):
+    with raises_kind(ErrorKind.USAGE):
         parse_seed_option(str(tmp_path / "absent"))
 
 

@@ -244,8 +244,9 @@ def test_missing_dependency_is_clear(tmp_path: Path) -> None:
     assert problem.kind is ProblemKind.UNKNOWN_IMAGE and problem.line == 2
     assert problem.describe(tmp_path).startswith("a/x/Containerfile:2: refers to image "
                                                  "'stagex/a-gone'")
-    with pytest.raises(UnbuildableError, match="refers to image 'stagex/a-gone'"):
+    with pytest.raises(UnbuildableError) as raised:
         tree.order(["a-x"])
+    assert raised.value.kind is ErrorKind.TREE and raised.value.problem is problem
 
 
 def test_self_reference(tmp_path: Path) -> None:
@@ -299,6 +300,7 @@ def test_dependencies_see_arg_expansion_like_the_builder(tmp_path: Path) -> None
     tree = Tree.load(tmp_path)
     [problem] = tree.problems
     assert problem.kind is ProblemKind.PLAN and "not supported for --from" in problem.message
-    with pytest.raises(UnbuildableError, match="not supported for --from"):
+    with pytest.raises(UnbuildableError) as raised:
         tree.order(["a-y"])
+    assert raised.value.kind is ErrorKind.TREE and raised.value.problem is problem
     assert tree.order(["a-x"]) == ["a-x"]

@@ -58,7 +58,8 @@ def private_dir(path: Path, what: str) -> Path:
         st = os.stat(path)
     except OSError as e:  # a parent is a file, a read-only or virtual file system, ...
         raise RootseedError(f"cannot create the {what} {path}: {e.strerror or e}",
-                            hint=f"pass a {what} in a writable place you own") from None
+                            hint=f"pass a {what} in a writable place you own",
+                            kind=ErrorKind.USAGE, file=str(path)) from None
     if not stat.S_ISDIR(st.st_mode):
         raise RootseedError(f"{what} {path} is not a directory")
     if st.st_uid != os.geteuid():

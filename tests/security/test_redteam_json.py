@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree, rootseed
+from kinds import raises_kind
+from rootseed.errors import ErrorKind
 from rootseed.oci import ImageConfig, LayoutError, open_image, write_image
 from rootseed.oci.verified import BlobError, BlobProblem
 
@@ -31,7 +33,7 @@ def _image(tmp: Path) -> Path:
 def test_deep_index_json_is_a_layout_error(tmp_path: Path) -> None:
     layout = _image(tmp_path)
     (layout / "index.json").write_bytes(DEEP)
-    with pytest.raises(LayoutError, match=r"index\.json"):
+    with raises_kind(ErrorKind.LAYOUT, LayoutError):
         open_image(layout)
 
 

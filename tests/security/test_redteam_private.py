@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from hostile import HostileTree
-from rootseed.errors import RootseedError
+from kinds import raises_kind
+from rootseed.errors import ErrorKind
 from rootseed.fsutil import private_dir
 
 
 def test_private_dir_under_a_file_is_a_rootseed_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(RootseedError, match="cannot create the output directory"):
+    with raises_kind(ErrorKind.USAGE, file=str(tmp_path / "file" / "sub")):
         private_dir(tmp_path / "file" / "sub", "output directory")
 
 

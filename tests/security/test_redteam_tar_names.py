@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree
+from kinds import raises_kind
 from rootseed.engine.extract import ArchiveError, extract_archive
-from rootseed.errors import RootseedError
-from rootseed.oci.unpack import member_path
+from rootseed.errors import ErrorKind
+from rootseed.oci.unpack import UnpackError, member_path
 
 
 def _pax(name: str, linkname: str | None = None, kind: bytes = tarfile.REGTYPE) -> bytes:
@@ -49,7 +50,7 @@ def test_nul_in_a_member_name_is_an_archive_error(tmp_path: Path, case: str) -> 
     name, linkname, kind = CASES[case]
     (tmp_path / "root").mkdir()
     (tmp_path / "a.tar").write_bytes(_pax(name, linkname, kind))
-    with pytest.raises(ArchiveError, match="NUL"):
+    with raises_kind(ErrorKind.ARCHIVE, ArchiveError):
         extract_archive(tmp_path / "a.tar", tmp_path / "root", "/")
 
 
@@ -66,5 +67,5 @@ def test_add_of_an_archive_with_a_nul_name_fails_clearly(tmp_path: Path) -> None
 
 
 def test_layer_member_with_a_nul_is_refused() -> None:
-    with pytest.raises(RootseedError, match="NUL"):
+    with raises_kind(ErrorKind.REFUSED, UnpackError):
         member_path("a\0b")

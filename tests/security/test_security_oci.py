@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from clirun import rootseed as run_cli
+from kinds import raises_kind
+from rootseed.errors import ErrorKind
 from rootseed.oci import BlobError, ImageConfig, LayoutError, open_image, unpack_image, write_image
 from rootseed.oci.verified import BlobProblem
 from trust_helpers import Keys, gpg
@@ -152,7 +154,7 @@ def test_blob_name_cannot_escape_blobs_dir(tmp_path: Path) -> None:
     index = json.loads((layout / "index.json").read_text())
     index["manifests"][0]["digest"] = "sha256:../../../../etc/passwd"
     (layout / "index.json").write_text(json.dumps(index))
-    with pytest.raises(LayoutError, match="not a sha256 digest"):
+    with raises_kind(ErrorKind.LAYOUT, LayoutError):
         open_image(layout)
 
 

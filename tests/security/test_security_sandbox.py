@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from hostile import BUSYBOX, Canaries, HostileTree, rootseed
+from kinds import raises_kind
 from rootseed.challenge import leave_the_recorded_second
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.oci import unpack_image
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, describe, parse_duration
 
@@ -32,7 +33,7 @@ def test_parse_duration_refuses(text: str) -> None:
     if text == "-5":
         assert parse_duration(text) is None  # non-positive: no limit
         return
-    with pytest.raises(RootseedError, match="invalid duration"):
+    with raises_kind(ErrorKind.USAGE):
         parse_duration(text)
 
 

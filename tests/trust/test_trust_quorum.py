@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rootseed.errors import RootseedError
+from kinds import raises_kind
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.trust import payload
 from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm, SignatureFacts
 from rootseed.trust.quorum import QuorumPolicy, Reason, check_quorum, normalize_fingerprint
@@ -139,21 +140,21 @@ def test_quorum_table(case: Case) -> None:
 
 @pytest.mark.parametrize("quorum", [0, -1])
 def test_quorum_below_one_is_rejected(quorum: int) -> None:
-    with pytest.raises(RootseedError, match="at least 1"):
+    with raises_kind(ErrorKind.USAGE):
         QuorumPolicy(TRUSTED, quorum)
 
 
 def test_quorum_above_trusted_keys_is_rejected() -> None:
-    with pytest.raises(RootseedError, match="can never be met"):
+    with raises_kind(ErrorKind.QUORUM):
         QuorumPolicy([A, B], 3)
 
 
 def test_trusted_fingerprints_are_normalized_and_duplicates_count_once() -> None:
     policy = QuorumPolicy([A.lower(), A, " ".join([B[:20], B[20:]])], 2)
     assert policy.trusted == {A, B}
-    with pytest.raises(RootseedError, match="can never be met"):
+    with raises_kind(ErrorKind.QUORUM):
         QuorumPolicy([A, A.lower()], 2)
-    with pytest.raises(RootseedError, match="fingerprint"):
+    with raises_kind(ErrorKind.USAGE):
         normalize_fingerprint("DEADBEEF")
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-import pytest
-
-from rootseed.errors import RootseedError
+from kinds import raises_kind
+from rootseed.errors import ErrorKind
 from rootseed.trust import gpg as gpg_mod
 from rootseed.trust import payload
 from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm
@@ -21,12 +20,12 @@ DATA = payload.build("rootseed/bootstrap-stage0:1.0", DIGEST)
 def test_keyring_without_keys_is_a_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty.gpg"
     empty.write_bytes(b"")
-    with pytest.raises(RootseedError, match="holds no usable OpenPGP public keys"):
+    with raises_kind(ErrorKind.SIGNATURE):
         Keyring.from_file(empty)
     empty.write_bytes(b"\x99\x01garbage")
-    with pytest.raises(RootseedError, match="not an OpenPGP key file"):
+    with raises_kind(ErrorKind.SIGNATURE):
         Keyring.from_file(empty)
-    with pytest.raises(RootseedError, match="cannot read keyring"):
+    with raises_kind(ErrorKind.SIGNATURE):
         Keyring.from_file(tmp_path / "missing.gpg")
 
 

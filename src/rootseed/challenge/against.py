@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.verified import LayoutError, VerifiedImage, open_image
 
 IDENTICAL, COULD_NOT_DECIDE, DIFFERS = 0, 1, 2
@@ -37,7 +37,9 @@ _BLOB = re.compile(r"blobs/sha256/[0-9a-f]{64}")
 
 
 class AgainstError(RootseedError):
-    """The other image cannot be read."""
+    """The other image cannot be read (``file``: the layout or archive given)."""
+
+    kind = ErrorKind.LAYOUT
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def opened(path: Path) -> Iterator[VerifiedImage]:
         try:
             yield open_image(path)
         except LayoutError as e:
-            raise AgainstError(f"{path}: {e.message}", hint=e.hint) from e
+            raise AgainstError(f"{path}: {e.message}", hint=e.hint, file=str(path)) from e
         return
     tmp = Path(tempfile.mkdtemp(prefix="rootseed-against-"))
     try:
@@ -102,7 +104,7 @@ def opened(path: Path) -> Iterator[VerifiedImage]:
         try:
             yield open_image(tmp)
         except LayoutError as e:
-            raise AgainstError(f"{path}: {e.message}", hint=e.hint) from e
+            raise AgainstError(f"{path}: {e.message}", hint=e.hint, file=str(path)) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -124,7 +126,7 @@ def _extract(archive: Path, dest: Path) -> None:
         raise AgainstError(f"{archive}: not an OCI layout directory nor a readable "
                            f"oci-archive tar ({e})",
                            hint="pass an OCI image layout or an oci-archive tar "
-                                "(skopeo copy ... oci-archive:FILE)") from None
+                                "(skopeo copy ... oci-archive:FILE)", file=str(archive)) from None
 
 
 def _entries(blob: Path) -> Iterator[TarEntry]:

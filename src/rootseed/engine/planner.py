@@ -66,7 +66,7 @@ class NoCacheFrom:
         if not number.isdigit() or int(number) < 1:
             raise RootseedError(f"--no-cache-from {text!r}: expected N or STAGE:N (N >= 1)",
                                 hint="N counts the stage's instructions from 1, as the "
-                                     "build's `step N/M` lines do")
+                                     "build's `step N/M` lines do", kind=ErrorKind.USAGE)
         return cls(int(number), stage or None)
 
 
@@ -256,12 +256,13 @@ class PackagePlan:
         index = self.target.index if ncf.stage is None else labels.get(ncf.stage.lower())
         if index is None:
             raise RootseedError(f"{self.pkg.name}: --no-cache-from: no stage {ncf.stage!r} "
-                                "in this build", hint="stages built: " + ", ".join(labels))
+                                "in this build", hint="stages built: " + ", ".join(labels),
+                                kind=ErrorKind.USAGE, package=self.pkg.name)
         steps = len(self.nodes[index].stage.steps)
         if ncf.step > steps:
             raise RootseedError(f"{self.pkg.name}: --no-cache-from: stage "
                                 f"{self.nodes[index].stage.label} has {steps} steps, "
-                                f"not {ncf.step}")
+                                f"not {ncf.step}", kind=ErrorKind.USAGE, package=self.pkg.name)
         forced = {index: ncf.step}
         for i in scheduler.check_graph({i: n.needs for i, n in self.nodes.items()}):
             if i not in forced and self.nodes[i].needs & forced.keys():

@@ -16,7 +16,7 @@ and wherever an image is unpacked (:mod:`rootseed.oci.unpack`):
 
 from __future__ import annotations
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fsutil import special_kind
 
 WHITEOUT_PREFIX = ".wh."
@@ -24,6 +24,8 @@ WHITEOUT_PREFIX = ".wh."
 
 class UnsupportedEntry(RootseedError):
     """A file system entry that no layer or image rootseed makes may hold."""
+
+    kind = ErrorKind.REFUSED
 
     def __init__(self, path: str, what: str, hint: str) -> None:
         self.path = path

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: A seed is a few hundred bytes; a bound keeps ``--seed FILE`` from reading a device.
@@ -91,7 +91,8 @@ def parse_seed_option(value: str) -> tuple[str, str]:
     except OSError as e:
         raise RootseedError(f"--seed {value}: neither 64 hex digits (a sha256) nor a readable "
                             f"file ({e.strerror or e})",
-                            hint="pass the seed file itself, or its sha256") from None
+                            hint="pass the seed file itself, or its sha256",
+                            kind=ErrorKind.USAGE) from None
     if len(data) > MAX_SEED_FILE:
         raise RootseedError(f"--seed {value}: {len(data)}+ bytes, not a seed (at most "
                             f"{MAX_SEED_FILE} bytes)", hint="pass the seed binary itself")

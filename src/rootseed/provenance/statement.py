@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rootseed.console import canonical_json
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fsutil import atomic_write
 from rootseed.provenance.record import BuildRecord
 
@@ -169,17 +169,23 @@ def read_statement(path: Path, *, package: str | None = None) -> Provenance:
         raise RootseedError(
             f"{who}: missing provenance: {path} does not exist",
             hint="rebuild the package (the builder writes provenance.json beside the image)",
+            kind=ErrorKind.PROVENANCE, package=package,
         ) from None
     except OSError as e:
         raise RootseedError(f"{who}: provenance {path} cannot be read: {e.strerror or e}",
                             hint="the builder writes provenance.json as a regular file; "
-                                 "rebuild the package") from None
+                                 "rebuild the package",
+                            kind=ErrorKind.PROVENANCE, package=package) from None
     try:
         statement = loads_strict(raw)
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, duplicate keys
         raise RootseedError(f"{who}: provenance {path} is not valid JSON: {e}",
-                            hint="the file is damaged or was edited; rebuild the package") from None
-    validate_statement(statement, where=f"{who}: provenance {path}")
+                            hint="the file is damaged or was edited; rebuild the package",
+                            kind=ErrorKind.PROVENANCE, package=package) from None
+    try:
+        validate_statement(statement, where=f"{who}: provenance {path}")
+    except RootseedError as e:
+        raise e.at(package=package) from None
 
     subject = statement["subject"][0]
     pred = statement["predicate"]

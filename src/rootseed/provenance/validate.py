@@ -26,7 +26,7 @@ from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
 
 from rootseed import safefs
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.provenance.statement import KIND_IMAGE, PREDICATE_TYPE, STATEMENT_TYPE
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -102,6 +102,7 @@ def validate_statement(statement: Any, *, where: str = "statement") -> None:
         raise RootseedError(
             f"{where} is not a valid in-toto/SLSA provenance statement: " + "; ".join(problems),
             hint="the file is damaged or was edited; rebuild the package to rewrite it",
+            kind=ErrorKind.PROVENANCE,
         )
 
 

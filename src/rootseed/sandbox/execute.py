@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rootseed.console import err
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox import limits as step_limits
 from rootseed.sandbox.cgroup import JOIN_FAILED
 from rootseed.sandbox.guard import StepGuard
@@ -49,7 +49,8 @@ def _check(spec: SandboxSpec) -> None:
     if cwd is None or not cwd.is_dir():
         raise RootseedError(
             f"working directory {spec.cwd} does not exist in the image's root filesystem",
-            hint="WORKDIR creates it; the builder must create it before the RUN step")
+            hint="WORKDIR creates it; the builder must create it before the RUN step",
+            kind=ErrorKind.STEP)
     argv0 = spec.argv[0]
     if spec.runner:
         if not Path(spec.runner[0]).is_file():
@@ -65,7 +66,8 @@ def _check(spec: SandboxSpec) -> None:
         raise RootseedError(
             f"command {argv0!r} does not exist in the image's root filesystem{where}",
             hint="install it in an earlier step or copy it in (COPY --from=...), "
-                 "or use the absolute path of a file that exists in the image")
+                 "or use the absolute path of a file that exists in the image",
+            kind=ErrorKind.STEP)
 
 
 #: Seconds to wait for the last output once the step has ended.

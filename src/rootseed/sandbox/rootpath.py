@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 _MAX_SYMLINKS = 40
 
@@ -112,7 +112,8 @@ def plan_stubs(root: Path, mounts: Iterable[tuple[str, bool]],
                 raise RootseedError(
                     f"cannot mount {dest} in the sandbox: /{'/'.join(parts[:i + 1])} is a "
                     f"symlink in the root filesystem {root}",
-                    hint="replace the symlink by a directory in the image")
+                    hint="replace the symlink by a directory in the image",
+                    kind=ErrorKind.REFUSED)
     return stubs
 
 

@@ -56,13 +56,13 @@ def parse_duration(text: str) -> float | None:
         if pos != len(value) or not value:
             raise RootseedError(f"invalid duration {text!r}",
                                 hint="use seconds (3600) or units: 6h, 90m, 1h30m, 45s; "
-                                     "0 for no limit") from None
+                                     "0 for no limit", kind=ErrorKind.USAGE) from None
     if math.isnan(seconds) or math.isinf(seconds) or seconds > MAX_STEP_TIMEOUT:
         # float() takes "nan", "inf" and "1e400": a limit that never fires (or one that
         # makes the wait and the message fail) must not pass for a limit
         raise RootseedError(f"invalid duration {text!r}",
                             hint="use a finite duration of at most 365d (e.g. 12h), or 0 "
-                                 "for no limit")
+                                 "for no limit", kind=ErrorKind.USAGE)
     if seconds <= 0:
         return None
     return seconds

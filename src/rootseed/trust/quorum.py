@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.trust import payload as payload_mod
 from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm, SignatureFacts
 from rootseed.trust.payload import PayloadFormat
@@ -88,7 +88,8 @@ def normalize_fingerprint(text: str) -> str:
     fpr = "".join(text.split()).upper().removeprefix("0X")
     if _FINGERPRINT_RE.fullmatch(fpr) is None:
         raise RootseedError(f"not an OpenPGP fingerprint: {text!r}",
-                            hint="use the full 40 (v4) or 64 (v5) hex digit fingerprint")
+                            hint="use the full 40 (v4) or 64 (v5) hex digit fingerprint",
+                            kind=ErrorKind.USAGE)
     return fpr
 
 
@@ -170,12 +171,14 @@ class QuorumPolicy:
         keys = frozenset(normalize_fingerprint(t) for t in trusted)
         if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 1:
             raise RootseedError(f"quorum must be at least 1, got {quorum!r}",
-                                hint="a quorum of 0 would trust anything; use --quorum 1 or more")
+                                hint="a quorum of 0 would trust anything; use --quorum 1 or more",
+                                kind=ErrorKind.USAGE)
         if quorum > len(keys):
             raise RootseedError(
                 f"quorum {quorum} can never be met: only {len(keys)} trusted "
                 f"key{'s' if len(keys) != 1 else ''} in the keyring",
-                hint="add the other maintainers' keys to the keyring or lower --quorum")
+                hint="add the other maintainers' keys to the keyring or lower --quorum",
+                kind=ErrorKind.QUORUM)
         self._trusted = keys
         self._quorum = quorum
 

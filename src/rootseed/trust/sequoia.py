@@ -27,7 +27,7 @@ from pathlib import Path
 import pysequoia
 from pysequoia import packet as pgp
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.trust import packets
 from rootseed.trust.facts import CryptoStatus, HashAlgorithm, KeyAlgorithm, SignatureFacts
 
@@ -167,12 +167,12 @@ class Keyring:
             raise RootseedError(
                 f"keyring {source} is not an OpenPGP key file: {_first_line(e)}",
                 hint="export the trusted maintainers' keys with: gpg --export FPR... > "
-                     "keyring.gpg") from e
+                     "keyring.gpg", kind=ErrorKind.SIGNATURE) from e
         if not self._certs:
             raise RootseedError(
                 f"keyring {source} holds no usable OpenPGP public keys",
                 hint="export the trusted maintainers' keys with: gpg --export FPR... > "
-                     "keyring.gpg")
+                     "keyring.gpg", kind=ErrorKind.SIGNATURE)
         self._by_primary = {c.fingerprint.upper(): c for c in self._certs}
         self._by_handle: dict[str, _Key] = {}
         for key in keys:
@@ -189,7 +189,8 @@ class Keyring:
         except OSError as e:
             raise RootseedError(f"cannot read keyring {path}: {e.strerror}",
                                 hint="pass --keyring with an OpenPGP public key file "
-                                     "(binary or armored; gpg --export)") from e
+                                     "(binary or armored; gpg --export)",
+                                kind=ErrorKind.SIGNATURE) from e
         return cls(data, source=str(path))
 
     def _store_for(self, key: _Key) -> Callable[[Sequence[str]], list[pysequoia.Cert]]:
