@@ -132,6 +132,11 @@ def test_ddc_and_the_python_tools_cover_every_step(stage0_bootstrapped: Bootstra
     assert len(ddc) == 10 + 13  # the ten M2 compiles, one M2-Planet per extra tool
     assert all(set(labels) <= set(c["reproduced_by"]) for c in ddc)
     assert sum(1 for c in ddc if c["stage"].startswith("extra-")) == 13
+    # M2-Mesoplanet's temporaries are the build's own (kept by --dirty-mode): no rerun
+    extra = [c for c in checks if c["stage"].startswith("extra-")]
+    assert len(extra) == 4 * 13
+    assert all("kept by the build's --dirty-mode" in c["detail"] for c in extra)
+    assert not list(Path(data["logs"]).glob("rerun-*"))
     headline = data["headline"]
     assert headline.startswith("/stage0/x86/bin/M2-Planet")
     assert all(label.removeprefix("DDC: ") in headline for label in labels)

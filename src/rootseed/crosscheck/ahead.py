@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from rootseed.crosscheck.compilers import find_compilers
@@ -25,8 +26,9 @@ from rootseed.crosscheck.ddc import Diverse
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.run import DdcOptions, _rerun, needed_stages, run_log_dir
-from rootseed.crosscheck.steps import ddc_compile, rerunnable, stage_steps
+from rootseed.crosscheck.steps import Step, ddc_compile, rerunnable, stage_steps
 from rootseed.engine.api import Builder, BuildOptions, copy_tree
+from rootseed.fsutil_deep import remove_deep
 from rootseed.plan import PlannedRun, StagePlan
 
 _Checks = list[Future[list[ArtifactCheck]]]
@@ -79,21 +81,24 @@ class Ahead:
             self._started[label] = self.pool.submit(self._start, label)
 
     def _start(self, label: str) -> _Checks:
+        stage = self.stages[label]
+        steps = stage_steps(stage)
         # a cache hit once the build has committed the stage (it waits for that commit)
         entry = self.b.stage_tree(self.package, label, self.options)
         rootfs = entry.rootfs
-        if entry.view:
-            # an overlay view lives in the builder's namespace: sandboxes need a real copy
+        copy: Path | None = None
+        if entry.view and any(self._sandboxed(s) for s in steps):
+            # an overlay view lives in the builder's namespace: sandboxes need a real
+            # copy (the Python replays read the view itself, in this process)
             with self._lock:
                 self._copies += 1
-                rootfs = self.work / "roots" / str(self._copies)
+                copy = rootfs = self.work / "roots" / str(self._copies)
             rootfs.parent.mkdir(parents=True, exist_ok=True)
             copy_tree(entry.rootfs, rootfs)
             entry = replace(entry, rootfs=rootfs, view=False)
-        stage = self.stages[label]
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
         futures: _Checks = []
-        for step in stage_steps(stage):
+        for step in steps:
             task: Callable[[], list[ArtifactCheck]]
             if self.rerun and rerunnable(step):
                 task = partial(_rerun, self.b, self.package, step, entry,
@@ -104,7 +109,14 @@ class Ahead:
             else:
                 task = partial(replay, step, rootfs, self.seeds)
             futures.append(self.pool.submit(task))
+        if copy is not None:  # removed while the build runs, not all at the end
+            _remove_when_done(futures, copy)
         return futures
+
+    def _sandboxed(self, step: Step) -> bool:
+        """Whether checking ``step`` runs a sandbox on the stage's files."""
+        return ((self.rerun and rerunnable(step))
+                or (self.diverse is not None and ddc_compile(step)))
 
     # -- after the build ---------------------------------------------------------------
     def finish(self) -> Report:
@@ -129,6 +141,23 @@ class Ahead:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self._stack.close()
 
+
+def _remove_when_done(futures: _Checks, path: Path) -> None:
+    """Remove ``path`` once every one of ``futures`` is done (or cancelled)."""
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def done(_: Future[list[ArtifactCheck]]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            remove_deep(path)
+
+    if not futures:
+        remove_deep(path)
+    for future in futures:
+        future.add_done_callback(done)
 
 
 class Starter:

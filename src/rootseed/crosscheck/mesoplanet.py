@@ -120,13 +120,53 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
         tmp = f"{RERUN_DIR}/tmp"
         return tmp_in_build + artifact[len(tmp):] if _under(artifact, tmp) else artifact
 
+    # hex2's output is compared with the program the build made
+    commands = [[original if w == rerun_out else w for w in c] if c[0] == "hex2" else c
+                for c in commands]
+    return _replay_spawned(step, commands, rootfs, root, where, shown, seed_hashes,
+                           compile_check, f"rerun with {DIRTY}")
+
+
+def replay_kept(step: Step, rootfs: Path, log: str, seed_hashes: Collection[str] = (),
+                compile_check: CompileCheck | None = None) -> list[ArtifactCheck] | None:
+    """The checks of an M2-Mesoplanet step the build ran with ``--dirty-mode``: its
+    temporaries are in the stage, and ``log`` (the build's log of the step) names the
+    commands it spawned. They are replayed on the build's own files, as
+    :func:`replay_mesoplanet` replays a rerun's, with nothing run again.
+
+    None when the build kept nothing this can use (no ``--dirty-mode``, the commands not
+    in ``log``, hex2 not writing the step's program, a file the commands name missing):
+    the caller reruns the step then."""
+    if step.output is None or DIRTY not in step.argv[1:]:
+        return None
+    commands = spawned_commands(log)
+    if [c[0] for c in commands] not in (list(SPAWNED), [n for n in SPAWNED
+                                                          if n != "blood-elf"]):
+        return None
+    _, out = file_args(Args.FLAGS, commands[-1][1:])
+    if out is None or in_image(step.workdir, commands[-1][1 + out]) != step.output:
+        return None
+    for command in commands:
+        ins, written = file_args(Args.FLAGS, command[1:])
+        if written is None or not all(
+                resolve(rootfs, in_image(step.workdir, command[1 + k])).is_file()
+                for k in (*ins, written)):
+            return None
+    return _replay_spawned(step, commands, rootfs, rootfs, None, lambda a: a, seed_hashes,
+                           compile_check, f"kept by the build's {DIRTY}")
+
+
+def _replay_spawned(step: Step, commands: list[list[str]], rootfs: Path, chain_root: Path,
+                    where: Callable[[str], Path] | None, shown: Callable[[str], str],
+                    seed_hashes: Collection[str], compile_check: CompileCheck | None,
+                    how: str) -> list[ArtifactCheck]:
+    """Replay the commands M2-Mesoplanet spawned (their files in ``chain_root``, found
+    through ``where``), each check named as the step's, its files as ``shown``."""
     checks: list[ArtifactCheck] = []
     for command in commands:
-        if command[0] == "hex2":  # compare with the program the build made
-            command = [original if w == rerun_out else w for w in command]
         spawned = command_step(step.stage, step.line, command, step.workdir)
         if command[0] == "M2-Planet" and compile_check is not None:
-            found = [compile_check(step, command, root)]
+            found = [compile_check(step, command, chain_root)]
         else:
             found = replay(spawned, rootfs, seed_hashes, where=where)
         for check in found:
@@ -134,7 +174,7 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
                 check, artifact=shown(check.artifact), program=step.program,
                 inputs=tuple(shown(i) for i in check.inputs) or step.inputs,
                 detail=check.detail if check.status is Status.NOT_COVERED else
-                f"spawned by M2-Mesoplanet (rerun with {DIRTY}): {check.detail}"))
+                f"spawned by M2-Mesoplanet ({how}): {check.detail}"))
     return checks
 
 

@@ -15,11 +15,12 @@ from rootseed import safefs
 from rootseed.console import canonical_json
 from rootseed.crosscheck.compilers import DEFAULT_SEARCH, KNOWN, find_compilers
 from rootseed.crosscheck.ddc import Diverse
-from rootseed.crosscheck.mesoplanet import replay_mesoplanet
+from rootseed.crosscheck.mesoplanet import replay_kept, replay_mesoplanet
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
 from rootseed.crosscheck.steps import MESOPLANET, Step, ddc_compile, rerunnable, stage_steps
 from rootseed.engine.api import Builder, BuildOptions, StageTree, copy_tree
+from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.plan import Plan, PlannedRun, StagePlan
 from rootseed.provenance.companions import CROSSCHECK_FILE
@@ -158,15 +159,36 @@ def _rerun(builder: Builder, package: str, step: Step, entry: StageTree,
            env: dict[str, str], seeds: set[str],
            progress: Callable[[str], None] | None, logs: Path, diverse: Diverse | None = None
            ) -> list[ArtifactCheck]:
-    """Rerun one M2-Mesoplanet step; its log goes to this run's own ``logs`` directory."""
+    """Check one M2-Mesoplanet step: on the temporaries the build kept when it could
+    (:func:`replay_kept`, nothing run again), else by rerunning it; a rerun's log goes to
+    this run's own ``logs`` directory."""
+    check = diverse.mesoplanet_check(env, entry.rootfs) if diverse is not None else None
+    built = _build_log(builder, package, step)
+    kept = (replay_kept(step, entry.rootfs, built, seeds, check)
+            if built is not None else None)
+    if kept is not None:
+        return kept
     if progress is not None:
         progress(f"{package}: stage {step.stage}: rerunning {MESOPLANET}")
     with builder.scratch() as work:
         log = logs / f"rerun-{step.stage}-{step.line}.log"
         log.write_bytes(b"")
-        return replay_mesoplanet(
-            step, entry.rootfs, env, work, log, seeds,
-            diverse.mesoplanet_check(env, entry.rootfs) if diverse is not None else None)
+        return replay_mesoplanet(step, entry.rootfs, env, work, log, seeds, check)
+
+
+#: the most of a build's step log read for the commands M2-Mesoplanet spawned
+BUILD_LOG_LIMIT = 64 << 20
+
+
+def _build_log(builder: Builder, package: str, step: Step) -> str | None:
+    """The build's log of ``step`` in the cache (never through a planted link), or None."""
+    try:
+        data = safefs.read_bytes(builder.log_root,
+                                 builder.step_log(package, step.stage, step.line),
+                                 BUILD_LOG_LIMIT)
+    except (RootseedError, OSError):
+        return None
+    return data.decode("utf-8", errors="replace")
 
 
 #: the report beside the package's image, for `rootseed report` (see provenance.chain)

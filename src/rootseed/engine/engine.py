@@ -37,7 +37,7 @@ from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
 from rootseed.engine.refs import LayerRef
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
-from rootseed.engine.stage import FileStep, StageContext, StageRunner, StageState
+from rootseed.engine.stage import FileStep, StageContext, StageRunner, StageState, step_log_name
 from rootseed.engine.verify import layout_problem
 from rootseed.fetch import Fetcher
 from rootseed.plan import (
@@ -262,6 +262,11 @@ class Builder:
     def log_root(self) -> Path:
         """Where step logs go (``<cache>/logs/<package>/``)."""
         return self.cache.logs
+
+    def step_log(self, package: str, stage: str, line: int) -> Path:
+        """The log the last run of the RUN at ``line`` of ``package``'s ``stage`` wrote in
+        this cache (it may be missing, and it is as hostile as the cache)."""
+        return self.cache.logs / package / step_log_name(stage, line)
 
     def fetch_sources(self, package: str) -> dict[str, Path]:
         """``package``'s pinned sources, fetched and verified: source id → file."""

@@ -124,6 +124,11 @@ class StageContext:
     steps: StepHook | None = None  # None: steps change the runner's ``rootfs`` in place
 
 
+def step_log_name(stage: str, line: int) -> str:
+    """The name of the log of the RUN at Containerfile ``line`` of ``stage``."""
+    return f"{stage}-line{line:04d}.log"
+
+
 class StageRunner:
     """Turns a stage's planned steps into operations (:mod:`rootseed.engine.ops`) and
     hands each to the step hook, in order; it never touches a tree itself."""
@@ -199,7 +204,7 @@ class StageRunner:
     # -- RUN -----------------------------------------------------------------------------
     def log_path(self, line: int) -> Path:
         """Where the RUN step of Containerfile line ``line`` writes its output."""
-        return self.ctx.log_dir / f"{self.stage.label}-line{line:04d}.log"
+        return self.ctx.log_dir / step_log_name(self.stage.label, line)
 
     def run(self, i: PlannedRun) -> ExecOp:
         if i.user not in ROOT_USERS:
