@@ -176,7 +176,8 @@ def test_bootstrap_command_fails_on_a_crosscheck_difference(
     from rootseed.bootstrap import BootstrapReport
 
     def fake(settings: object, *, demo: bool, no_cache: bool,
-             crosscheck: object, events: object = None) -> BootstrapReport:
+             crosscheck: object, events: object = None,
+             remote: object = None) -> BootstrapReport:
         assert crosscheck is not None  # the command wires the crosscheck in
         report = BootstrapReport("p", demo, "t", "sha256:0", True, 0.0, {}, [], [], [], None)
         report.checks = Report("p", [check(Status.IDENTICAL, seed=True),
