@@ -278,8 +278,8 @@ class Bot:
         run_action = re_pb2.Action()
         run_action.CopyFrom(action)
         run_action.ClearField("timeout")
-        with tempfile.TemporaryDirectory(dir=self.work, prefix="lease-") as tmp:
-            t = Path(tmp)
+        t = Path(tempfile.mkdtemp(dir=self.work, prefix="lease-"))
+        try:
             (t / "root").mkdir()  # buildbox-run stages into an empty directory
             (t / "action").write_bytes(run_action.SerializeToString(deterministic=True))
             group = StepGroup.create(self.limits)
@@ -315,6 +315,8 @@ class Bot:
             result.ParseFromString((t / "result").read_bytes())
             result.execution_metadata.worker = self.name
             return result
+        finally:
+            threading.Thread(target=_reap_lease, args=(t,), daemon=True).start()
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes], group: StepGroup | None) -> None:
@@ -322,6 +324,34 @@ class Bot:
             group.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+#: How long a lease's staged root is left to casd to unstage before the bot removes it.
+UNSTAGE_GRACE = 60.0
+
+
+def _reap_lease(lease: Path) -> None:
+    """Remove a finished lease's directory without racing casd: buildbox-run exits while
+    casd may still be unstaging the root (its hardlink stager removes the staged entries
+    itself), and removing them under it made casd log "Error unstaging" and then abort
+    ("Error getting dir from non-directory"), which took the worker down. The root is
+    therefore left to casd until it is empty (or :data:`UNSTAGE_GRACE` has passed)."""
+    for name in ("action", "result"):
+        with contextlib.suppress(FileNotFoundError):
+            (lease / name).unlink()
+    deadline = time.monotonic() + UNSTAGE_GRACE
+    while True:
+        try:
+            (lease / "root").rmdir()
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                shutil.rmtree(lease / "root", ignore_errors=True)
+                break
+            time.sleep(0.5)
+    shutil.rmtree(lease, ignore_errors=True)
 
 
 #: The shim: every ``--hostname VALUE`` pair becomes ``--hostname <local name>``; all
