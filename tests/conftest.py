@@ -181,6 +181,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Every real-chain test is marked ``mirror`` and runs last (those that read the run's
     bootstrap report at the very end); if one is selected, the one stage0 build of the run
     (and its bootstrap, if a test reads that) starts now, beside the other tests."""
+    # the longest tests that need nothing of the run's own builds (marked start_first, e.g.
+    # a whole stage0 built on the remote workers) start at once, beside everything else,
+    # instead of being the last thing a worker does
+    first = [item for item in items if item.get_closest_marker("start_first") is not None]
+    items[:] = first + [item for item in items if item not in set(first)]
     real = [item for item in items if REAL_CHAIN in getattr(item, "fixturenames", ())]
     unmarked = [item.nodeid for item in real if item.get_closest_marker("mirror") is None]
     if unmarked:

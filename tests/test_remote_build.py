@@ -150,10 +150,12 @@ def test_remote_needs_a_grpc_endpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.mirror
+@pytest.mark.start_first
 def test_stage0_from_the_seed_remotely_is_the_recorded_digest(
-        remote_cluster: Cluster, stage0_built: Path, tmp_path: Path) -> None:
+        remote_cluster: Cluster, tmp_path: Path) -> None:
     """The real chain, every RUN step remote: the recorded bootstrap digest; then a second
-    builder is served every action by the service's cache."""
+    builder is served every action by the service's cache. It needs none of the run's own
+    builds, so it starts first (start_first), beside the local stage0 build."""
     mirror = os.environ["ROOTSEED_MIRROR"]
     recorded = read_digests(shipped.digests())["bootstrap-stage0"]
     for cache in ("a", "b"):
