@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,24 @@ def _command(script: str) -> re_pb2.Command:
     cmd.platform.properties.add(name="ISA", value="x86-64")
     cmd.platform.properties.add(name="OSFamily", value="linux")
     return cmd
+
+
+def _pool_execution(endpoint: str, tmp_path: Path, script: str
+                    ) -> tuple[threading.Thread, dict[str, Any]]:
+    """A thread (not started) that executes ``script`` on the workers of the test's own
+    pool (``rootseed-pool=test``); its response lands in the dict under "response"."""
+    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c", script],
+                         output_paths=["out"])
+    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "test")):
+        cmd.platform.properties.add(name=name, value=value)
+    tree = build_tree(_root(tmp_path))
+    got: dict[str, Any] = {}
+
+    def run() -> None:
+        with Remote(endpoint) as remote:
+            got["response"] = remote.execute(_action(cmd), cmd, tree, skip_cache=True)
+
+    return threading.Thread(target=run, daemon=True), got
 
 
 def _action(cmd: re_pb2.Command) -> re_pb2.Action:
@@ -271,24 +291,10 @@ def test_a_worker_killed_mid_action_has_its_action_run_elsewhere(
     """Two workers of the test's own pool (the cluster's are left alone): the one running
     the step is killed with its sandbox; BuildGrid requeues the action onto the other
     once the dead one's session expires (rootseed.remote.cluster.KEEPALIVE)."""
-    import threading
-    import time
-
     marker = f"slow-{tmp_path.name}"
-    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c",
-                                    f"mkdir /out; sleep 2; echo {marker} > /out/f"],
-                         output_paths=["out"])
-    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "test")):
-        cmd.platform.properties.add(name=name, value=value)
-    tree = build_tree(_root(tmp_path))
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        with Remote(remote_cluster.endpoint) as remote:
-            result["response"] = remote.execute(_action(cmd), cmd, tree, skip_cache=True)
-
+    thread, result = _pool_execution(remote_cluster.endpoint, tmp_path,
+                                     f"mkdir /out; sleep 2; echo {marker} > /out/f")
     with pool_workers(remote_cluster, tmp_path, "test", ["kill-a", "kill-b"]) as workers:
-        thread = threading.Thread(target=run)
         thread.start()
         victim = None
         deadline = time.monotonic() + 60
@@ -311,22 +317,8 @@ def test_a_worker_whose_casd_died_hands_its_action_to_another(
         remote_cluster: Cluster, tmp_path: Path) -> None:
     """A bot that cannot reach its casd reports the lease UNAVAILABLE (BuildGrid retries
     it elsewhere) and leaves, instead of failing every action it is given."""
-    import threading
-    import time
-
-    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c",
-                                    f"mkdir /out; echo {tmp_path.name} > /out/f"],
-                         output_paths=["out"])
-    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "test")):
-        cmd.platform.properties.add(name=name, value=value)
-    tree = build_tree(_root(tmp_path))
-    got: dict[str, Any] = {}
-
-    def run() -> None:
-        with Remote(remote_cluster.endpoint) as remote:
-            got["response"] = remote.execute(_action(cmd), cmd, tree, skip_cache=True)
-
-    thread = threading.Thread(target=run, daemon=True)
+    thread, got = _pool_execution(remote_cluster.endpoint, tmp_path,
+                                  f"mkdir /out; echo {tmp_path.name} > /out/f")
     with pool_workers(remote_cluster, tmp_path, "test", ["nocasd"]) as [broken]:
         os.killpg(broken.casd.pid, signal.SIGKILL)
         broken.casd.wait()
