@@ -28,6 +28,7 @@ from rootseed.crosscheck.ddc_sources import scan
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.recipe import RecipeError, parse_makefile
 from rootseed.crosscheck.steps import Step, command_step, ddc_compile
+from rootseed.engine.api import StageTree
 
 MAKEFILE = """\
 # a makefile shaped like M2-Planet's (written for this test)
@@ -237,7 +238,7 @@ def test_ddc_reproduces_a_step_and_catches_a_planted_byte(tmp_path: Path) -> Non
                           tmp_path / "logs")
         toolset = diverse.toolset
         assert [c.name for c, _ in toolset.programs("M2-Planet")] == ["gcc"], toolset
-        (check,) = diverse.m2_step(step, stage)
+        (check,) = diverse.m2_step(step, StageTree(stage))
         assert check.status is Status.IDENTICAL, check.detail
         assert check.reproduced_by == (found[0].label,)
         assert "-D_GNU_SOURCE -O0 -std=c99 -static" in check.detail
@@ -245,7 +246,7 @@ def test_ddc_reproduces_a_step_and_catches_a_planted_byte(tmp_path: Path) -> Non
         data = bytearray((stage / "src" / "x.M1").read_bytes())
         data[5] ^= 1
         (stage / "src" / "x.M1").write_bytes(bytes(data))
-        (check,) = diverse.m2_step(step, stage)
+        (check,) = diverse.m2_step(step, StageTree(stage))
         assert check.status is Status.DIFFERENT and check.offset == 5
         assert (check.stage, check.line, check.artifact) == ("cc-x", 3, "/src/x.M1")
     assert toolset.as_dict()["recipes"]["M2-Planet"]["sources"] == [  # type: ignore[index]

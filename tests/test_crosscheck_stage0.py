@@ -19,6 +19,7 @@ from bootstrapped import Bootstrapped
 from clirun import rootseed as run_cli
 from rootseed import shipped
 from rootseed.crosscheck.memo import RECALLED
+from rootseed.engine.api import StageTree
 
 TREE = shipped.packages()
 
@@ -194,21 +195,21 @@ def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path, stage0_b
         data = bytearray(target.read_bytes())
         data[1000] ^= 0x20
         target.write_bytes(bytes(data))
-        (check,) = diverse.m2_step(step, copy)
+        (check,) = diverse.m2_step(step, StageTree(copy))
         assert check.status.value == "different" and check.offset == 1000
         assert (check.stage, check.artifact) == ("cc-m2-planet", step.output)
         # a stage root on overlay snapshots is a view only the builder's namespace can
         # bind into a sandbox: like crosscheck (run._materialize), use a real copy
         real_root = tmp_path / "real"
         copy_tree(entry.rootfs, real_root)
-        (check,) = diverse.m2_step(step, real_root)
+        (check,) = diverse.m2_step(step, StageTree(real_root))
         assert check.status.value == "identical", check.detail
 
         # an M2-Mesoplanet step: the M2-Planet output it spawned
         step, entry, env = step_of("extra-sha256sum", rerunnable)
         meso_root = tmp_path / "meso"
         copy_tree(entry.rootfs, meso_root)
-        real = diverse.mesoplanet_check(env, meso_root)
+        real = diverse.mesoplanet_check(env, StageTree(meso_root))
 
         def planted(s, command, root):  # type: ignore[no-untyped-def]
             out = resolve(root, command[command.index("--output") + 1])
@@ -219,7 +220,7 @@ def test_ddc_reports_a_planted_byte_at_its_compile_step(tmp_path: Path, stage0_b
 
         (tmp_path / "rerun").mkdir()
         log = tmp_path / "rerun.log"
-        checks = replay_mesoplanet(step, meso_root, env, tmp_path / "rerun", log,
+        checks = replay_mesoplanet(step, StageTree(meso_root), env, tmp_path / "rerun", log,
                                    compile_check=planted)
         compiled = [c for c in checks if c.tool == "DDC"]
         assert len(compiled) == 1 and compiled[0].status.value == "different"

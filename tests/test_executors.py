@@ -25,6 +25,7 @@ from rootseed.engine.reapi import directory_digest, snapshot_digest
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot, Verifier
 from rootseed.sandbox.overlay import OverlayUnavailable, probe
+from rootseed.sandbox.spec import EnteredRoot
 
 BUSYBOX = Path("/usr/bin/busybox")
 pytestmark = pytest.mark.skipif(not BUSYBOX.is_file() or shutil.which("bwrap") is None,
@@ -54,6 +55,9 @@ class FreshCopyExecutor:
 
     def view(self, snapshot: Snapshot) -> Path:
         return snapshot.layers[-1].path if snapshot.layers else self.empty
+
+    def entered(self, snapshot: Snapshot) -> EnteredRoot | None:
+        return None
 
     def keep(self, snapshot: Snapshot, entry: Path) -> None:
         fsops.copy_tree(self.view(snapshot), entry / "rootfs")

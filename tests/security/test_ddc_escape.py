@@ -22,6 +22,7 @@ from rootseed.crosscheck.ddc import Diverse
 from rootseed.crosscheck.model import Report
 from rootseed.crosscheck.run import save_report
 from rootseed.crosscheck.steps import command_step
+from rootseed.engine.api import StageTree
 from test_crosscheck_ddc import archives
 
 
@@ -57,7 +58,7 @@ def test_a_stage_symlink_to_the_host_stays_inside_the_sandbox(tmp_path: Path) ->
     with ThreadPoolExecutor(max_workers=1) as pool:
         diverse = Diverse(pool, archives(tmp_path), found, missing, tmp_path / "work",
                           tmp_path / "logs")
-        (check,) = diverse.m2_step(step, stage)
+        (check,) = diverse.m2_step(step, StageTree(stage))
     assert check.status is Status.ERROR, check
     assert _state(canary) == before
     assert os.readlink(stage / "evil") == str(canary.parent)  # the stage is unchanged

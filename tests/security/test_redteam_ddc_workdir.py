@@ -22,6 +22,7 @@ from rootseed.crosscheck.compilers import find_compilers
 from rootseed.crosscheck.ddc import Diverse
 from rootseed.crosscheck.mesoplanet import replay_mesoplanet
 from rootseed.crosscheck.steps import command_step
+from rootseed.engine.api import StageTree
 from rootseed.errors import RootseedError
 from test_crosscheck_ddc import archives
 
@@ -46,7 +47,7 @@ def test_workdir_through_a_stage_symlink_is_not_created_on_the_host(tmp_path: Pa
         diverse = Diverse(pool, archives(tmp_path), found, missing, tmp_path / "work",
                           tmp_path / "logs")
         try:
-            checks = diverse.m2_step(step, stage)
+            checks = diverse.m2_step(step, StageTree(stage))
         except RootseedError:  # a clear, typed error (the directory is not in the sandbox)
             checks = []
     assert all(c.status is not Status.IDENTICAL for c in checks)
@@ -70,7 +71,7 @@ def test_mesoplanet_rerun_workdir_through_a_stage_symlink_stays_off_the_host(
     work.mkdir()
     log = tmp_path / "rerun.log"
     try:
-        checks = replay_mesoplanet(step, stage, {"PATH": "/bin"}, work, log)
+        checks = replay_mesoplanet(step, StageTree(stage), {"PATH": "/bin"}, work, log)
     except RootseedError:
         checks = []
     assert all(c.status is not Status.IDENTICAL for c in checks)

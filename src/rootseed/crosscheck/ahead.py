@@ -85,17 +85,17 @@ class Ahead:
         steps = stage_steps(stage)
         # a cache hit once the build has committed the stage (it waits for that commit)
         entry = self.b.stage_tree(self.package, label, self.options)
-        rootfs = entry.rootfs
         copy: Path | None = None
-        if entry.view and any(self._sandboxed(s) for s in steps):
-            # an overlay view lives in the builder's namespace: sandboxes need a real
-            # copy (the Python replays read the view itself, in this process)
+        if entry.view and entry.entered is None and any(self._sandboxed(s) for s in steps):
+            # an overlay view lives in the builder's namespace: sandboxes that cannot
+            # start there need a real copy (the Python replays read the view itself, in
+            # this process)
             with self._lock:
                 self._copies += 1
-                copy = rootfs = self.work / "roots" / str(self._copies)
-            rootfs.parent.mkdir(parents=True, exist_ok=True)
-            copy_tree(entry.rootfs, rootfs)
-            entry = replace(entry, rootfs=rootfs, view=False)
+                copy = self.work / "roots" / str(self._copies)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy_tree(entry.rootfs, copy)
+            entry = replace(entry, rootfs=copy, view=False)
         envs = {i.line: dict(i.env) for i in stage.steps if isinstance(i, PlannedRun)}
         futures: _Checks = []
         for step in steps:
@@ -105,9 +105,9 @@ class Ahead:
                                envs.get(step.line, {}), self.seeds, self.progress, self.logs,
                                self.diverse)
             elif self.diverse is not None and ddc_compile(step):
-                task = partial(self.diverse.m2_step, step, rootfs)
+                task = partial(self.diverse.m2_step, step, entry)
             else:
-                task = partial(replay, step, rootfs, self.seeds)
+                task = partial(replay, step, entry.rootfs, self.seeds)
             futures.append(self.pool.submit(task))
         if copy is not None:  # removed while the build runs, not all at the end
             _remove_when_done(futures, copy)

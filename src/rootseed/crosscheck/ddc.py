@@ -29,9 +29,9 @@ from rootseed.crosscheck.ddc_sources import DdcSources, scan
 from rootseed.crosscheck.mesoplanet import DIRTY, spawned_commands
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.recipe import Recipe
-from rootseed.crosscheck.sandboxroot import host_runtime, stage_binds
+from rootseed.crosscheck.sandboxroot import entered_root, host_runtime, stage_binds
 from rootseed.crosscheck.steps import Args, Step, file_args, in_image
-from rootseed.engine.api import extract_archive, makedirs
+from rootseed.engine.api import StageTree, extract_archive, makedirs
 from rootseed.errors import RootseedError
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
@@ -225,11 +225,11 @@ def compare_preprocessed(chain: bytes, ddc: bytes, label: str
     return ((offset, len(ddc), f"{what} differs at offset {offset}"),), ()
 
 
-def _sandbox_root(work: Path, stage_rootfs: Path, workdir: str
+def _sandbox_root(work: Path, stage: StageTree, workdir: str
                   ) -> tuple[Path, list[tuple[Path, str]]]:
     root = work / "root"
     root.mkdir(parents=True)
-    binds, taken = stage_binds(root, stage_rootfs, skip=(DDC_DIR.strip("/"),))
+    binds, taken = stage_binds(root, stage, skip=(DDC_DIR.strip("/"),))
     binds += host_runtime(root, taken)
     for sub in (_OUT, _TMP, _BIN):
         (root / sub.strip("/")).mkdir(parents=True, exist_ok=True)
@@ -239,19 +239,20 @@ def _sandbox_root(work: Path, stage_rootfs: Path, workdir: str
     return root, binds
 
 
-def run_m2(compiler: Compiler, binary: Path, step: Step, stage_rootfs: Path, work: Path,
+def run_m2(compiler: Compiler, binary: Path, step: Step, stage: StageTree, work: Path,
            log: Path) -> Outcome:
     """Redo ``step`` (an ``M2``/``M2-Planet`` RUN) with the DDC-built M2-Planet."""
     _, out = file_args(Args.FLAGS, step.argv[1:])
     if out is None:
         return Outcome(compiler, None, "no -o in the command line")
-    root, binds = _sandbox_root(work, stage_rootfs, step.workdir)
+    root, binds = _sandbox_root(work, stage, step.workdir)
     args = list(step.argv[1:])
     args[out] = f"{_OUT}/output"
     program = f"{_BIN}/M2-Planet"
     code = sandbox_run(SandboxSpec(rootfs=root, argv=[program, *args],
                                    env={"PATH": _BIN}, cwd=step.workdir,
-                                   ro_binds=[*binds, (binary, program)]), log=log)
+                                   ro_binds=[*binds, (binary, program)],
+                                   entered=entered_root(stage, root)), log=log)
     produced = root / _OUT.strip("/") / "output"
     if code != 0 or not produced.is_file():
         return Outcome(compiler, None, f"exit {code}; log {log}: {_tail(log)[-300:]}")
@@ -259,7 +260,7 @@ def run_m2(compiler: Compiler, binary: Path, step: Step, stage_rootfs: Path, wor
 
 
 def run_mesoplanet(compiler: Compiler, mesoplanet: Path, planet: Path, step: Step,
-                   env: Mapping[str, str], stage_rootfs: Path, chain_root: Path,
+                   env: Mapping[str, str], stage: StageTree, chain_root: Path,
                    chain_command: Sequence[str], work: Path, log: Path) -> Outcome:
     """Redo ``step`` (an M2-Mesoplanet RUN) with the DDC-built M2-Mesoplanet driving the
     DDC-built M2-Planet; the result is the C → M1 output of its M2-Planet spawn, compared
@@ -268,14 +269,15 @@ def run_mesoplanet(compiler: Compiler, mesoplanet: Path, planet: Path, step: Ste
     _, out = file_args(Args.FLAGS, step.argv[1:])
     if out is None:
         return Outcome(compiler, None, "no --output in the command line")
-    root, binds = _sandbox_root(work, stage_rootfs, step.workdir)
+    root, binds = _sandbox_root(work, stage, step.workdir)
     args = list(step.argv[1:])
     args[out] = f"{_OUT}/program"
     binds += [(mesoplanet, f"{_BIN}/M2-Mesoplanet"), (planet, f"{_BIN}/M2-Planet")]
     binds += [(_TRUE, f"{_BIN}/{name}") for name in ("blood-elf", "M1", "hex2")]
     run_env = {**env, "PATH": f"{_BIN}:{env.get('PATH', '')}", "TMPDIR": _TMP}
     code = sandbox_run(SandboxSpec(rootfs=root, argv=[f"{_BIN}/M2-Mesoplanet", DIRTY, *args],
-                                   env=run_env, cwd=step.workdir, ro_binds=binds), log=log)
+                                   env=run_env, cwd=step.workdir, ro_binds=binds,
+                                   entered=entered_root(stage, root)), log=log)
     if code != 0:
         return Outcome(compiler, None, f"exit {code}; log {log}: {_tail(log)[-300:]}")
     mine = [c for c in spawned_commands(log.read_text(encoding="utf-8", errors="replace"))
@@ -374,23 +376,23 @@ class Diverse:
         log.write_bytes(b"")  # a log of an earlier crosscheck is not this one's
         return self.work / f"run-{n}", log
 
-    def m2_step(self, step: Step, stage_rootfs: Path) -> list[ArtifactCheck]:
+    def m2_step(self, step: Step, stage: StageTree) -> list[ArtifactCheck]:
         """Redo an ``M2`` RUN with every DDC-built M2-Planet."""
         assert step.output is not None
         toolset = self.toolset
-        chain_file = resolve(stage_rootfs, step.output)
+        chain_file = resolve(stage.rootfs, step.output)
         if not chain_file.is_file():
             return [ArtifactCheck(step.stage, step.line, step.output, "DDC", Status.ERROR,
                                   detail=f"not in the stage's files: {step.output}")]
         outcomes = []
         for compiler, binary in toolset.programs("M2-Planet"):
             work, log = self._scratch(f"{compiler.name}-{posixpath.basename(step.output)}")
-            outcomes.append(run_m2(compiler, binary, step, stage_rootfs, work, log))
+            outcomes.append(run_m2(compiler, binary, step, stage, work, log))
         return [summarize(step, step.output, chain_file.read_bytes(), outcomes,
                           toolset.skipped("M2-Planet"), toolset.flags,
                           "M2-Planet")]
 
-    def mesoplanet_check(self, env: Mapping[str, str], stage_rootfs: Path
+    def mesoplanet_check(self, env: Mapping[str, str], stage: StageTree
                          ) -> Callable[[Step, Sequence[str], Path], ArtifactCheck]:
         """The check of the M2-Planet command an M2-Mesoplanet rerun spawned."""
         def check(step: Step, command: Sequence[str], chain_root: Path) -> ArtifactCheck:
@@ -409,7 +411,7 @@ class Diverse:
                     continue
                 work, log = self._scratch(f"{compiler.name}-mesoplanet")
                 outcomes.append(run_mesoplanet(compiler, meso, pairs[compiler.name][1], step,
-                                               env, stage_rootfs, chain_root, command,
+                                               env, stage, chain_root, command,
                                                work, log))
             return summarize(step, artifact, chain_file.read_bytes(), outcomes,
                              [*skipped, *(s for s in toolset.skipped("M2-Planet")

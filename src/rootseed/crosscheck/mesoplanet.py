@@ -20,9 +20,9 @@ from pathlib import Path
 from rootseed.crosscheck.compare import first_difference
 from rootseed.crosscheck.model import ArtifactCheck, Status
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.sandboxroot import stage_binds
+from rootseed.crosscheck.sandboxroot import bind_source, entered_root, stage_binds
 from rootseed.crosscheck.steps import Args, Step, command_step, file_args, in_image
-from rootseed.engine.api import clean, makedirs
+from rootseed.engine.api import StageTree, clean, makedirs
 from rootseed.sandbox import SandboxSpec
 from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.rootpath import resolve
@@ -63,10 +63,10 @@ def rerun_output(original: str) -> str:
     return f"{RERUN_DIR}/out/{posixpath.basename(original) or 'program'}"
 
 
-def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Path,
+def replay_mesoplanet(step: Step, stage: StageTree, env: Mapping[str, str], work: Path,
                       log: Path, seed_hashes: Collection[str] = (),
                       compile_check: CompileCheck | None = None) -> list[ArtifactCheck]:
-    """Rerun ``step`` (an M2-Mesoplanet RUN) on the files of ``rootfs`` and replay the
+    """Rerun ``step`` (an M2-Mesoplanet RUN) on the files of ``stage`` and replay the
     blood-elf, M1 and hex2 commands it spawned; ``compile_check`` (diverse
     double-compiling) checks its M2-Planet command.
 
@@ -75,13 +75,14 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
     it, so nothing of the stage is copied or changed. The temporaries are named in the
     report where the build kept them (its own ``TMPDIR``)."""
     assert step.output is not None
+    rootfs = stage.rootfs
     planned = rerun_argv(step.argv)
     if planned is None:
         return [_error(step, "no --output in the command line")]
     argv, original = planned
     root = work / "rerun"
     root.mkdir()
-    binds, _ = stage_binds(root, rootfs, skip=(RERUN_DIR.strip("/"),))
+    binds, _ = stage_binds(root, stage, skip=(RERUN_DIR.strip("/"),))
     for sub in ("out", "tmp"):
         (root / RERUN_DIR.strip("/") / sub).mkdir(parents=True)
     # the stage's (hostile) working directory: made inside ``root``, following the
@@ -89,11 +90,12 @@ def replay_mesoplanet(step: Step, rootfs: Path, env: Mapping[str, str], work: Pa
     makedirs(root, step.workdir)
     # the program at its absolute path, which the sandbox can check before it starts
     argv[0] = step.program
-    binds.append((resolve(rootfs, step.program), step.program))
+    binds.append((bind_source(stage, resolve(rootfs, step.program)), step.program))
     tmp_in_build = in_image(step.workdir, env.get("TMPDIR", "/tmp"))
     code = sandbox_run(SandboxSpec(rootfs=root, argv=argv,
                                    env={**env, "TMPDIR": f"{RERUN_DIR}/tmp"},
-                                   cwd=step.workdir, ro_binds=binds), log=log)
+                                   cwd=step.workdir, ro_binds=binds,
+                                   entered=entered_root(stage, root)), log=log)
     if code != 0:
         return [_error(step, f"the rerun with {DIRTY} failed (exit {code}); log: {log}")]
     rerun_out = rerun_output(original)

@@ -95,7 +95,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
     compiles = any(ddc_compile(s) or (rerun and rerunnable(s)) for s, _, _ in planned)
     logs.mkdir(parents=True, exist_ok=True)
     # Reruns are sandboxed subprocesses: run them --jobs at a time.
-    views = any(entry.view for _, entry, _ in planned)
+    views = any(_unbindable(entry) for _, entry, _ in planned)
     with contextlib.ExitStack() as stack:
         work = (stack.enter_context(builder.scratch())
                 if (ddc and compiles) or views else None)
@@ -117,7 +117,7 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
                 tasks.append((0, partial(_rerun, builder, package, step, entry, env, seeds,
                                          progress, logs, diverse)))
             elif diverse is not None and ddc_compile(step):
-                tasks.append((1, partial(diverse.m2_step, step, entry.rootfs)))
+                tasks.append((1, partial(diverse.m2_step, step, entry)))
             else:
                 tasks.append((2, partial(replay, step, entry.rootfs, seeds)))
         # Longest first, so the short ones fill the gaps; the results keep file order.
@@ -137,15 +137,17 @@ def _crosscheck_one(builder: Builder, package: str, options: BuildOptions,
 
 def _materialize(planned: list[tuple[Step, StageTree, dict[str, str]]], dest: Path
                  ) -> list[tuple[Step, StageTree, dict[str, str]]]:
-    """Real copies of the stage roots that are overlay views.
+    """Real copies of the stage roots that are overlay views no sandbox can bind.
 
     A view lives in the builder's own mount namespace: rootseed reads it, but a sandbox
-    (the reruns, the DDC compilers) cannot bind it from outside that namespace. The
-    copies are what both the Python replays and the sandboxes read."""
+    (the reruns, the DDC compilers) cannot bind it from outside that namespace. Where the
+    executor names that namespace (:attr:`StageTree.entered`) the sandboxes start there
+    and nothing is copied; otherwise the copies are what both the Python replays and the
+    sandboxes read."""
     copies: dict[Path, Path] = {}
     out: list[tuple[Step, StageTree, dict[str, str]]] = []
     for step, entry, env in planned:
-        if entry.view:
+        if _unbindable(entry):
             if entry.rootfs not in copies:
                 copies[entry.rootfs] = dest / str(len(copies))
                 dest.mkdir(parents=True, exist_ok=True)
@@ -155,6 +157,11 @@ def _materialize(planned: list[tuple[Step, StageTree, dict[str, str]]], dest: Pa
     return out
 
 
+def _unbindable(entry: StageTree) -> bool:
+    """Whether a sandbox started by rootseed cannot bind ``entry``'s files."""
+    return entry.view and entry.entered is None
+
+
 def _rerun(builder: Builder, package: str, step: Step, entry: StageTree,
            env: dict[str, str], seeds: set[str],
            progress: Callable[[str], None] | None, logs: Path, diverse: Diverse | None = None
@@ -162,7 +169,7 @@ def _rerun(builder: Builder, package: str, step: Step, entry: StageTree,
     """Check one M2-Mesoplanet step: on the temporaries the build kept when it could
     (:func:`replay_kept`, nothing run again), else by rerunning it; a rerun's log goes to
     this run's own ``logs`` directory."""
-    check = diverse.mesoplanet_check(env, entry.rootfs) if diverse is not None else None
+    check = diverse.mesoplanet_check(env, entry) if diverse is not None else None
     built = _build_log(builder, package, step)
     kept = (replay_kept(step, entry.rootfs, built, seeds, check)
             if built is not None else None)
@@ -173,7 +180,7 @@ def _rerun(builder: Builder, package: str, step: Step, entry: StageTree,
     with builder.scratch() as work:
         log = logs / f"rerun-{step.stage}-{step.line}.log"
         log.write_bytes(b"")
-        return replay_mesoplanet(step, entry.rootfs, env, work, log, seeds, check)
+        return replay_mesoplanet(step, entry, env, work, log, seeds, check)
 
 
 #: the most of a build's step log read for the commands M2-Mesoplanet spawned

@@ -25,6 +25,7 @@ from rootseed.engine.ops import Op, Root, run_op
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, Snapshot
 from rootseed.errors import RootseedError
+from rootseed.sandbox.spec import EnteredRoot
 
 
 class CopyExecutor:
@@ -58,6 +59,9 @@ class CopyExecutor:
             raise RootseedError("internal: the copy executor cannot show a stack of layers",
                                 hint="build with --snapshots overlay, or --no-cache")
         return snapshot.layers[0].path
+
+    def entered(self, snapshot: Snapshot) -> EnteredRoot | None:
+        return None  # plain directories
 
     def keep(self, snapshot: Snapshot, entry: Path) -> None:
         """The stage's tree becomes ``entry/rootfs`` (a rename of the working tree; a

@@ -48,6 +48,7 @@ from rootseed.plan import (
     StageRef,
 )
 from rootseed.provenance.record import BuildRecord, ParentImage, ResolvedSource
+from rootseed.sandbox.spec import EnteredRoot
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.tree import Package, Tree
 
@@ -95,8 +96,11 @@ class StageTree:
     """A built stage's tree as other parts read it."""
 
     rootfs: Path  # read only
-    #: an overlay view, visible from this process only: a sandbox cannot bind it (copy it)
+    #: an overlay view, visible from this process only: a sandbox cannot bind it from
+    #: outside the executor's namespace (start it in :attr:`entered`, or copy the tree)
     view: bool = False
+    #: where a sandbox binds the tree (None: ``rootfs`` as it is)
+    entered: EnteredRoot | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,11 @@ class Builder:
                    ) -> StageTree:
         """One stage's tree (see :meth:`stage`): read it, never change it."""
         entry = self.stage(package, stage, options)
-        return StageTree(entry.rootfs, view=entry.snapshot is not None)
+        if entry.snapshot is None:
+            return StageTree(entry.rootfs)
+        return StageTree(entry.rootfs, view=True,
+                         entered=self._snapshots(options or BuildOptions(progress=False)
+                                                 ).entered(entry.snapshot))
 
     def image_rootfs(self, layout: Path, digest: str) -> Path:
         """The tree of the image ``digest`` in ``layout``, unpacked once into the cache

@@ -118,6 +118,12 @@ class OverlayExecutor:
             self._snapshots[snapshot.digest] = snapshot
             return view
 
+    def entered(self, snapshot: Snapshot) -> EnteredRoot | None:
+        if not snapshot.layers:
+            return None  # the empty directory, a plain host path
+        view = self.view(snapshot)
+        return EnteredRoot(tuple(self.ns.enter()), self._view_root / view.name)
+
     # -- the Executor interface ----------------------------------------------------------
     def cached(self, snapshot: Snapshot, key: str) -> LayerResult | None:
         hit = self.actions.lookup(key)

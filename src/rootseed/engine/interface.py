@@ -19,6 +19,7 @@ from typing import Protocol
 from rootseed.engine.ops import Op
 from rootseed.engine.snapshots import Layer, Snapshot
 from rootseed.oci.config import ImageConfig
+from rootseed.sandbox.spec import EnteredRoot
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class Executor(Protocol):
 
     def view(self, snapshot: Snapshot) -> Path:
         """``snapshot``'s tree as a read-only host path (``COPY --from``, images)."""
+        ...
+
+    def entered(self, snapshot: Snapshot) -> EnteredRoot | None:
+        """Where a sandbox can bind :meth:`view`'s tree: None when the view is a plain
+        host directory (bind it as it is); else the mount namespace to start the
+        sandbox in and the tree's path there (an overlay view is mounted in the
+        executor's own namespace, which a sandbox started outside it cannot see)."""
         ...
 
     def keep(self, snapshot: Snapshot, entry: Path) -> None:
