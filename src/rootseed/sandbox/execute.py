@@ -328,7 +328,7 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False,
         raise RootseedError(f"cannot write the step's log {log}: "
                             f"{outcome.log_error.strerror or outcome.log_error}; the step "
                             "was stopped", hint="free space where the cache is (rootseed "
-                            "cache prune), or point --cache-dir elsewhere")
+                            "cache prune), or point --cache-dir elsewhere", kind=ErrorKind.CACHE)
     if outcome.limit is not None:
         raise outcome.limit
     if outcome.timed_out:
