@@ -269,7 +269,7 @@ class Publisher:
             found = open_image(layout).manifest_digest
         except LayoutError as e:
             raise PublishError(f"{name}: the image written to {self.out} does not read "
-                               f"back: {e.message}",
+                               f"back: {e.message}", package=name,
                                hint="the disk or the cache is damaged: run `rootseed cache "
                                     "prune` and build again") from e
         if found != digest:
