@@ -122,11 +122,12 @@ def test_cli_build_says_cached_and_checks_digests(tmp_path: Path) -> None:
     assert digests == f"{hexd} bootstrap-base\n"
     r = cli("build", "bootstrap-base", "--check", *common)
     assert r.returncode == 0, r.stderr
-    assert "cached" in r.stderr and "cached" in r.stdout
+    assert "cached" in r.stderr and "cached" in r.stdout  # words: progress, not an error
     (tmp_path / "digests" / "bootstrap.txt").write_text(f"{'0' * 64} bootstrap-base\n")
-    r = cli("build", "bootstrap-base", "--check", *common)
-    assert r.returncode != 0 and "digest check failed" in r.stderr
-    assert f"built sha256:{hexd}" in r.stderr and "Traceback" not in r.stderr
+    r = cli("build", "bootstrap-base", "--check", "--json", *common)
+    assert r.returncode == 1, r.stderr
+    [problem] = json.loads(r.stdout)["check"]  # the --json result says what differs
+    assert f"built sha256:{hexd}" in problem
     r = cli("build", "bootstrap-base", "--json", "--no-cache", *common)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["results"][0]["cached"] is False
@@ -197,7 +198,7 @@ def test_missing_context_file_and_missing_source(tmp_path: Path) -> None:
     with raises_kind(ErrorKind.STEP, package="core-app", file="packages/core/app/Containerfile",
                      line=5, step="COPY") as e:
         builder(tree, tmp_path).build(["core-app"], BuildOptions(progress=False))
-    # a message for people: where (package, file:line, instruction), then what
+    # words: a message for people: where (package, file:line, instruction), then what
     assert e.value.message.startswith("core-app: packages/core/app/Containerfile:5: COPY: "
                                       "source 'note.txt' not found")
     (tree / "mirror" / "hello-1.0.tar.gz").unlink()
@@ -224,8 +225,9 @@ def test_declared_outputs_are_verified(tmp_path: Path) -> None:
     builder(tree, tmp_path).build(["core-app"], BuildOptions(progress=False))
     bad = "0" * 64
     app_package(tree, outputs=f'[outputs]\n"share/other.txt" = ["{bad}", 6]\n')
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.DIGEST_MISMATCH, package="core-app") as e:
         builder(tree, tmp_path, "2").build(["core-app"], BuildOptions(progress=False))
+    # words: names the output, what was pinned and what was built, for people
     assert f"share/other.txt: expected sha256 {bad} (6 bytes), got sha256 {good}" in str(e.value)
     assert not (tmp_path / "out2" / "core-app").exists()
 

@@ -32,7 +32,7 @@ from rootseed.engine.errors import PublishError
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.record import BuildRecord
 from rootseed.engine.verify import layout_problem, seal_layout
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fsutil import private_dir
 from rootseed.oci.verified import (
     MAX_JSON,
@@ -70,7 +70,8 @@ def check_outputs(package: Package, final: CachedStage, out: Path) -> None:
             f"image {final.manifest_digest} (nothing was written to {out}):\n"
             + "\n".join(problems),
             hint="the build is not what package.toml [outputs] pins: find the cause "
-                 "before updating the pins")
+                 "before updating the pins", kind=ErrorKind.DIGEST_MISMATCH,
+            package=package.name)
 
 
 @contextmanager

@@ -306,7 +306,8 @@ class _Planner:
         names = ", ".join(s.name for s in self.cf.stages if s.name) or "none"
         raise PlanError(f"no stage {target!r} in {self.cf.display} (target stage could not "
                         "be found)",
-                        hint=f"--target takes a stage name (FROM ... AS NAME); stages: {names}")
+                        hint=f"--target takes a stage name (FROM ... AS NAME); stages: {names}",
+                        file=self.cf.display)
 
     def _global_scope(self, target_name: str) -> tuple[dict[str, str], frozenset[str]]:
         scope = platform_args(self.platform, target_name)
