@@ -59,8 +59,17 @@ def _words_compared(node: ast.Compare) -> bool:
     others = [o for o in operands if not _is_error_text(o)]
     if any(_literal(o) in NOT_WORDS for o in others):
         return False
-    # a number (a return code, a length) compared along with the text is not words
-    return any(not (isinstance(o, ast.Constant) and isinstance(o.value, int)) for o in others)
+    return any(_words(o) for o in others)
+
+
+def _words(node: ast.expr) -> bool:
+    """Anything but a number (a return code, a length), an empty text or a tuple of those
+    (``(r.returncode, r.stderr) == (0, "")``)."""
+    if isinstance(node, ast.Tuple):
+        return any(_words(e) for e in node.elts)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return False
+    return _literal(node) not in NOT_WORDS
 
 
 def findings(path: Path) -> list[tuple[int, str]]:
@@ -126,6 +135,7 @@ def test_the_check_sees_each_pattern(tmp_path: Path) -> None:
         "    assert e.value.message.startswith('pkg:')\n"
         "    assert 'x' in str(info.value)\n"
         "    assert r.returncode == 0, r.stderr\n"
+        "    assert (r.returncode, r.stderr) == (0, '')\n"
         "    assert 'Traceback' not in r.stderr\n"
         "    assert 'boom' in r.stderr  # words: the tool's upstream prints it\n"
         "    # words: the message names the file for people\n"
@@ -133,4 +143,4 @@ def test_the_check_sees_each_pattern(tmp_path: Path) -> None:
         "    assert 'b.toml' in e.message\n"
         "    x = 1\n"
         "    assert 'c.toml' in e.message\n", encoding="utf-8")
-    assert [line for line, _ in findings(sample)] == [2, 4, 5, 6, 7, 15]
+    assert [line for line, _ in findings(sample)] == [2, 4, 5, 6, 7, 16]
