@@ -46,6 +46,8 @@ class ErrorKind(enum.StrEnum):
     CANCELLED = "cancelled"
     #: not built because something it needs failed
     DEPENDENCY_FAILED = "dependency-failed"
+    #: the remote execution service (or its worker) failed, refused or cannot be reached
+    REMOTE = "remote"
     #: the sandbox (bubblewrap, overlay snapshots) could not be set up
     SANDBOX = "sandbox"
     #: the cache is damaged or cannot be used
