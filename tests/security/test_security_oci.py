@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from clirun import rootseed as run_cli
-from kinds import raises_kind
+from kinds import cli_error, raises_kind
 from rootseed.errors import ErrorKind
 from rootseed.oci import BlobError, ImageConfig, LayoutError, open_image, unpack_image, write_image
 from rootseed.oci.verified import BlobProblem
@@ -226,6 +226,6 @@ def test_challenge_refuses_an_altered_recorded_image(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0x01
     layer.write_bytes(bytes(data))
     proc = rootseed("challenge", "test-a", "--tree", str(tree.root), "--cache-dir",
-                    str(tree.cache), "--out", str(tree.out), "--offline")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"layer 0 blob sha256:{layer.name}" in proc.stderr.replace("\n", "")
+                    str(tree.cache), "--out", str(tree.out), "--offline", "--json")
+    cli_error(proc, ErrorKind.LAYOUT, exit_code=1, role="layer 0",
+              digest=f"sha256:{layer.name}")
