@@ -182,6 +182,7 @@ def test_sigint_leaves_nothing_half_written(tmp_path: Path, who: str, what: str)
         err.thread.join(WAIT)
     stderr = err.text()
     assert proc.returncode == 130, stderr
+    # words: a process stopped by a signal says so in one word (no error object)
     assert "Traceback" not in stderr and "aborted" in stderr.splitlines()[-1], stderr
     logs = tmp_path / "cache" / "logs" / "core-app"
     assert (logs / "app-line0002.log").exists() and not (logs / "app-line0003.log").exists()
@@ -209,6 +210,7 @@ def test_sigterm_stops_the_build_like_ctrl_c(tmp_path: Path) -> None:
         err.thread.join(WAIT)
     stderr = err.text()
     assert proc.returncode == 143, stderr
+    # words: a process stopped by a signal says so in one word (no error object)
     assert "Traceback" not in stderr and stderr.splitlines()[-1] == "terminated", stderr
     logs = tmp_path / "cache" / "logs" / "core-app"
     assert (logs / "app-line0002.log").exists() and not (logs / "app-line0003.log").exists()

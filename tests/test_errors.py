@@ -42,6 +42,7 @@ def test_at_keeps_the_object_and_fills_only_unknown_fields() -> None:
     except RootseedError as e:
         caught = e
     assert caught is error and type(caught) is ArchiveError
+    # words: what is tested is how .at() composes the message
     assert caught.message == "pkg: f/Containerfile:3: ADD: member '../x' leads outside"
     assert str(caught).startswith(caught.message) and caught.args == (caught.message,)
     assert caught.as_json() == {"kind": "archive", "message": caught.message, "hint": "h",
@@ -92,7 +93,7 @@ def test_json_error_output_names_the_kind(tmp_path: Path) -> None:
     assert r.returncode == 1
     error = json.loads(r.stdout)["error"]
     assert (error["kind"], error["package"]) == ("usage", "no-such")
-    assert error["message"] in " ".join(r.stderr.split())  # people still read it on stderr
+    assert error["message"] in " ".join(r.stderr.split())  # words: people read it on stderr
     r = rootseed("build", "test-e", *common, "--json")
     assert r.returncode == 1
     error = json.loads(r.stdout)["error"]

@@ -198,8 +198,9 @@ def test_global_args_in_from() -> None:
 ])
 def test_plan_errors(text: str, args: dict[str, str], needle: str) -> None:
     target = args.pop("--target", None)
-    with pytest.raises(PlanError) as info:
+    with raises_kind(ErrorKind.PLAN, PlanError) as info:
         planned(text, args=args, target=target)
+    # words: BuildKit's reasons, named for people (the kind is checked above)
     assert needle in info.value.message
     assert "Containerfile" in info.value.message  # the file (and line, where there is one)
 
