@@ -166,6 +166,7 @@ def test_examples_end_to_end(tmp_path: Path, keys: Keys, gnupghome: Path) -> Non
     assert nodes["seed-hello"]["quorum"] == nodes["seed-hex0"]["quorum"] == "quorum 2/2 met"
     assert {n["provenance_quorum"] for n in chain["nodes"]} == {"provenance quorum 2/2 met"}
     text = rootseed("trace", "seed-hello", *first.common(), cwd=first.cwd)
+    # words: the summary for people (the --json trace above is checked field by field)
     assert "2 images verified back to the seed" in text.stderr
     assert seed_sha in "".join(text.stderr.split())
 

@@ -148,6 +148,7 @@ def test_a_step_past_a_worker_limit_is_stopped_and_named(
     with Remote(remote_cluster.endpoint) as remote, pytest.raises(ActionFailed) as e:
         _run(remote, tmp_path, ["/bin/busybox", "sh", "-c", script], platform=POOL)
     assert e.value.code == code_pb2.RESOURCE_EXHAUSTED
+    # words: the code says a limit stopped it; the message names which, and the worker
     assert limit in e.value.message and "limited-1" in e.value.message
 
 
