@@ -25,7 +25,8 @@ from buildtree import (
 from clirun import Result, rootseed
 from kinds import raises_kind
 from rootseed.engine.engine import Builder, BuildOptions
-from rootseed.errors import ErrorKind, RootseedError
+from rootseed.engine.ops import StepFailed
+from rootseed.errors import ErrorKind
 from rootseed.oci import read_image, unpack_image
 from rootseed.tree import Tree
 
@@ -180,12 +181,16 @@ def test_failing_run_names_package_line_code_output_and_log(tmp_path: Path) -> N
     app_package(tree, APP_CONTAINERFILE.replace(
         'RUN echo other > /other.txt',
         'RUN for i in $(seq 1 30); do echo line$i; done; echo oops >&2; exit 3'))
-    with pytest.raises(RootseedError) as e:
+    with pytest.raises(StepFailed) as e:
         builder(tree, tmp_path).build(["core-app"], BuildOptions(progress=False))
-    message = e.value.message
-    assert "core-app: packages/core/app/Containerfile:17: RUN failed with exit code 3" in message
-    assert "line30" in message and "oops" in message and "line5\n" not in message
+    error = e.value
+    assert (error.package, error.file, error.line, error.step, error.status) == (
+        "core-app", "packages/core/app/Containerfile", 17, "RUN", 3)
     log = tmp_path / "cache" / "logs" / "core-app" / "other-line0017.log"
+    assert error.log == log
+    message = error.message
+    # words: the message shows the last lines of output and names the log, for people
+    assert "line30" in message and "oops" in message and "line5\n" not in message
     assert f"full log: {log}" in message
     assert "line1\n" in log.read_text()
     assert not (tmp_path / "out" / "core-app").exists()
