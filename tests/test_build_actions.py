@@ -207,7 +207,9 @@ def test_cli_events_live_lines_and_resume(tmp_path: Path) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     # words: the live progress lines are for people (not an error)
     assert "stage 0 (1 of 1): step 2 of 20: RUN echo 2 >> /steps (log: " in r.stderr
+    # words: the message names the step's log, for people
     log = next(line for line in r.stderr.splitlines() if "full log:" in line).split()[-1]
+    # words: as above
     assert Path(log).is_file() and str(tmp_path / "c") in log
     (d / "Containerfile").write_text(twenty_steps(fail_at=None))
     r = _cli("build", "core-app", "--json", "--no-cache-from", "18", *common)

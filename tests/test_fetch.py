@@ -90,6 +90,7 @@ def test_all_fail_lists_every_mirror_and_leaves_nothing(server: str, tmp_path: P
     with pytest.raises(FetchError) as e:
         Fetcher(tmp_path, progress=False).fetch(src)
     text = e.value.message
+    # words: the one FetchError lists each mirror tried and why, for people
     assert f"{server}/bad.tar: sha256 mismatch for good.tar: expected {GOOD_SHA}, got " \
            f"{sha(b'tampered' + GOOD)}" in text
     assert f"{server}/missing.tar: HTTP 404" in text
