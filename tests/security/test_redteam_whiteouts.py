@@ -133,6 +133,7 @@ def test_non_utf8_name_in_a_build_context(tmp_path: Path) -> None:
                     "--out", str(tree.out), "--offline", env={"COLUMNS": "400"})
     assert proc.returncode == 1, proc.stderr
     shown = proc.stdout + proc.stderr  # the per-package summary table is on stdout
+    # words: the summary for people names the package and why; no internal error
     assert "test-bad" in shown and "not valid UTF-8" in shown, shown
     assert "test-good" in shown and "internal error" not in shown
 
