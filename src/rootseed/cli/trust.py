@@ -90,7 +90,7 @@ def _must_count(result: QuorumResult, key: str, what: str) -> None:
         raise RootseedError(f"the new {what} signature by {key} would not count: {why}",
                             hint="use a key that is neither expired nor revoked (Ed25519, or "
                                  "RSA of at least 2048 bits) and a SHA-2 digest; nothing "
-                                 "was stored")
+                                 "was stored", kind=ErrorKind.SIGNATURE)
 
 
 def _signed_before(listing: store.Listing, signer: str | None, directory: Path,
@@ -192,7 +192,8 @@ def _provenance_bytes(image_dir: Path, package: str, digest: str) -> bytes | Non
     if prov.subject_digest != digest or prov.package != package:
         raise RootseedError(
             f"{package}: {path} describes {prov.package} {prov.subject_digest}, not this "
-            f"image ({digest})", hint="rebuild the package; nothing was signed")
+            f"image ({digest})", hint="rebuild the package; nothing was signed",
+            kind=ErrorKind.PROVENANCE, package=package, file=str(path))
     return prov.raw
 
 
