@@ -1,4 +1,9 @@
-"""Check which error happened by its kind and fields, not by its English."""
+"""Check which error happened by its kind and fields, not by its English.
+
+In process: :func:`raises_kind`; a command: run it with ``--json`` and :func:`cli_error`.
+A check of an error's words is kept only where the words are what is tested (a seed
+tool's message, a path named for people) and carries ``# words: why``
+(tests/test_no_error_text.py fails on one without it)."""
 
 from __future__ import annotations
 
