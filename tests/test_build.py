@@ -25,7 +25,8 @@ from buildtree import (
 from clirun import Result, rootseed
 from kinds import raises_kind
 from rootseed.engine.engine import Builder, BuildOptions
-from rootseed.errors import ErrorKind, RootseedError
+from rootseed.engine.ops import StepFailed
+from rootseed.errors import ErrorKind
 from rootseed.oci import read_image, unpack_image
 from rootseed.tree import Tree
 
@@ -122,11 +123,12 @@ def test_cli_build_says_cached_and_checks_digests(tmp_path: Path) -> None:
     assert digests == f"{hexd} bootstrap-base\n"
     r = cli("build", "bootstrap-base", "--check", *common)
     assert r.returncode == 0, r.stderr
-    assert "cached" in r.stderr and "cached" in r.stdout
+    assert "cached" in r.stderr and "cached" in r.stdout  # words: progress, not an error
     (tmp_path / "digests" / "bootstrap.txt").write_text(f"{'0' * 64} bootstrap-base\n")
-    r = cli("build", "bootstrap-base", "--check", *common)
-    assert r.returncode != 0 and "digest check failed" in r.stderr
-    assert f"built sha256:{hexd}" in r.stderr and "Traceback" not in r.stderr
+    r = cli("build", "bootstrap-base", "--check", "--json", *common)
+    assert r.returncode == 1, r.stderr
+    [problem] = json.loads(r.stdout)["check"]  # the --json result says what differs
+    assert f"built sha256:{hexd}" in problem
     r = cli("build", "bootstrap-base", "--json", "--no-cache", *common)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["results"][0]["cached"] is False
@@ -179,12 +181,16 @@ def test_failing_run_names_package_line_code_output_and_log(tmp_path: Path) -> N
     app_package(tree, APP_CONTAINERFILE.replace(
         'RUN echo other > /other.txt',
         'RUN for i in $(seq 1 30); do echo line$i; done; echo oops >&2; exit 3'))
-    with pytest.raises(RootseedError) as e:
+    with pytest.raises(StepFailed) as e:
         builder(tree, tmp_path).build(["core-app"], BuildOptions(progress=False))
-    message = e.value.message
-    assert "core-app: packages/core/app/Containerfile:17: RUN failed with exit code 3" in message
-    assert "line30" in message and "oops" in message and "line5\n" not in message
+    error = e.value
+    assert (error.package, error.file, error.line, error.step, error.status) == (
+        "core-app", "packages/core/app/Containerfile", 17, "RUN", 3)
     log = tmp_path / "cache" / "logs" / "core-app" / "other-line0017.log"
+    assert error.log == log
+    message = error.message
+    # words: the message shows the last lines of output and names the log, for people
+    assert "line30" in message and "oops" in message and "line5\n" not in message
     assert f"full log: {log}" in message
     assert "line1\n" in log.read_text()
     assert not (tmp_path / "out" / "core-app").exists()
@@ -197,7 +203,7 @@ def test_missing_context_file_and_missing_source(tmp_path: Path) -> None:
     with raises_kind(ErrorKind.STEP, package="core-app", file="packages/core/app/Containerfile",
                      line=5, step="COPY") as e:
         builder(tree, tmp_path).build(["core-app"], BuildOptions(progress=False))
-    # a message for people: where (package, file:line, instruction), then what
+    # words: a message for people: where (package, file:line, instruction), then what
     assert e.value.message.startswith("core-app: packages/core/app/Containerfile:5: COPY: "
                                       "source 'note.txt' not found")
     (tree / "mirror" / "hello-1.0.tar.gz").unlink()
@@ -224,8 +230,9 @@ def test_declared_outputs_are_verified(tmp_path: Path) -> None:
     builder(tree, tmp_path).build(["core-app"], BuildOptions(progress=False))
     bad = "0" * 64
     app_package(tree, outputs=f'[outputs]\n"share/other.txt" = ["{bad}", 6]\n')
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.DIGEST_MISMATCH, package="core-app") as e:
         builder(tree, tmp_path, "2").build(["core-app"], BuildOptions(progress=False))
+    # words: names the output, what was pinned and what was built, for people
     assert f"share/other.txt: expected sha256 {bad} (6 bytes), got sha256 {good}" in str(e.value)
     assert not (tmp_path / "out2" / "core-app").exists()
 

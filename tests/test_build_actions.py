@@ -16,7 +16,8 @@ from clirun import Result
 from clirun import rootseed as run_cli
 from kinds import raises_kind
 from rootseed.engine.engine import Builder, BuildOptions, NoCacheFrom
-from rootseed.errors import ErrorKind, RootseedError
+from rootseed.engine.ops import StepFailed
+from rootseed.errors import ErrorKind
 from rootseed.oci import read_image, unpack_image
 from rootseed.tree import Tree
 
@@ -61,9 +62,9 @@ def test_a_failed_build_resumes_at_the_failing_step(tmp_path: Path) -> None:
     d = app_package(tree, twenty_steps(fail_at=15))
     b = _builder(tree, tmp_path)
     rec = Recorder()
-    with pytest.raises(RootseedError) as failed:
+    with pytest.raises(StepFailed) as failed:
         b.build(["core-app"], _opts(rec))
-    assert "exit code 1" in failed.value.message and "full log:" in failed.value.message
+    assert (failed.value.status, failed.value.line) == (1, 16) and failed.value.log.is_file()
     assert rec.steps("end") == list(range(1, 15))
     assert rec.steps("failed") == [15]
     (d / "Containerfile").write_text(twenty_steps(fail_at=None))  # fixed
@@ -204,8 +205,11 @@ def test_cli_events_live_lines_and_resume(tmp_path: Path) -> None:
               str(tmp_path / "o")]
     r = _cli("build", "core-app", "--snapshots", "overlay", *common)
     assert r.returncode == 1 and "Traceback" not in r.stderr
+    # words: the live progress lines are for people (not an error)
     assert "stage 0 (1 of 1): step 2 of 20: RUN echo 2 >> /steps (log: " in r.stderr
+    # words: the message names the step's log, for people
     log = next(line for line in r.stderr.splitlines() if "full log:" in line).split()[-1]
+    # words: as above
     assert Path(log).is_file() and str(tmp_path / "c") in log
     (d / "Containerfile").write_text(twenty_steps(fail_at=None))
     r = _cli("build", "core-app", "--json", "--no-cache-from", "18", *common)

@@ -82,6 +82,7 @@ def test_every_problem_is_named_once(tmp_path: Path) -> None:
     found = {(p.kind, p.package, p.line): p for p in report.problems}
     for key, needle in EXPECTED.items():
         assert key in found, f"{key} not reported; got {sorted(map(str, found))}"
+        # words: the kind, package and line are the key; the message says what, for people
         assert needle in found[key].message, (key, found[key].message)
     assert len(report.problems) == len(EXPECTED), [p.describe() for p in report.problems]
     # the line points into the file named

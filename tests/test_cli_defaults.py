@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kinds import cli_error
 from rootseed import shipped
+from rootseed.errors import ErrorKind
 from test_cache_maintenance import _entry
 
 
@@ -33,8 +35,9 @@ def _one_package_tree(root: Path, name: str) -> Path:
 def test_cache_prune_without_a_choice_removes_nothing(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     entry = _entry(cache, "actions", "a" * 64, "action.json", 30)
-    r = rootseed("cache", "prune", "--cache-dir", str(cache))
-    assert r.returncode == 2 and "--keep-days N" in r.stderr and "--all" in r.stderr
+    r = rootseed("cache", "prune", "--cache-dir", str(cache), "--json")
+    message = cli_error(r, ErrorKind.USAGE, exit_code=2)["message"]
+    assert "--keep-days N" in message and "--all" in message  # words: the choices, for people
     assert entry.exists()
     r = rootseed("cache", "prune", "--all", "--keep-days", "3", "--cache-dir", str(cache))
     assert r.returncode == 2 and entry.exists()
@@ -44,12 +47,12 @@ def test_cache_prune_without_a_choice_removes_nothing(tmp_path: Path) -> None:
 
 
 def test_missing_cache_dir_and_mirror_are_said_up_front(tmp_path: Path) -> None:
-    r = rootseed("cache", "du", "--cache-dir", str(tmp_path / "nope"))
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert f"cache directory {tmp_path / 'nope'} does not exist" in r.stderr
+    r = rootseed("cache", "du", "--cache-dir", str(tmp_path / "nope"), "--json")
+    error = cli_error(r, ErrorKind.USAGE, exit_code=1)
+    assert str(tmp_path / "nope") in error["message"]  # words: names the directory
     r = rootseed("fetch", "--mirror", str(tmp_path / "no-mirror"), "--cache-dir",
-                 str(tmp_path / "c"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
+                 str(tmp_path / "c"), "--json")
+    cli_error(r, ErrorKind.USAGE, exit_code=2)
     assert len([line for line in r.stderr.splitlines() if "no-mirror" in line]) == 1
     assert not (tmp_path / "c").exists()  # nothing was fetched
 
@@ -57,9 +60,9 @@ def test_missing_cache_dir_and_mirror_are_said_up_front(tmp_path: Path) -> None:
 def test_missing_bubblewrap_is_one_message_before_any_work(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path / "empty-path")}
     r = rootseed("build", "seed-hello", "--tree", str(shipped.examples()), "--offline",
-                 "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"), env=env)
-    assert r.returncode == 1
-    assert r.stderr.startswith("error: bubblewrap (bwrap) is not installed"), r.stderr
+                 "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"), "--json",
+                 env=env)
+    assert cli_error(r, ErrorKind.SANDBOX, exit_code=1)["hint"]
     assert len(r.stderr.splitlines()) == 2  # the error and its hint, no step started
     assert not (tmp_path / "c").exists()
 
@@ -102,13 +105,14 @@ def test_tool_help_is_in_the_same_style_and_exits_0(tmp_path: Path) -> None:
 
 
 def test_did_you_mean(tmp_path: Path) -> None:
-    r = rootseed("bild")
-    assert r.returncode == 2 and "Did you mean 'build'?" in r.stderr
+    r = rootseed("bild", "--json")
+    error = cli_error(r, ErrorKind.USAGE, exit_code=2)
+    assert "Did you mean 'build'?" in error["message"]  # words: the suggestion, for people
     tree = _one_package_tree(tmp_path, "bootstrap-stage0")
     r = rootseed("build", "stage0", "--tree", str(tree), "--cache-dir", str(tmp_path / "c"),
-                 "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and "no package 'stage0'" in r.stderr
-    assert "did you mean bootstrap-stage0?" in r.stderr
+                 "--out", str(tmp_path / "o"), "--json")
+    error = cli_error(r, ErrorKind.USAGE, exit_code=1, package="stage0")
+    assert error["hint"] == "did you mean bootstrap-stage0?"
 
 
 def test_verify_a_mistyped_package_says_no_such_package(tmp_path: Path) -> None:
@@ -116,7 +120,7 @@ def test_verify_a_mistyped_package_says_no_such_package(tmp_path: Path) -> None:
     keyring = tmp_path / "keyring.gpg"
     keyring.write_bytes(b"")
     r = rootseed("verify", "bootstrap-stage00", "--keyring", str(keyring), "--tree", str(tree),
-                 "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "no package 'bootstrap-stage00'" in r.stderr and "index.json" not in r.stderr
-    assert "did you mean bootstrap-stage0?" in r.stderr
+                 "--out", str(tmp_path / "o"), "--json")
+    error = cli_error(r, ErrorKind.USAGE, exit_code=1, package="bootstrap-stage00")
+    assert error["hint"] == "did you mean bootstrap-stage0?"
+    assert "index.json" not in r.stderr  # words: no image was looked for

@@ -22,7 +22,7 @@ from rootseed.containerfile import (
     parse_file,
     parse_string,
 )
-from rootseed.errors import ErrorKind, RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.plan import plan
 
 FULL = """\
@@ -126,11 +126,13 @@ def test_run_heredoc_variants() -> None:
 def test_parse_file_and_display(tmp_path: Path) -> None:
     f = tmp_path / "Containerfile"
     f.write_text("FROM scratch\nEXPOSE 80\n")
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.CONTAINERFILE, file=str(f), line=2, step="EXPOSE") as e:
         parse_file(f)
+    # words: the message names the file as shown (display), for people
     assert f"{f}:2: EXPOSE" in e.value.message
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.CONTAINERFILE, file="pkg/Containerfile", line=2) as e:
         parse_file(f, display="pkg/Containerfile")
+    # words: the message names the file as shown (display), for people
     assert e.value.message.startswith("pkg/Containerfile:2: EXPOSE: instruction not supported")
     assert e.value.hint is not None and "COPY" in e.value.hint
     with raises_kind(ErrorKind.CONTAINERFILE):
@@ -159,7 +161,7 @@ def test_parse_file_and_display(tmp_path: Path) -> None:
 def test_errors_name_file_line_and_instruction(text: str, line: int, needle: str) -> None:
     with raises_kind(ErrorKind.CONTAINERFILE, file="Containerfile", line=line) as e:
         parse_string(text, display="Containerfile")
-    # a message for people: where first, then what
+    # words: a message for people: where first, then what (the flag or instruction named)
     assert e.value.message.startswith(f"Containerfile:{line}: "), e.value.message
     assert needle in e.value.message
 

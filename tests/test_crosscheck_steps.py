@@ -188,7 +188,8 @@ def test_bootstrap_command_fails_on_a_crosscheck_difference(
     monkeypatch.setattr(cli_bootstrap, "bootstrap", fake)
     r = rootseed("bootstrap", "--demo")
     assert r.returncode == 1
-    assert "differs at offset 3" in " ".join(r.stderr.split())  # what differs, for people
+    # words: the report says what differs, for people (its --json is test_errors')
+    assert "differs at offset 3" in " ".join(r.stderr.split())
 
 
 def test_cc_x86_is_replayed_and_a_planted_byte_is_reported_at_its_step(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from buildtree import BUSYBOX, make_tree
 from rootseed.engine.digests import RecordedDigestsDiffer, write_digests
+from rootseed.errors import ErrorKind
 from test_build import cli
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -25,6 +26,8 @@ def test_write_adds_keeps_and_refuses_to_replace(tmp_path: Path) -> None:
         write_digests(d, {"core-x": f"sha256:{B}", "core-y": C}, {"core-x": "core",
                                                                    "core-y": "core"})
     assert (d / "core.txt").read_text() == f"{A} core-x\n"  # nothing written
+    assert e.value.kind is ErrorKind.DIGEST_MISMATCH
+    # words: the message names each image, its recorded and its built digest, for people
     assert f"core-x: recorded sha256:{A} → built sha256:{B}" in e.value.message
     assert [(c.image, c.status) for c in e.value.changes] == [("core-x", "differs"),
                                                               ("core-y", "added")]
@@ -47,12 +50,14 @@ def test_cli_check_and_digests_never_overwrite_a_published_value(tmp_path: Path)
     published.write_text(f"{A} bootstrap-base\n")
     r = cli("build", "bootstrap-base", "--check", *common)
     assert r.returncode == 1 and "Traceback" not in r.stderr
+    # words: what is tested is the advice for people (never "stale"; challenge it)
     assert "stale" not in r.stderr and "records the current build" not in r.stderr
     assert "does not reproduce" in r.stderr and "rootseed challenge bootstrap-base" in r.stderr
     built = r.stdout.split()[0]
     r = cli("digests", "bootstrap-base", *common)
     assert r.returncode == 1, r.stdout
     assert published.read_text() == f"{A} bootstrap-base\n"
+    # words: the message for people names the change and the way to replace it
     assert f"bootstrap-base: recorded sha256:{A} → built {built}" in r.stderr
     assert "--replace" in r.stderr
     r = cli("digests", "bootstrap-base", "--json", *common)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from clirun import rootseed
+from kinds import cli_error
 from rootseed.engine.engine import Builder, BuildOptions
 from rootseed.engine.extract import ArchiveError
 from rootseed.errors import ErrorKind, RootseedError
@@ -42,6 +43,7 @@ def test_at_keeps_the_object_and_fills_only_unknown_fields() -> None:
     except RootseedError as e:
         caught = e
     assert caught is error and type(caught) is ArchiveError
+    # words: what is tested is how .at() composes the message
     assert caught.message == "pkg: f/Containerfile:3: ADD: member '../x' leads outside"
     assert str(caught).startswith(caught.message) and caught.args == (caught.message,)
     assert caught.as_json() == {"kind": "archive", "message": caught.message, "hint": "h",
@@ -92,7 +94,7 @@ def test_json_error_output_names_the_kind(tmp_path: Path) -> None:
     assert r.returncode == 1
     error = json.loads(r.stdout)["error"]
     assert (error["kind"], error["package"]) == ("usage", "no-such")
-    assert error["message"] in " ".join(r.stderr.split())  # people still read it on stderr
+    assert error["message"] in " ".join(r.stderr.split())  # words: people read it on stderr
     r = rootseed("build", "test-e", *common, "--json")
     assert r.returncode == 1
     error = json.loads(r.stdout)["error"]
@@ -120,3 +122,25 @@ def test_json_stays_one_document_when_the_command_wrote_its_result(
     assert r.returncode == 1
     data = json.loads(r.stdout)  # one document: the command's own
     assert "error" not in data and data["package"] == "p"
+
+
+def test_export_of_a_missing_image_keeps_the_layout_error(tmp_path: Path) -> None:
+    """``export`` adds the package and its hint to the LayoutError instead of wrapping it
+    in a plain error (which lost the kind)."""
+    (tmp_path / "out").mkdir()
+    r = rootseed("export", "nope", "--oci-archive", tmp_path / "x.tar", "--out",
+                 tmp_path / "out", "--json")
+    cli_error(r, ErrorKind.LAYOUT, exit_code=1, package="nope")
+    assert not (tmp_path / "x.tar").exists()
+
+
+def test_a_wrapped_plan_error_keeps_its_fields(tmp_path: Path) -> None:
+    """The engine names the package of a PlanError by ``at()``: its type and file stay."""
+    root = _tree(tmp_path, "FROM scratch AS a\nCOPY f /f\n", {"f": b"f\n"})
+    builder = Builder(Tree.load(root), cache_dir=tmp_path / "cache", out=tmp_path / "out")
+    with pytest.raises(PlanError) as info:
+        builder.build(["test-e"], BuildOptions(progress=False, target="nope"))
+    error = info.value
+    assert (error.kind, error.package, error.file) == (
+        ErrorKind.PLAN, "test-e", "tree/test/e/Containerfile")
+    assert error.message.startswith("test-e: ")  # words: at() put the package first

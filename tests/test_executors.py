@@ -24,6 +24,7 @@ from rootseed.engine.ops import ExecOp, FileOp, Op, Root, StepFailed, run_op
 from rootseed.engine.reapi import directory_digest, snapshot_digest
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot, Verifier
+from rootseed.errors import ErrorKind
 from rootseed.sandbox.overlay import OverlayUnavailable, probe
 from rootseed.sandbox.spec import EnteredRoot
 
@@ -142,7 +143,7 @@ def test_a_failing_step_names_itself_and_its_log(executor: Executor, tmp_path: P
         executor.execute(_base(tmp_path), _run(tmp_path, "echo broken; exit 3"), "k",
                          work=_work(tmp_path))
     assert caught.value.log.read_text() == "broken\n"
-    assert "exit code 3" in caught.value.message
+    assert caught.value.status == 3 and caught.value.kind is ErrorKind.STEP_FAILED
 
 
 def test_a_stopped_step_is_cancelled(executor: Executor, tmp_path: Path) -> None:

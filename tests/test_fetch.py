@@ -90,6 +90,7 @@ def test_all_fail_lists_every_mirror_and_leaves_nothing(server: str, tmp_path: P
     with pytest.raises(FetchError) as e:
         Fetcher(tmp_path, progress=False).fetch(src)
     text = e.value.message
+    # words: the one FetchError lists each mirror tried and why, for people
     assert f"{server}/bad.tar: sha256 mismatch for good.tar: expected {GOOD_SHA}, got " \
            f"{sha(b'tampered' + GOOD)}" in text
     assert f"{server}/missing.tar: HTTP 404" in text
@@ -109,6 +110,7 @@ def test_local_mirror_first_and_corrupt_copy_named(server: str, tmp_path: Path) 
     with pytest.raises(FetchError) as e:
         Fetcher(tmp_path / "c2", [mirror], offline=True, progress=False).fetch(
             source(f"{server}/good.tar"))
+    # words: the one FetchError lists each mirror tried and why, for people
     assert str(mirror / "good.tar") in e.value.message
     # a local file's own hash is never shown (package.toml chooses which file is read)
     assert f"the file does not match the pinned sha256 {GOOD_SHA}" in e.value.message
@@ -153,6 +155,7 @@ def test_file_urls_of_a_tree_stay_inside_it(tmp_path: Path) -> None:
                 "file:mirror/link.tar"):
         with pytest.raises(FetchError) as e:
             f.fetch(source(url))
+        # words: the mirror's line says why it was not read, for people
         assert "a file: mirror must name a file inside the tree" in e.value.message
         assert str(tmp_path) not in e.value.message.replace(url, "")  # no resolved path
     assert cache_names(tmp_path / "c") == []
@@ -165,6 +168,7 @@ def test_size_limit_for_downloads_and_local_files(server: str, tmp_path: Path) -
     f = Fetcher(tmp_path / "c", progress=False, max_bytes=len(GOOD) - 1)
     with pytest.raises(FetchError) as e:
         f.fetch(source(f"{server}/good.tar", (tmp_path / "good.tar").as_uri()))
+    # words: each mirror's line says why it was not used, for people
     assert e.value.message.count(f"larger ({len(GOOD)} bytes) than the {len(GOOD) - 1} "
                                  "bytes a source may have") == 2
     assert cache_names(tmp_path / "c") == []
@@ -189,6 +193,7 @@ mirrors = ["file:nowhere/two.tar"]
     tree = Tree.load(tmp_path / "t")
     with pytest.raises(FetchError) as e:
         Fetcher(tmp_path / "c", offline=True, base_dir=tree.root).fetch_package(tree.get("a-x"))
+    # words: the one FetchError names every source that failed, for people
     assert "2 of 2 sources of a-x" in e.value.message
     assert "one.tar" in e.value.message and "two.tar" in e.value.message
     assert e.value.hint is not None and "--mirror" in e.value.hint

@@ -399,7 +399,7 @@ def test_missing_extension_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(GzipExtensionMissing) as e:
         gzip_bytes(b"x")
     assert isinstance(e.value, RootseedError) and e.value.hint
-    assert "rootseed.oci._goflate" in e.value.message
+    assert "rootseed.oci._goflate" in e.value.message  # words: names the module, for people
     with pytest.raises(GzipExtensionMissing):
         gzip_file(io.BytesIO(b"x"), io.BytesIO())
 
@@ -424,13 +424,14 @@ class Truncated(io.RawIOBase):
 def test_read_failure_mid_stream_is_typed() -> None:
     with pytest.raises(GzipReadError) as e:
         gzip_file(cast(BinaryIO, Truncated()), io.BytesIO())
-    assert isinstance(e.value, GzipError) and "Input/output error" in e.value.message
+    assert isinstance(e.value, GzipError)
+    assert "Input/output error" in e.value.message  # words: the system's reason, for people
 
 
 def test_text_stream_input_is_typed() -> None:
     with pytest.raises(GzipReadError) as e:
         gzip_file(cast(BinaryIO, io.StringIO("not bytes")), io.BytesIO())
-    assert "binary" in e.value.message
+    assert "binary" in e.value.message  # words: says what was expected, for people
 
 
 def test_unreadable_input_is_typed(tmp_path: Path) -> None:
@@ -447,7 +448,7 @@ def test_full_disk_is_typed() -> None:
         pytest.skip("no /dev/full on this system")
     with open("/dev/full", "wb", buffering=0) as full, pytest.raises(GzipWriteError) as e:
         gzip_file(io.BytesIO(text(1 << 20, 7)), full)
-    assert "No space left" in e.value.message
+    assert "No space left" in e.value.message  # words: the system's reason, for people
 
 
 def test_closed_output_is_typed() -> None:

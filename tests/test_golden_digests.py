@@ -16,6 +16,7 @@ from clirun import Result, rootseed
 from rootseed import shipped
 from rootseed.bootstrap import DigestMismatch, bootstrap
 from rootseed.engine.digests import read_digests
+from rootseed.errors import ErrorKind
 from rootseed.settings import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)")
@@ -54,9 +55,10 @@ def test_one_changed_byte_fails_build_check_naming_the_digest(tmp_path: Path) ->
     recorded = read_digests(tmp_path / "digests")["seed-hello"]
     r = cli("build", "seed-hello", "--check", "--tree", str(tree), "--offline",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert r.returncode != 0
+    assert r.returncode == 1
     assert "Traceback" not in r.stderr
     message = " ".join(r.stderr.split())
+    # words: names the recorded and the built digest, for people (test_build: the kind)
     assert f"recorded sha256:{recorded}" in message, message
     assert "seed-hello: built sha256:" in message
 
@@ -72,6 +74,8 @@ def test_one_changed_byte_fails_bootstrap_demo_naming_the_digest(
     with pytest.raises(DigestMismatch) as caught:
         bootstrap(settings, demo=True)
     message = caught.value.message
+    assert caught.value.kind is ErrorKind.DIGEST_MISMATCH
+    # words: names the image whose digest differs, and only that one, for people
     assert f"recorded sha256:{recorded['seed-hello']}" in message
     assert "seed-hex0" not in message  # the unchanged image still matches its digest
     assert "rootseed digests" in (caught.value.hint or "")

@@ -195,7 +195,7 @@ def test_default_ref_and_bad_ref(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "r")
     write_image(tmp_path / "img", root, ImageConfig(), {})
     assert read_image(tmp_path / "img").ref_name == "latest"
-    with pytest.raises(RootseedError, match="reference name"):
+    with raises_kind(ErrorKind.USAGE):
         write_image(tmp_path / "bad", root, ImageConfig(), {REF: "no spaces allowed"})
     assert not (tmp_path / "bad").exists()
 

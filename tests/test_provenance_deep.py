@@ -86,6 +86,7 @@ def test_cli_trace_of_a_deep_chain(deep_out: tuple[Path, list[str]], tmp_path: P
     if fmt == "json":
         assert [n["package"] for n in json.loads(proc.stdout)["nodes"]] == names
     else:  # too deep for a nested tree: a list, seed first, each with its parent
+        # words: the summary for people (the --json form is checked above)
         assert f"{DEPTH} images verified back to the seed" in " ".join(proc.stderr.split())
         assert f"{DEPTH} images deep: shown as a list, seed first" in proc.stdout
         assert proc.stdout.index(f"{names[0]} sha256:") < proc.stdout.index(

@@ -115,7 +115,8 @@ def test_trace_refuses_an_image_under_the_quorum(world: World) -> None:
     assert code == 1
     error = json.loads(out)["error"]  # --json: what a program reads
     assert (error["kind"], error["package"]) == ("quorum", CHILD_PKG)
-    text = " ".join(err.split())  # for people: which image, and why on each side
+    text = " ".join(err.split())
+    # words: for people: which image, and why on each side
     assert f"{CHILD_PKG} ({world.chain.child}) is not signed by the quorum" in text
     assert "image: quorum 1/2 NOT met: signature-2 untrusted-key" in text
     assert "provenance: quorum 1/2 NOT met: provenance-2 untrusted-key" in text
@@ -123,11 +124,13 @@ def test_trace_refuses_an_image_under_the_quorum(world: World) -> None:
 
 def test_trace_quorum_follows_the_keyring_and_the_quorum(signed_world: World) -> None:
     w, k = signed_world, signed_world.keys
-    code, _, err = w.run("trace", GRANDCHILD_PKG, "--json",
-                         "--keyring", str(w.keyring(k.alice, k.bob, k.mallory)),
-                         "--signatures", str(w.sigs), "--registry", NAMESPACE,
-                         "--out", str(w.out), "--quorum", "3")
+    code, out, err = w.run("trace", GRANDCHILD_PKG, "--json",
+                           "--keyring", str(w.keyring(k.alice, k.bob, k.mallory)),
+                           "--signatures", str(w.sigs), "--registry", NAMESPACE,
+                           "--out", str(w.out), "--quorum", "3")
     assert code == 1
+    assert json.loads(out)["error"]["kind"] == "quorum"
+    # words: says why for people (only 2 distinct signers)
     assert "quorum 2/3 NOT met: only 2 distinct trusted signers" in " ".join(err.split())
     data = trace_json(w, "--keyring", str(w.keyring(k.alice)), "--quorum", "1",
                       "--signatures", str(w.sigs), "--registry", NAMESPACE,
@@ -146,7 +149,7 @@ def test_trace_text_shows_the_quorum_under_each_image(signed_world: World) -> No
         [block] = [b for b in blocks if re.match(rf"{package}\s+sha256:", b)]
         assert MET in " ".join(block.split()), out
         assert f"provenance {MET}" in " ".join(block.split()), out
-    assert "3 images verified back to the seed" in err
+    assert "3 images verified back to the seed" in err  # words: the summary for people
 
 
 def test_registry_defaults_to_the_tree_namespace(signed_world: World) -> None:
@@ -161,8 +164,11 @@ def test_registry_defaults_to_the_tree_namespace(signed_world: World) -> None:
     assert {n["quorum"] for n in data["nodes"]} == {MET}
 
     (tree / "rootseed.toml").write_text('[tree]\nnamespace = "elsewhere"\n')
-    code, _, err = w.run("trace", GRANDCHILD_PKG, "--json", *w.trust_args("--tree", str(tree)))
-    assert code == 1 and "quorum 0/2 NOT met: no signatures" in " ".join(err.split())
+    code, out, err = w.run("trace", GRANDCHILD_PKG, "--json",
+                           *w.trust_args("--tree", str(tree)))
+    assert code == 1 and json.loads(out)["error"]["kind"] == "quorum"
+    # words: says why for people (no signatures under that registry)
+    assert "quorum 0/2 NOT met: no signatures" in " ".join(err.split())
 
 
 def test_trace_without_keyring_says_signatures_are_not_checked(world: World) -> None:
@@ -173,11 +179,11 @@ def test_trace_without_keyring_says_signatures_are_not_checked(world: World) -> 
 
 
 def test_trace_keyring_without_a_registry_or_tree_is_a_clear_error(world: World) -> None:
-    code, out, err = world.run("trace", GRANDCHILD_PKG,
-                               *world.trust_args("--tree", str(world.tmp / "no-tree")))
-    assert code != 0 and out == ""
-    assert "registry the signatures are stored under is unknown" in err
-    assert "--registry" in err
+    code, out, _ = world.run("trace", GRANDCHILD_PKG, "--json",
+                             *world.trust_args("--tree", str(world.tmp / "no-tree")))
+    error = json.loads(out)["error"]
+    assert (code, error["kind"]) == (1, "usage")
+    assert "--registry" in error["hint"]
 
 
 def report_data(path: Path) -> dict[str, dict[str, Any]]:
@@ -233,9 +239,11 @@ def test_report_requires_the_provenance_quorum_as_trace_does(world: World) -> No
     [store] = [d for d in w.sigs.rglob(f"{CHILD_PKG}@*") if d.is_dir()]
     bobs = max(store.glob("provenance-*"), key=lambda f: int(f.name.split("-")[1]))
     bobs.write_bytes(b"not a signature")
-    code, _, err = w.run("trace", GRANDCHILD_PKG, "--json",
-                         *w.trust_args("--registry", NAMESPACE))
-    assert code == 1 and "provenance: quorum 1/2 NOT met" in " ".join(err.split())
+    code, out, err = w.run("trace", GRANDCHILD_PKG, "--json",
+                           *w.trust_args("--registry", NAMESPACE))
+    assert (code, json.loads(out)["error"]["kind"]) == (1, "quorum")
+    # words: says which side is short, for people
+    assert "provenance: quorum 1/2 NOT met" in " ".join(err.split())
 
     page = w.tmp / "report.html"
     data = report_json(w, page, *w.trust_args("--registry", NAMESPACE))

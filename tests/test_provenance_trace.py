@@ -7,8 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from kinds import raises_kind
 from provenance_fixtures import (
     CHILD_PKG,
@@ -25,7 +23,7 @@ from provenance_fixtures import (
     write_layout,
 )
 from rootseed.engine.record import ParentImage
-from rootseed.errors import ErrorKind, RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.oci.verified import BlobError, BlobProblem
 from rootseed.provenance.statement import write_statement
 from rootseed.provenance.trace import trace
@@ -120,9 +118,10 @@ def test_parent_rebuilt_differently(tmp_path: Path) -> None:
     # a fully consistent, but different, image now sits where the child's parent was
     shutil.rmtree(tmp_path / CHILD_PKG)
     new = build(tmp_path, CHILD_PKG, parents=(SEED_PKG,), content=b"something else")
-    with pytest.raises(RootseedError) as e:
+    with raises_kind(ErrorKind.PROVENANCE, package=GRANDCHILD_PKG) as e:
         trace(tmp_path, GRANDCHILD_PKG)
     msg = e.value.message
+    # words: names the parent, what the child was built from and what is there, for people
     assert msg.startswith(f"{GRANDCHILD_PKG}: parent {CHILD_PKG} does not match")
     assert chain.child in msg and new in msg
 

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from kinds import raises_kind
 from remotecluster import BUSYBOX, Cluster, pool_workers
+from rootseed.errors import ErrorKind
 from rootseed.remote import RemoteError
 from rootseed.remote.client import BlobMismatch, Remote, parse_endpoint
 from rootseed.remote.cluster import down, up
@@ -141,9 +143,9 @@ def test_the_step_has_no_network(cluster: tuple[str, list[str]], tmp_path: Path)
 
 def test_an_unreachable_service_is_one_clear_error() -> None:
     with Remote("grpc://127.0.0.1:1", timeout=2) as remote, \
-            pytest.raises(RemoteError) as e:
+            raises_kind(ErrorKind.REMOTE, RemoteError) as e:
         remote.wait_ready(2)
-    assert "127.0.0.1:1" in e.value.message and e.value.hint
+    assert "127.0.0.1:1" in e.value.message and e.value.hint  # words: names the endpoint
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:5", "https://h:5", "grpc://h", "grpc://h:5/x"])
@@ -215,9 +217,9 @@ def test_a_fifo_cannot_go_into_an_input_root(tmp_path: Path) -> None:
     root = tmp_path / "r"
     root.mkdir()
     os.mkfifo(root / "pipe")
-    with pytest.raises(UnsupportedFile) as e:
+    with raises_kind(ErrorKind.REMOTE, UnsupportedFile) as e:
         build_tree(root)
-    assert "pipe" in e.value.message
+    assert "pipe" in e.value.message  # words: names the file, for people
 
 
 def test_a_deep_tree_needs_no_recursion(tmp_path: Path) -> None:

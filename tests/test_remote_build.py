@@ -14,9 +14,11 @@ import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
 from clirun import rootseed
+from kinds import cli_error
 from remotecluster import Cluster
 from rootseed import shipped
 from rootseed.engine.digests import read_digests
+from rootseed.errors import ErrorKind
 
 pytestmark = pytest.mark.skipif(
     not BUSYBOX.is_file() or shutil.which("bwrap") is None,
@@ -133,9 +135,9 @@ def test_an_unreachable_service_is_one_error_and_nothing_is_written(tmp_path: Pa
     (out / "kept").write_text("untouched\n")
     r = rootseed("build", "--all", "--tree", str(shipped.examples()), "--cache-dir",
                  str(tmp_path / "cache"), "--out", str(out), "--offline", "--remote",
-                 "grpc://127.0.0.1:1", timeout=120)
-    assert r.returncode == 1
-    assert "127.0.0.1:1" in r.stderr and "Traceback" not in r.stderr + r.stdout
+                 "grpc://127.0.0.1:1", "--json", timeout=120)
+    error = cli_error(r, ErrorKind.REMOTE, exit_code=1)
+    assert "127.0.0.1:1" in error["message"]  # words: names the endpoint, for people
     assert sorted(os.listdir(out)) == ["kept"]
     assert (out / "kept").read_text() == "untouched\n"
     assert not list((tmp_path / "cache").glob("actions/*"))
@@ -145,8 +147,9 @@ def test_an_unreachable_service_is_one_error_and_nothing_is_written(tmp_path: Pa
 def test_remote_needs_a_grpc_endpoint(tmp_path: Path) -> None:
     r = rootseed("build", "--all", "--tree", str(shipped.examples()), "--cache-dir",
                  str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--remote",
-                 "127.0.0.1:50051")
-    assert r.returncode == 2 and "grpc://HOST:PORT" in r.stderr
+                 "127.0.0.1:50051", "--json")
+    error = cli_error(r, ErrorKind.USAGE, exit_code=2)
+    assert "grpc://HOST:PORT" in error["message"]  # words: says what to write, for people
 
 
 @pytest.mark.mirror
@@ -217,9 +220,8 @@ def test_a_service_lost_mid_build_is_one_error_and_the_rerun_resumes(
     monkeypatch.setattr(Remote, "execute", flaky)
     r = rootseed("build", "core-app", "--tree", str(tree), "--cache-dir",
                  str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--offline",
-                 "--remote", remote_cluster.endpoint, timeout=600)
-    assert r.returncode == 1 and "UNAVAILABLE" in r.stderr and "Traceback" not in r.stderr
-    assert "Containerfile:3" in r.stderr  # the step it happened at
+                 "--remote", remote_cluster.endpoint, "--json", timeout=600)
+    cli_error(r, ErrorKind.REMOTE, exit_code=1, package="core-app", line=3, step="RUN")
     assert not (tmp_path / "out" / "core-app").exists()
     monkeypatch.setattr(Remote, "execute", real)
     _, events = _build(tree, tmp_path / "cache", tmp_path / "out", "core-app",

@@ -443,7 +443,8 @@ def test_a_set_stop_event_kills_the_running_step(rootfs: Path) -> None:
     finally:
         end_all({"s": mark})  # a failing run leaves no sleeper behind
     [error] = caught
-    assert isinstance(error, StepStopped) and "stop.log" in error.message
+    assert isinstance(error, StepStopped) and error.kind is ErrorKind.CANCELLED
+    assert "stop.log" in error.message  # words: names the log, for people
     assert alive({"s": mark}) == {}
     # not set: the step runs to its end as before
     rc, _ = sandbox(rootfs, ["true"])

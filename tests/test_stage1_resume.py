@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from kinds import raises_kind
 from rootseed.engine.engine import Builder, BuildOptions
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.oci import unpack_image
 from rootseed.tree import Tree
 from test_stage1_head import HEAD_TREE, make_tree, mirrors, published_checksums
@@ -50,7 +51,8 @@ def test_stage1_head_resumes_after_an_injected_failure(tmp_path: Path, stage0_bu
     at = good.index(INJECT_AFTER) + len(INJECT_AFTER)
     containerfile.write_text(good[:at] + INJECTED + good[at:], encoding="utf-8")
     events: list[dict[str, Any]] = []
-    with pytest.raises(RootseedError, match="injected-failure"):
+    line = good[:at].count("\n") + 1  # the injected step: its command is not in the image
+    with raises_kind(ErrorKind.STEP, package="bootstrap-stage1-head", line=line, step="RUN"):
         _build(packages, tmp_path, cache, stage0, stage1, events)
     kaem = [e["step"] for e in events if e["event"] == "end" and e["stage"] == "build"
             and e["package"] == "bootstrap-stage1-head" and e["instruction"] == "RUN pass1.kaem"]

@@ -29,4 +29,5 @@ def test_cli(tmp_path: Path) -> None:
 def test_cli_missing_input_is_clear(tmp_path: Path) -> None:
     r = run_cli("tool", "hex0", tmp_path / "nope", tmp_path / "out")
     assert r.returncode == 1
+    # words: a seed tool's only interface is its message and exit status (no --json)
     assert "cannot read" in r.stderr and "Traceback" not in r.stderr

@@ -29,8 +29,10 @@ def test_labels() -> None:
 
 
 def test_label_errors() -> None:
+    # words: a seed tool's message is its output (as the upstream tool prints it)
     with pytest.raises(ToolError, match="Can not have an EOF token"):
         labels(":a x:")
+    # words: a seed tool's message is its output (as the upstream tool prints it)
     with pytest.raises(ToolError, match="Token exceeds token length restriction"):
         labels(":" + "a" * 4096)
     assert labels(":" + "a" * 4095) == ["a" * 4095]

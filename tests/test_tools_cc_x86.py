@@ -120,6 +120,7 @@ def test_an_unknown_top_level_line_ends_the_compile_successfully() -> None:
 def test_cc_x86s_errors_are_its_messages(source: str, message: str) -> None:
     with pytest.raises(ToolError) as e:
         m1(source)
+    # words: a seed tool's message is its output (as the upstream tool prints it)
     assert e.value.message == message
 
 
@@ -137,6 +138,7 @@ def test_cc_x86s_errors_are_its_messages(source: str, message: str) -> None:
 def test_where_cc_x86_hangs_or_crashes_this_one_stops(source: str, what: str) -> None:
     with pytest.raises(ToolError) as e:
         m1(source)
+    # words: a seed tool's only interface is its message and exit status (no --json)
     assert what in e.value.message
 
 

@@ -36,8 +36,10 @@ def test_hex1_label_between_digits_counts_the_pair() -> None:
 
 
 def test_hex1_errors() -> None:
+    # words: a seed tool's only interface is its message and exit status (no --json)
     with pytest.raises(ToolError, match="not defined"):
         hex1.assemble(b"%q")
+    # words: a seed tool's only interface is its message and exit status (no --json)
     with pytest.raises(ToolError, match="end of input"):
         hex1.assemble(b"00 %")
 
@@ -66,6 +68,7 @@ def test_hex2_0_latest_definition_wins() -> None:
 
 
 def test_hex2_0_undefined() -> None:
+    # words: a seed tool's only interface is its message and exit status (no --json)
     with pytest.raises(ToolError, match="'nowhere' is not defined"):
         hex2_0.link(b"%nowhere\n")
 

@@ -60,6 +60,7 @@ def test_0xfc_ends_the_input_where_a_token_may_start() -> None:
     (":" + "a" * 256 + "\n", "token of 257 bytes"),
 ])
 def test_inputs_the_original_cannot_handle(text: str, message: str) -> None:
+    # words: a seed tool's only interface is its message and exit status (no --json)
     with pytest.raises(ToolError, match=message):
         m0(text)
 
@@ -75,5 +76,6 @@ def test_cli_bad_input(tmp_path: Path) -> None:
     (tmp_path / "in.M1").write_text(":a")
     r = run_cli("tool", "M0", "in.M1", "out.hex2", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
+    # words: a seed tool's only interface is its message and exit status (no --json)
     assert "in.M1:1: the last token" in r.stderr
     assert not (tmp_path / "out.hex2").exists()

@@ -174,6 +174,7 @@ def test_errors(files: dict[str, str], message: str) -> None:
     sources = [(name, text.encode()) for name, text in files.items()]
     with pytest.raises(ToolError) as e:
         assemble(sources, "x86", False)
+    # words: a seed tool's message is its output (as the upstream tool prints it)
     assert e.value.message == message
 
 
@@ -201,6 +202,7 @@ def test_cli_bad_input_is_clear_and_leaves_no_output(tmp_path: Path) -> None:
     (tmp_path / "a.M1").write_text(":a\nundefined_thing\n")
     r = rootseed("M1", "-f", "a.M1", "-A", "x86", "-o", "out.hex2", cwd=tmp_path)
     assert r.returncode == 1
+    # words: a seed tool's message is its output (as the upstream tool prints it)
     assert r.stderr == "a.M1:2 :Received invalid other; undefined_thing\n"
     assert "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "a.M1"]

@@ -75,6 +75,7 @@ def test_catm_cli(tmp_path: Path) -> None:
     os.umask(umask)
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o600 & ~umask
     r = tool("catm", "out2", "a", "nope", cwd=tmp_path)
+    # words: a seed tool's only interface is its message and exit status (no --json)
     assert r.returncode == 1 and b"nope" in r.stderr and b"Traceback" not in r.stderr
     assert not (tmp_path / "out2").exists()
     assert tool("catm", cwd=tmp_path).returncode == 1
@@ -184,4 +185,5 @@ def test_kaem_main_runs_programs(tmp_path: Path) -> None:
     r = tool("kaem-minimal", cwd=tmp_path)
     assert r.returncode == 1 and b"Traceback" not in r.stderr
     r = tool("kaem-minimal", "missing-script", cwd=tmp_path)
+    # words: a seed tool's only interface is its message and exit status (no --json)
     assert r.returncode == 1 and b"cannot read" in r.stderr

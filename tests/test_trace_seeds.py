@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kinds import raises_kind
+from kinds import cli_error, raises_kind
 from provenance_fixtures import (
     CHILD_PKG,
     GRANDCHILD_PKG,
@@ -91,11 +91,13 @@ def test_cli_trace_names_the_seed_and_why(tmp_path: Path) -> None:
     common = ["--out", str(out), "--cache-dir", str(tmp_path / "c"), "--tree",
               str(tmp_path / "none")]
     run = [sys.executable, "-m", "rootseed", "trace", GRANDCHILD_PKG, *common]
-    r = subprocess.run(run, capture_output=True, text=True, check=False)
-    assert r.returncode == 1 and "--seed FILE|SHA256" in r.stderr
+    r = subprocess.run([*run, "--json"], capture_output=True, text=True, check=False)
+    error = cli_error(r, ErrorKind.PROVENANCE, exit_code=1, package=SEED_PKG)
+    assert "--seed FILE|SHA256" in error["hint"]  # words: says what to do, for people
     r = subprocess.run([*run, "--seed", str(seed_file)], capture_output=True, text=True,
                        check=False)
     assert r.returncode == 0, r.stderr
+    # words: the report says why this seed was taken, for people (not an error)
     assert (f"seed: hex0-seed (source of {SEED_PKG}), taken as the seed because its sha256 "
             f"is the one given with --seed {seed_file}") in " ".join(r.stderr.split())
     assert CHILD_PKG in r.stdout

@@ -172,7 +172,7 @@ def test_a_broken_package_is_recorded_and_the_rest_loads(
     assert needle in problem.describe()
     with pytest.raises(UnbuildableError) as e:
         tree.get("a-x") if "a-x" not in tree.packages else tree.order(["a-x"])
-    assert needle in e.value.message and str(d / "package.toml") in e.value.message
+    assert e.value.problem is problem and e.value.file == str(d / "package.toml")
     # its dependent is blocked, naming the cause; an unrelated package builds
     with pytest.raises(UnbuildableError) as e:
         tree.order(["a-user"])
@@ -209,6 +209,7 @@ def test_version_from_loop(tmp_path: Path) -> None:
     write_package(tmp_path, "a", "y", '[package]\nname="y"\nversion_from="a-x"\n', "FROM scratch\n")
     tree = Tree.load(tmp_path)
     assert {p.kind for p in tree.problems} == {ProblemKind.VERSION_FROM}
+    # words: the message names the loop, for people
     assert "version_from loops: a-x -> a-y -> a-x" in tree.broken["a-x"].message
 
 
@@ -233,7 +234,8 @@ def test_duplicate_image(tmp_path: Path) -> None:
     write_package(tmp_path, "a", "z", '[package]\nname="z"\n', "FROM scratch\n")
     tree = Tree.load(tmp_path)
     [problem] = tree.problems
-    assert problem.kind is ProblemKind.DUPLICATE_IMAGE and "image a-y" in problem.message
+    assert problem.kind is ProblemKind.DUPLICATE_IMAGE
+    assert "image a-y" in problem.message  # words: names the image, for people
     assert sorted(tree.packages) == ["a-z"]
 
 
@@ -264,7 +266,7 @@ def test_cycle_is_clear(tmp_path: Path) -> None:
     tree = Tree.load(tmp_path)
     [problem] = tree.problems
     assert problem.kind is ProblemKind.CYCLE
-    assert problem.message == "dependency cycle: a-x -> a-y -> a-x"
+    assert problem.message == "dependency cycle: a-x -> a-y -> a-x"  # words: the cycle
     assert set(tree.broken) == {"a-x", "a-y"}
     assert tree.blocker("a-z") == ("a-x", problem)
     assert tree.order_all()[-3:] == ["a-x", "a-y", "a-z"]
@@ -299,7 +301,8 @@ def test_dependencies_see_arg_expansion_like_the_builder(tmp_path: Path) -> None
                   "ARG BASE=stagex/a-z\nFROM scratch\nCOPY --from=${BASE} /a /a\n")
     tree = Tree.load(tmp_path)
     [problem] = tree.problems
-    assert problem.kind is ProblemKind.PLAN and "not supported for --from" in problem.message
+    assert problem.kind is ProblemKind.PLAN
+    assert "not supported for --from" in problem.message  # words: says why, for people
     with pytest.raises(UnbuildableError) as raised:
         tree.order(["a-y"])
     assert raised.value.kind is ErrorKind.TREE and raised.value.problem is problem

@@ -40,10 +40,14 @@ class ErrorKind(enum.StrEnum):
     STEP_FAILED = "step-failed"
     #: a RUN step that ran past its time limit
     STEP_TIMEOUT = "step-timeout"
+    #: a RUN step that went past one of its other limits (``limit`` in ``--json`` says which)
+    STEP_LIMIT = "step-limit"
     #: stopped because something else failed (or Ctrl-C): a consequence, never the cause
     CANCELLED = "cancelled"
     #: not built because something it needs failed
     DEPENDENCY_FAILED = "dependency-failed"
+    #: the remote execution service (or its worker) failed, refused or cannot be reached
+    REMOTE = "remote"
     #: the sandbox (bubblewrap, overlay snapshots) could not be set up
     SANDBOX = "sandbox"
     #: the cache is damaged or cannot be used

@@ -61,15 +61,17 @@ def private_dir(path: Path, what: str) -> Path:
                             hint=f"pass a {what} in a writable place you own",
                             kind=ErrorKind.USAGE, file=str(path)) from None
     if not stat.S_ISDIR(st.st_mode):
-        raise RootseedError(f"{what} {path} is not a directory")
+        raise RootseedError(f"{what} {path} is not a directory", kind=ErrorKind.USAGE,
+                            file=str(path))
     if st.st_uid != os.geteuid():
         raise RootseedError(f"{what} {path} belongs to uid {st.st_uid}, not to you "
                             f"(uid {os.geteuid()})",
                             hint=f"use a {what} of your own (rootseed keeps it private: "
-                                 "0700)")
+                                 "0700)", kind=ErrorKind.REFUSED, file=str(path))
     if st.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
         raise RootseedError(f"{what} {path} is a shared directory (world-writable or "
-                            "sticky, like /tmp)", hint=f"use a subdirectory of it as the {what}")
+                            "sticky, like /tmp)", hint=f"use a subdirectory of it as the {what}",
+                            kind=ErrorKind.REFUSED, file=str(path))
     if stat.S_IMODE(st.st_mode) != PRIVATE_MODE:
         os.chmod(path, PRIVATE_MODE)
     return path

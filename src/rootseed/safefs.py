@@ -33,7 +33,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -49,7 +49,10 @@ class Problem(enum.Enum):
 
 
 class UnsafePath(RootseedError):
-    """A path below an untrusted root that rootseed refuses to use as it is."""
+    """A path below an untrusted root that rootseed refuses to use as it is (``--json``
+    says which ``path`` and its ``problem``, the name of a :class:`Problem`)."""
+
+    kind = ErrorKind.REFUSED
 
     def __init__(self, path: Path, problem: Problem, detail: str = "") -> None:
         self.path = path
@@ -57,6 +60,9 @@ class UnsafePath(RootseedError):
         text = f"{path} {problem.value}" + (f" ({detail})" if detail else "")
         super().__init__(text, hint="it was not written by rootseed: remove it (rootseed "
                                     "never follows links or reads special files there)")
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "path": str(self.path), "problem": self.problem.name}
 
 
 def kind(mode: int) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from hostile import NAMESPACE, Canaries, HostileTree, rootseed
+from kinds import cli_error
+from rootseed.errors import ErrorKind
 
 TOML = '[package]\nname = "{name}"\nversion = "1.0"\ndescription = "a"\nlicense = "MIT"\n'
 
@@ -52,20 +54,23 @@ def test_one_broken_package_does_not_break_the_tree(tmp_path: Path, case: str) -
 
     check = rootseed("check", "--tree", str(tree.root), timeout=120)
     assert check.returncode == 1, check.stderr
+    # words: what is tested is that people are shown the problem, bounded
     assert message in check.stdout + check.stderr
     shown = [line for line in (check.stdout + check.stderr).splitlines() if message in line]
     assert shown and all(len(line) < 1000 for line in shown), "the message is not bounded"
     assert "test/bad" in shown[0]
 
     listing = rootseed("list", "--tree", str(tree.root), timeout=120)
+    # words: the summary for people
     assert "test-good" in listing.stdout and "1 problem makes 1 package unbuildable" in listing.stderr, listing.stderr
 
     build = tree.build("test-good", timeout=120)  # an unrelated package still builds
     assert build.returncode == 0, build.stderr
     assert (tree.out / "test-good" / "index.json").is_file()
 
-    bad = tree.build("test-bad", timeout=120)
-    assert bad.returncode == 1 and message in bad.stderr
+    bad = tree.build("test-bad", extra=("--json",), timeout=120)
+    error = cli_error(bad, ErrorKind.TREE, exit_code=1, package="test-bad")
+    assert message in error["message"]  # words: as above
     assert not (tree.out / "test-bad").exists()
     canaries.assert_unchanged()
     assert NAMESPACE == "evil"

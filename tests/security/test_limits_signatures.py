@@ -78,4 +78,5 @@ def test_the_human_listing_of_files_not_counted_is_short(tmp_path: Path, keys: K
          "--quorum", "1", "--signatures", str(sigs), "--registry", REGISTRY, "--out",
          str(out)], capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr
+    # words: a warning for people (the verify succeeds; warnings have no kind)
     assert "and 294 more" in proc.stderr and f"first {store.MAX_FILES}" in proc.stderr

@@ -9,12 +9,16 @@ limit, the step's output is not published, and the host is unchanged.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hostile import Canaries, HostileTree
+from kinds import cli_error
+from rootseed.errors import ErrorKind
 from rootseed.sandbox.cgroup import StepGroup
 from rootseed.sandbox.limits import StepLimits
 
@@ -35,64 +39,68 @@ def _tree(tmp_path: Path, script: str) -> HostileTree:
 
 
 def _attack(tmp_path: Path, script: str, *options: str, snapshots: str = "auto"
-            ) -> tuple[HostileTree, str]:
+            ) -> tuple[HostileTree, dict[str, Any]]:
+    """The tree and the build's --json error (which says which limit stopped the step)."""
     canaries = Canaries(tmp_path)
     tree = _tree(tmp_path, script)
-    proc = tree.build("test-eat", extra=("--snapshots", snapshots, *options), timeout=240)
+    proc = tree.build("test-eat", extra=("--snapshots", snapshots, *options, "--json"),
+                      timeout=240)
     assert proc.returncode == 1, proc.stderr
+    error: dict[str, Any] = json.loads(proc.stdout)["error"]
     assert not (tree.out / "test-eat").exists()
     assert not list((tree.cache / "actions").glob(".tmp-*")), "a work directory was left"
     canaries.assert_unchanged()
-    return tree, proc.stderr
+    return tree, error
 
 
 def test_fork_bomb_hits_the_process_limit(tmp_path: Path) -> None:
-    _, stderr = _attack(tmp_path, "i=0\nwhile [ $i -lt 2000 ]; do sleep 60 & i=$((i+1)); done\n"
-                        "wait", "--max-processes", "64", "--step-timeout", "120")
+    _, error = _attack(tmp_path, "i=0\nwhile [ $i -lt 2000 ]; do sleep 60 & i=$((i+1)); done\n"
+                       "wait", "--max-processes", "64", "--step-timeout", "120")
     if _has_cgroup() or os.getuid() != 0:
-        assert "process limit (64)" in stderr
-    assert "step timeout" not in stderr  # stopped by the limit, not after 120 s
+        assert (error["kind"], error.get("limit")) == ("step-limit", "max-processes"), error
+    assert error["kind"] != "step-timeout"  # stopped by the limit, not after 120 s
 
 
 def test_filling_tmp_hits_the_tmp_limit(tmp_path: Path) -> None:
-    _, stderr = _attack(tmp_path, "dd if=/dev/zero of=/tmp/big bs=1M count=200 || "
+    _, error = _attack(tmp_path, "dd if=/dev/zero of=/tmp/big bs=1M count=200 || "
                         "{ df /tmp; sleep 1; exit 1; }", "--max-tmp", "32M")
-    assert "/tmp size limit (32M)" in stderr, stderr
+    assert (error["kind"], error.get("limit")) == ("step-limit", "max-tmp"), error
 
 
 def test_a_flood_of_output_hits_the_log_limit(tmp_path: Path) -> None:
-    tree, stderr = _attack(tmp_path, "yes 0123456789abcdef | head -c 400000000\nsleep 5",
+    tree, error = _attack(tmp_path, "yes 0123456789abcdef | head -c 400000000\nsleep 5",
                            "--max-log", "8M")
-    assert "log size limit (8M)" in stderr, stderr
+    assert (error["kind"], error.get("limit")) == ("step-limit", "max-log"), error
     logs = list((tree.cache / "logs").rglob("*.log"))
     assert logs and max(p.stat().st_size for p in logs) <= 8 << 20
 
 
 def test_one_big_file_hits_the_disk_limit(tmp_path: Path) -> None:
-    _, stderr = _attack(tmp_path, "head -c 100000000 /dev/zero > /big", "--max-disk", "16M")
-    assert "disk limit (16M)" in stderr, stderr
+    _, error = _attack(tmp_path, "head -c 100000000 /dev/zero > /big", "--max-disk", "16M")
+    assert (error["kind"], error.get("limit")) == ("step-limit", "max-disk"), error
 
 
 def test_many_files_hit_the_disk_limit(tmp_path: Path) -> None:
-    _, stderr = _attack(tmp_path, "for i in 1 2 3 4 5 6 7 8; do head -c 4000000 /dev/zero "
+    _, error = _attack(tmp_path, "for i in 1 2 3 4 5 6 7 8; do head -c 4000000 /dev/zero "
                         "> /f$i; done", "--max-disk", "16M", snapshots="overlay")
-    assert "disk limit (16M)" in stderr, stderr
+    assert (error["kind"], error.get("limit")) == ("step-limit", "max-disk"), error
 
 
 def test_memory_hog_hits_the_memory_limit(tmp_path: Path) -> None:
     if not _has_cgroup():
         pytest.skip("no cgroup for steps here: memory is bounded per process (RLIMIT_DATA)")
-    _, stderr = _attack(tmp_path, "awk 'BEGIN { s = \"x\"; while (1) s = s s }'",
+    _, error = _attack(tmp_path, "awk 'BEGIN { s = \"x\"; while (1) s = s s }'",
                         "--max-memory", "64M")
-    assert "memory limit (64M)" in stderr, stderr
+    assert (error["kind"], error.get("limit")) == ("step-limit", "max-memory"), error
 
 
 def test_limits_are_parsed_with_clear_errors(tmp_path: Path) -> None:
     tree = _tree(tmp_path, "true")
     for option, value in (("--max-memory", "lots"), ("--max-processes", "1.5"),
                           ("--max-disk", "1e400")):
-        proc = tree.build("test-eat", extra=(option, value))
-        assert proc.returncode == 2 and option in proc.stderr, proc.stderr
+        proc = tree.build("test-eat", extra=(option, value, "--json"))
+        error = cli_error(proc, ErrorKind.USAGE, exit_code=2)
+        assert option in error["message"]  # words: names the option, for people
 
 
 def test_limits_do_not_change_what_a_step_makes(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def test_changed_base_rootfs_with_a_rewritten_complete_json(tmp_path: Path) -> N
     again = tree.build("test-child", extra=("--no-cache",))
     assert again.returncode == 0, again.stderr
     # before: used without a word, and the child image shipped the changed file
+    # words: a warning for people (the build succeeds; warnings have no kind)
     assert "unpacked image" in again.stderr and "not written by rootseed" in again.stderr
     assert _digest(again.stdout) == _digest(first.stdout)
     assert _file_in_image(tree.out / "test-child", tmp_path, "f") == b"data\n"
@@ -68,6 +69,7 @@ def test_crafted_cached_image_is_not_published_as_cached(tmp_path: Path) -> None
     again = tree.build("test-plain")
     assert again.returncode == 0, again.stderr
     # before: "(cached)" with the attacker's digest, and a fresh provenance attesting it
+    # words: a warning for people (the build succeeds; warnings have no kind)
     assert "not the one rootseed wrote there" in again.stderr, again.stderr
     assert _digest(again.stdout) == _digest(first.stdout)
     assert _file_in_image(tree.out / "test-plain", tmp_path, "f") == b"data\n"
@@ -92,6 +94,7 @@ def test_changed_layer_with_rewritten_action_and_stage_records(tmp_path: Path) -
     again = tree.build("test-plain")
     assert again.returncode == 0, again.stderr
     # before: the image was written from the changed layer, without a warning
+    # words: a warning for people (the build succeeds; warnings have no kind)
     assert "not written by rootseed" in again.stderr, again.stderr
     assert _digest(again.stdout) == _digest(first.stdout)
     assert _file_in_image(tree.out / "test-plain", tmp_path, "f") == b"data\n"

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree
+from kinds import cli_error
+from rootseed.errors import ErrorKind
 
 LONG = "a" * 300
 
@@ -29,8 +31,8 @@ def test_over_long_path_is_the_instructions_error(tmp_path: Path, case: str) -> 
     canaries = Canaries(tmp_path)
     tree = HostileTree(tmp_path)
     tree.package("long", CASES[case], files={"f": b"data\n"})
-    proc = tree.build("test-long")  # asserts: no traceback, no exit 70
-    assert proc.returncode == 1, proc.stderr
-    assert "Containerfile:2:" in proc.stderr and "File name too long" in proc.stderr
+    proc = tree.build("test-long", extra=("--json",))  # asserts: no traceback, no exit 70
+    error = cli_error(proc, ErrorKind.STEP, exit_code=1, package="test-long", line=2)
+    assert "File name too long" in error["message"]  # words: the system's reason, for people
     assert not (tree.out / "test-long").exists()
     canaries.assert_unchanged()

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries, HostileTree
+from kinds import cli_error, raises_kind
 from rootseed.engine.engine import Builder, BuildOptions
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind
 from rootseed.oci import read_image
 from rootseed.provenance.statement import read_statement
 from rootseed.tree import Tree
@@ -118,7 +119,7 @@ def test_cached_image_blobs_linked_to_the_host_never_reach_out(tmp_path: Path) -
     cached.symlink_to(host.dir / "blobs")
     proc = tree.build("test-plain")
     assert proc.returncode == 0, proc.stderr  # the cached image is written again
-    assert "writing it again" in proc.stderr
+    assert "writing it again" in proc.stderr  # words: a warning for people (it has no kind)
     assert_published(tree.out, digest)
     assert not (tree.out / IMAGE / "blobs" / "sha256").is_symlink()
     assert not cached.is_symlink()
@@ -163,7 +164,7 @@ def test_a_link_put_beside_the_image_in_out_is_removed(tmp_path: Path) -> None:
     (tree.out / IMAGE / "blobs" / "sha256" / "ssh").symlink_to(host.dir)
     proc = tree.build("test-plain")
     assert proc.returncode == 0, proc.stderr
-    assert "holds more than the image" in proc.stderr
+    assert "holds more than the image" in proc.stderr  # words: a warning for people
     assert_published(tree.out, digest)
     assert sorted(str(p.relative_to(tree.out / IMAGE))
                   for p in (tree.out / IMAGE).rglob("*")) == listing
@@ -177,9 +178,9 @@ def test_out_itself_a_symlink_to_a_host_dir_is_refused(tmp_path: Path) -> None:
     host.before = host.snapshot()
     tree = plain(tmp_path)
     tree.out.symlink_to(host.dir)
-    proc = tree.build("test-plain")
-    assert proc.returncode not in (0, 70), proc.stderr
-    assert "symbolic link" in proc.stderr and str(tree.out) in proc.stderr
+    proc = tree.build("test-plain", extra=("--json",))
+    error = cli_error(proc, ErrorKind.REFUSED)
+    assert str(tree.out) in error["message"]  # words: names the link, for people
     host.assert_unchanged()
 
 
@@ -199,9 +200,9 @@ def test_a_foreign_entry_named_like_the_image_is_not_replaced(tmp_path: Path,
     else:
         os.mkfifo(mine)
     before = os.lstat(mine)
-    proc = tree.build("test-plain", timeout=120)
-    assert proc.returncode == 1, proc.stderr
-    assert "not an image layout" in proc.stderr and str(mine) in proc.stderr
+    proc = tree.build("test-plain", extra=("--json",), timeout=120)
+    error = cli_error(proc, ErrorKind.PUBLISH, exit_code=1)
+    assert str(mine) in error["message"]  # words: names the entry kept, for people
     after = os.lstat(mine)
     assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (
         before.st_ino, before.st_mode, before.st_mtime_ns)
@@ -289,9 +290,8 @@ def test_a_blob_changed_between_the_check_and_the_copy_is_never_published(
         real(src, dest, files)
 
     monkeypatch.setattr(publish, "_copy_files", swap_then_copy)
-    with builder(tree, "cache") as b, pytest.raises(RootseedError) as e:
+    with builder(tree, "cache") as b, raises_kind(ErrorKind.PUBLISH, package="test-plain"):
         b.build(["test-plain"], BuildOptions(progress=False))
-    assert "test-plain" in e.value.message and "does not read back" in e.value.message
     assert not (tree.out / IMAGE).exists()
     assert not [p for p in tree.out.iterdir() if p.name.startswith(".")]
     monkeypatch.undo()
@@ -348,6 +348,7 @@ def test_a_blob_changed_in_out_is_reported_and_written_again(tmp_path: Path) -> 
     blob.write_bytes(b"swapped" + blob.read_bytes()[7:])
     proc = tree.build("test-plain")
     assert proc.returncode == 0, proc.stderr
+    # words: a warning for people (it has no kind) that names the blob
     assert "writing it again" in proc.stderr and blob.name in proc.stderr
     assert_published(tree.out, digest)
 
@@ -376,7 +377,7 @@ def test_rootseeds_own_records_beside_the_image_are_kept(tmp_path: Path) -> None
     (tree.out / IMAGE / "challenge.json").write_text('{"verdict":"identical"}\n')
     proc = tree.build("test-plain")
     assert proc.returncode == 0, proc.stderr
-    assert "holds more than the image" not in proc.stderr
+    assert "holds more than the image" not in proc.stderr  # words: no warning for people
     assert_published(tree.out, digest)
     assert (tree.out / IMAGE / "crosscheck.json").read_text() == '{"package":"test-plain"}\n'
     assert (tree.out / IMAGE / "challenge.json").read_text() == '{"verdict":"identical"}\n'
@@ -385,6 +386,6 @@ def test_rootseeds_own_records_beside_the_image_are_kept(tmp_path: Path) -> None
     (tree.out / IMAGE / "challenge.json").symlink_to(host.dir)
     proc = tree.build("test-plain")
     assert proc.returncode == 0, proc.stderr
-    assert "holds more than the image (challenge.json)" in proc.stderr
+    assert "holds more than the image (challenge.json)" in proc.stderr  # words: a warning
     assert not os.path.lexists(tree.out / IMAGE / "challenge.json")
     host.assert_unchanged()

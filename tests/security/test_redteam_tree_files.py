@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from hostile import HostileTree
+from kinds import cli_error
+from rootseed.errors import ErrorKind
 
 BASE = '[package]\nname = "p"\nversion = "1.0"\ndescription = "a"\nlicense = "MIT"\n'
 
@@ -28,9 +30,9 @@ def _tree(tmp_path: Path, toml: str) -> HostileTree:
 
 def test_deeply_nested_package_toml(tmp_path: Path) -> None:
     tree = _tree(tmp_path, BASE + "x = " + "[" * 5000 + "]" * 5000 + "\n")
-    proc = tree.build("test-p")  # asserts: no traceback, no exit 70
-    assert proc.returncode == 1 and "package.toml" in proc.stderr
-    assert "nested too deeply" in proc.stderr
+    proc = tree.build("test-p", extra=("--json",))  # asserts: no traceback, no exit 70
+    cli_error(proc, ErrorKind.TREE, exit_code=1, package="test-p", problem="bad-toml",
+              file=str(tree.root / "test" / "p" / "package.toml"))
 
 
 @pytest.mark.parametrize("config", [b'[tree]\nnamespace = "\xff"\n', b"tree = 1\n",
@@ -39,13 +41,14 @@ def test_deeply_nested_package_toml(tmp_path: Path) -> None:
 def test_hostile_rootseed_toml(tmp_path: Path, config: bytes) -> None:
     tree = _tree(tmp_path, BASE)
     (tree.root / "rootseed.toml").write_bytes(config)
-    proc = tree.build("test-p")
-    assert proc.returncode in (1, 2) and "rootseed.toml" in proc.stderr
+    proc = tree.build("test-p", extra=("--json",))
+    error = cli_error(proc, ErrorKind.TREE, exit_code=1)
+    assert str(tree.root / "rootseed.toml") in error["message"]  # words: names the file
 
 
 def test_over_long_source_file_name_is_not_found(tmp_path: Path) -> None:
     tree = _tree(tmp_path, BASE + '[sources.s]\nhash = "' + "0" * 64 + '"\n'
                  'mirrors = ["https://invalid.example/{file}", "file:///nowhere/{file}"]\n'
                  'file = "' + "a" * 400 + '"\n')
-    proc = tree.build("test-p")
-    assert proc.returncode == 1 and "could not be fetched" in proc.stderr
+    proc = tree.build("test-p", extra=("--json",))
+    cli_error(proc, ErrorKind.FETCH, exit_code=1)

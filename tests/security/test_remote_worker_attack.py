@@ -96,7 +96,7 @@ def test_a_remote_step_cannot_reach_the_hosts_network(
                 with pytest.raises(ActionFailed) as e:
                     _run(remote, tmp_path, script, action_props, command_props)
                 assert e.value.code == code_pb2.FAILED_PRECONDITION
-                assert "network" in e.value.message
+                assert "network" in e.value.message  # words: names the property
             else:
                 response = _run(remote, tmp_path, script, action_props, command_props)
                 seen = remote.read(response.result.stdout_digest).decode()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from clirun import rootseed as run_cli
-from kinds import raises_kind
+from kinds import cli_error, raises_kind
 from rootseed.errors import ErrorKind
 from rootseed.oci import BlobError, ImageConfig, LayoutError, open_image, unpack_image, write_image
 from rootseed.oci.verified import BlobProblem
@@ -53,10 +53,10 @@ class Signed:
         r = run_cli(*args)
         return r.returncode, r.stdout, r.stderr
 
-    def verify(self, pkg: str = "test-a") -> tuple[int, str, str]:
+    def verify(self, pkg: str = "test-a", *extra: str) -> tuple[int, str, str]:
         return self.run("verify", pkg, "--keyring", str(self.keyring), "--quorum", "2",
                         "--signatures", str(self.sigs), "--registry", REGISTRY,
-                        "--out", str(self.out))
+                        "--out", str(self.out), *extra)
 
     def blob(self, pkg: str, role: str) -> Path:
         image = open_image(self.out / pkg)
@@ -95,11 +95,11 @@ def test_altered_blob_is_refused_by_verify_naming_it(signed: Signed, role: str,
         os.symlink(other, target)
     else:
         os.mkfifo(target)  # must not hang the reader
-    code, out, err = signed.verify("test-a")
-    assert code == 1
-    assert "PASS" not in out
+    code, out, _ = signed.verify("test-a", "--json")
+    error = json.loads(out)["error"]
     named = "layer 0" if role == "layer" else role
-    assert f"{named} blob sha256:{target.name}" in err.replace("\n", "")
+    assert (code, error["kind"], error["role"], error["digest"]) == (
+        1, "layout", named, f"sha256:{target.name}")
 
 
 def test_swapped_index_points_at_an_unsigned_digest(signed: Signed) -> None:
@@ -117,18 +117,21 @@ def test_index_descriptor_lies_about_the_size(signed: Signed) -> None:
     index = json.loads((signed.out / "test-a" / "index.json").read_text())
     index["manifests"][0]["size"] += 1
     (signed.out / "test-a" / "index.json").write_text(json.dumps(index))
-    code, _, err = signed.verify("test-a")
-    assert code == 1 and "manifest blob" in err
+    code, out, _ = signed.verify("test-a", "--json")
+    error = json.loads(out)["error"]
+    assert (code, error["kind"], error["role"], error["problem"]) == (1, "layout", "manifest",
+                                                                       "SIZE")
 
 
 def test_sign_refuses_an_altered_layer(signed: Signed) -> None:
     layer = signed.blob("test-a", "layer")
     layer.write_bytes(layer.read_bytes()[:-3] + b"\0\0\0")
     before = sorted(p.name for p in signed.sigs.rglob("*"))
-    code, _, err = signed.run("sign", "test-a", "--key", signed.keys.mallory, "--gnupghome",
+    code, out, _ = signed.run("sign", "test-a", "--key", signed.keys.mallory, "--gnupghome",
                               str(signed.home), "--signatures", str(signed.sigs), "--registry",
-                              REGISTRY, "--tag", "1.0", "--out", str(signed.out))
-    assert code == 1 and "layer 0 blob" in err
+                              REGISTRY, "--tag", "1.0", "--out", str(signed.out), "--json")
+    error = json.loads(out)["error"]
+    assert (code, error["kind"], error["role"]) == (1, "layout", "layer 0")
     assert sorted(p.name for p in signed.sigs.rglob("*")) == before
 
 
@@ -226,6 +229,6 @@ def test_challenge_refuses_an_altered_recorded_image(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0x01
     layer.write_bytes(bytes(data))
     proc = rootseed("challenge", "test-a", "--tree", str(tree.root), "--cache-dir",
-                    str(tree.cache), "--out", str(tree.out), "--offline")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"layer 0 blob sha256:{layer.name}" in proc.stderr.replace("\n", "")
+                    str(tree.cache), "--out", str(tree.out), "--offline", "--json")
+    cli_error(proc, ErrorKind.LAYOUT, exit_code=1, role="layer 0",
+              digest=f"sha256:{layer.name}")

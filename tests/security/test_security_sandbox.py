@@ -3,6 +3,7 @@ paths in /proc/self/mountinfo, and a challenge that never rebuilds in the record
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hostile import BUSYBOX, Canaries, HostileTree, rootseed
-from kinds import raises_kind
+from kinds import cli_error, raises_kind
 from rootseed.challenge import leave_the_recorded_second
 from rootseed.errors import ErrorKind
 from rootseed.oci import unpack_image
@@ -49,11 +50,10 @@ def test_a_step_past_the_timeout_is_killed_with_a_clear_message(tmp_path: Path) 
     tree.package("slow", "FROM evil/bootstrap-base\nRUN echo started; sleep 60; "
                  f"echo pwned > {canaries.dir}/late\n")
     start = time.monotonic()
-    proc = tree.build("test-slow", extra=("--step-timeout", "3s"))
+    proc = tree.build("test-slow", extra=("--step-timeout", "3s", "--json"))
     elapsed = time.monotonic() - start
-    assert proc.returncode == 1, proc.stderr
-    assert "step timeout (3s)" in proc.stderr and "killed" in proc.stderr
-    assert "RUN" in proc.stderr and "--step-timeout" in proc.stderr
+    error = cli_error(proc, ErrorKind.STEP_TIMEOUT, exit_code=1, line=2, step="RUN")
+    assert "--step-timeout" in error["hint"]  # words: says what to do, for people
     assert elapsed < 50
     assert not (tree.out / "test-slow").exists()
     canaries.assert_unchanged()
@@ -63,8 +63,8 @@ def test_a_step_past_the_timeout_is_killed_with_a_clear_message(tmp_path: Path) 
 def test_a_bad_step_timeout_is_a_usage_error(tmp_path: Path) -> None:
     tree = HostileTree(tmp_path)
     tree.package("a", "FROM scratch\n")
-    proc = tree.build("test-a", extra=("--step-timeout", "soon"))
-    assert proc.returncode != 0 and "invalid duration" in proc.stderr
+    proc = tree.build("test-a", extra=("--step-timeout", "soon", "--json"))
+    cli_error(proc, ErrorKind.USAGE)
 
 
 @needs_sandbox
@@ -111,9 +111,11 @@ def test_challenge_catches_a_build_that_embeds_the_time(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     proc = rootseed("challenge", "test-clock", "--tree", str(tree.root), "--cache-dir",
                     str(tree.cache), "--out", str(tree.out), "--mirror", str(tree.mirror),
-                    "--offline")
+                    "--offline", "--json")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "built-at" in proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "differs"
+    assert [d["path"] for d in report["differences"]] == ["built-at"]
 
 
 def _busybox_root(root: Path) -> Path:

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from clirun import rootseed as run_cli
+from kinds import cli_error
 from rootseed import shipped
+from rootseed.errors import ErrorKind
 from trust_attack import canaries, run, snapshot
 from trust_helpers import Keys, gpg
 
@@ -82,12 +84,16 @@ def deps(statement: dict[str, Any]) -> list[dict[str, Any]]:
     return result
 
 
-def refused(result: tuple[int, str, str], *needles: str) -> None:
+def refused(result: tuple[int, str, str], *needles: str,
+            kind: ErrorKind = ErrorKind.PROVENANCE) -> None:
+    """A ``trace --json`` that failed with an error of ``kind`` whose message (for people)
+    names each of ``needles``: the package and what does not match."""
     code, out, err = result
-    text = " ".join(err.split())
-    assert code == 1 and out == "", err
+    error = json.loads(out)["error"]
+    assert (code, error["kind"]) == (1, kind.value), err
+    text = " ".join(error["message"].split())
     for needle in needles:
-        assert needle in text, text
+        assert needle in text, text  # words: the message names what differs, for people
 
 
 def test_untouched_build_traces_against_the_tree(world: World) -> None:
@@ -103,7 +109,7 @@ def test_edited_containerfile_digest_is_refused(world: World) -> None:
         cf["digest"]["sha256"] = "0" * 64
 
     world.edit("seed-hello", forge)
-    refused(world.trace(), "seed-hello: provenance at out/seed-hello/provenance.json does "
+    refused(world.trace("--json"), "seed-hello: provenance at out/seed-hello/provenance.json does "
             "not match the tree", "Containerfile: recorded sha256 " + "0" * 64)
 
 
@@ -114,19 +120,19 @@ def test_edited_build_args_are_refused(world: World) -> None:
         args["EXTRA"] = "1"
 
     world.edit("seed-hex0", forge)
-    refused(world.trace(), "seed-hex0: provenance", "build arg VERSION: recorded '2', the "
+    refused(world.trace("--json"), "seed-hex0: provenance", "build arg VERSION: recorded '2', the "
             "tree gives '1'", "build arg EXTRA: recorded '1', the tree does not set it")
 
 
 def test_tree_changed_after_the_build_is_refused(world: World) -> None:
     containerfile = world.tree / "seed" / "hello" / "Containerfile"
     containerfile.write_text(containerfile.read_text() + "# changed after the build\n")
-    refused(world.trace(), "seed-hello: provenance", "Containerfile: recorded sha256")
+    refused(world.trace("--json"), "seed-hello: provenance", "Containerfile: recorded sha256")
 
 
 def test_context_file_added_after_the_build_is_refused(world: World) -> None:
     (world.tree / "seed" / "hex0" / "extra.txt").write_text("new\n")
-    refused(world.trace(), "seed-hex0: provenance",
+    refused(world.trace("--json"), "seed-hex0: provenance",
             "context file extra.txt: in the tree, but not recorded")
 
 
@@ -136,7 +142,7 @@ def test_duplicate_json_keys_are_refused(world: World) -> None:
     assert text.startswith('{"_type":')
     # a second "predicate" a lenient reader would take instead of the first
     path.write_text(text[:-2] + ',"predicate":{}}\n')
-    refused(world.trace(), "seed-hello: provenance", "duplicate key 'predicate'")
+    refused(world.trace("--json"), "seed-hello: provenance", "duplicate key 'predicate'")
 
 
 def test_parent_name_that_leaves_out_is_refused(world: World) -> None:
@@ -145,7 +151,7 @@ def test_parent_name_that_leaves_out_is_refused(world: World) -> None:
         parent["annotations"]["package"] = "../host"
 
     world.edit("seed-hello", forge)
-    refused(world.trace(), "is not an image name")
+    refused(world.trace("--json"), "is not an image name")
 
 
 @pytest.fixture
@@ -176,17 +182,18 @@ def test_unsigned_provenance_is_refused(signed: tuple[World, Path]) -> None:
     world, keyring = signed
     for path in _provenance_signatures(world, "seed-hello"):
         path.unlink()
-    refused(world.trace("--keyring", str(keyring), "--signatures", str(world.sigs)),
+    refused(world.trace("--json", "--keyring", str(keyring), "--signatures", str(world.sigs)),
             "seed-hello", "is not signed by the quorum",
             "provenance: quorum 0/2 NOT met: no signatures",
-            "parent links it names) cannot be trusted")
+            "parent links it names) cannot be trusted", kind=ErrorKind.QUORUM)
 
 
 def test_provenance_under_the_quorum_is_refused(signed: tuple[World, Path]) -> None:
     world, keyring = signed
     _provenance_signatures(world, "seed-hex0")[-1].unlink()  # the parent: only alice left
-    refused(world.trace("--keyring", str(keyring), "--signatures", str(world.sigs)),
-            "seed-hex0", "provenance: quorum 1/2 NOT met: only 1 distinct trusted signer")
+    refused(world.trace("--json", "--keyring", str(keyring), "--signatures", str(world.sigs)),
+            "seed-hex0", "provenance: quorum 1/2 NOT met: only 1 distinct trusted signer",
+            kind=ErrorKind.QUORUM)
 
 
 def test_provenance_edited_after_signing_is_refused(signed: tuple[World, Path]) -> None:
@@ -196,9 +203,9 @@ def test_provenance_edited_after_signing_is_refused(signed: tuple[World, Path]) 
         statement["predicate"]["runDetails"]["builder"]["version"]["rootseed"] = "9.9.9"
 
     world.edit("seed-hello", forge)
-    refused(world.trace("--keyring", str(keyring), "--signatures", str(world.sigs)),
+    refused(world.trace("--json", "--keyring", str(keyring), "--signatures", str(world.sigs)),
             "seed-hello", "provenance: quorum 0/2 NOT met: provenance-1 bad-signature; "
-            "provenance-2 bad-signature")
+            "provenance-2 bad-signature", kind=ErrorKind.QUORUM)
     assert world.trace()[0] == 0  # without --keyring the edit is invisible: hence signing
 
 
@@ -206,15 +213,15 @@ def test_provenance_that_is_a_fifo_or_a_symlink_is_refused(world: World) -> None
     path = world.out / "seed-hex0" / "provenance.json"
     path.unlink()
     path.symlink_to(world.root / "host" / "secret")
-    refused(world.trace(), "seed-hex0: provenance", "is a symbolic link")
+    refused(world.trace("--json"), "seed-hex0: provenance", "is a symbolic link")
     path.unlink()
     os.mkfifo(path)
     before = snapshot(world.root)
     proc = subprocess.run([sys.executable, "-m", "rootseed", "trace", "seed-hello", "--tree",
-                           str(world.tree), "--out", str(world.out)],
+                           str(world.tree), "--out", str(world.out), "--json"],
                           capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "is not a regular file" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
+    cli_error(proc, ErrorKind.PROVENANCE, exit_code=1, package="seed-hex0")
     assert snapshot(world.root) == before
 
 

@@ -132,7 +132,7 @@ def test_skopeo_copy_enforces_a_signedby_policy_on_our_signatures(
     proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
                   f"dir:{tmp_path / 'dst2'}")
     assert proc.returncode != 0
-    assert "rejected" in proc.stderr
+    assert "rejected" in proc.stderr  # words: skopeo's own message (another tool, no kind)
 
 
 @needs_skopeo
@@ -169,7 +169,8 @@ def test_skopeo_and_verify_both_stop_at_a_gap_in_the_numbering(
     policy = _policy(tmp_path, bob)
     proc = skopeo(gnupghome, "--policy", str(policy), "copy", f"dir:{src}",
                   f"dir:{tmp_path / 'dst'}")
-    assert proc.returncode != 0 and "rejected" in proc.stderr  # skopeo never saw it
+    # words: skopeo's own message (another tool, no kind): it never saw bob's signature
+    assert proc.returncode != 0 and "rejected" in proc.stderr
     (tmp_path / "bob.gpg").write_bytes(bob)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:

@@ -77,8 +77,8 @@ def test_sign_adds_the_missing_provenance_signature_once(env: Env, keys: Keys) -
     signed = json.loads(out)
     assert signed["signature"] is None
     assert Path(signed["provenance_signature"]) == env.dir / "provenance-1"
-    code, _, err = env.sign(keys.bob)
-    assert code == 1 and "already signed" in err
+    code, out, _ = env.sign(keys.bob, "--json")
+    assert (code, json.loads(out)["error"]["kind"]) == (1, "signature")
     assert sorted(p.name for p in env.dir.iterdir()) == ["provenance-1", "signature-1"]
 
 
@@ -86,6 +86,7 @@ def test_sign_refuses_provenance_of_another_image(env: Env, keys: Keys) -> None:
     other = build(env.tmp / "other", SEED_PKG, sources=(seed_source(),), content=b"other")
     assert other != env.digest
     env.provenance.write_bytes((env.tmp / "other" / SEED_PKG / "provenance.json").read_bytes())
-    code, _, err = env.sign(keys.alice)
-    assert code == 1 and "not this image" in " ".join(err.split())
+    code, out, err = env.sign(keys.alice, "--json")
+    error = json.loads(out)["error"]
+    assert (code, error["kind"], error["package"]) == (1, "provenance", SEED_PKG), err
     assert not env.sigs.exists()

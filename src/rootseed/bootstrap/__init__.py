@@ -84,13 +84,13 @@ def default_examples() -> Path:
     return shipped.examples()
 
 
-def _missing_sources_error(package: Package, e: FetchError) -> RootseedError:
-    return RootseedError(
-        e.message,
-        hint=f"put the {len(package.sources)} files of {package.name} (names and sha256 "
-             "above) in a directory and run `rootseed bootstrap --mirror DIR`; to see the "
-             "whole chain work with no download at all, run `rootseed bootstrap --demo` "
-             "(rootseed's own seed and example tree, shipped with rootseed)")
+def _missing_sources_error(package: Package, e: FetchError) -> FetchError:
+    """``e`` itself (its type and kind kept), with the hint bootstrap can give."""
+    e.hint = (f"put the {len(package.sources)} files of {package.name} (names and sha256 "
+              "above) in a directory and run `rootseed bootstrap --mirror DIR`; to see the "
+              "whole chain work with no download at all, run `rootseed bootstrap --demo` "
+              "(rootseed's own seed and example tree, shipped with rootseed)")
+    return e.at(package=package.name)
 
 
 def _image_tools(builder: Builder, result: BuildResult, package: Package) -> list[Tool]:
@@ -130,7 +130,7 @@ def bootstrap(settings: Settings, *, demo: bool = False,
             try:
                 fetcher.fetch_package(tree.packages[dep])
             except FetchError as e:
-                raise _missing_sources_error(tree.packages[dep], e) from e
+                raise _missing_sources_error(tree.packages[dep], e) from None
         builder = Builder(tree, cache_dir=settings.cache_dir, out=settings.out,
                           fetcher=fetcher)
         results = builder.build([name], BuildOptions(
@@ -153,7 +153,7 @@ def bootstrap(settings: Settings, *, demo: bool = False,
             for t in wrong]
         pins = package.directory / "package.toml"
         raise RootseedError(f"{name}: the image's /bin is not what {pins} pins:\n"
-                            + "\n".join(lines))
+                            + "\n".join(lines), kind=ErrorKind.DIGEST_MISMATCH, package=name)
 
     seeds = [s for dep in tree.order([name]) for s in tree.packages[dep].sources if s.seed]
     seed = seeds[0] if seeds else None

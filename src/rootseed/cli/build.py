@@ -29,7 +29,7 @@ from rootseed.engine.digests import (
 from rootseed.engine.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
 from rootseed.engine.executors import RemoteTarget
 from rootseed.engine.whole import PackageOutcome, WholeReport, build_whole, select
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.settings import Settings
 from rootseed.tree import Tree
@@ -144,7 +144,8 @@ def build_cmd(packages: tuple[str, ...], all_: bool, stage: str | None, target: 
             click.echo(f"{r.manifest_digest} {r.package} ({state})")
     if problems:
         raise RootseedError("digest check failed:\n  " + "\n  ".join(problems),
-                            hint=check_hint(built, recorded, _digests_dir(tree, digests_dir)))
+                            hint=check_hint(built, recorded, _digests_dir(tree, digests_dir)),
+                            kind=ErrorKind.DIGEST_MISMATCH)
     return 0
 
 

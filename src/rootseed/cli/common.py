@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.settings import Settings, default_cache_dir, default_tree
 from rootseed.tree import Tree
@@ -89,11 +89,12 @@ def _settings(*, tree: Path | None = None, mirrors: tuple[Path, ...] = (),
         # planted in a checkout must not turn a host directory into that
         raise RootseedError(f"output directory {out} is a symbolic link (to "
                             f"{os.readlink(out)})",
-                            hint=f"pass the directory itself: --out {out.resolve()}")
+                            hint=f"pass the directory itself: --out {out.resolve()}",
+                            kind=ErrorKind.REFUSED)
     if cache_must_exist and cache_dir is not None and not cache_dir.is_dir():
         raise RootseedError(f"cache directory {cache_dir} does not exist",
                             hint="pass the --cache-dir your builds used (without it: "
-                                 f"{default_cache_dir()})")
+                                 f"{default_cache_dir()})", kind=ErrorKind.USAGE)
     defaults = Settings()
     return Settings(
         tree=(tree or default_tree()).resolve(),

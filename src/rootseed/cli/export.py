@@ -10,7 +10,6 @@ import click
 
 from rootseed.cli.common import common_options
 from rootseed.console import emit_json, out
-from rootseed.errors import RootseedError
 from rootseed.oci.buildkit.export import write_archive
 from rootseed.oci.verified import LayoutError, open_image
 from rootseed.settings import Settings
@@ -31,8 +30,8 @@ def export_cmd(package: str, archive: Path, name: str | None, settings: Settings
     try:
         digest = open_image(layout).manifest_digest
     except LayoutError as e:
-        raise RootseedError(f"{package}: no readable image at {layout}: {e.message}",
-                            hint=f"run `rootseed build {package}` first (same --out)") from e
+        e.hint = f"run `rootseed build {package}` first (same --out)"
+        raise e.at(f"{package}: no readable image at {layout}", package=package) from None
     archive.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{archive.name}.", dir=archive.parent)
     try:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rootseed.cli.common import options
 from rootseed.cli.trust_options import quorum_options
 from rootseed.console import emit_json, err, out
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.provenance.binding import tree_expectations
 from rootseed.provenance.render import to_dot, to_json, to_mermaid, to_rich
 from rootseed.provenance.report import collect, write_report
@@ -51,7 +51,8 @@ def verifier_for(settings: Settings, *, keyring_path: Path | None, signatures: P
         except RootseedError as e:
             raise RootseedError(f"--keyring given, but the registry the signatures are stored "
                                 f"under is unknown: {e.message}",
-                                hint="pass --registry <namespace> (or --tree)") from e
+                                hint="pass --registry <namespace> (or --tree)",
+                                kind=ErrorKind.USAGE) from e
     with ImageVerifier(keyring_path, signatures=signatures, registry=registry,
                        quorum=quorum) as verifier:
         yield verifier

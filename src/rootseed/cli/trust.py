@@ -15,7 +15,7 @@ from rich.table import Table
 from rootseed.cli.common import options
 from rootseed.cli.trust_options import quorum_options, store_options
 from rootseed.console import emit_json, err, out
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.verified import open_image
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement
 from rootseed.settings import Settings
@@ -57,7 +57,8 @@ def _manifest_digest(image_dir: Path, *, check_blobs: bool = False) -> str:
     if not (image_dir / "index.json").is_file():
         raise RootseedError(f"no image at {image_dir} (index.json is missing)",
                             hint="build the package first (rootseed build), pass --out, or "
-                                 "give --digest / --digests-file")
+                                 "give --digest / --digests-file", kind=ErrorKind.LAYOUT,
+                            file=str(image_dir / "index.json"))
     del check_blobs  # every reader verifies every blob now (rootseed.oci.verified)
     return payload_mod.check_manifest_digest(open_image(image_dir).manifest_digest)
 
@@ -75,7 +76,7 @@ def _digest_from_file(path: Path, name: str) -> str:
             try:
                 return payload_mod.check_manifest_digest(digest)
             except RootseedError as e:
-                raise RootseedError(f"{path}:{number}: {e.message}", hint=e.hint) from e
+                raise e.at(f"{path}:{number}", file=str(path), line=number) from None
     raise RootseedError(f"{path}: no line for package {name}",
                         hint="lines are '<manifest sha256> <stage>-<name>'")
 
@@ -89,7 +90,7 @@ def _must_count(result: QuorumResult, key: str, what: str) -> None:
         raise RootseedError(f"the new {what} signature by {key} would not count: {why}",
                             hint="use a key that is neither expired nor revoked (Ed25519, or "
                                  "RSA of at least 2048 bits) and a SHA-2 digest; nothing "
-                                 "was stored")
+                                 "was stored", kind=ErrorKind.SIGNATURE)
 
 
 def _signed_before(listing: store.Listing, signer: str | None, directory: Path,
@@ -159,7 +160,8 @@ def sign(package: str, key: str, gnupghome: Path | None, signatures: Path,
         raise RootseedError(
             f"key {signer} already signed {package} {digest} ({image_before}"
             + (f", {prov_before}" if prov_before is not None else "") + ")",
-            hint="each key counts once; nothing was added")
+            hint="each key counts once; nothing was added", kind=ErrorKind.SIGNATURE,
+            package=package)
     image_path = store.add_signature(directory, signature) if image_before is None else None
     prov_path = (store.add_signature(directory, detached, store.Kind.PROVENANCE)
                  if detached is not None and prov_before is None else None)
@@ -190,7 +192,8 @@ def _provenance_bytes(image_dir: Path, package: str, digest: str) -> bytes | Non
     if prov.subject_digest != digest or prov.package != package:
         raise RootseedError(
             f"{package}: {path} describes {prov.package} {prov.subject_digest}, not this "
-            f"image ({digest})", hint="rebuild the package; nothing was signed")
+            f"image ({digest})", hint="rebuild the package; nothing was signed",
+            kind=ErrorKind.PROVENANCE, package=package, file=str(path))
     return prov.raw
 
 

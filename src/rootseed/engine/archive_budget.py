@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox.limits import describe_size
 from rootseed.sandbox.timeout import StepTimeoutError
 
@@ -29,7 +30,18 @@ RATIO = 1000
 
 
 class ArchiveTooBig(RootseedError):
-    """An archive expands past what its size allows (names the archive and the bound)."""
+    """An archive expands past what its size allows (names the archive and the bound);
+    ``bound`` (also in ``--json``) says which: ``entries``, ``size`` or ``disk`` (the
+    step's disk limit)."""
+
+    kind = ErrorKind.ARCHIVE
+
+    def __init__(self, message: str, *, bound: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.bound = bound
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "bound": self.bound}
 
 
 @dataclass
@@ -65,19 +77,20 @@ class ArchiveBudget:
         if self.entries > self.max_entries:
             raise ArchiveTooBig(
                 f"ADD {self.archive}: more than {self.max_entries} entries in an archive of "
-                f"{describe_size(self.size)}", hint=self._hint())
+                f"{describe_size(self.size)}", bound="entries", hint=self._hint())
         self.tick()
 
     def write(self, size: int) -> None:
         """``size`` more bytes to be written; an error past the byte bound."""
         self.written += size
         if self.written > self.max_bytes:
-            what = ("the step's disk limit" if self.disk is not None
-                    and self.max_bytes == self.disk else f"an archive of "
+            disk = self.disk is not None and self.max_bytes == self.disk
+            what = ("the step's disk limit" if disk else f"an archive of "
                     f"{describe_size(self.size)}")
             raise ArchiveTooBig(
                 f"ADD {self.archive}: unpacks to more than {describe_size(self.max_bytes)} "
-                f"({what})", hint=self._hint() + "; --max-disk raises the disk limit")
+                f"({what})", bound="disk" if disk else "size",
+                hint=self._hint() + "; --max-disk raises the disk limit")
         self.tick()
 
     def tick(self) -> None:

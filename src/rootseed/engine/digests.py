@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fsutil import atomic_write
 
 _LINE = re.compile(r"^([0-9a-f]{64}) ([A-Za-z0-9][A-Za-z0-9._+-]*)$")
@@ -57,6 +57,8 @@ class DigestChange:
 class RecordedDigestsDiffer(RootseedError):
     """Recording would replace recorded digests with different ones (``changes``: those),
     and replacing was not asked for: a recorded value may be one someone else published."""
+
+    kind = ErrorKind.DIGEST_MISMATCH
 
     def __init__(self, message: str, *, changes: list[DigestChange], hint: str | None = None):
         super().__init__(message, hint=hint)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.entries import check_entry
 from rootseed.oci.layer import DiffMarks, write_tar
 
@@ -68,6 +68,8 @@ def finish_layer(upper: Path) -> None:
 
 class PathTooLong(RootseedError):
     """A layer holds a path the system cannot name (ENAMETOOLONG: over PATH_MAX)."""
+
+    kind = ErrorKind.REFUSED
 
 
 def walk(root: Path, *, include_root: bool = False) -> Iterator[tuple[Path, os.stat_result]]:

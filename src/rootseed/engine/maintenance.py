@@ -80,9 +80,8 @@ def _entries(cache: Path, area: str) -> Iterator[Path]:
     except FileNotFoundError:
         return
     except safefs.UnsafePath as e:
-        raise RootseedError(f"cache area {AREAS[area][0]}/: {e.message}",
-                            hint=f"{e.hint}; rootseed did not touch what it leads to") \
-            from None
+        e.hint = f"{e.hint}; rootseed did not touch what it leads to"
+        raise e.at(f"cache area {AREAS[area][0]}/") from None
     for entry in sorted(directory.iterdir()):
         if not entry.name.startswith("."):
             yield entry

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rootseed import safefs
 from rootseed.engine.errors import Cancelled
@@ -34,13 +35,18 @@ TAIL_LINES = 20
 
 
 class StepFailed(RootseedError):
-    """A RUN step exited non-zero; ``log`` holds its full output."""
+    """A RUN step exited non-zero (``status``, also in ``--json``); ``log`` holds its full
+    output."""
 
     kind = ErrorKind.STEP_FAILED
 
-    def __init__(self, message: str, *, log: Path, hint: str | None = None):
+    def __init__(self, message: str, *, log: Path, status: int, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.log = log
+        self.status = status
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "status": self.status}
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ def exit_failure(op: ExecOp, code: int) -> StepFailed:
     return StepFailed(
         f"{op.where} failed with exit code {code}: {summary}\n"
         f"last {len(lines)} lines of output:\n{shown}\n"
-        f"full log: {op.log}", log=op.log,
+        f"full log: {op.log}", log=op.log, status=code,
         hint="fix the step (the full log has all output); rerun with --debug to see "
              "the exact sandbox command").at(package=op.package, file=op.file, line=op.line,
                                              step="RUN")

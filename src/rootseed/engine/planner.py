@@ -152,8 +152,7 @@ class PackagePlan:
         except PlanError as e:
             if e.package is not None:  # the message names the package already
                 raise
-            raise PlanError(f"{self.pkg.name}: {e.message}", hint=e.hint,
-                            package=self.pkg.name) from e
+            raise e.at(self.pkg.name, package=self.pkg.name) from None
 
     @staticmethod
     def _image_settings(parent: Parent) -> ImageSettings:

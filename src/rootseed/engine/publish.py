@@ -32,7 +32,7 @@ from rootseed.engine.errors import PublishError
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.record import BuildRecord
 from rootseed.engine.verify import layout_problem, seal_layout
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fsutil import private_dir
 from rootseed.oci.verified import (
     MAX_JSON,
@@ -70,7 +70,8 @@ def check_outputs(package: Package, final: CachedStage, out: Path) -> None:
             f"image {final.manifest_digest} (nothing was written to {out}):\n"
             + "\n".join(problems),
             hint="the build is not what package.toml [outputs] pins: find the cause "
-                 "before updating the pins")
+                 "before updating the pins", kind=ErrorKind.DIGEST_MISMATCH,
+            package=package.name)
 
 
 @contextmanager
@@ -269,7 +270,7 @@ class Publisher:
             found = open_image(layout).manifest_digest
         except LayoutError as e:
             raise PublishError(f"{name}: the image written to {self.out} does not read "
-                               f"back: {e.message}",
+                               f"back: {e.message}", package=name,
                                hint="the disk or the cache is damaged: run `rootseed cache "
                                     "prune` and build again") from e
         if found != digest:

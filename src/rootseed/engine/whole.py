@@ -79,7 +79,8 @@ def select(tree: Tree, stage: str | None) -> list[str]:
     if stage is not None and not loaded and not broken:
         stages = sorted({p.stage for p in tree.packages.values()})
         raise RootseedError(f"no package in stage {stage!r}",
-                            hint=f"stages of this tree: {', '.join(stages)}")
+                            hint=f"stages of this tree: {', '.join(stages)}",
+                            kind=ErrorKind.USAGE)
     wanted = set(loaded)
     stack = list(loaded)
     while stack:

@@ -16,6 +16,8 @@ and wherever an image is unpacked (:mod:`rootseed.oci.unpack`):
 
 from __future__ import annotations
 
+from typing import Any
+
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fsutil import special_kind
 
@@ -30,6 +32,9 @@ class UnsupportedEntry(RootseedError):
     def __init__(self, path: str, what: str, hint: str) -> None:
         self.path = path
         super().__init__(f"/{path.lstrip('/')} {what}", hint=hint)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "path": f"/{self.path.lstrip('/')}"}
 
 
 #: The name of a special file's kind, or None for what an image may hold.

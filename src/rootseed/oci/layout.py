@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rootseed.console import canonical_json
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci import config as config_mod
 from rootseed.oci import layer as layer_mod
 from rootseed.oci import verified
@@ -81,7 +81,8 @@ def _write_layout(tmp: Path, rootfs: Path, config: ImageConfig,
     ref = annotations.get(REF_NAME, DEFAULT_REF)
     if not _REF_RE.match(ref):
         raise RootseedError(f"invalid image reference name {ref!r} ({REF_NAME})",
-                            hint="use letters, digits and . _ - : @ + / (e.g. a version)")
+                            hint="use letters, digits and . _ - : @ + / (e.g. a version)",
+                            kind=ErrorKind.USAGE)
     index = {
         "schemaVersion": 2,
         "mediaType": INDEX_MEDIA_TYPE,

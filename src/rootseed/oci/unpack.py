@@ -25,7 +25,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.layout import Image
@@ -33,9 +33,19 @@ from rootseed.oci.verified import open_image
 
 
 class UnpackError(RootseedError):
-    """An image layer that cannot be unpacked safely (a hostile member, a wrong blob)."""
+    """An image layer that cannot be unpacked safely (a hostile member, a wrong blob);
+    ``member`` names the layer member when one is at fault (also in ``--json``)."""
 
     kind = ErrorKind.REFUSED
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 member: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.member = member
+
+    def as_json(self) -> dict[str, Any]:
+        extra = {} if self.member is None else {"member": self.member}
+        return {**super().as_json(), **extra}
 
 
 WHITEOUT = ".wh."
@@ -145,9 +155,9 @@ def _whiteout(state: _State, rel: str, current: set[str]) -> None:
     else:
         target = base[len(WHITEOUT):]
         if target in ("", ".", "..") or target.startswith(WHITEOUT):
-            raise RootseedError(f"layer member {rel!r} is a whiteout that names no entry of "
-                                f"/{directory} ({target!r})",
-                                hint="the image layer is malformed or hostile")
+            raise UnpackError(f"layer member {rel!r} is a whiteout that names no entry of "
+                              f"/{directory} ({target!r})",
+                              hint="the image layer is malformed or hostile", member=rel)
         state.clear(f"{directory}/{target}" if directory else target, keep_dir=False)
 
 
@@ -194,9 +204,9 @@ def _extract(state: _State, tar: tarfile.TarFile) -> None:
                                   "which is not an earlier file of the image")
             os.link(target_host, host, follow_symlinks=False)
         elif info.isfifo():
-            raise RootseedError(f"layer member {rel!r} is a FIFO; rootseed does not unpack "
-                                "those (no image it makes holds one)",
-                                hint="the image layer is malformed or hostile")
+            raise UnpackError(f"layer member {rel!r} is a FIFO; rootseed does not unpack "
+                              "those (no image it makes holds one)",
+                              hint="the image layer is malformed or hostile", member=rel)
         else:
             raise UnpackError(f"layer member {rel!r} is a device node or of unknown type "
                               f"{info.type!r}; rootseed does not unpack those")

@@ -83,6 +83,10 @@ class BlobError(LayoutError):
         self.digest = digest
         self.problem = problem
 
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "role": self.role, "digest": self.digest,
+                "problem": self.problem.name}
+
 
 @dataclass(frozen=True)
 class VerifiedBlob:

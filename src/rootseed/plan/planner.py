@@ -134,9 +134,9 @@ class PlanError(RootseedError):
 
     kind = ErrorKind.PLAN
 
-    def __init__(self, message: str, *, hint: str | None = None, package: str | None = None):
-        super().__init__(message, hint=hint)
-        self.package = package
+    def __init__(self, message: str, *, hint: str | None = None, package: str | None = None,
+                 file: str | None = None, line: int | None = None, step: str | None = None):
+        super().__init__(message, hint=hint, package=package, file=file, line=line, step=step)
 
 
 def parse_platform(text: str) -> Platform:
@@ -201,8 +201,7 @@ def plan_package(package: Package, *, build_args: Mapping[str, str] | None = Non
     try:
         platform = package_platform(package)
     except PlanError as e:
-        raise PlanError(f"{package.name}: [package] platforms: {e.message}", hint=e.hint,
-                        package=package.name) from e
+        raise e.at(f"{package.name}: [package] platforms", package=package.name) from None
     return plan(cf, build_args=args, platform=platform, target=target,
                 base_images=base_images, all_stages=all_stages)
 
@@ -269,7 +268,7 @@ class _Planner:
     def error(self, line: int, keyword: str, what: str, hint: str | None = None) -> PlanError:
         where = self.cf.where(line)
         return PlanError(f"{where}: {keyword}: {what}" if keyword else f"{where}: {what}",
-                         hint=hint)
+                         hint=hint, file=self.cf.display, line=line, step=keyword or None)
 
     # -- global scope, targets, stage graph --------------------------------------------------
     def run(self, target: str | None, all_stages: bool) -> Plan:
@@ -307,7 +306,8 @@ class _Planner:
         names = ", ".join(s.name for s in self.cf.stages if s.name) or "none"
         raise PlanError(f"no stage {target!r} in {self.cf.display} (target stage could not "
                         "be found)",
-                        hint=f"--target takes a stage name (FROM ... AS NAME); stages: {names}")
+                        hint=f"--target takes a stage name (FROM ... AS NAME); stages: {names}",
+                        file=self.cf.display)
 
     def _global_scope(self, target_name: str) -> tuple[dict[str, str], frozenset[str]]:
         scope = platform_args(self.platform, target_name)

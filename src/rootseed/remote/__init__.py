@@ -19,11 +19,13 @@ This package holds the pieces rootseed itself must supply:
 
 from __future__ import annotations
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 
 class RemoteError(RootseedError):
     """The remote execution service or a worker failed, or answered something wrong."""
+
+    kind = ErrorKind.REMOTE
 
 
 class RemoteUnavailable(RemoteError):

@@ -15,10 +15,12 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from google.protobuf.message import DecodeError
 
+from rootseed.errors import ErrorKind
 from rootseed.remote import RemoteError
 from rootseed.remote.merkle import Tree, digest_of
 from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_pb2
@@ -44,13 +46,20 @@ class ActionFailed(RemoteError):
         super().__init__(message, hint=hint)
         self.code = code
 
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "code": self.code}
+
 
 class RemoteTimeout(ActionFailed):
     """The action ran longer than its timeout and was stopped by the service."""
 
+    kind = ErrorKind.STEP_TIMEOUT
+
 
 class RemoteCancelled(RemoteError):
     """The caller stopped waiting for the action (another step failed, or Ctrl-C)."""
+
+    kind = ErrorKind.CANCELLED
 
 
 def parse_endpoint(url: str) -> str:

@@ -36,7 +36,7 @@ def find_bwrap() -> str:
     path = shutil.which("bwrap")
     if path is None:
         raise RootseedError("bubblewrap (bwrap) is not installed; every RUN step needs it",
-                            hint="apt-get install bubblewrap")
+                            hint="apt-get install bubblewrap", kind=ErrorKind.SANDBOX)
     return path
 
 
@@ -55,7 +55,8 @@ def _check(spec: SandboxSpec) -> None:
     if spec.runner:
         if not Path(spec.runner[0]).is_file():
             raise RootseedError(f"emulator runner {spec.runner[0]} does not exist on this host",
-                                hint="install qemu-user-static, or run on an x86 host")
+                                hint="install qemu-user-static, or run on an x86 host",
+                                kind=ErrorKind.SANDBOX)
         return  # the emulator, not the kernel, resolves argv[0]
     if any(dest == argv0 for _, dest in spec.ro_binds) or any(
             dest == argv0 for _, dest, _ in spec.data_files):
@@ -327,7 +328,7 @@ def run(spec: SandboxSpec, *, log: Path, debug: bool = False,
         raise RootseedError(f"cannot write the step's log {log}: "
                             f"{outcome.log_error.strerror or outcome.log_error}; the step "
                             "was stopped", hint="free space where the cache is (rootseed "
-                            "cache prune), or point --cache-dir elsewhere")
+                            "cache prune), or point --cache-dir elsewhere", kind=ErrorKind.CACHE)
     if outcome.limit is not None:
         raise outcome.limit
     if outcome.timed_out:

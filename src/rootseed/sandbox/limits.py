@@ -24,8 +24,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
-from rootseed.errors import RootseedError
+from rootseed.errors import ErrorKind, RootseedError
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 _UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB}
@@ -88,7 +89,9 @@ class StepLimits:
 
 
 class StepLimitError(RootseedError):
-    """A step went past one of its limits and was stopped."""
+    """A step went past one of its limits (``limit``, also in ``--json``) and was stopped."""
+
+    kind = ErrorKind.STEP_LIMIT
 
     def __init__(self, limit: Limit, limits: StepLimits, detail: str, *, log: str) -> None:
         super().__init__(
@@ -97,6 +100,9 @@ class StepLimitError(RootseedError):
             hint=f"output so far is in {log}; if the step really needs more, raise the "
                  f"limit (--{limit.value} ...; 0 for none)")
         self.limit = limit
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "limit": self.limit.value}
 
 
 def parse_size(text: str) -> int | None:
@@ -108,10 +114,12 @@ def parse_size(text: str) -> int | None:
     m = _SIZE.fullmatch(value)
     if m is None:
         raise RootseedError(f"invalid size {text!r}",
-                            hint="use bytes or a unit: 512M, 4G, 1.5G, 2T; 0 for no limit")
+                            hint="use bytes or a unit: 512M, 4G, 1.5G, 2T; 0 for no limit",
+                            kind=ErrorKind.USAGE)
     size = float(m.group(1)) * _UNITS[m.group(2)]
     if math.isinf(size) or size >= 1 << 62:
-        raise RootseedError(f"invalid size {text!r}: too large", hint="0 means no limit")
+        raise RootseedError(f"invalid size {text!r}: too large", hint="0 means no limit",
+                            kind=ErrorKind.USAGE)
     return int(size) or None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from rootseed.errors import ErrorKind, RootseedError
 
@@ -107,7 +108,8 @@ class ProblemError(RootseedError):
 
 
 class UnbuildableError(RootseedError):
-    """A package that cannot be built because of a problem (its own or a dependency's)."""
+    """A package that cannot be built because of a problem (its own or a dependency's);
+    ``--json`` names the problem's kind and, when it is a dependency's, ``via``."""
 
     kind = ErrorKind.TREE
 
@@ -115,7 +117,12 @@ class UnbuildableError(RootseedError):
         because = f" because it needs {via}, which" if via is not None else ", which"
         super().__init__(
             f"{name} cannot be built{because} has a problem: {problem.describe()}",
-            hint=problem.hint or "run `rootseed check` to see every problem of the tree")
+            hint=problem.hint or "run `rootseed check` to see every problem of the tree",
+            package=name, file=str(problem.file), line=problem.line)
         self.name = name
         self.problem = problem
         self.via = via
+
+    def as_json(self) -> dict[str, Any]:
+        extra = {} if self.via is None else {"via": self.via}
+        return {**super().as_json(), "problem": self.problem.kind.value, **extra}

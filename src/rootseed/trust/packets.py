@@ -12,19 +12,36 @@ plain one-pass-signature/literal/signature sequence.
 from __future__ import annotations
 
 import bz2
+import enum
 import zlib
 from collections.abc import Iterator
 
 TAG_COMPRESSED = 8
 
 
+class Framing(enum.StrEnum):
+    """What is wrong with the framing (for a program; the message is for people)."""
+
+    TRUNCATED = "truncated"
+    NOT_A_PACKET = "not-a-packet"
+    UNKNOWN_COMPRESSION = "unknown-compression"
+    DAMAGED = "damaged"
+    TOO_LARGE = "too-large"
+    EMPTY = "empty"
+    NESTED = "nested"
+
+
 class FramingError(Exception):
     """The bytes are not well-framed OpenPGP packets, or inflate past the limit."""
+
+    def __init__(self, reason: Framing, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _length(data: bytes, pos: int, size: int) -> int:
     if pos + size > len(data):
-        raise FramingError("truncated packet header")
+        raise FramingError(Framing.TRUNCATED, "truncated packet header")
     return int.from_bytes(data[pos:pos + size], "big")
 
 
@@ -35,7 +52,8 @@ def packets(data: bytes) -> Iterator[tuple[int, bytes]]:
         first = data[pos]
         pos += 1
         if not first & 0x80:
-            raise FramingError(f"byte {pos - 1} does not start an OpenPGP packet")
+            raise FramingError(Framing.NOT_A_PACKET,
+                               f"byte {pos - 1} does not start an OpenPGP packet")
         if first & 0x40:  # new format
             tag = first & 0x3F
             chunks: list[bytes] = []
@@ -51,7 +69,7 @@ def packets(data: bytes) -> Iterator[tuple[int, bytes]]:
                 else:
                     size, pos, partial = 1 << (octet & 0x1F), pos + 1, True
                 if pos + size > len(data):
-                    raise FramingError("truncated packet body")
+                    raise FramingError(Framing.TRUNCATED, "truncated packet body")
                 chunks.append(data[pos:pos + size])
                 pos += size
                 if not partial:
@@ -67,7 +85,7 @@ def packets(data: bytes) -> Iterator[tuple[int, bytes]]:
                 size = _length(data, pos, width)
                 pos += width
             if pos + size > len(data):
-                raise FramingError("truncated packet body")
+                raise FramingError(Framing.TRUNCATED, "truncated packet body")
             yield tag, data[pos:pos + size]
             pos += size
 
@@ -83,11 +101,12 @@ def inflate(algorithm: int, data: bytes, limit: int) -> bytes:
         elif algorithm == 3:
             out = bz2.BZ2Decompressor().decompress(data, limit + 1)
         else:
-            raise FramingError(f"unknown compression algorithm {algorithm}")
+            raise FramingError(Framing.UNKNOWN_COMPRESSION,
+                               f"unknown compression algorithm {algorithm}")
     except (zlib.error, OSError, EOFError) as e:
-        raise FramingError(f"compressed data is damaged: {e}") from e
+        raise FramingError(Framing.DAMAGED, f"compressed data is damaged: {e}") from e
     if len(out) > limit:
-        raise FramingError(f"compressed content is larger than {limit} bytes")
+        raise FramingError(Framing.TOO_LARGE, f"compressed content is larger than {limit} bytes")
     return out
 
 
@@ -97,7 +116,7 @@ def check_bounded(data: bytes, limit: int) -> None:
         if tag != TAG_COMPRESSED:
             continue
         if not body:
-            raise FramingError("empty compressed data packet")
+            raise FramingError(Framing.EMPTY, "empty compressed data packet")
         for inner, _ in packets(inflate(body[0], body[1:], limit)):
             if inner == TAG_COMPRESSED:
-                raise FramingError("compressed data inside compressed data")
+                raise FramingError(Framing.NESTED, "compressed data inside compressed data")
