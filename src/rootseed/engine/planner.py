@@ -132,15 +132,18 @@ class PackagePlan:
         self.urgency = self._urgency()
 
     def _make_plan(self, target: str | None) -> Plan:
-        """The package's plan (the one planner: rootseed.plan), made twice: first to learn
-        which images it starts from, then with those images' configurations (ENV,
-        WORKDIR, USER), as BuildKit reads a base image's config before dispatching."""
+        """The package's plan (the one planner: rootseed.plan), made twice when a stage
+        starts from an image: first to learn which images it starts from, then with those
+        images' configurations (ENV, WORKDIR, USER), as BuildKit reads a base image's
+        config before dispatching."""
         cf = parse_file(self.pkg.containerfile, display=self.display)
         first = self._planned(lambda: plan_package(
             self.pkg, build_args=self.build_args_given, target=target, containerfile=cf))
         for ref, line in first.images():
             self._parent(ref.reference, line)
         bases = {s.base.reference for s in first.stages if isinstance(s.base, ImageRef)}
+        if not bases:  # no stage starts from an image: the second plan is the first
+            return first
         configs = {ref: self._image_settings(self.parents[ref]) for ref in sorted(bases)}
         return self._planned(lambda: plan_package(
             self.pkg, build_args=self.build_args_given, target=target, containerfile=cf,
