@@ -145,3 +145,22 @@ def test_a_probe_memo_of_another_boot_is_not_believed(tmp_path: Path) -> None:
     records.write(tree.cache, tree.cache / "overlay-probe.json", Kind.PROBE, "overlay-probe",
                   where)
     assert not lazyoverlay.passed_before(tree.cache, scratch, records)
+
+
+def test_memo_places_planted_as_links_are_never_written_through(tmp_path: Path) -> None:
+    """``statements/`` and ``overlay-probe.json`` planted as links to the host: the build
+    works, no memo is read or written through either link, and the host is unchanged."""
+    tree = plain(tmp_path)
+    host = Canaries(tmp_path)
+    tree.cache.mkdir(mode=0o700)
+    (tree.cache / "statements").symlink_to(host.dir)
+    (tree.cache / "overlay-probe.json").symlink_to(host.public)
+    for _ in range(2):  # cold, then warm
+        with builder(tree) as b:
+            result = b.build([IMAGE], BuildOptions(progress=False))[-1]
+        assert read_statement(result.image / "provenance.json",
+                              package=IMAGE).subject_digest == result.manifest_digest
+    assert (tree.cache / "statements").is_symlink()  # refused: no memo, validated again
+    # the link itself is replaced by the memo (a new file renamed onto its name)
+    assert not (tree.cache / "overlay-probe.json").is_symlink()
+    host.assert_unchanged()
