@@ -99,3 +99,25 @@ def test_a_statement_is_validated_once_per_exact_bytes(
     with builder(tree) as b:
         b.build([IMAGE], BuildOptions(progress=False))
     assert len(calls) == 2
+
+
+def test_a_package_is_planned_once_unless_a_stage_starts_from_an_image(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rootseed.engine.planner as planner
+
+    tree = plain(tmp_path)
+    tree.package("child", "FROM evil/test-plain\nCOPY g /g\n", files={"g": b"g\n"})
+    calls: list[str] = []
+    real = planner.plan_package
+
+    def counted(package: Any, **kw: Any) -> Any:
+        calls.append(package.name)
+        return real(package, **kw)
+
+    monkeypatch.setattr(planner, "plan_package", counted)
+    with builder(tree) as b:
+        results = {r.package: r for r in b.build(["test-child"], BuildOptions(progress=False))}
+    # test-plain starts from scratch: one plan; test-child from test-plain's image: the
+    # second plan reads that image's configuration (ENV, WORKDIR, USER)
+    assert calls == ["test-plain", "test-child", "test-child"]
+    assert set(results) == {"test-plain", "test-child"}
