@@ -121,3 +121,18 @@ def test_a_package_is_planned_once_unless_a_stage_starts_from_an_image(
     # second plan reads that image's configuration (ENV, WORKDIR, USER)
     assert calls == ["test-plain", "test-child", "test-child"]
     assert set(results) == {"test-plain", "test-child"}
+
+
+def test_a_stage_tree_after_a_warm_rebuild_is_mounted_on_demand(tmp_path: Path) -> None:
+    """What reads a cached stage's tree (crosscheck, challenge) gets its view: the lazily
+    started namespace comes up (probe first) and mounts it."""
+    tree = plain(tmp_path)
+    with builder(tree) as b:
+        b.build([IMAGE], BuildOptions(progress=False))
+    with builder(tree) as b:
+        b.build([IMAGE], BuildOptions(progress=False))
+        ns = namespace(b)
+        assert ns is not None and not ns.started
+        found = b.stage_tree(IMAGE, "0", BuildOptions(progress=False))
+        assert found.view and ns.started
+        assert (found.rootfs / "f").read_bytes() == b"data\n"
