@@ -60,15 +60,6 @@ ENTRY_FORMAT = 2
 LAYERED_FORMAT = 3
 
 
-class Viewer(Protocol):
-    """What shows a stage entry's snapshot (an executor, see engine/interface.py)."""
-
-    @property
-    def layered(self) -> bool: ...
-
-    def view(self, snapshot: Snapshot) -> Path: ...
-
-
 @dataclass(frozen=True)
 class CachedStage:
     key: str
@@ -89,6 +80,15 @@ class CachedStage:
             return self.tree
         assert self.snapshot is not None and self.viewer is not None
         return self.viewer.view(self.snapshot)
+
+
+class Viewer(Protocol):
+    """What shows a stage entry's snapshot (an executor, see engine/interface.py)."""
+
+    @property
+    def layered(self) -> bool: ...
+
+    def view(self, snapshot: Snapshot) -> Path: ...
 
 
 class BuildCache:
