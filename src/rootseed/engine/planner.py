@@ -1,8 +1,9 @@
 """The package planner: what a package's build will do, decided before anything runs.
 
 From the tree, a package and the images of the packages it needs, :class:`PackagePlan`
-makes the package's plan (twice: first to learn its parent images, then with their
-configurations, as BuildKit reads a base image's config before dispatching), each needed
+makes the package's plan (twice when a stage starts from an image: first to learn its
+parent images, then with their configurations, as BuildKit reads a base image's config
+before dispatching), each needed
 stage's cache key (chaining the builder's code, platform, build args, base and every
 planned instruction with the digests of what it reads), which stages ``--no-cache-from``
 forces, and each stage's urgency (the critical path). It reads files (the Containerfile,
