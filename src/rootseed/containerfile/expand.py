@@ -25,6 +25,7 @@ quote characters are ordinary text; escapes still apply.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ MAX_NESTING = 100
 #: (``ARG B=$A$A$A…``, ``ARG C=$B$B$B…``) otherwise grows tenfold per line; Linux takes at
 #: most 128 KiB per environment string anyway.
 MAX_EXPANDED = 1 << 20
+
+
+@functools.cache
+def _ordinary(stop: str, quotes: bool) -> re.Pattern[str]:
+    """A run of characters that :meth:`_Lexer.stop_on` copies as they are (none it acts
+    on: ``stop``, ``$``, ``<``, the escape, and quotes when they are processed)."""
+    special = "$<" + ESCAPE + ("'\"" if quotes else "") + stop
+    return re.compile(f"[^{re.escape(special)}]+")
 
 
 def shown(word: str) -> str:
@@ -127,6 +136,11 @@ class _Lexer:
                     out.append(self.single_quoted())
                 elif self.quotes and ch == '"':
                     size = self.bounded(out, size, self.double_quoted())
+                elif ch != ESCAPE:  # ordinary text: up to the next character above, at once
+                    run = _ordinary(stop, self.quotes).match(self.word, self.pos)
+                    assert run is not None  # ch itself is ordinary
+                    out.append(run.group())
+                    self.pos = run.end()
                 else:
                     self.pos += 1
                     if ch == ESCAPE:

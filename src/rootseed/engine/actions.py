@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -67,11 +67,26 @@ def _module_file(root: Traversable, module: str) -> Traversable | None:
     return init if init.is_file() else None
 
 
+def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for :data:`_FROM` and :data:`_IMPORT`, tried only at the
+    start of lines that name ``rootseed`` (where each of their matches starts: its module
+    name is on its first line), not at every character of the file."""
+    end = 0
+    at = text.find("rootseed")
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        if start >= end and (m := pattern.match(text, start)) is not None:
+            end = m.end()
+            yield m
+        following = text.find("\n", at)
+        at = -1 if following < 0 else text.find("rootseed", following)
+
+
 def _imported(text: str) -> set[str]:
     """The rootseed modules a module's source imports (``from a import b`` names ``a``
     and, when it is a module, ``a.b``)."""
-    found = {m.group(1) for m in _IMPORT.finditer(text)}
-    for m in _FROM.finditer(text):
+    found = {m.group(1) for m in _matches(_IMPORT, text)}
+    for m in _matches(_FROM, text):
         found.add(m.group(1))
         names = m.group(2).split("#")[0].strip("()\n ")
         for name in names.replace("\n", " ").split(","):

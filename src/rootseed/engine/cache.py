@@ -63,12 +63,23 @@ LAYERED_FORMAT = 3
 @dataclass(frozen=True)
 class CachedStage:
     key: str
-    rootfs: Path  # the stage's root filesystem (a directory or a read-only view): read only
     state: dict[str, Any]
     entry: Path  # builds/<key>/
     layout: Path | None = None  # OCI image layout, once the stage was a build's image
     manifest_digest: str | None = None
     snapshot: Snapshot | None = None  # its layers, for an entry made on overlay
+    tree: Path | None = None  # the whole tree, for an entry made by copying
+    viewer: Viewer | None = None  # shows ``snapshot``
+
+    @property
+    def rootfs(self) -> Path:
+        """The stage's root filesystem (a directory, or a read-only view of its snapshot
+        mounted when first asked for: a warm build that only publishes the stage's image
+        mounts nothing): read only."""
+        if self.tree is not None:
+            return self.tree
+        assert self.snapshot is not None and self.viewer is not None
+        return self.viewer.view(self.snapshot)
 
 
 class Viewer(Protocol):
@@ -122,7 +133,7 @@ class BuildCache:
                 return None
             if not self.verifier.check(rootfs, content, f"stage {key[:16]}"):
                 return None
-            found = CachedStage(key=key, rootfs=rootfs, state=state, entry=entry)
+            found = CachedStage(key=key, tree=rootfs, state=state, entry=entry)
         else:
             return None
         touch(entry / "stage.json")
@@ -170,8 +181,8 @@ class BuildCache:
                 return None
             layers.append(layer)
         snapshot = Snapshot(str(data.get("digest", "")), tuple(layers))
-        return CachedStage(key=key, rootfs=viewer.view(snapshot), state=state, entry=entry,
-                           snapshot=snapshot)
+        return CachedStage(key=key, state=state, entry=entry, snapshot=snapshot,
+                           viewer=viewer)
 
     def commit_snapshot(self, tmp: Path, key: str, state: dict[str, Any],
                         snapshot: Snapshot, viewer: Viewer, *, replace: bool = False

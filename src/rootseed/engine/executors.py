@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from rootseed.engine import lazyoverlay
 from rootseed.engine.copyexec import CopyExecutor
 from rootseed.engine.executor import OverlayExecutor
 from rootseed.engine.interface import Executor
@@ -52,8 +53,12 @@ def open_executor(mode: str, store: LayerStore, say: Callable[[str], None],
         return remote.open(probe(store.layout.work), store, say)
     if mode == "copy":
         return CopyExecutor(store.layout)
+    cache, scratch, records = store.layout.root, store.layout.work, store.verifier.records
+    if lazyoverlay.passed_before(cache, scratch, records):  # started when first needed
+        return OverlayExecutor(lazyoverlay.LazyNamespace(
+            lambda: lazyoverlay.probed(cache, scratch, records)), store)
     try:
-        ns = probe(store.layout.work)
+        ns = lazyoverlay.probed(cache, scratch, records)
     except OverlayUnavailable as e:
         if mode == "overlay":
             raise

@@ -1,8 +1,9 @@
 """The package planner: what a package's build will do, decided before anything runs.
 
 From the tree, a package and the images of the packages it needs, :class:`PackagePlan`
-makes the package's plan (twice: first to learn its parent images, then with their
-configurations, as BuildKit reads a base image's config before dispatching), each needed
+makes the package's plan (twice when a stage starts from an image: first to learn its
+parent images, then with their configurations, as BuildKit reads a base image's config
+before dispatching), each needed
 stage's cache key (chaining the builder's code, platform, build args, base and every
 planned instruction with the digests of what it reads), which stages ``--no-cache-from``
 forces, and each stage's urgency (the critical path). It reads files (the Containerfile,
@@ -132,15 +133,18 @@ class PackagePlan:
         self.urgency = self._urgency()
 
     def _make_plan(self, target: str | None) -> Plan:
-        """The package's plan (the one planner: rootseed.plan), made twice: first to learn
-        which images it starts from, then with those images' configurations (ENV,
-        WORKDIR, USER), as BuildKit reads a base image's config before dispatching."""
+        """The package's plan (the one planner: rootseed.plan), made twice when a stage
+        starts from an image: first to learn which images it starts from, then with those
+        images' configurations (ENV, WORKDIR, USER), as BuildKit reads a base image's
+        config before dispatching."""
         cf = parse_file(self.pkg.containerfile, display=self.display)
         first = self._planned(lambda: plan_package(
             self.pkg, build_args=self.build_args_given, target=target, containerfile=cf))
         for ref, line in first.images():
             self._parent(ref.reference, line)
         bases = {s.base.reference for s in first.stages if isinstance(s.base, ImageRef)}
+        if not bases:  # no stage starts from an image: the second plan is the first
+            return first
         configs = {ref: self._image_settings(self.parents[ref]) for ref in sorted(bases)}
         return self._planned(lambda: plan_package(
             self.pkg, build_args=self.build_args_given, target=target, containerfile=cf,

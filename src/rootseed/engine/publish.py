@@ -31,9 +31,10 @@ from rootseed.engine.cache import BuildCache, CachedStage
 from rootseed.engine.errors import PublishError
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.record import BuildRecord
+from rootseed.engine.statements import Statements
 from rootseed.engine.verify import layout_problem, seal_layout
 from rootseed.errors import ErrorKind, RootseedError
-from rootseed.fsutil import private_dir
+from rootseed.fsutil import atomic_write, private_dir
 from rootseed.oci.verified import (
     MAX_JSON,
     LayoutError,
@@ -42,7 +43,7 @@ from rootseed.oci.verified import (
     open_image,
 )
 from rootseed.provenance.companions import is_companion
-from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, write_statement
+from rootseed.provenance.statement import PROVENANCE_FILE
 from rootseed.sandbox.rootpath import resolve
 from rootseed.tree import Package
 
@@ -198,6 +199,7 @@ class Publisher:
         self.cache = cache
         self.seals = cache.dir / "seals"
         self.warn = warn
+        self.statements = Statements(cache.dir, cache.verifier.records)
 
     def publish(self, name: str, final: CachedStage, record: BuildRecord) -> Path:
         """Write ``final``'s image and ``record`` as ``<out>/<name>/``, atomically and
@@ -208,27 +210,29 @@ class Publisher:
         if record.manifest_digest != digest:
             raise PublishError(f"{name}: the provenance names {record.manifest_digest}, "
                                f"the image is {digest}")
+        statement = self.statements.validated(record)  # deterministic bytes
         private_dir(self.out, "output directory")
         image = self.out / name
         with out_lock(self.out):
             _sweep(self.out)
             _refuse_foreign(image)
             if self._same_output(image, digest):
-                try:
-                    write_statement(image, record)  # deterministic: same bytes when present
-                except OSError as e:
-                    raise PublishError(f"{name}: cannot write {image / PROVENANCE_FILE}: "
-                                       f"{e.strerror or e}",
-                                       hint="free some space, or check the output "
-                                            "directory") from None
-                self._check_statement(image, name, digest)
+                if not self.statements.holds(image, statement):  # else: exactly these bytes
+                    try:
+                        atomic_write(image / PROVENANCE_FILE, statement)
+                    except OSError as e:
+                        raise PublishError(f"{name}: cannot write {image / PROVENANCE_FILE}: "
+                                           f"{e.strerror or e}",
+                                           hint="free some space, or check the output "
+                                                "directory") from None
+                    self.statements.read_back(image, name, digest, statement)
             else:
-                self._write(final.layout, image, name, digest, record)
+                self._write(final.layout, image, name, digest, statement)
                 seal_layout(image, self.seals)
         return image
 
     def _write(self, layout: Path, image: Path, name: str, digest: str,
-               record: BuildRecord) -> None:
+               statement: bytes) -> None:
         """Copy exactly the image's files from the cache (anything else in the cached
         layout, a link to the host or a FIFO, is never copied), add the provenance, read
         both back, then give the copy its name (the old entry moved aside first)."""
@@ -241,8 +245,8 @@ class Publisher:
         tmp = self.out / f".{name}.{secrets.token_hex(6)}.partial"
         try:
             _copy_files(layout, tmp, files)
-            write_statement(tmp, record)
-            self._check_copy(tmp, name, digest)
+            atomic_write(tmp / PROVENANCE_FILE, statement)
+            self._check_copy(tmp, name, digest, statement)
             if os.path.lexists(image):
                 old = self.out / f".{name}.{secrets.token_hex(6)}.old"
                 os.replace(image, old)
@@ -259,7 +263,7 @@ class Publisher:
             remove_tree(tmp)
             raise
 
-    def _check_copy(self, layout: Path, name: str, digest: str) -> None:
+    def _check_copy(self, layout: Path, name: str, digest: str, statement: bytes) -> None:
         """The copy about to take its name reads back as the image that was built."""
         linked = linked_dirs(layout)
         if linked is not None:
@@ -276,14 +280,7 @@ class Publisher:
         if found != digest:
             raise PublishError(f"{name}: the image written to {self.out} reads back as "
                                f"{found}, not the {digest} that was built")
-        self._check_statement(layout, name, digest)
-
-    @staticmethod
-    def _check_statement(layout: Path, name: str, digest: str) -> None:
-        statement = read_statement(layout / PROVENANCE_FILE, package=name)
-        if statement.subject_digest != digest:
-            raise PublishError(f"{name}: provenance.json names {statement.subject_digest}, "
-                               f"the image is {digest}")
+        self.statements.read_back(layout, name, digest, statement)
 
     def _same_output(self, image: Path, digest: str) -> bool:
         """``image`` in out/ holds exactly ``digest``'s image (a damaged out/ is written

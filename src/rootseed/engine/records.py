@@ -42,6 +42,8 @@ class Kind(enum.Enum):
     UNPACKED = "unpacked-image"
     IMAGE = "stage-image"
     CROSSCHECK = "crosscheck-memo"
+    STATEMENT = "valid-statement"  # a provenance statement that passed validation
+    PROBE = "overlay-probe"  # overlay worked in this cache on this boot
 
 
 class Verdict(enum.Enum):
