@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from google.protobuf.message import DecodeError
 
-from rootseed.remote import RemoteError
+from rootseed.remote import RemoteError, leftover
 from rootseed.remote.merkle import Tree, digest_of
 from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_pb2
 
@@ -47,6 +47,18 @@ class ActionFailed(RemoteError):
 
 class RemoteTimeout(ActionFailed):
     """The action ran longer than its timeout and was stopped by the service."""
+
+
+class SpecialFileLeft(ActionFailed):
+    """The step left a FIFO, socket or device node in its root, which no remote result
+    can carry (the worker said so in a typed detail: :mod:`rootseed.remote.leftover`)."""
+
+    def __init__(self, message: str, code: int, path: str, mode: int,
+                 response: re_pb2.ExecuteResponse) -> None:
+        super().__init__(message, code)
+        self.path = path
+        self.mode = mode  # its file type (stat.S_IFIFO, ...)
+        self.response = response  # the step's result (its log), not cached
 
 
 class RemoteCancelled(RemoteError):
@@ -285,6 +297,10 @@ class Remote:
                 if response.status.code == code_pb2.DEADLINE_EXCEEDED:
                     raise RemoteTimeout(f"the remote action ran past its timeout: "
                                         f"{response.status.message}", response.status.code)
+                left = leftover.special_left(response.status)
+                if left is not None:
+                    raise SpecialFileLeft(response.status.message, response.status.code,
+                                          *left, response)
                 if response.status.code != code_pb2.OK:
                     raise ActionFailed(f"the remote action failed: "
                                        f"{response.status.message} "

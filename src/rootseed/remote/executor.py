@@ -54,8 +54,16 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   empty /tmp), and whatever the worker returns there is ignored: the root keeps its own.
 * **FIFOs, sockets, devices**: an input root holding one is refused
   (:class:`~rootseed.remote.merkle.UnsupportedFile`, naming the path; a local layer
-  refuses them too). One a step leaves behind is dropped by the worker (REAPI has no
-  node for it): such a step fails locally but not remotely, and no image holds one.
+  refuses them too). One a step leaves behind has no REAPI node: ``buildbox-run`` drops
+  it. rootseed's worker (:mod:`rootseed.remote.bot`) lists the step's root after the
+  command and fails the action with a typed detail (:mod:`rootseed.remote.leftover`),
+  which becomes the local error (:class:`~rootseed.oci.entries.UnsupportedEntry`, the
+  same message, kind ``refused``); nothing is cached or written. This is *trusted* to
+  the worker: the client cannot see a file that is not in the result, so another
+  service's worker (or a hostile one) that drops it silently gives an image without it
+  (no image ever holds one; ``rootseed challenge`` against a local build finds the
+  step that fails there). ``.wh.*`` names are regular files: they come back, and the
+  layer refuses them as locally.
 * **a ``#!`` heredoc** (bound read-only at ``/dev/pipes/``, inside /dev, which the
   worker's sandbox replaces): the step runs **locally**.
 * **the platform**: linux/386 and linux/amd64 steps both ask for ``ISA=x86-64`` (with
@@ -98,8 +106,9 @@ from rootseed.engine.interface import LayerResult
 from rootseed.engine.ops import ExecOp, Op, exit_failure
 from rootseed.engine.snapshots import MAX_LAYERS, LayerStore, Snapshot
 from rootseed.errors import RootseedError
+from rootseed.oci.entries import check_entry
 from rootseed.remote import RemoteError
-from rootseed.remote.client import Remote, RemoteCancelled, RemoteTimeout, _name
+from rootseed.remote.client import Remote, RemoteCancelled, RemoteTimeout, SpecialFileLeft, _name
 from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
@@ -218,6 +227,14 @@ class RemoteExecutor(OverlayExecutor):
         except RemoteCancelled:
             raise Cancelled(f"{op.where}: stopped while running remotely because another "
                             "step failed") from None
+        except SpecialFileLeft as e:  # the error a local layer gives, with the same path
+            self._log(op, e.response.result)
+            check_entry(e.path, e.mode)
+            raise RemoteError(f"the remote service reports /{e.path} as left behind, but "
+                              "as no special file",
+                              hint="the remote service or a worker is broken or "
+                                   "hostile").at(op.where, package=op.package, file=op.file,
+                                                 line=op.line, step="RUN") from None
         except RemoteTimeout as e:
             raise StepTimeoutError(op.timeout or 0, hint=e.message).at(
                 op.where, package=op.package, file=op.file, line=op.line,
