@@ -79,6 +79,12 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
 
 * **the log**: REAPI returns stdout and stderr apart; the step's log holds stdout, then
   stderr (a local log interleaves them as they came).
+* **waiting**: an action no worker takes within the queue timeout
+  (``--remote-queue-timeout``, default 10 minutes; it stays QUEUED, e.g. every worker is
+  gone) stops the build with :class:`~rootseed.remote.client.QueueTimeout` naming the
+  step, and one EXECUTING past its step timeout plus a grace (a worker gone without the
+  service noticing) with the step-timeout error; nothing of the step is written, and a
+  rerun resumes (the action may meanwhile have run into the service's cache).
 * **cancelling**: when another step fails, the build stops waiting for the remote action
   (the Execute stream is cancelled); the worker may still finish it.
 
@@ -108,11 +114,18 @@ from rootseed.engine.snapshots import MAX_LAYERS, LayerStore, Snapshot
 from rootseed.errors import RootseedError
 from rootseed.oci.entries import check_entry
 from rootseed.remote import RemoteError
-from rootseed.remote.client import Remote, RemoteCancelled, RemoteTimeout, SpecialFileLeft, _name
+from rootseed.remote.client import (
+    DEFAULT_QUEUE_TIMEOUT,
+    Remote,
+    RemoteCancelled,
+    RemoteTimeout,
+    SpecialFileLeft,
+    _name,
+)
 from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
-from rootseed.sandbox.timeout import StepTimeoutError
+from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, StepTimeoutError
 
 #: The one mtime every input file and directory is staged with (2011-11-11 11:11:11 UTC,
 #: buildbox's own staging time).
@@ -222,8 +235,9 @@ class RemoteExecutor(OverlayExecutor):
         hashed = time.monotonic()
         cmd = command_of(op)
         try:
-            response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree,
-                                           skip_cache=self.fresh, stop=stop)
+            response = self.remote.execute(
+                action_of(cmd, op.timeout), cmd, tree, skip_cache=self.fresh, stop=stop,
+                run_timeout=op.timeout if op.timeout is not None else DEFAULT_STEP_TIMEOUT)
         except RemoteCancelled:
             raise Cancelled(f"{op.where}: stopped while running remotely because another "
                             "step failed") from None
@@ -520,12 +534,14 @@ class RemoteService:
     instance: str = ""
     #: execute every action again, never answered from the service's action cache
     fresh: bool = False
+    #: seconds an action may wait for a worker (``--remote-queue-timeout``)
+    queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
 
     def open(self, ns: OverlayNamespace, store: LayerStore,
              say: Callable[[str], None]) -> RemoteExecutor:
         """A remote executor, once the service has answered (an unreachable one is one
         :class:`RemoteError`, before anything runs)."""
-        remote = Remote(self.endpoint, self.instance)
+        remote = Remote(self.endpoint, self.instance, queue_timeout=self.queue_timeout)
         try:
             remote.wait_ready(10.0)
         except RootseedError:
