@@ -100,7 +100,7 @@ def test_an_action_whose_worker_was_killed_and_none_is_left_stops_waiting(
     cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c",
                                     f"echo {tmp_path.name}; sleep 120"],
                          output_paths=["out"])
-    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "test")):
+    for name, value in (("OSFamily", "linux"), ("rootseed-pool", "queue")):
         cmd.platform.properties.add(name=name, value=value)
     action = re_pb2.Action()
     action.platform.CopyFrom(cmd.platform)
@@ -115,12 +115,14 @@ def test_an_action_whose_worker_was_killed_and_none_is_left_stops_waiting(
                 got["error"] = e
                 got["at"] = time.monotonic()
 
-    with pool_workers(remote_cluster, tmp_path / "pool", "test", ["queue-1"]) as workers:
+    with pool_workers(remote_cluster, tmp_path / "pool", "queue", ["queue-1"]) as workers:
+        deadline = time.monotonic() + 120
+        while "bot queue-1: session" not in workers[0].log.read_text():  # up, then queue
+            assert time.monotonic() < deadline, workers[0].log.read_text()
+            time.sleep(0.2)
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 120
-        while "queue-1" not in workers[0].log.read_text() or not list(
-                (tmp_path / "pool" / "queue-1" / "work").glob("lease-*")):
+        while not list((tmp_path / "pool" / "queue-1" / "work").glob("lease-*")):
             assert time.monotonic() < deadline and "error" not in got, \
                 workers[0].log.read_text()
             time.sleep(0.2)
@@ -152,3 +154,20 @@ def test_an_action_executing_past_its_timeout_and_grace_stops_the_wait(
     assert not queued.expired()
     time.sleep(0.3)
     assert queued.expired() and isinstance(queued.error("127.0.0.1:1"), QueueTimeout)
+
+
+def test_workers_busy_with_the_builds_other_actions_are_no_reason_to_stop() -> None:
+    """An action queued behind this client's running ones waits; once none runs, the
+    queue timeout counts from when the last one ended."""
+    activity = client._Activity()
+    running, queued = client._Stage(0.2, 600, activity), client._Stage(0.2, 600, activity)
+    op = operations_pb2.Operation()
+    op.metadata.Pack(re_pb2.ExecuteOperationMetadata(stage=re_pb2.ExecutionStage.EXECUTING))
+    running.update(op)
+    time.sleep(0.3)
+    assert not queued.expired()  # queued past its timeout, but a worker runs our action
+    running.close()
+    time.sleep(0.1)
+    assert not queued.expired()  # the last action ended only 0.1 s ago
+    time.sleep(0.2)
+    assert queued.expired() and queued.why == "queued"

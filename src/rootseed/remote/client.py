@@ -117,6 +117,7 @@ class Remote:
         self.timeout = timeout
         #: how long an action may wait for a worker (see :meth:`execute`)
         self.queue_timeout = queue_timeout
+        self._activity = _Activity()
         self.channel = grpc.insecure_channel(self.target, options=[
             ("grpc.max_receive_message_length", 64 << 20),
             ("grpc.max_send_message_length", 64 << 20),
@@ -288,7 +289,9 @@ class Remote:
         """Upload what is missing, run the action, wait for it; the service's answer.
         Once ``stop`` is set the wait ends (:class:`RemoteCancelled`). The wait is
         bounded: an action no worker takes (QUEUED, or back in the queue after its
-        worker went away) for :attr:`queue_timeout` seconds is :class:`QueueTimeout`;
+        worker went away) for :attr:`queue_timeout` seconds, while no other action of
+        this client was running or finished either (workers busy with this build's
+        other steps are no reason to stop), is :class:`QueueTimeout`;
         one EXECUTING longer than ``run_timeout`` (the step's timeout, which the worker
         enforces) plus :data:`EXECUTING_GRACE` is :class:`RemoteTimeout`. The action is
         left to the service (a worker that comes back may still run it, into the
@@ -307,7 +310,7 @@ class Remote:
                                         skip_cache_lookup=skip_cache)
         stream = self.execution.Execute(request)
         ended = threading.Event()
-        stage = _Stage(self.queue_timeout, run_timeout)
+        stage = _Stage(self.queue_timeout, run_timeout, self._activity)
 
         def watch() -> None:
             while not ended.is_set():
@@ -356,6 +359,7 @@ class Remote:
             raise _rpc_error("Execute", e) from None
         finally:
             ended.set()
+            stage.close()
         raise RemoteError("the remote service ended the Execute stream without a result",
                           hint="the server restarted; run the build again to resume")
 
@@ -387,13 +391,35 @@ class Remote:
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
 
 
+class _Activity:
+    """A client's actions on workers: how many are EXECUTING now, and when one last
+    started or ended (a sign that workers are taking this client's work)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.executing = 0
+        self.last = time.monotonic()
+
+    def change(self, executing: int) -> None:
+        with self._lock:
+            self.executing += executing
+            self.last = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since an action of this client last ran (0 while one runs)."""
+        with self._lock:
+            return 0.0 if self.executing else time.monotonic() - self.last
+
+
 class _Stage:
     """Where an action is (the stream's ExecuteOperationMetadata) and since when; which
     bound it has passed (``why``), once it has."""
 
-    def __init__(self, queue_timeout: float, run_timeout: float | None) -> None:
+    def __init__(self, queue_timeout: float, run_timeout: float | None,
+                 activity: _Activity | None = None) -> None:
         self.queue_timeout = queue_timeout
         self.run_timeout = run_timeout
+        self.activity = activity or _Activity()
         self.stage: int = re_pb2.ExecutionStage.QUEUED  # until the service says more
         self.since = time.monotonic()
         self.why: str | None = None  # "queued" or "executing"
@@ -405,7 +431,18 @@ class _Stage:
             return
         with self._lock:
             if meta.stage != self.stage:
-                self.stage, self.since = meta.stage, time.monotonic()
+                self._move(meta.stage)
+
+    def _move(self, stage: int) -> None:
+        executing = re_pb2.ExecutionStage.EXECUTING
+        if self.stage == executing or stage == executing:
+            self.activity.change(1 if stage == executing else -1)
+        self.stage, self.since = stage, time.monotonic()
+
+    def close(self) -> None:
+        """The action is over (answered, failed or given up)."""
+        with self._lock:
+            self._move(re_pb2.ExecutionStage.COMPLETED)
 
     def expired(self) -> bool:
         with self._lock:
@@ -414,7 +451,8 @@ class _Stage:
                 if self.run_timeout is not None \
                         and waited > self.run_timeout + EXECUTING_GRACE:
                     self.why = "executing"
-            elif waited > self.queue_timeout:
+            elif self.stage != re_pb2.ExecutionStage.COMPLETED \
+                    and min(waited, self.activity.idle_for()) > self.queue_timeout:
                 self.why = "queued"
             return self.why is not None
 

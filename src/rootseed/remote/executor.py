@@ -81,10 +81,11 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   stderr (a local log interleaves them as they came).
 * **waiting**: an action no worker takes within the queue timeout
   (``--remote-queue-timeout``, default 10 minutes; it stays QUEUED, e.g. every worker is
-  gone) stops the build with :class:`~rootseed.remote.client.QueueTimeout` naming the
-  step, and one EXECUTING past its step timeout plus a grace (a worker gone without the
-  service noticing) with the step-timeout error; nothing of the step is written, and a
-  rerun resumes (the action may meanwhile have run into the service's cache).
+  gone, while none of the build's other actions runs either) stops the build with
+  :class:`~rootseed.remote.client.QueueTimeout` naming the step, and one EXECUTING past
+  its step timeout plus a grace (a worker gone without the service noticing) with the
+  step-timeout error; nothing of the step is written, and a rerun resumes (the action
+  may meanwhile have run into the service's cache).
 * **cancelling**: when another step fails, the build stops waiting for the remote action
   (the Execute stream is cancelled); the worker may still finish it.
 
