@@ -13,7 +13,9 @@ and for stage0 from the seed (``build bootstrap-stage0``):
   builder* (a fresh cache directory) on the 2-worker cluster that already ran everything
   (all remote action-cache hits).
 
-Prints wall seconds and the ratios remote/local. Aims (issue #22): workers beyond one
+Prints wall seconds, how many RUN steps each build executed on a worker, took from the
+remote action cache or ran locally, the load average before and after each workload
+(the machine may be shared), and the ratios remote/local. Aims (issue #22): workers beyond one
 machine's cut wall time on independent packages (here all workers share this machine,
 so 2 vs 1 worker shows scheduling overhead more than speed-up), and a fully cached
 remote build is no slower than 2x a local warm one. Every build's digests are compared:
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rootseed import shipped
@@ -39,8 +42,24 @@ CLUSTER = ROOT / "scripts" / "remote-cluster"
 STAGE0 = "bootstrap-stage0"
 
 
-def _build(tree: Path, cache: Path, out: Path, packages: list[str], *extra: str
-           ) -> tuple[float, dict[str, str]]:
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    digests: dict[str, str]
+    executed: int  # RUN steps executed on a worker
+    remote_cached: int  # RUN steps served from the service's action cache
+    local: int  # RUN steps run locally (a local build, or a step kept local)
+
+    def steps(self) -> str:
+        return (f"{self.executed} executed, {self.remote_cached} remote-cached, "
+                f"{self.local} local")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _build(tree: Path, cache: Path, out: Path, packages: list[str], *extra: str) -> Run:
     argv = [sys.executable, "-m", "rootseed", "build", *packages, "--tree", str(tree),
             "--cache-dir", str(cache), "--out", str(out), "--offline", "--json", *extra]
     start = time.perf_counter()
@@ -49,7 +68,12 @@ def _build(tree: Path, cache: Path, out: Path, packages: list[str], *extra: str
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{r.stderr[-3000:]}")
     digests = {x["package"]: x["manifest_digest"] for x in json.loads(r.stdout)["results"]}
-    return took, digests
+    runs = [e for e in (json.loads(line) for line in r.stderr.splitlines()
+                        if line.startswith("{"))
+            if e.get("event") == "end" and str(e.get("instruction", "")).startswith("RUN")]
+    remote = [e for e in runs if e.get("executor") == "remote"]
+    cached = sum(1 for e in remote if e.get("remote_cached"))
+    return Run(took, digests, len(remote) - cached, cached, len(runs) - len(remote))
 
 
 def _up(state: Path, workers: int) -> tuple[str, float]:
@@ -72,14 +96,15 @@ def _workload(name: str, tree: Path, packages: list[str], extra: list[str], tmp:
               clusters: dict[int, str]) -> dict[str, float]:
     def build(label: str, *more: str, cache: str | None = None) -> float:
         slug = "".join(c if c.isalnum() else "-" for c in cache or label)
-        took, digests = _build(tree, tmp / f"cache-{name}-{slug}", tmp / f"out-{name}-{slug}",
-                               packages, *extra, *more)
-        if reference and digests != reference:
-            raise SystemExit(f"{name} {label}: digests {digests} differ from the local "
+        run = _build(tree, tmp / f"cache-{name}-{slug}", tmp / f"out-{name}-{slug}",
+                     packages, *extra, *more)
+        if reference and run.digests != reference:
+            raise SystemExit(f"{name} {label}: digests {run.digests} differ from the local "
                              f"build's {reference}")
-        reference.update(digests)
-        print(f"  {name:9} {label:24} {took:8.2f} s", flush=True)
-        return took
+        reference.update(run.digests)
+        print(f"  {name:9} {label:26} {run.seconds:8.2f} s  (RUN steps: {run.steps()}; "
+              f"load {_load()})", flush=True)
+        return run.seconds
 
     reference: dict[str, str] = {}
     t = {"local cold": build("local cold", cache="local")}
@@ -97,6 +122,7 @@ def main() -> None:
                         if os.environ.get("ROOTSEED_MIRROR") else None)
     parser.add_argument("--no-stage0", action="store_true")
     args = parser.parse_args()
+    print(f"load average before: {_load()} ({os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory(prefix="rootseed-bench-remote-") as tmp_name:
         tmp = Path(tmp_name)
         workloads: list[tuple[str, Path, list[str], list[str]]] = [
@@ -120,6 +146,7 @@ def main() -> None:
                         _down(state)
             for leftover in tmp.glob(f"cache-{name}-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
+        print(f"\nload average after: {_load()}")
         print("\nratios (wall time, same machine, same run):")
         for name, t in results.items():
             cold, warm = t["local cold"], t["local warm"]

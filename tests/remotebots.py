@@ -22,10 +22,11 @@ import argparse
 import uuid
 from pathlib import Path
 
-from rootseed.remote.bot import Bot, _Job
+from rootseed.remote import leftover
+from rootseed.remote.bot import Bot, Refused, _Job
 from rootseed.remote.client import Remote
 from rootseed.remote.merkle import digest_of
-from rootseed.remote.protos import re_pb2
+from rootseed.remote.protos import error_details_pb2, re_pb2
 from rootseed.sandbox.limits import StepLimits, parse_count, parse_size
 
 
@@ -36,6 +37,13 @@ class TamperBot(Bot):
         mode = env.get("ROOTSEED_TAMPER", "")
         if result is None or not mode:
             return result
+        if mode.startswith("special:"):  # a special-file detail naming what it likes
+            status = leftover.status_for("data/pipe", "fifo", self.name)
+            info = error_details_pb2.ErrorInfo()
+            status.details[0].Unpack(info)
+            info.metadata["path"] = mode.removeprefix("special:")
+            status.details[0].Pack(info)
+            raise Refused(status.code, status.message, result=result, details=status.details)
         with Remote(f"grpc://{self.server}") as remote:
             if mode == "stdout":
                 result.stdout_digest.CopyFrom(digest_of(f"never {uuid.uuid4()}".encode()))

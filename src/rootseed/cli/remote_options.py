@@ -18,10 +18,26 @@ def _endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value
 
 
+#: Where ``--remote-queue-timeout`` is kept for :func:`remote_target` (click's context
+#: meta: the option adds no parameter to every command that builds).
+_QUEUE_TIMEOUT = "rootseed.remote_queue_timeout"
+
+
+def _queue_timeout(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
+    if value is not None:
+        if value <= 0:
+            raise click.BadParameter("give a number of seconds above 0")
+        ctx.meta[_QUEUE_TIMEOUT] = value
+
+
 def remote_options(f: F) -> F:
-    """``--remote grpc://HOST:PORT``, ``--instance NAME`` and ``--remote-no-cache``
-    (parameters ``remote``, ``instance``, ``remote_fresh``; :func:`remote_target` makes
-    them one value)."""
+    """``--remote grpc://HOST:PORT``, ``--instance NAME``, ``--remote-no-cache`` and
+    ``--remote-queue-timeout`` (parameters ``remote``, ``instance``, ``remote_fresh``;
+    :func:`remote_target` makes them one value)."""
+    f = click.option("--remote-queue-timeout", type=float, default=None, metavar="SECONDS",
+                     callback=_queue_timeout, expose_value=False,
+                     help="With --remote: stop the build when no worker has taken a RUN "
+                          "step's action for this long (default 600).")(f)
     f = click.option("--remote-no-cache", "remote_fresh", is_flag=True,
                      help="With --remote: execute every RUN step on a worker again, never "
                           "answered from the service's action cache.")(f)
@@ -36,10 +52,16 @@ def remote_options(f: F) -> F:
 
 def remote_target(remote: str | None, instance: str, fresh: bool = False
                   ) -> RemoteTarget | None:
+    ctx = click.get_current_context(silent=True)
+    queue_timeout = ctx.meta.get(_QUEUE_TIMEOUT) if ctx is not None else None
     if remote is None:
         if fresh:
             raise click.UsageError("--remote-no-cache goes with --remote")
+        if queue_timeout is not None:
+            raise click.UsageError("--remote-queue-timeout goes with --remote")
         return None
     from rootseed.remote.executor import RemoteService  # the remote extra, only now
 
-    return RemoteService(remote, instance, fresh)
+    if queue_timeout is None:
+        return RemoteService(remote, instance, fresh)
+    return RemoteService(remote, instance, fresh, queue_timeout=queue_timeout)

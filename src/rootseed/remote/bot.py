@@ -24,6 +24,12 @@ docs/trust-model.md, "Remote workers"):
   would make another image remotely. The bot puts a ``bwrap`` of its own first on
   ``buildbox-run``'s ``PATH`` that gives the real one the local name instead
   (:func:`hostname_shim`);
+* **special files left behind**: the same shim lists, after the command exited 0 and
+  before ``buildbox-run`` captures the outputs, every FIFO, socket and device node left
+  in the step's root (REAPI cannot carry them, ``buildbox-run`` drops them). The bot
+  fails such a lease with FAILED_PRECONDITION and a ``google.rpc.ErrorInfo``
+  (:mod:`rootseed.remote.leftover`), which the client turns into the error a local step
+  gets; the result is not cached. A root it could not list is refused as well;
 * **limits**: the worker's ``--max-processes`` and ``--max-memory`` (a cgroup per step,
   as for local steps; ``/tmp`` is a tmpfs whose pages count as the step's memory) and
   ``--max-disk`` per file (RLIMIT_FSIZE). A step that hits its process or memory limit
@@ -53,7 +59,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rootseed.remote import leftover
 from rootseed.remote.protos import (
+    any_pb2,
     bots_grpc,
     bots_pb2,
     buildbox_dir,
@@ -76,12 +84,17 @@ ALLOWED_KEYS = frozenset({"OSFamily", "ISA", "rootseed-pool", "rootseed-step"})
 
 
 class Refused(Exception):
-    """A lease the bot will not run: its status code and a message for the client."""
+    """A lease the bot will not run: its status code and a message for the client (and,
+    for a step that ran, its result and typed details)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *,
+                 result: re_pb2.ActionResult | None = None,
+                 details: Sequence[any_pb2.Any] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.result = result
+        self.details = list(details)
 
 
 def native_isas() -> list[str]:
@@ -120,6 +133,7 @@ class _Job:
     result: re_pb2.ActionResult | None = None
     status: int = code_pb2.OK
     message: str = ""
+    details: list[any_pb2.Any] = field(default_factory=list)
     cancelled: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -214,6 +228,7 @@ class Bot:
                 lease.state = bots_pb2.LeaseState.COMPLETED
                 lease.status.code = job.status
                 lease.status.message = job.message
+                lease.status.details.extend(job.details)
                 if job.result is not None:
                     lease.result.Pack(job.result)
             keep.append(lease)
@@ -231,6 +246,7 @@ class Bot:
             job.result = self._execute(job, action)
         except Refused as e:
             job.status, job.message = e.code, f"worker {self.name}: {e.message}"
+            job.result, job.details = e.result, e.details
         except grpc.RpcError as e:  # its casd is gone: retryable elsewhere, and this bot
             self.broken.set()  # takes no more work (every lease would fail the same way)
             job.status = code_pb2.UNAVAILABLE
@@ -256,11 +272,13 @@ class Bot:
         command.ParseFromString(data)
         return command
 
-    def _env(self) -> dict[str, str]:
-        """``buildbox-run``'s environment: the bot's, with the hostname shim first on PATH."""
+    def _env(self, lease: Path) -> dict[str, str]:
+        """``buildbox-run``'s environment: the bot's, with the shim first on PATH and told
+        the lease's directory (where the root is staged and the listing goes)."""
         if self._shim is None:
             self._shim = hostname_shim(self.work / "shim")
-        return {**os.environ, "PATH": f"{self._shim}:{os.environ.get('PATH', '')}"}
+        return {**os.environ, "PATH": f"{self._shim}:{os.environ.get('PATH', '')}",
+                LEASE_VAR: str(lease)}
 
     def _argv(self, t: Path) -> list[str]:
         argv = [str(self.run_binary), f"--remote=unix:{self.casd}",
@@ -288,7 +306,7 @@ class Bot:
                 job.proc = subprocess.Popen(
                     group.wrap(argv) if group else argv, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    start_new_session=True, env=self._env())
+                    start_new_session=True, env=self._env(t))
                 try:
                     out, _ = job.proc.communicate(timeout=limit)
                 except subprocess.TimeoutExpired:
@@ -314,9 +332,28 @@ class Bot:
             result = re_pb2.ActionResult()
             result.ParseFromString((t / "result").read_bytes())
             result.execution_metadata.worker = self.name
+            if result.exit_code == 0:
+                self._check_left(t, result)
             return result
         finally:
             threading.Thread(target=_reap_lease, args=(t,), daemon=True).start()
+
+    def _check_left(self, lease: Path, result: re_pb2.ActionResult) -> None:
+        """Refuse a step that left a special file in its root (see the module docstring),
+        or whose root the shim could not list."""
+        try:
+            listing = (lease / "special").read_bytes()
+            found = leftover.first_special(listing)
+        except (OSError, ValueError) as e:
+            errors = (lease / "special.err").read_bytes() if (lease / "special.err").is_file() \
+                else b""
+            raise Refused(code_pb2.FAILED_PRECONDITION,
+                          f"the step's root could not be checked for special files ({e}) "
+                          + errors.decode(errors="replace")[-1000:]) from None
+        if found is not None:
+            status = leftover.status_for(*found, worker=self.name)
+            raise Refused(status.code, status.message.removeprefix(f"worker {self.name}: "),
+                          result=result, details=status.details)
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes], group: StepGroup | None) -> None:
@@ -336,7 +373,7 @@ def _reap_lease(lease: Path) -> None:
     itself), and removing them under it made casd log "Error unstaging" and then abort
     ("Error getting dir from non-directory"), which took the worker down. The root is
     therefore left to casd until it is empty (or :data:`UNSTAGE_GRACE` has passed)."""
-    for name in ("action", "result"):
+    for name in ("action", "result", "special", "special.part", "special.err"):
         with contextlib.suppress(FileNotFoundError):
             (lease / name).unlink()
     deadline = time.monotonic() + UNSTAGE_GRACE
@@ -354,11 +391,19 @@ def _reap_lease(lease: Path) -> None:
     shutil.rmtree(lease, ignore_errors=True)
 
 
+#: The environment variable that tells the shim the lease's directory.
+LEASE_VAR = "ROOTSEED_LEASE_DIR"
+
 #: The shim: every ``--hostname VALUE`` pair becomes ``--hostname <local name>``; all
 #: other arguments pass unchanged to the real bwrap (its absolute path, fixed when the
-#: shim is written, so the shim cannot find itself).
+#: shim is written, so the shim cannot find itself). With a lease directory, once bwrap
+#: exited 0 (its pid namespace gone, so nothing of the step runs any more) every FIFO,
+#: socket and device node in the staged root (``$LEASE/root``, bound at ``/``; the
+#: mounted-over tmp, dev and proc skipped) is listed into ``$LEASE/special``, which is
+#: only written when the listing is complete.
 _SHIM = """#!/bin/sh
-# written by rootseed.remote.bot: buildbox-run's sandbox gets the local sandbox's hostname
+# written by rootseed.remote.bot: buildbox-run's sandbox gets the local sandbox's hostname,
+# and the special files a step leaves in its root are listed for the bot
 n=$#
 prev=
 for arg in "$@"; do
@@ -366,7 +411,18 @@ for arg in "$@"; do
   prev=$arg
 done
 shift "$n"
-exec {bwrap} "$@"
+lease=${{{lease_var}:-}}
+[ -n "$lease" ] || exec {bwrap} "$@"
+{bwrap} "$@"
+status=$?
+if [ "$status" -eq 0 ]; then
+  root=$lease/root
+  find "$root" -mindepth 1 \\( -path "$root/tmp" -o -path "$root/dev" -o -path "$root/proc" \\) \\
+      -prune -o \\( -type p -o -type s -o -type b -o -type c \\) -printf '%y %P\\0' \\
+      >"$lease/special.part" 2>"$lease/special.err" \\
+    && mv "$lease/special.part" "$lease/special"
+fi
+exit "$status"
 """
 
 
@@ -379,7 +435,7 @@ def hostname_shim(directory: Path) -> Path:
     shim = directory / "bwrap"
     tmp = directory / f".bwrap.{os.getpid()}"
     tmp.write_text(_SHIM.format(hostname=shlex.quote(DEFAULT_HOSTNAME),
-                                bwrap=shlex.quote(real)))
+                                bwrap=shlex.quote(real), lease_var=LEASE_VAR))
     tmp.chmod(0o755)
     tmp.replace(shim)
     return directory

@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -21,9 +22,17 @@ from urllib.parse import urlsplit
 from google.protobuf.message import DecodeError
 
 from rootseed.errors import ErrorKind
-from rootseed.remote import RemoteError
+from rootseed.remote import RemoteError, leftover
 from rootseed.remote.merkle import Tree, digest_of
-from rootseed.remote.protos import bs_grpc, bs_pb2, code_pb2, grpc, re_grpc, re_pb2
+from rootseed.remote.protos import (
+    bs_grpc,
+    bs_pb2,
+    code_pb2,
+    grpc,
+    operations_pb2,
+    re_grpc,
+    re_pb2,
+)
 
 #: Blobs up to this size go in batch requests (gRPC's default message limit is 4 MiB).
 BATCH_LIMIT = 2 << 20
@@ -31,6 +40,13 @@ BATCH_LIMIT = 2 << 20
 CHUNK = 1 << 20
 #: gRPC keepalive ping interval on a busy connection (the servers' default minimum).
 KEEPALIVE_MS = 300_000
+#: Seconds an action may wait for a worker (stage QUEUED) before the build stops
+#: (``--remote-queue-timeout``).
+DEFAULT_QUEUE_TIMEOUT = 600.0
+#: Seconds an action may be EXECUTING past its own timeout (staging the input root,
+#: uploading the output) before the client stops waiting: the worker enforces the
+#: timeout itself, so this only ends waits for a worker that vanished unnoticed.
+EXECUTING_GRACE = 300.0
 
 
 class BlobMismatch(RemoteError):
@@ -54,6 +70,26 @@ class RemoteTimeout(ActionFailed):
     """The action ran longer than its timeout and was stopped by the service."""
 
     kind = ErrorKind.STEP_TIMEOUT
+
+
+class SpecialFileLeft(ActionFailed):
+    """The step left a FIFO, socket or device node in its root, which no remote result
+    can carry (the worker said so in a typed detail: :mod:`rootseed.remote.leftover`)."""
+
+    def __init__(self, message: str, code: int, path: str, mode: int,
+                 response: re_pb2.ExecuteResponse) -> None:
+        super().__init__(message, code)
+        self.path = path
+        self.mode = mode  # its file type (stat.S_IFIFO, ...)
+        self.response = response  # the step's result (its log), not cached
+
+
+class QueueTimeout(RemoteError):
+    """No worker took the action within the queue timeout: it stayed QUEUED."""
+
+    def __init__(self, message: str, *, hint: str | None = None, seconds: float) -> None:
+        super().__init__(message, hint=hint)
+        self.seconds = seconds
 
 
 class RemoteCancelled(RemoteError):
@@ -83,10 +119,14 @@ def _rpc_error(what: str, e: Exception) -> RemoteError:
 class Remote:
     """One REAPI endpoint and instance."""
 
-    def __init__(self, endpoint: str, instance: str = "", *, timeout: float = 60.0) -> None:
+    def __init__(self, endpoint: str, instance: str = "", *, timeout: float = 60.0,
+                 queue_timeout: float = DEFAULT_QUEUE_TIMEOUT) -> None:
         self.target = parse_endpoint(endpoint)
         self.instance = instance
         self.timeout = timeout
+        #: how long an action may wait for a worker (see :meth:`execute`)
+        self.queue_timeout = queue_timeout
+        self._activity = _Activity()
         self.channel = grpc.insecure_channel(self.target, options=[
             ("grpc.max_receive_message_length", 64 << 20),
             ("grpc.max_send_message_length", 64 << 20),
@@ -253,10 +293,18 @@ class Remote:
     # -- execution ----------------------------------------------------------------------
 
     def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
-                skip_cache: bool = False, stop: threading.Event | None = None
-                ) -> re_pb2.ExecuteResponse:
+                skip_cache: bool = False, stop: threading.Event | None = None,
+                run_timeout: float | None = None) -> re_pb2.ExecuteResponse:
         """Upload what is missing, run the action, wait for it; the service's answer.
-        Once ``stop`` is set the wait ends (:class:`RemoteCancelled`)."""
+        Once ``stop`` is set the wait ends (:class:`RemoteCancelled`). The wait is
+        bounded: an action no worker takes (QUEUED, or back in the queue after its
+        worker went away) for :attr:`queue_timeout` seconds, while no other action of
+        this client was running or finished either (workers busy with this build's
+        other steps are no reason to stop), is :class:`QueueTimeout`;
+        one EXECUTING longer than ``run_timeout`` (the step's timeout, which the worker
+        enforces) plus :data:`EXECUTING_GRACE` is :class:`RemoteTimeout`. The action is
+        left to the service (a worker that comes back may still run it, into the
+        service's cache)."""
         cmd = command.SerializeToString(deterministic=True)
         action.command_digest.CopyFrom(digest_of(cmd))
         action.input_root_digest.CopyFrom(tree.root)
@@ -271,19 +319,21 @@ class Remote:
                                         skip_cache_lookup=skip_cache)
         stream = self.execution.Execute(request)
         ended = threading.Event()
+        stage = _Stage(self.queue_timeout, run_timeout, self._activity)
 
         def watch() -> None:
-            assert stop is not None
             while not ended.is_set():
-                if stop.wait(0.2):
+                if (stop is not None and stop.wait(0.2)) or stage.expired():
                     stream.cancel()
                     return
+                if stop is None:
+                    ended.wait(0.2)
 
-        if stop is not None:
-            threading.Thread(target=watch, daemon=True, name="rootseed-remote-stop").start()
+        threading.Thread(target=watch, daemon=True, name="rootseed-remote-watch").start()
         try:
             for op in stream:
                 if not op.done:
+                    stage.update(op)
                     continue
                 if op.HasField("error"):
                     raise ActionFailed(f"the remote service failed the action: "
@@ -294,6 +344,10 @@ class Remote:
                 if response.status.code == code_pb2.DEADLINE_EXCEEDED:
                     raise RemoteTimeout(f"the remote action ran past its timeout: "
                                         f"{response.status.message}", response.status.code)
+                left = leftover.special_left(response.status)
+                if left is not None:
+                    raise SpecialFileLeft(response.status.message, response.status.code,
+                                          *left, response)
                 if response.status.code != code_pb2.OK:
                     raise ActionFailed(f"the remote action failed: "
                                        f"{response.status.message} "
@@ -303,6 +357,8 @@ class Remote:
         except grpc.RpcError as e:
             if stop is not None and stop.is_set():
                 raise RemoteCancelled("stopped waiting for the remote action") from None
+            if stage.why is not None:
+                raise stage.error(self.target) from None
             if e.code() in (grpc.StatusCode.FAILED_PRECONDITION,
                             grpc.StatusCode.INVALID_ARGUMENT):
                 raise ActionFailed(f"the remote service refused the action: {e.details()}",
@@ -312,6 +368,7 @@ class Remote:
             raise _rpc_error("Execute", e) from None
         finally:
             ended.set()
+            stage.close()
         raise RemoteError("the remote service ended the Execute stream without a result",
                           hint="the server restarted; run the build again to resume")
 
@@ -341,6 +398,88 @@ class Remote:
                 stack.append((child, path / _name(sub.name)))
             if directory.node_properties.HasField("unix_mode"):
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
+
+
+class _Activity:
+    """A client's actions on workers: how many are EXECUTING now, and when one last
+    started or ended (a sign that workers are taking this client's work)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.executing = 0
+        self.last = time.monotonic()
+
+    def change(self, executing: int) -> None:
+        with self._lock:
+            self.executing += executing
+            self.last = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since an action of this client last ran (0 while one runs)."""
+        with self._lock:
+            return 0.0 if self.executing else time.monotonic() - self.last
+
+
+class _Stage:
+    """Where an action is (the stream's ExecuteOperationMetadata) and since when; which
+    bound it has passed (``why``), once it has."""
+
+    def __init__(self, queue_timeout: float, run_timeout: float | None,
+                 activity: _Activity | None = None) -> None:
+        self.queue_timeout = queue_timeout
+        self.run_timeout = run_timeout
+        self.activity = activity or _Activity()
+        self.stage: int = re_pb2.ExecutionStage.QUEUED  # until the service says more
+        self.since = time.monotonic()
+        self.why: str | None = None  # "queued" or "executing"
+        self._lock = threading.Lock()
+
+    def update(self, op: operations_pb2.Operation) -> None:
+        meta = re_pb2.ExecuteOperationMetadata()
+        if not op.metadata.Unpack(meta):
+            return
+        with self._lock:
+            if meta.stage != self.stage:
+                self._move(meta.stage)
+
+    def _move(self, stage: int) -> None:
+        executing = re_pb2.ExecutionStage.EXECUTING
+        if self.stage == executing or stage == executing:
+            self.activity.change(1 if stage == executing else -1)
+        self.stage, self.since = stage, time.monotonic()
+
+    def close(self) -> None:
+        """The action is over (answered, failed or given up)."""
+        with self._lock:
+            self._move(re_pb2.ExecutionStage.COMPLETED)
+
+    def expired(self) -> bool:
+        with self._lock:
+            waited = time.monotonic() - self.since
+            if self.stage == re_pb2.ExecutionStage.EXECUTING:
+                if self.run_timeout is not None \
+                        and waited > self.run_timeout + EXECUTING_GRACE:
+                    self.why = "executing"
+            elif self.stage != re_pb2.ExecutionStage.COMPLETED \
+                    and min(waited, self.activity.idle_for()) > self.queue_timeout:
+                self.why = "queued"
+            return self.why is not None
+
+    def error(self, target: str) -> RemoteError:
+        if self.why == "executing":
+            assert self.run_timeout is not None
+            return RemoteTimeout(
+                f"the remote action was still running {self.run_timeout + EXECUTING_GRACE:.0f}"
+                f" s after it started (its timeout is {self.run_timeout:.0f} s) and its "
+                f"worker never reported", code_pb2.DEADLINE_EXCEEDED,
+                hint=f"check the workers of {target} (scripts/remote-cluster status); the "
+                     "build resumes where it stopped")
+        return QueueTimeout(
+            f"no remote worker took the action within {self.queue_timeout:g} s (it stayed "
+            f"queued on {target})", seconds=self.queue_timeout,
+            hint=f"check that {target} has workers up and connected for this platform "
+                 "(scripts/remote-cluster status), or wait longer with "
+                 "--remote-queue-timeout SECONDS; the build resumes where it stopped")
 
 
 def parse_tree(data: bytes, d: re_pb2.Digest) -> re_pb2.Tree:

@@ -46,8 +46,10 @@ KEEPALIVE = 8
 #: in memory, its CAS writes are atomic renames).
 STOP_GRACE = {"buildgrid": 1.0}
 #: Worker pools a test may route its own actions to (``rootseed-pool=NAME``): a pool's
-#: label asks for no ISA, so only bots of that pool (which advertise it) take them.
-POOLS = ("test", "tamper", "limits")
+#: label asks for no ISA, so only bots of that pool (which advertise it) take them. No
+#: worker ever joins ``gone``: its actions wait as when every worker has gone away
+#: (``queue``: a worker killed while it runs its action, tests/test_remote_queue.py).
+POOLS = ("test", "tamper", "limits", "gone", "queue")
 
 
 @dataclass

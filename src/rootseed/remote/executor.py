@@ -54,8 +54,16 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
   empty /tmp), and whatever the worker returns there is ignored: the root keeps its own.
 * **FIFOs, sockets, devices**: an input root holding one is refused
   (:class:`~rootseed.remote.merkle.UnsupportedFile`, naming the path; a local layer
-  refuses them too). One a step leaves behind is dropped by the worker (REAPI has no
-  node for it): such a step fails locally but not remotely, and no image holds one.
+  refuses them too). One a step leaves behind has no REAPI node: ``buildbox-run`` drops
+  it. rootseed's worker (:mod:`rootseed.remote.bot`) lists the step's root after the
+  command and fails the action with a typed detail (:mod:`rootseed.remote.leftover`),
+  which becomes the local error (:class:`~rootseed.oci.entries.UnsupportedEntry`, the
+  same message, kind ``refused``); nothing is cached or written. This is *trusted* to
+  the worker: the client cannot see a file that is not in the result, so another
+  service's worker (or a hostile one) that drops it silently gives an image without it
+  (no image ever holds one; ``rootseed challenge`` against a local build finds the
+  step that fails there). ``.wh.*`` names are regular files: they come back, and the
+  layer refuses them as locally.
 * **a ``#!`` heredoc** (bound read-only at ``/dev/pipes/``, inside /dev, which the
   worker's sandbox replaces): the step runs **locally**.
 * **the platform**: linux/386 and linux/amd64 steps both ask for ``ISA=x86-64`` (with
@@ -71,6 +79,13 @@ How each REAPI caveat is handled (refuse, encode, or keep the step local):
 
 * **the log**: REAPI returns stdout and stderr apart; the step's log holds stdout, then
   stderr (a local log interleaves them as they came).
+* **waiting**: an action no worker takes within the queue timeout
+  (``--remote-queue-timeout``, default 10 minutes; it stays QUEUED, e.g. every worker is
+  gone, while none of the build's other actions runs either) stops the build with
+  :class:`~rootseed.remote.client.QueueTimeout` naming the step, and one EXECUTING past
+  its step timeout plus a grace (a worker gone without the service noticing) with the
+  step-timeout error; nothing of the step is written, and a rerun resumes (the action
+  may meanwhile have run into the service's cache).
 * **cancelling**: when another step fails, the build stops waiting for the remote action
   (the Execute stream is cancelled); the worker may still finish it.
 
@@ -98,12 +113,20 @@ from rootseed.engine.interface import LayerResult
 from rootseed.engine.ops import ExecOp, Op, exit_failure
 from rootseed.engine.snapshots import MAX_LAYERS, LayerStore, Snapshot
 from rootseed.errors import RootseedError
+from rootseed.oci.entries import check_entry
 from rootseed.remote import RemoteError
-from rootseed.remote.client import Remote, RemoteCancelled, RemoteTimeout, _name
+from rootseed.remote.client import (
+    DEFAULT_QUEUE_TIMEOUT,
+    Remote,
+    RemoteCancelled,
+    RemoteTimeout,
+    SpecialFileLeft,
+    _name,
+)
 from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
-from rootseed.sandbox.timeout import StepTimeoutError
+from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, StepTimeoutError
 
 #: The one mtime every input file and directory is staged with (2011-11-11 11:11:11 UTC,
 #: buildbox's own staging time).
@@ -213,11 +236,20 @@ class RemoteExecutor(OverlayExecutor):
         hashed = time.monotonic()
         cmd = command_of(op)
         try:
-            response = self.remote.execute(action_of(cmd, op.timeout), cmd, tree,
-                                           skip_cache=self.fresh, stop=stop)
+            response = self.remote.execute(
+                action_of(cmd, op.timeout), cmd, tree, skip_cache=self.fresh, stop=stop,
+                run_timeout=op.timeout if op.timeout is not None else DEFAULT_STEP_TIMEOUT)
         except RemoteCancelled:
             raise Cancelled(f"{op.where}: stopped while running remotely because another "
                             "step failed") from None
+        except SpecialFileLeft as e:  # the error a local layer gives, with the same path
+            self._log(op, e.response.result)
+            check_entry(e.path, e.mode)
+            raise RemoteError(f"the remote service reports /{e.path} as left behind, but "
+                              "as no special file",
+                              hint="the remote service or a worker is broken or "
+                                   "hostile").at(op.where, package=op.package, file=op.file,
+                                                 line=op.line, step="RUN") from None
         except RemoteTimeout as e:
             raise StepTimeoutError(op.timeout or 0, hint=e.message).at(
                 op.where, package=op.package, file=op.file, line=op.line,
@@ -503,12 +535,14 @@ class RemoteService:
     instance: str = ""
     #: execute every action again, never answered from the service's action cache
     fresh: bool = False
+    #: seconds an action may wait for a worker (``--remote-queue-timeout``)
+    queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
 
     def open(self, ns: OverlayNamespace, store: LayerStore,
              say: Callable[[str], None]) -> RemoteExecutor:
         """A remote executor, once the service has answered (an unreachable one is one
         :class:`RemoteError`, before anything runs)."""
-        remote = Remote(self.endpoint, self.instance)
+        remote = Remote(self.endpoint, self.instance, queue_timeout=self.queue_timeout)
         try:
             remote.wait_ready(10.0)
         except RootseedError:

@@ -30,13 +30,16 @@ try:
     from buildgrid._protos.google.devtools.remoteworkers.v1test2 import (
         bots_pb2_grpc as bots_grpc,
     )
-    from buildgrid._protos.google.rpc import code_pb2
+    from buildgrid._protos.google.longrunning import operations_pb2
+    from buildgrid._protos.google.rpc import code_pb2, error_details_pb2, status_pb2
+    from google.protobuf import any_pb2
 except ImportError as e:
     raise RemoteUnavailable(f"remote execution needs BuildGrid's protocol modules: {e}",
                             hint=_HINT) from None
 
-__all__ = ["bots_grpc", "bots_pb2", "bs_grpc", "bs_pb2", "buildbox_dir", "code_pb2", "grpc",
-           "re_grpc", "re_pb2", "worker_pb2"]
+__all__ = ["any_pb2", "bots_grpc", "bots_pb2", "bs_grpc", "bs_pb2", "buildbox_dir", "code_pb2",
+           "error_details_pb2", "grpc", "operations_pb2", "re_grpc", "re_pb2", "status_pb2",
+           "worker_pb2"]
 
 
 def buildbox_dir() -> Path:
