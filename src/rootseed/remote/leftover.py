@@ -33,6 +33,15 @@ MOUNTED = ("tmp", "dev", "proc")
 _HOSTILE = "the remote service or a worker is broken or hostile"
 
 
+
+class BadLeftoverDetail(RemoteError):
+    """The service's special-file detail names no path inside the step's root (or no
+    known file type): a broken or hostile worker; the step is refused."""
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
 def first_special(listing: bytes) -> tuple[str, str] | None:
     """The first special file (in path order) of the shim's listing (``%y %P\\0`` per
     file), as (path below the root, type name), or None when there is none."""
@@ -75,7 +84,8 @@ def special_left(status: status_pb2.Status) -> tuple[str, int] | None:
         parts = path.split("/")
         if kind not in _MODES or not path or any(p in ("", ".", "..") for p in parts) \
                 or "\0" in path:
-            raise RemoteError(f"the remote service reports a special file left behind, "
-                              f"but names it {path!r} ({kind!r})", hint=_HOSTILE)
+            raise BadLeftoverDetail(f"the remote service reports a special file left "
+                                    f"behind, but names it {path!r} ({kind!r})",
+                                    hint=_HOSTILE, path=path)
         return path, _MODES[kind]
     return None
