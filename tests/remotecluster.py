@@ -28,7 +28,7 @@ import pytest
 
 from rootseed.remote.client import parse_endpoint
 from rootseed.remote.cluster import _start_time
-from rootseed.remote.protos import buildbox_dir
+from rootseed.remote.protos import buildbox_dir, re_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX = Path("/bin/busybox")
@@ -140,3 +140,19 @@ def pool_workers(cluster: Cluster, tmp: Path, pool: str, names: list[str],
             proc.wait()
         for worker in started:
             shutil.rmtree(tmp / worker.name / "work", ignore_errors=True)
+
+
+def busybox_action(script: str, platform: dict[str, str], env: dict[str, str] | None = None,
+                   output_paths: tuple[str, ...] = ("out",)
+                   ) -> tuple[re_pb2.Action, re_pb2.Command]:
+    """An Action and its Command running ``busybox sh -c script`` with ``platform`` (in
+    both) and ``env``."""
+    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c", script],
+                         output_paths=list(output_paths))
+    for name in sorted(env or {}):
+        cmd.environment_variables.add(name=name, value=(env or {})[name])
+    for name in sorted(platform):
+        cmd.platform.properties.add(name=name, value=platform[name])
+    action = re_pb2.Action()
+    action.platform.CopyFrom(cmd.platform)
+    return action, cmd

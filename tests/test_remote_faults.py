@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 
 from kinds import raises_kind
-from remotecluster import BUSYBOX, Cluster, PoolWorker, pool_workers
+from remotecluster import BUSYBOX, Cluster, PoolWorker, busybox_action, pool_workers
 from rootseed.errors import ErrorKind
 from rootseed.remote import RemoteError
 from rootseed.remote.client import BlobMismatch, Remote
 from rootseed.remote.merkle import build_tree, digest_of
-from rootseed.remote.protos import re_pb2
 from tcpproxy import Proxy
 
 
@@ -35,17 +34,7 @@ def _root(tmp: Path) -> Path:
     return root
 
 
-def _command(script: str, platform: dict[str, str], env: dict[str, str] | None = None
-             ) -> tuple[re_pb2.Action, re_pb2.Command]:
-    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c", script],
-                         output_paths=["out"])
-    for name in sorted(env or {}):
-        cmd.environment_variables.add(name=name, value=(env or {})[name])
-    for name in sorted(platform):
-        cmd.platform.properties.add(name=name, value=platform[name])
-    action = re_pb2.Action()
-    action.platform.CopyFrom(cmd.platform)
-    return action, cmd
+_command = busybox_action
 
 
 @pytest.fixture(scope="module")

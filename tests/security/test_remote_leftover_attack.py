@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hostile import Canaries
-from remotecluster import BUSYBOX, Cluster, PoolWorker, pool_workers
+from remotecluster import BUSYBOX, Cluster, PoolWorker, busybox_action, pool_workers
 from rootseed.remote import RemoteError
 from rootseed.remote.client import Remote, SpecialFileLeft
 from rootseed.remote.leftover import BadLeftoverDetail
@@ -30,13 +30,7 @@ def _run(remote: Remote, tmp: Path, script: str, props: dict[str, str],
     root = tmp / "root"
     (root / "bin").mkdir(parents=True)
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    cmd = re_pb2.Command(arguments=["/bin/busybox", "sh", "-c", script], output_paths=["."])
-    for name in sorted(env or {}):
-        cmd.environment_variables.add(name=name, value=(env or {})[name])
-    for name in sorted(props):
-        cmd.platform.properties.add(name=name, value=props[name])
-    action = re_pb2.Action()
-    action.platform.CopyFrom(cmd.platform)
+    action, cmd = busybox_action(script, props, env, output_paths=(".",))
     return remote.execute(action, cmd, build_tree(root), skip_cache=True)
 
 
