@@ -8,6 +8,7 @@ command it was given, in the sandbox it was asked for) is stated in docs/trust-m
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import stat
@@ -34,6 +35,9 @@ from rootseed.remote.protos import (
     re_pb2,
 )
 
+#: The hint of an error in what the service returned.
+_HOSTILE = "the remote CAS or a worker is broken or hostile"
+
 #: Blobs up to this size go in batch requests (gRPC's default message limit is 4 MiB).
 BATCH_LIMIT = 2 << 20
 #: ByteStream chunk size.
@@ -47,6 +51,29 @@ DEFAULT_QUEUE_TIMEOUT = 600.0
 #: uploading the output) before the client stops waiting: the worker enforces the
 #: timeout itself, so this only ends waits for a worker that vanished unnoticed.
 EXECUTING_GRACE = 300.0
+
+
+class OutputProblem(enum.Enum):
+    """What is wrong with something the service returned (:class:`BadOutput`)."""
+
+    MISSING_BLOB = "missing-blob"  # the CAS does not have a blob the result names
+    MISSING_DIRECTORY = "missing-directory"  # an output Tree lacks a directory it names
+    BAD_NAME = "bad-name"  # an entry named "", ".", "..", or with "/" or NUL
+    DUPLICATE_NAME = "duplicate-name"  # one name twice in a directory
+    NOT_A_TREE = "not-a-tree"  # an output tree's bytes are no REAPI Tree
+
+
+class BadOutput(RemoteError):
+    """The service's result cannot be taken (``problem`` says why): the remote CAS or a
+    worker is broken or hostile, or the cache was cleaned."""
+
+    def __init__(self, message: str, *, problem: OutputProblem, hint: str | None = None
+                 ) -> None:
+        super().__init__(message, hint=hint)
+        self.problem = problem
+
+    def as_json(self) -> dict[str, Any]:
+        return {**super().as_json(), "problem": self.problem.value}
 
 
 class BlobMismatch(RemoteError):
@@ -243,8 +270,9 @@ class Remote:
             except grpc.RpcError as e:
                 raise _rpc_error("BatchReadBlobs", e) from None
             if len(r.responses) != 1 or r.responses[0].status.code != code_pb2.OK:
-                raise RemoteError(f"the CAS does not have blob {d.hash}/{d.size_bytes}",
-                                  hint="the remote cache was cleaned; build again")
+                raise BadOutput(f"the CAS does not have blob {d.hash}/{d.size_bytes}",
+                                problem=OutputProblem.MISSING_BLOB,
+                                hint="the remote cache was cleaned; build again")
             data = bytes(r.responses[0].data)
         else:
             data = b"".join(self._read_stream(d))
@@ -392,9 +420,9 @@ class Remote:
             for sub in directory.directories:
                 child = children.get(sub.digest.hash)
                 if child is None:
-                    raise RemoteError(f"output tree {out.tree_digest.hash} lacks directory "
-                                      f"{sub.digest.hash}",
-                                      hint="the remote CAS or a worker is broken or hostile")
+                    raise BadOutput(f"output tree {out.tree_digest.hash} lacks directory "
+                                    f"{sub.digest.hash}",
+                                    problem=OutputProblem.MISSING_DIRECTORY, hint=_HOSTILE)
                 stack.append((child, path / _name(sub.name)))
             if directory.node_properties.HasField("unix_mode"):
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
@@ -488,8 +516,8 @@ def parse_tree(data: bytes, d: re_pb2.Digest) -> re_pb2.Tree:
     try:
         tree.ParseFromString(data)
     except DecodeError:
-        raise RemoteError(f"output tree {d.hash} is not a REAPI Tree",
-                          hint="the remote CAS or a worker is broken or hostile") from None
+        raise BadOutput(f"output tree {d.hash} is not a REAPI Tree",
+                        problem=OutputProblem.NOT_A_TREE, hint=_HOSTILE) from None
     return tree
 
 
@@ -499,8 +527,8 @@ def unique_names(directory: re_pb2.Directory) -> None:
                               *directory.symlinks)]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
-        raise RemoteError(f"the remote output names {twice[0]!r} twice in one directory",
-                          hint="the remote CAS or a worker is broken or hostile")
+        raise BadOutput(f"the remote output names {twice[0]!r} twice in one directory",
+                        problem=OutputProblem.DUPLICATE_NAME, hint=_HOSTILE)
 
 
 def _code(code: int) -> str:
@@ -512,8 +540,8 @@ def _code(code: int) -> str:
 
 def _name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise RemoteError(f"the remote output names a file {name!r}",
-                          hint="the remote CAS or a worker is broken or hostile")
+        raise BadOutput(f"the remote output names a file {name!r}",
+                        problem=OutputProblem.BAD_NAME, hint=_HOSTILE)
     return name
 
 
