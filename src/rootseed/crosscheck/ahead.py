@@ -25,7 +25,13 @@ from rootseed.crosscheck.compilers import find_compilers
 from rootseed.crosscheck.ddc import Diverse
 from rootseed.crosscheck.model import ArtifactCheck, Report
 from rootseed.crosscheck.replay import replay
-from rootseed.crosscheck.run import DdcOptions, _rerun, needed_stages, run_log_dir
+from rootseed.crosscheck.run import (
+    DdcOptions,
+    _rerun,
+    _unbindable,
+    needed_stages,
+    run_log_dir,
+)
 from rootseed.crosscheck.steps import Step, ddc_compile, rerunnable, stage_steps
 from rootseed.engine.api import Builder, BuildOptions, copy_tree
 from rootseed.fsutil_deep import remove_deep
@@ -86,7 +92,7 @@ class Ahead:
         # a cache hit once the build has committed the stage (it waits for that commit)
         entry = self.b.stage_tree(self.package, label, self.options)
         copy: Path | None = None
-        if entry.view and entry.entered is None and any(self._sandboxed(s) for s in steps):
+        if _unbindable(entry) and any(self._sandboxed(s) for s in steps):
             # an overlay view lives in the builder's namespace: sandboxes that cannot
             # start there need a real copy (the Python replays read the view itself, in
             # this process)

@@ -250,12 +250,12 @@ class Builder:
     def stage_tree(self, package: str, stage: str, options: BuildOptions | None = None
                    ) -> StageTree:
         """One stage's tree (see :meth:`stage`): read it, never change it."""
+        options = options or BuildOptions(progress=False)
         entry = self.stage(package, stage, options)
         if entry.snapshot is None:
             return StageTree(entry.rootfs)
         return StageTree(entry.rootfs, view=True,
-                         entered=self._snapshots(options or BuildOptions(progress=False)
-                                                 ).entered(entry.snapshot))
+                         entered=self._snapshots(options).entered(entry.snapshot))
 
     def image_rootfs(self, layout: Path, digest: str) -> Path:
         """The tree of the image ``digest`` in ``layout``, unpacked once into the cache

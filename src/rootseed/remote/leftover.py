@@ -33,7 +33,6 @@ MOUNTED = ("tmp", "dev", "proc")
 _HOSTILE = "the remote service or a worker is broken or hostile"
 
 
-
 class BadLeftoverDetail(RemoteError):
     """The service's special-file detail names no path inside the step's root (or no
     known file type): a broken or hostile worker; the step is refused."""
@@ -41,6 +40,7 @@ class BadLeftoverDetail(RemoteError):
     def __init__(self, message: str, *, hint: str | None = None, path: str) -> None:
         super().__init__(message, hint=hint)
         self.path = path
+
 
 def first_special(listing: bytes) -> tuple[str, str] | None:
     """The first special file (in path order) of the shim's listing (``%y %P\\0`` per
