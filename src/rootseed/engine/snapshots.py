@@ -18,6 +18,7 @@ record is believed only with a valid MAC under the seal key (:mod:`.records`, #2
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -172,6 +173,7 @@ class ActionCache:
         safefs.ensure_dir(self.root.parent, self.root)  # never a link to somewhere else
         #: told about a layer directory that is about to be replaced (views drop it)
         self.on_replace = on_replace or (lambda _p: None)
+        self._publishing = threading.Lock()
 
     def lookup(self, key: str, *, ref: LayerRef | None = None) -> ActionResult | None:
         """``key``'s result (stored as ``ref``, by default ``action:<key>``), its layer
@@ -223,17 +225,29 @@ class ActionCache:
         work = tmp / "work"
         if work.exists():
             remove_tree(work)
-        current = self.lookup(key, ref=ref)
-        if current is not None and current.layer.digest == digest:
-            # the same result is already published (and may be mounted): keep it
-            remove_tree(tmp)
-            return ActionResult(key, Layer(final / "layer", digest, ref), empty)
-        if final.exists():
-            old = self.root / f".old-{secrets.token_hex(6)}"
-            os.replace(final, old)
-            self.verifier.forget(final / "layer")
-            self.on_replace(final / "layer")
-            remove_tree(old)
-        os.replace(tmp, final)
+        # Two stages of one build can run the same action at once (the same step over the
+        # same parent, e.g. a WORKDIR), and so can two builds on one cache: one lock
+        # orders this process's publishers, and a rename that finds the entry published
+        # by another process in the meantime looks again instead of failing.
+        with self._publishing:
+            while True:
+                current = self.lookup(key, ref=ref)
+                if current is not None and current.layer.digest == digest:
+                    # the same result is already published (and may be mounted): keep it
+                    remove_tree(tmp)
+                    return ActionResult(key, Layer(final / "layer", digest, ref), empty)
+                if final.exists():
+                    old = self.root / f".old-{secrets.token_hex(6)}"
+                    os.replace(final, old)
+                    self.verifier.forget(final / "layer")
+                    self.on_replace(final / "layer")
+                    remove_tree(old)
+                try:
+                    os.rename(tmp, final)
+                except OSError as e:
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    continue  # published by another process since the look: look again
+                break
         self.verifier.trust(final / "layer", digest)
         return ActionResult(key, Layer(final / "layer", digest, ref), empty)
