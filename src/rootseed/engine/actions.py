@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 from rootseed.console import canonical_json
@@ -60,6 +62,12 @@ def digest_of(obj: Any) -> str:
 def _module_file(root: Traversable, module: str) -> Traversable | None:
     """``rootseed.a.b`` → ``a/b.py`` or ``a/b/__init__.py`` under ``root`` (the package)."""
     parts = module.split(".")[1:]
+    if isinstance(root, Path):  # an installed package: asked of the file system directly
+        base = os.path.join(root, *parts)
+        for name in ((base + ".py",) if parts else ()) + (os.path.join(base, "__init__.py"),):
+            if os.path.isfile(name):
+                return Path(name)
+        return None
     item = root.joinpath(*parts[:-1], parts[-1] + ".py") if parts else None
     if item is not None and item.is_file():
         return item
