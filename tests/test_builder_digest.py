@@ -101,3 +101,9 @@ def test_files_of_an_installed_package_are_found_as_through_importlib(tmp_path: 
     assert builder_files(root) == builder_files(zipped)
     assert code_files(root, ["rootseed.provenance.validate"]) == code_files(
         zipped, ["rootseed.provenance.validate"])
+
+
+def test_the_package_root_is_what_importlib_resources_gives() -> None:
+    from rootseed.engine.actions import _package_root
+
+    assert _package_root() == resources.files("rootseed")

@@ -3,7 +3,8 @@
 Each module a command imports costs start-up time on every run, so a warm rebuild (all in
 the cache, output not a terminal) must not load the heavy libraries it has no use for:
 rich (progress lines are plain text there), the ``filelock`` package (rootseed locks with
-``flock`` itself: :mod:`rootseed.filelocks`). Checked in a fresh interpreter with
+``flock`` itself: :mod:`rootseed.filelocks`), the step runner (no step runs),
+importlib.resources (the package's own files are read from its directory). Checked in a fresh interpreter with
 ``sys.modules`` after a real warm build of a small package. Time itself is measured by
 ``benchmarks/bench_startup.py``, not here."""
 
@@ -23,7 +24,11 @@ from buildtree import write
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 #: Libraries a warm build off a terminal has no use for.
-UNUSED = ("rich", "filelock")
+UNUSED = ("rich", "filelock", "ctypes", "zipfile")
+#: Nor has it for these modules: the step runner (no step runs), importlib.resources (the
+#: package's own files are read from its directory).
+UNUSED_MODULES = ("rootseed.sandbox.execute", "rootseed.sandbox.neutralroot",
+                  "importlib.resources", "importlib.readers")
 
 _RUN = """\
 import json, sys
@@ -66,7 +71,7 @@ def _build(tmp_path: Path, tree: Path) -> tuple[str, set[str]]:
     return "\n".join(lines), set(result["modules"])
 
 
-def test_a_warm_build_loads_neither_rich_nor_filelock(tmp_path: Path) -> None:
+def test_a_warm_build_loads_only_what_it_uses(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
     _build(tmp_path, tree)  # cold: fills the cache
     shutil.rmtree(tmp_path / "out")
@@ -74,3 +79,4 @@ def test_a_warm_build_loads_neither_rich_nor_filelock(tmp_path: Path) -> None:
     assert "core-hello: cached sha256:" in progress
     assert (tmp_path / "out" / "core-hello" / "index.json").is_file()
     assert not {m for m in loaded if m.split(".")[0] in UNUSED}
+    assert not loaded & set(UNUSED_MODULES)

@@ -110,7 +110,7 @@ def _settings(*, tree: Path | None = None, mirrors: tuple[Path, ...] = (),
 def require_sandbox() -> None:
     """Bubblewrap must be there before anything is fetched or built (one message up
     front, not at the first RUN step minutes later)."""
-    from rootseed.sandbox.execute import find_bwrap
+    from rootseed.sandbox.bwrap import find_bwrap
 
     find_bwrap()
 
