@@ -491,13 +491,15 @@ def _candidate_dirs(root: Path) -> list[tuple[Path, frozenset[str]]]:
     ``root.glob("*/*/<name>")`` finds for each name (links followed, unreadable
     directories skipped); with each, which of those names are regular files there (links
     followed): one listing per directory instead of a look-up per name and per question."""
-    found: dict[Path, frozenset[str]] = {}
+    found: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
     for stage in _subdirs(str(root)):
         for directory in _subdirs(stage):
             present = _package_files(directory)
             if present is not None:
-                found[Path(directory)] = present
-    return sorted(found.items())
+                # sorted as the paths (part by part), without making a Path to compare
+                key = (os.path.basename(stage), os.path.basename(directory))
+                found[key] = (directory, present)
+    return [(Path(d), present) for _, (d, present) in sorted(found.items())]
 
 
 #: The names that make a directory a (perhaps broken) package directory.
