@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bub
 UNUSED = ("rich", "filelock", "ctypes", "zipfile")
 #: Nor has it for these modules: the step runner (no step runs), importlib.resources (the
 #: package's own files are read from its directory).
-UNUSED_MODULES = ("rootseed.sandbox.execute", "rootseed.sandbox.neutralroot",
+UNUSED_MODULES = ("rootseed.sandbox.execute", "rootseed.sandbox.neutralroot", "rootseed.engine.whole",
                   "importlib.resources", "importlib.readers")
 
 _RUN = """\
