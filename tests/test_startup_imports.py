@@ -25,10 +25,10 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bub
 
 #: Libraries a warm build off a terminal has no use for.
 UNUSED = ("rich", "filelock", "ctypes", "zipfile")
-#: Nor has it for these modules: the step runner (no step runs), importlib.resources (the
-#: package's own files are read from its directory).
-UNUSED_MODULES = ("rootseed.sandbox.execute", "rootseed.sandbox.neutralroot", "rootseed.engine.whole",
-                  "importlib.resources", "importlib.readers")
+#: Nor has it for these modules: the step runner (no step runs), the whole-tree builder (no
+#: --all), importlib.resources (the package's own files are read from its directory).
+UNUSED_MODULES = ("rootseed.sandbox.execute", "rootseed.sandbox.neutralroot",
+                  "rootseed.engine.whole", "importlib.resources", "importlib.readers")
 
 _RUN = """\
 import json, sys
