@@ -115,12 +115,15 @@ def test_a_link_in_place_of_the_file_is_not_followed(tmp_path: Path,
 def test_the_cli_keeps_the_code_in_the_package_s_pycache(tmp_path: Path) -> None:
     """A command's dataclasses are made with the kept code: install() patches dataclasses
     once, and the file is the package's, for this Python."""
-    path = dataclasscode.cache_file()
+    path = dataclasscode.cache_file("build")
     assert path is not None and path.startswith(os.path.dirname(dataclasscode.__file__))
+    assert os.path.basename(path).startswith("dataclasses.build.")
+    assert dataclasscode.cache_file("../x") is None
     code = ("import dataclasses\nfrom rootseed import dataclasscode\n"
-            "dataclasscode.install(); first = dataclasses.exec\n"
-            "dataclasscode.install(); assert dataclasses.exec == first\n"
-            "assert isinstance(first.__self__, dataclasscode.CodeCache)\n")
+            "dataclasscode.install('build'); first = dataclasses.exec\n"
+            "dataclasscode.install('build'); assert dataclasses.exec == first\n"
+            "assert isinstance(first.__self__, dataclasscode.CodeCache)\n"
+            "assert first.__self__.path == dataclasscode.cache_file('build')\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -135,3 +138,23 @@ def test_a_file_as_it_would_have_written_it_is_believed(tmp_path: Path,
     _planted(path, dict.fromkeys(first.added, wrong))
     with pytest.raises(SystemExit, match="planted code ran"):
         _make(CodeCache(str(path)), monkeypatch)
+
+
+def test_a_full_file_keeps_only_what_this_run_used(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "dataclasses.marshal"
+    first = CodeCache(str(path))
+    _make(first, monkeypatch)
+    stale = {f"# an old version's text {i}\n": compile("pass", "<string>", "exec")
+             for i in range(dataclasscode.MAX_TEXTS)}
+    _planted(path, {**stale, **first.added})
+    cache = CodeCache(str(path))
+    made = _make(cache, monkeypatch)
+    made2 = _make(cache, monkeypatch)  # the same texts again: all kept, none compiled
+    assert made(x=1) == made(x=1) and made2 is not made and not cache.added
+    cache.added["new text\n"] = compile("pass", "<string>", "exec")
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    cache.save()
+    kept = CodeCache(str(path))
+    kept.code("new text\n")
+    assert kept.known is not None and set(kept.known) == {*first.added, "new text\n"}

@@ -6,9 +6,9 @@ compiles it with ``exec`` when the class is made, at import: ~570 compilations f
 ``rootseed build`` imports, 40% of its start-up (Python 3.13 compiles a class's methods at
 once; 3.11 does not). Compiling is a pure function of that source text, so this module
 keeps the compiled code, as Python keeps a module's in ``__pycache__/*.pyc``: in
-``rootseed/__pycache__/dataclasses.<python tag>.marshal``, a mapping from the exact source
-text to its code object. ``dataclasses`` then executes the code compiling that text would
-give (a text not in it is compiled as before, and added).
+``rootseed/__pycache__/dataclasses.<command>.<python tag>.marshal``, a mapping from the
+exact source text to its code object. ``dataclasses`` then executes the code compiling that
+text would give (a text not in it is compiled as before, and added).
 
 What is trusted here is what Python trusts already: whoever can write the package's
 ``__pycache__`` can replace its ``.pyc`` files. The file is read only if it is a regular
@@ -32,20 +32,21 @@ from typing import Any
 
 #: The file starts with this (then the marshalled mapping): another Python's is not read.
 HEADER = b"rootseed dataclass code\0" + MAGIC_NUMBER
-#: The most texts kept: beyond it the file starts again from this run's (old versions'
-#: texts do not pile up).
-MAX_TEXTS = 5000
+#: The most texts kept in one file: beyond it, only those this run used (old versions'
+#: texts do not pile up; ~570 for ``rootseed build``).
+MAX_TEXTS = 2000
 #: Larger than this is not a file this module wrote (~600 KiB for ``rootseed build``).
 MAX_BYTES = 32 << 20
 
 
-def cache_file() -> str | None:
-    """Where the code is kept for this Python (None: a Python without byte-code caching)."""
+def cache_file(command: str) -> str | None:
+    """Where the code is kept for ``command`` (one file per command module: each loads the
+    code of its own classes only) and this Python (None: no byte-code caching)."""
     tag = sys.implementation.cache_tag
-    if tag is None:
+    if tag is None or not command.isidentifier():
         return None
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                        f"dataclasses.{tag}.marshal")
+                        f"dataclasses.{command}.{tag}.marshal")
 
 
 def _read(path: str) -> dict[str, types.CodeType]:
@@ -101,6 +102,7 @@ class CodeCache:
         self.path = path
         self.known: dict[str, types.CodeType] | None = None
         self.added: dict[str, types.CodeType] = {}
+        self.used: set[str] = set()  # the known texts this run used
 
     def code(self, text: str) -> types.CodeType:
         """What ``compile(text, "<string>", "exec")`` gives (as ``exec(text)`` compiles
@@ -108,7 +110,9 @@ class CodeCache:
         if self.known is None:
             self.known = _read(self.path)
         found = self.known.get(text)
-        if found is None:
+        if found is not None:
+            self.used.add(text)
+        else:
             found = self.added.get(text)
         if found is None:
             found = compile(text, "<string>", "exec", dont_inherit=True)
@@ -127,18 +131,20 @@ class CodeCache:
         if not self.added or sys.dont_write_bytecode:
             return
         known = self.known or {}
-        texts = ({**known, **self.added} if len(known) + len(self.added) <= MAX_TEXTS
-                 else dict(self.added))
+        if len(known) + len(self.added) > MAX_TEXTS:
+            known = {text: known[text] for text in self.used}
+        texts = {**known, **self.added}
         _write(self.path, texts)
 
 
-def install() -> None:
-    """Make ``dataclasses`` use the kept code (once per process; written back at exit)."""
+def install(command: str) -> None:
+    """Make ``dataclasses`` use the code kept for ``command`` (the CLI's module that is about
+    to be imported); once per process, written back at exit."""
     import dataclasses
 
     if isinstance(getattr(vars(dataclasses).get("exec"), "__self__", None), CodeCache):
         return
-    path = cache_file()
+    path = cache_file(command)
     if path is None:
         return
     cache = CodeCache(path)

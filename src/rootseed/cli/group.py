@@ -33,7 +33,7 @@ class LazyGroup(click.Group):
             return None
         from rootseed import dataclasscode
 
-        dataclasscode.install()  # the command's dataclasses: their methods' code kept
+        dataclasscode.install(module_name)  # the command's dataclasses: methods' code kept
         module = importlib.import_module(f"rootseed.cli.{module_name}")
         for command in module.COMMANDS:
             if command.name == cmd_name:
