@@ -58,3 +58,17 @@ def test_a_progress_line_off_a_terminal_is_what_rich_prints(
     plain = capsys.readouterr().err
     make_console(stderr=True).print(text, markup=False, highlight=False, soft_wrap=True)
     assert plain == capsys.readouterr().err
+
+
+def test_the_deferred_console_is_rich_s_to_rich(capsys: pytest.CaptureFixture[str]) -> None:
+    """Given to rich (``Progress(console=err)``), it is used as rich uses a console: rich's
+    Live enters it (``with console:``) to buffer what it prints."""
+    from rich.progress import Progress
+
+    deferred = _Deferred(stderr=True)
+    with deferred as console:
+        console.print("buffered")
+    with Progress(console=deferred, transient=True) as progress:  # type: ignore[arg-type]
+        progress.add_task("x", total=1)
+        deferred.print("during", markup=False, highlight=False, soft_wrap=True)
+    assert capsys.readouterr().err.split() == ["buffered", "during"]

@@ -90,6 +90,14 @@ class _Deferred:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._console(), name)
 
+    # ``with console:`` (rich's Live does it with the console it is given) looks these up
+    # on the type, not through __getattr__
+    def __enter__(self) -> Console:
+        return self._console().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._console().__exit__(*exc)
+
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._console(), name, value)
 
