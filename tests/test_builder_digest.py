@@ -15,6 +15,7 @@ from rootseed.engine.actions import (
     Command,
     builder_digest,
     builder_files,
+    code_files,
     digest_files,
 )
 
@@ -83,3 +84,26 @@ def test_a_new_module_an_output_deciding_one_imports_is_covered(package: Path) -
     assert first != before
     (package / "engine" / "helper.py").write_text("X = 2\n")
     assert _key(package) != first
+
+
+def test_files_of_an_installed_package_are_found_as_through_importlib(tmp_path: Path) -> None:
+    """An installed package (a directory) is read through ``os.path`` (fast); the files
+    found are those any other ``Traversable`` (here the package zipped) gives."""
+    import zipfile
+
+    root = Path(str(resources.files("rootseed")))
+    archive = tmp_path / "rootseed.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts:
+                z.write(f, f"rootseed/{f.relative_to(root).as_posix()}")
+    zipped = zipfile.Path(archive, "rootseed/")
+    assert builder_files(root) == builder_files(zipped)
+    assert code_files(root, ["rootseed.provenance.validate"]) == code_files(
+        zipped, ["rootseed.provenance.validate"])
+
+
+def test_the_package_root_is_what_importlib_resources_gives() -> None:
+    from rootseed.engine.actions import _package_root
+
+    assert _package_root() == resources.files("rootseed")

@@ -53,3 +53,28 @@ def test_cache_cli_json(tmp_path: Path, capsys: object) -> None:
     docs = [json.loads(d) for d in out.replace("}\n{", "}\x00{").split("\x00")]
     assert docs[0]["areas"]["actions"]["entries"] == 1
     assert docs[1]["removed"] == {"actions": 1}
+
+
+def _memo(path: Path, age_days: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"valid": true}')
+    stamp = time.time() - age_days * 86400
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_prune_removes_the_memos_of_checks_by_age(tmp_path: Path) -> None:
+    """The provenance-validation memos (statements/) and the overlay probe's memo are
+    cache entries too: counted by du, removed by prune when unused for --keep-days."""
+    cache = tmp_path / "cache"
+    old = _memo(cache / "statements" / f"{'a' * 64}.json", 30)
+    new = _memo(cache / "statements" / f"{'b' * 64}.json", 1)
+    probe = _memo(cache / "overlay-probe.json", 30)
+    found = usage(cache)
+    assert found.areas["statements"].entries == 2 and found.areas["memos"].entries == 1
+    result = prune(cache, keep_days=7)
+    assert result.removed == {"statements": 1, "memos": 1}
+    assert not old.exists() and new.exists() and not probe.exists()
+    _memo(cache / "overlay-probe.json", 1)
+    assert prune(cache, keep_days=0).removed == {"statements": 1, "memos": 1}
+    assert usage(cache).total == 0 and not (cache / "overlay-probe.json").exists()

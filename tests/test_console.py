@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rootseed.console import WIDE, Working, err, out
+from rootseed.console import WIDE, Working, _Deferred, err, make_console, out
 from rootseed.engine.steplog import escape_line, last_line
 
 
@@ -36,3 +36,39 @@ def test_last_line_is_escaped_bounded_and_reads_only_the_tail(tmp_path: Path) ->
     assert len(shown) == 40 and shown.endswith("…")
     assert last_line(tmp_path / "absent.log") is None
     assert escape_line("tab\there") == "tab\\there"
+
+
+PROGRESS_LINES = [
+    "bootstrap-stage0: cached sha256:cee5701e9d52177885a7b4149f83a6f825f7840cb8d7d27cda0d8fc1d107367c in 0.09s",
+    "core-app: stage build (1 of 2): step 3 of 9: RUN [\"/bin/sh\", \"-c\", \"x\"] (log: /c/l.log)",
+    "[bold]not markup[/] \\[x] ends with spaces   ", ":smile: is an emoji code", "a:b:c", "x :a: y",
+    "tab\there", "carriage\rreturn", "bell\x07", "escape \x1b[2J", "line\nbreak", "é non-ASCII", "",
+]
+
+
+@pytest.mark.parametrize("text", PROGRESS_LINES)
+def test_a_progress_line_off_a_terminal_is_what_rich_prints(
+        text: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off a terminal a progress line is written without rich (not imported for it), byte
+    for byte as rich's console would print it (rich is used where it would change it)."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    deferred = _Deferred(stderr=True)
+    deferred.print(text, markup=False, highlight=False, soft_wrap=True)
+    plain = capsys.readouterr().err
+    make_console(stderr=True).print(text, markup=False, highlight=False, soft_wrap=True)
+    assert plain == capsys.readouterr().err
+
+
+def test_the_deferred_console_is_rich_s_to_rich(capsys: pytest.CaptureFixture[str]) -> None:
+    """Given to rich (``Progress(console=err)``), it is used as rich uses a console: rich's
+    Live enters it (``with console:``) to buffer what it prints."""
+    from rich.progress import Progress
+
+    deferred = _Deferred(stderr=True)
+    with deferred as console:
+        console.print("buffered")
+    with Progress(console=deferred, transient=True) as progress:  # type: ignore[arg-type]
+        progress.add_task("x", total=1)
+        deferred.print("during", markup=False, highlight=False, soft_wrap=True)
+    assert capsys.readouterr().err.split() == ["buffered", "during"]

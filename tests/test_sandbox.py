@@ -18,7 +18,7 @@ import pytest
 from kinds import raises_kind
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox import SandboxSpec, bwrap_argv, options, run
-from rootseed.sandbox import execute as execute_mod
+from rootseed.sandbox import bwrap as bwrap_mod
 from rootseed.sandbox.rootpath import plan_stubs, resolve_in_root
 from rootseed.sandbox.timeout import StepStopped
 from sleepers import WAIT, alive, end_all, marker, wait_until
@@ -142,7 +142,7 @@ def test_plan_stubs(tmp_path: Path) -> None:
 
 
 def test_missing_bwrap_has_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(execute_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(bwrap_mod.shutil, "which", lambda name: None)
     with pytest.raises(RootseedError) as exc:
         run(SandboxSpec(tmp_path, ["/bin/true"], {}), log=tmp_path / "log")
     assert exc.value.hint is not None and "apt-get install bubblewrap" in exc.value.hint

@@ -22,6 +22,11 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("rootseed"))
 
 
+def default_jobs() -> int:
+    """Parallel jobs without ``--jobs``: one per CPU."""
+    return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class Settings:
     tree: Path = field(default_factory=default_tree)
@@ -29,6 +34,6 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     out: Path = Path("out")
     offline: bool = False
-    jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    jobs: int = field(default_factory=default_jobs)
     json: bool = False
     debug: bool = False

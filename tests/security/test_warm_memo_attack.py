@@ -14,6 +14,7 @@ Each attack ends with the host unchanged (canaries) where the build ran.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from hostile import Canaries, HostileTree
 from kinds import raises_kind
 from rootseed.engine import lazyoverlay
 from rootseed.engine.engine import Builder, BuildOptions
+from rootseed.engine.maintenance import prune
 from rootseed.engine.records import Kind, Records
 from rootseed.engine.statements import Statements
 from rootseed.errors import ErrorKind, RootseedError
@@ -163,4 +165,18 @@ def test_memo_places_planted_as_links_are_never_written_through(tmp_path: Path) 
     assert (tree.cache / "statements").is_symlink()  # refused: no memo, validated again
     # the link itself is replaced by the memo (a new file renamed onto its name)
     assert not (tree.cache / "overlay-probe.json").is_symlink()
+    host.assert_unchanged()
+
+
+def test_prune_removes_a_memo_planted_as_a_link_never_its_target(tmp_path: Path) -> None:
+    """A link in place of the probe memo or of a statement memo is removed by ``cache
+    prune`` as the memo would be; what it points to on the host stays as it was."""
+    host = Canaries(tmp_path)
+    cache = tmp_path / "cache"
+    (cache / "statements").mkdir(parents=True)
+    (cache / "overlay-probe.json").symlink_to(host.public)
+    (cache / "statements" / f"{'a' * 64}.json").symlink_to(host.subdir)
+    assert prune(cache, keep_days=0).removed == {"statements": 1, "memos": 1}
+    assert not os.path.lexists(cache / "overlay-probe.json")
+    assert not os.listdir(cache / "statements")
     host.assert_unchanged()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,11 +28,13 @@ from rootseed.engine.digests import (
 )
 from rootseed.engine.engine import SNAPSHOT_MODES, Builder, BuildOptions, BuildResult, NoCacheFrom
 from rootseed.engine.executors import RemoteTarget
-from rootseed.engine.whole import PackageOutcome, WholeReport, build_whole, select
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT
 from rootseed.settings import Settings
 from rootseed.tree import Tree
+
+if TYPE_CHECKING:
+    from rootseed.engine.whole import PackageOutcome, WholeReport
 
 
 def _event_line(event: dict[str, Any]) -> None:
@@ -173,6 +175,8 @@ def _whole(settings: Settings, args: dict[str, str], stage: str | None, no_cache
            remote: RemoteTarget | None = None) -> int:
     """``build --all`` / ``--stage``: every package, a table at the end; exit 1 unless
     everything was built (or cached) and, with --check, matches digests/."""
+    from rootseed.engine.whole import build_whole, select  # not at every start-up
+
     tree = load_tree(settings, args)
     names = select(tree, stage)
     require_sandbox()

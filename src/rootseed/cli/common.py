@@ -12,7 +12,7 @@ import click
 
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.fetch import Fetcher
-from rootseed.settings import Settings, default_cache_dir, default_tree
+from rootseed.settings import Settings, default_cache_dir, default_jobs, default_tree
 from rootseed.tree import Tree
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,14 +95,13 @@ def _settings(*, tree: Path | None = None, mirrors: tuple[Path, ...] = (),
         raise RootseedError(f"cache directory {cache_dir} does not exist",
                             hint="pass the --cache-dir your builds used (without it: "
                                  f"{default_cache_dir()})", kind=ErrorKind.USAGE)
-    defaults = Settings()
     return Settings(
         tree=(tree or default_tree()).resolve(),
         mirrors=tuple(m.resolve() for m in mirrors),
         cache_dir=(cache_dir or default_cache_dir()).resolve(),
         out=out.resolve(),
         offline=offline,
-        jobs=jobs or defaults.jobs,
+        jobs=jobs or default_jobs(),
         json=json_out,
         debug=debug,
     )
@@ -111,7 +110,7 @@ def _settings(*, tree: Path | None = None, mirrors: tuple[Path, ...] = (),
 def require_sandbox() -> None:
     """Bubblewrap must be there before anything is fetched or built (one message up
     front, not at the first RUN step minutes later)."""
-    from rootseed.sandbox.execute import find_bwrap
+    from rootseed.sandbox.bwrap import find_bwrap
 
     find_bwrap()
 

@@ -31,6 +31,9 @@ class LazyGroup(click.Group):
         module_name = COMMANDS.get(cmd_name)
         if module_name is None:
             return None
+        from rootseed import dataclasscode
+
+        dataclasscode.install(module_name)  # the command's dataclasses: methods' code kept
         module = importlib.import_module(f"rootseed.cli.{module_name}")
         for command in module.COMMANDS:
             if command.name == cmd_name:

@@ -67,9 +67,27 @@ def parse_file(path: Path, display: str | None = None) -> Containerfile:
     return parse_string(text, path=path, display=shown)
 
 
+#: Containerfiles parsed in this process: (text, path, display) → the (immutable) result.
+#: A build parses its package's Containerfile twice (the tree's dependency scan, then the
+#: plan); the same text gives the same result, so the second time costs nothing.
+_parsed: dict[tuple[str, Path | None, str], Containerfile] = {}
+_PARSED_KEPT = 64
+
+
 def parse_string(text: str, *, path: Path | None = None, display: str = "Containerfile"
                  ) -> Containerfile:
     """Parse Containerfile text (see :func:`parse_file`)."""
+    key = (text, path, display)
+    found = _parsed.get(key)
+    if found is None:
+        found = _parse_string(text, path=path, display=display)
+        if len(_parsed) >= _PARSED_KEPT:
+            _parsed.clear()
+        _parsed[key] = found
+    return found
+
+
+def _parse_string(text: str, *, path: Path | None, display: str) -> Containerfile:
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as e:

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-from importlib.resources.abc import Traversable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rootseed.console import canonical_json
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 #: The code that decides what a build produces: these modules and every rootseed module
 #: they import, transitively (read from their source, nothing is executed). A module none
@@ -60,6 +63,12 @@ def digest_of(obj: Any) -> str:
 def _module_file(root: Traversable, module: str) -> Traversable | None:
     """``rootseed.a.b`` → ``a/b.py`` or ``a/b/__init__.py`` under ``root`` (the package)."""
     parts = module.split(".")[1:]
+    if isinstance(root, Path):  # an installed package: asked of the file system directly
+        base = os.path.join(root, *parts)
+        for name in ((base + ".py",) if parts else ()) + (os.path.join(base, "__init__.py"),):
+            if os.path.isfile(name):
+                return Path(name)
+        return None
     item = root.joinpath(*parts[:-1], parts[-1] + ".py") if parts else None
     if item is not None and item.is_file():
         return item
@@ -158,6 +167,21 @@ def digest_files(files: dict[str, bytes]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def _package_root() -> Traversable:
+    """The installed rootseed package's files: its directory when it is one (what
+    ``importlib.resources.files`` gives then, without loading importlib.resources at every
+    start), else importlib.resources' view of it (a zipped install)."""
+    import rootseed
+
+    origin = rootseed.__spec__.origin if rootseed.__spec__ is not None else None
+    if origin is not None and os.path.basename(origin) == "__init__.py" \
+            and os.path.isfile(origin):
+        return Path(origin).parent
+    from importlib import resources
+
+    return resources.files("rootseed")
+
+
 #: The installed package's modules as read by :func:`code_digest` and
 #: :func:`builder_digest` (once per process, as they are).
 _installed: dict[str, _Source | None] = {}
@@ -167,14 +191,14 @@ _installed: dict[str, _Source | None] = {}
 def code_digest(module: str) -> str:
     """The digest of ``module``'s code and every rootseed module it imports (e.g. an image
     exporter's, whose layouts are cached under it)."""
-    return digest_files(code_files(resources.files("rootseed"), (module,), _installed))
+    return digest_files(code_files(_package_root(), (module,), _installed))
 
 
 @functools.cache
 def builder_digest() -> str:
     """The digest of the code that decides build outputs (:func:`builder_files`), computed
     once per process."""
-    return digest_files(builder_files(resources.files("rootseed"), _installed))
+    return digest_files(builder_files(_package_root(), _installed))
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock, Timeout
-
 from rootseed import safefs
 from rootseed.engine.fsops import remove_tree
 from rootseed.engine.layers import layer_digest
@@ -50,6 +48,7 @@ from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot, Verifier
 from rootseed.engine.verify import seal_layout
 from rootseed.errors import RootseedError
+from rootseed.filelocks import FileLock, Timeout
 from rootseed.fsutil import private_dir
 from rootseed.oci import manifest_digest, unpack_image
 from rootseed.oci.digest import hex_of

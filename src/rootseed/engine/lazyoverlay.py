@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rootseed import safefs
+from rootseed.engine.maintenance import touch
 from rootseed.engine.records import Kind, Records
 from rootseed.sandbox.overlay import OverlayNamespace, OverlayUnavailable, probe
 
@@ -54,7 +55,10 @@ def passed_before(cache: Path, scratch: Path, records: Records) -> bool:
     if not where["boot"]:
         return False
     found = records.read(cache, _memo(cache), Kind.PROBE, _NAME).record
-    return found is not None and {k: found.get(k) for k in where} == where
+    if found is None or {k: found.get(k) for k in where} != where:
+        return False
+    touch(_memo(cache))  # used: `cache prune` keeps it
+    return True
 
 
 def remember(cache: Path, scratch: Path, records: Records) -> None:

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from rootseed import safefs
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.errors import RootseedError
+from rootseed.filelocks import FileLock, Timeout
 
 #: area → (directory under the cache, record file inside an entry, or "" for plain files)
 AREAS: dict[str, tuple[str, str]] = {
@@ -32,7 +31,12 @@ AREAS: dict[str, tuple[str, str]] = {
     "images": ("images", "complete.json"),
     "sources": ("sources/sha256", ""),
     "logs": ("logs", ""),
+    # memos of checks that passed (engine/statements.py); plain files, touched when used
+    "statements": ("statements", ""),
 }
+#: One-file memos at the top of the cache, removed by age as entries are (touched when
+#: used): the overlay probe's (engine/lazyoverlay.py). Each is an entry of area "memos".
+MEMOS = ("overlay-probe.json",)
 
 
 @dataclass
@@ -87,6 +91,19 @@ def _entries(cache: Path, area: str) -> Iterator[Path]:
             yield entry
 
 
+def _memos(cache: Path) -> list[Path]:
+    """The :data:`MEMOS` this cache holds (as regular files or not: a link or a
+    directory planted in a memo's place is removed as the memo would be, never followed)."""
+    found = []
+    for name in MEMOS:
+        try:
+            os.lstat(cache / name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found.append(cache / name)
+    return found
+
+
 def usage(cache: Path) -> Usage:
     result = Usage()
     for area in AREAS:
@@ -95,6 +112,8 @@ def usage(cache: Path) -> Usage:
             found.entries += 1
             found.bytes += _size(entry)
         result.areas[area] = found
+    memos = _memos(cache)
+    result.areas["memos"] = AreaUsage(len(memos), sum(_size(m) for m in memos))
     return result
 
 
@@ -141,7 +160,11 @@ def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
     result = Pruned()
     layout = CacheLayout(cache)
     gone: set[LayerRef] = set()  # the layers removed
-    for area in ("actions", "images", "sources", "logs"):
+    for memo in _memos(cache):
+        if _last_use(memo, "") < cutoff:
+            result.bytes += _remove(cache, memo)
+            result.removed["memos"] = result.removed.get("memos", 0) + 1
+    for area in ("actions", "images", "sources", "logs", "statements"):
         record = AREAS[area][1]
         for entry in list(_entries(cache, area)):
             if _last_use(entry, record) >= cutoff:

@@ -25,10 +25,8 @@ from typing import Any
 from rootseed import safefs
 from rootseed.engine.errors import Cancelled
 from rootseed.errors import ErrorKind, RootseedError
-from rootseed.sandbox import SandboxSpec
-from rootseed.sandbox import run as sandbox_run
 from rootseed.sandbox.logtail import escape, tail
-from rootseed.sandbox.spec import EnteredRoot
+from rootseed.sandbox.spec import EnteredRoot, SandboxSpec
 from rootseed.sandbox.timeout import StepStopped
 
 TAIL_LINES = 20
@@ -103,6 +101,8 @@ def run_op(op: Op, root: Root, stop: threading.Event | None = None) -> None:
     if isinstance(op, FileOp):
         op.apply(root.path)
         return
+    from rootseed.sandbox.execute import run as sandbox_run  # only when a step runs
+
     os.close(safefs.create_new(op.log_root, op.log))
     spec = SandboxSpec(rootfs=root.path, argv=list(op.argv), env=dict(op.env), cwd=op.cwd,
                        data_files=op.data_files, timeout=op.timeout, entered=root.entered,

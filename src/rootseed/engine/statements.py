@@ -30,6 +30,7 @@ from pathlib import Path
 from rootseed import safefs
 from rootseed.engine.actions import code_digest
 from rootseed.engine.errors import PublishError
+from rootseed.engine.maintenance import touch
 from rootseed.engine.records import Kind, Records
 from rootseed.provenance.record import BuildRecord
 from rootseed.provenance.statement import PROVENANCE_FILE, read_statement, statement_bytes
@@ -75,6 +76,7 @@ class Statements:
         name = self._name(data)
         path = self.dir / f"{name}.json"
         if self.records.read(self.root, path, Kind.STATEMENT, name).record is not None:
+            touch(path)  # used: `cache prune` keeps it
             return data
         from rootseed.provenance.validate import validate_statement
 

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from rich.markup import escape
-
 from rootseed import __version__
 from rootseed.console import err
 from rootseed.errors import ErrorKind, RootseedError
@@ -163,6 +161,8 @@ class Fetcher:
                                f"({tmp.stat().st_size} bytes)"))
                 attempts.append(Attempt(where, why))
                 # escaped: the URL is package.toml's text ("[/x]" would be a markup error)
+                from rich.markup import escape
+
                 err.print(f"[yellow]warning:[/] {escape(where)}: {escape(why)}; trying the "
                           "next mirror", markup=True, highlight=False)
                 return None

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock
-
 from rootseed import safefs
+from rootseed.filelocks import FileLock
 from rootseed.fsutil import private_dir
 
 #: The most a source may have (as fetch.MAX_SOURCE; kept here to avoid a cycle).

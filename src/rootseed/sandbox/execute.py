@@ -6,7 +6,6 @@ import io
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 from rootseed.console import err
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.sandbox import limits as step_limits
+from rootseed.sandbox.bwrap import find_bwrap
 from rootseed.sandbox.cgroup import JOIN_FAILED
 from rootseed.sandbox.guard import StepGuard
 from rootseed.sandbox.limits import StepLimitError
@@ -29,15 +29,6 @@ from rootseed.sandbox.timeout import StepStopped, StepTimeoutError
 
 #: What execvp searches when the sandbox environment has no PATH.
 _EXECVP_DEFAULT_PATH = "/bin:/usr/bin"
-
-
-def find_bwrap() -> str:
-    """The bubblewrap executable, or a RootseedError saying how to install it."""
-    path = shutil.which("bwrap")
-    if path is None:
-        raise RootseedError("bubblewrap (bwrap) is not installed; every RUN step needs it",
-                            hint="apt-get install bubblewrap", kind=ErrorKind.SANDBOX)
-    return path
 
 
 def _check(spec: SandboxSpec) -> None:

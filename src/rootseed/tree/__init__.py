@@ -284,18 +284,18 @@ class _Loader:
         is not parsed yet: its directory registers ``<stage>-<dir>``, as it would parsed or
         broken; :meth:`_read` parses it when the package is needed."""
         found: list[_Dir] = []
-        for directory in _candidate_dirs(self.root):
+        for directory, files in _candidate_dirs(self.root):
             stage, dirname = directory.parent.name, directory.name
             name = f"{stage}-{dirname}"
             toml = directory / "package.toml"
-            containerfile = next((directory / n for n in CONTAINERFILE_NAMES
-                                  if (directory / n).is_file()), None)
+            containerfile = next((directory / n for n in CONTAINERFILE_NAMES if n in files),
+                                 None)
             if containerfile is None:
                 self.problem(Problem(
                     ProblemKind.NO_CONTAINERFILE, toml, "package.toml without a Containerfile: "
                     "not a package (StageX skips it too)", package=name))
                 continue
-            if not toml.is_file():
+            if "package.toml" not in files:
                 self.problem(Problem(
                     ProblemKind.NO_PACKAGE_TOML, containerfile, "Containerfile without a "
                     "package.toml: not a package (StageX skips it too)", package=name))
@@ -486,17 +486,55 @@ class _Loader:
                 sorted(component))
 
 
-def _candidate_dirs(root: Path) -> list[Path]:
+def _candidate_dirs(root: Path) -> list[tuple[Path, frozenset[str]]]:
     """``root/*/*/`` directories holding a package.toml or a Containerfile, sorted: what
     ``root.glob("*/*/<name>")`` finds for each name (links followed, unreadable
-    directories skipped), in two directory listings instead of three globs."""
-    names = ("package.toml", *CONTAINERFILE_NAMES)
-    found: set[Path] = set()
+    directories skipped); with each, which of those names are regular files there (links
+    followed): one listing per directory instead of a look-up per name and per question."""
+    found: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
     for stage in _subdirs(str(root)):
         for directory in _subdirs(stage):
-            if any(os.path.exists(os.path.join(directory, n)) for n in names):
-                found.add(Path(directory))
-    return sorted(found)
+            present = _package_files(directory)
+            if present is not None:
+                # sorted as the paths (part by part), without making a Path to compare
+                key = (os.path.basename(stage), os.path.basename(directory))
+                found[key] = (directory, present)
+    return [(Path(d), present) for _, (d, present) in sorted(found.items())]
+
+
+#: The names that make a directory a (perhaps broken) package directory.
+_PACKAGE_NAMES = frozenset({"package.toml", *CONTAINERFILE_NAMES})
+
+
+def _package_files(directory: str) -> frozenset[str] | None:
+    """Which of :data:`_PACKAGE_NAMES` are regular files in ``directory`` (links followed);
+    None when none of them exists there (as ``os.path.exists``: a dangling link does not)."""
+    try:
+        with os.scandir(directory) as entries:
+            named = [e for e in entries if e.name in _PACKAGE_NAMES]
+    except OSError:  # not listable (a directory one may enter but not read): ask by name
+        paths = [(n, os.path.join(directory, n)) for n in sorted(_PACKAGE_NAMES)]
+        if not any(os.path.exists(p) for _, p in paths):
+            return None
+        return frozenset(n for n, p in paths if os.path.isfile(p))
+    if not any(_exists(e) for e in named):
+        return None
+    return frozenset(e.name for e in named if _is_file(e))
+
+
+def _exists(entry: os.DirEntry[str]) -> bool:
+    """``os.path.exists(entry.path)``: listed, and a link only if it leads somewhere."""
+    try:
+        return not entry.is_symlink() or os.path.exists(entry.path)
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _subdirs(path: str) -> list[str]:

@@ -1,0 +1,76 @@
+"""Advisory locks between rootseed processes: one ``flock(2)`` on a lock file.
+
+What the cache needs of a lock is small: wait for it, or (``timeout=0``) learn that
+someone holds it. The ``filelock`` package does that and much more, at ~20 ms of imports
+at every start (22 modules: logging, secrets, its Windows and SQLite backends); this
+module is the part rootseed uses, with the same calls (``FileLock(path[, timeout=0])`` as a
+context manager, :class:`Timeout`). It locks with ``flock`` as ``filelock`` does on Linux,
+so the two exclude each other on the same file (tests lock with ``filelock``).
+
+The lock file stays in place on release (waiters share its inode). It is opened without
+following a link (callers first clear the place with :func:`rootseed.safefs.lock_file`; a
+link planted after that is refused, never opened).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from rootseed.safefs import Problem, UnsafePath
+
+_OPEN = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+
+
+class Timeout(Exception):
+    """The lock is held by someone else and the caller would not wait (``timeout=0``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is locked")
+        self.path = path
+
+
+class FileLock:
+    """An exclusive lock on ``path`` while the ``with`` block runs.
+
+    ``timeout``: None waits as long as it takes; 0 raises :class:`Timeout` at once when the
+    lock is held (no other value is used, so no other is accepted)."""
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float | None = None) -> None:
+        if timeout not in (None, 0):
+            raise ValueError("FileLock waits for ever (timeout=None) or not at all (0)")
+        self.path = os.fspath(path)
+        self.wait = timeout is None
+        self._fd: int | None = None
+
+    def __enter__(self) -> FileLock:
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path}: lock already held by this FileLock")
+        try:
+            fd = os.open(self.path, _OPEN, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePath(Path(self.path), Problem.LINK) from None
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if not self.wait and e.errno in _BUSY:
+                raise Timeout(self.path) from None
+            raise
+        except BaseException:  # Ctrl-C while waiting
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
