@@ -320,11 +320,26 @@ class Remote:
 
     # -- execution ----------------------------------------------------------------------
 
+    def cached_result(self, action_digest: re_pb2.Digest) -> re_pb2.ActionResult | None:
+        """The service's cached result of the action, when it has one that succeeded (a
+        failed one is left to Execute, as before). Like every result it is a claim: its
+        blobs are verified as they are read."""
+        try:
+            result = self.ac.GetActionResult(re_pb2.GetActionResultRequest(
+                instance_name=self.instance, action_digest=action_digest,
+                inline_stdout=True, inline_stderr=True), timeout=self.timeout)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _rpc_error("GetActionResult", e) from None
+        return result if result.exit_code == 0 else None
+
     def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
                 skip_cache: bool = False, stop: threading.Event | None = None,
                 run_timeout: float | None = None) -> re_pb2.ExecuteResponse:
-        """Upload what is missing, run the action, wait for it; the service's answer.
-        Once ``stop`` is set the wait ends (:class:`RemoteCancelled`). The wait is
+        """The service's cached result of the action, else: upload what is missing,
+        run the action, wait for it; the service's answer. Once ``stop`` is set the
+        wait ends (:class:`RemoteCancelled`). The wait is
         bounded: an action no worker takes (QUEUED, or back in the queue after its
         worker went away) for :attr:`queue_timeout` seconds, while no other action of
         this client was running or finished either (workers busy with this build's
@@ -337,6 +352,10 @@ class Remote:
         action.command_digest.CopyFrom(digest_of(cmd))
         action.input_root_digest.CopyFrom(tree.root)
         act = action.SerializeToString(deterministic=True)
+        if not skip_cache:  # a cached result needs no upload (Execute would serve it too)
+            cached = self.cached_result(digest_of(act))
+            if cached is not None:
+                return re_pb2.ExecuteResponse(result=cached, cached_result=True)
         blobs: dict[str, bytes | Path] = {action.command_digest.hash: cmd,
                                           digest_of(act).hash: act}
         blobs.update(tree.directories)

@@ -121,9 +121,11 @@ from rootseed.remote.client import (
     RemoteCancelled,
     RemoteTimeout,
     SpecialFileLeft,
+    _check,
     _name,
 )
-from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
+from rootseed.remote.inputroot import InputRoots
+from rootseed.remote.merkle import Tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, StepTimeoutError
@@ -133,8 +135,9 @@ from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, StepTimeoutError
 STAGED_MTIME = 1321009871
 #: Top-level directories a local step sees its own mounts on (sent empty, kept as is).
 MOUNTED = ("tmp", "dev", "proc")
-#: How many snapshots' input trees are kept in memory (a stage's next step reuses its own).
-TREES_KEPT = 32
+#: How many snapshots' input trees are kept in memory (a child's is made from its
+#: parent's; unchanged subtrees are shared between them).
+TREES_KEPT = 256
 #: The instruction set asked for, by OCI platform (see the module docstring).
 ISA = {"linux/386": "x86-64", "linux/amd64": "x86-64"}
 
@@ -216,9 +219,10 @@ class RemoteExecutor(OverlayExecutor):
         self.remote = remote
         self.say = say
         self.fresh = fresh  # never answered from the service's action cache
-        self._trees: dict[str, Tree] = {}
         self._digests: dict[tuple[int, int, int, int], re_pb2.Digest] = {}
         self._tree_lock = threading.Lock()
+        self._roots = InputRoots(self._file_digest, mtime=STAGED_MTIME, emptied=MOUNTED,
+                                 kept=TREES_KEPT)
 
     # -- the Executor interface ----------------------------------------------------------
     def execute(self, snapshot: Snapshot, op: Op, key: str, *, work: Path,
@@ -283,8 +287,7 @@ class RemoteExecutor(OverlayExecutor):
     def _drop_views(self, layer: Path) -> None:
         """A layer is replaced: its views go, and so do the input trees that name files
         in them."""
-        with self._tree_lock:
-            self._trees.clear()
+        self._roots.clear()
         super()._drop_views(layer)
 
     # -- pieces --------------------------------------------------------------------------
@@ -295,27 +298,19 @@ class RemoteExecutor(OverlayExecutor):
         return replace(result, origin=Origin("local", reason=reason).to_json())
 
     def _input(self, snapshot: Snapshot) -> Tree:
-        """``snapshot``'s Merkle tree (memoised), mounts sent empty."""
-        with self._tree_lock:
-            found = self._trees.get(snapshot.digest)
-        if found is not None:
-            return found
-        root = self.view(snapshot)
+        """``snapshot``'s Merkle tree, mounts sent empty: composed from its layers
+        (:mod:`rootseed.remote.inputroot`), each one applied once per process."""
+        return self._roots.tree([(layer.path, layer.digest) for layer in snapshot.layers])
 
-        def digest(path: Path, st: os.stat_result) -> re_pb2.Digest:
-            memo = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    def _file_digest(self, path: Path, st: os.stat_result) -> re_pb2.Digest:
+        memo = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with self._tree_lock:
             d = self._digests.get(memo)
-            if d is None:
-                d = self._digests[memo] = file_digest(path)
-            return d
-
-        tree = build_tree(root, mtime=STAGED_MTIME, digest=digest,
-                          skip=lambda p: p.parent == root and p.name in MOUNTED)
-        with self._tree_lock:
-            self._trees[snapshot.digest] = tree
-            while len(self._trees) > TREES_KEPT:  # the oldest first (dicts keep order)
-                del self._trees[next(iter(self._trees))]
-        return tree
+        if d is None:
+            d = file_digest(path)
+            with self._tree_lock:
+                self._digests[memo] = d
+        return d
 
     def _log(self, op: ExecOp, result: re_pb2.ActionResult) -> None:
         """The step's stdout and stderr into its log, as a local run writes it."""
@@ -324,6 +319,8 @@ class RemoteExecutor(OverlayExecutor):
             for raw, digest in ((result.stdout_raw, result.stdout_digest),
                                 (result.stderr_raw, result.stderr_digest)):
                 if raw:
+                    if digest.hash:  # inlined by the service: still the digest's bytes
+                        _check(digest, raw)
                     f.write(raw)
                 elif digest.hash:
                     f.write(self.remote.read(digest))
