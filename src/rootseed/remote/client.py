@@ -290,15 +290,61 @@ class Remote:
         except grpc.RpcError as e:
             raise _rpc_error(f"ByteStream.Read of {d.hash}", e) from None
 
-    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
-        """Write a verified blob to ``dest`` (created new, never through a link)."""
+    def read_many(self, digests: Iterable[re_pb2.Digest]) -> dict[str, bytes]:
+        """Blobs of at most :data:`BATCH_LIMIT` bytes each, by hash, read in as few
+        requests as the limit allows, each verified against its digest (size and
+        sha256); one the CAS lacks is :class:`BadOutput`."""
+        unique = {d.hash: d for d in digests}
+        out: dict[str, bytes] = {}
+        batch: list[re_pb2.Digest] = []
+        size = 0
+        for d in sorted(unique.values(), key=lambda d: d.size_bytes):
+            if d.size_bytes == 0:  # the empty blob: nothing to ask for (still checked)
+                _check(d, b"")
+                out[d.hash] = b""
+                continue
+            if d.size_bytes > BATCH_LIMIT:
+                raise RemoteError(f"internal: blob {d.hash} is too large for a batch")
+            if batch and size + d.size_bytes > BATCH_LIMIT:
+                out.update(self._batch_read(batch))
+                batch, size = [], 0
+            batch.append(d)
+            size += d.size_bytes
+        if batch:
+            out.update(self._batch_read(batch))
+        return out
+
+    def _batch_read(self, digests: list[re_pb2.Digest]) -> dict[str, bytes]:
+        try:
+            r = self.cas.BatchReadBlobs(re_pb2.BatchReadBlobsRequest(
+                instance_name=self.instance, digests=digests), timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise _rpc_error("BatchReadBlobs", e) from None
+        got = {resp.digest.hash: resp for resp in r.responses}
+        out: dict[str, bytes] = {}
+        for d in digests:
+            resp = got.get(d.hash)
+            if resp is None or resp.status.code != code_pb2.OK:
+                raise BadOutput(f"the CAS does not have blob {d.hash}/{d.size_bytes}",
+                                problem=OutputProblem.MISSING_BLOB,
+                                hint="the remote cache was cleaned; build again")
+            data = bytes(resp.data)
+            _check(d, data)
+            out[d.hash] = data
+        return out
+
+    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int, *,
+                  data: bytes | None = None) -> None:
+        """Write a verified blob to ``dest`` (created new, never through a link);
+        ``data``: its bytes when already read (hashed again here all the same)."""
         h = hashlib.sha256()
         size = 0
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                chunks = ([self.read(d)] if d.size_bytes <= BATCH_LIMIT
-                          else self._read_stream(d))
+                chunks: Iterable[bytes] = (
+                    [data] if data is not None else [self.read(d)]
+                    if d.size_bytes <= BATCH_LIMIT else self._read_stream(d))
                 for chunk in chunks:
                     h.update(chunk)
                     size += len(chunk)

@@ -101,7 +101,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -116,6 +116,7 @@ from rootseed.errors import RootseedError
 from rootseed.oci.entries import check_entry
 from rootseed.remote import RemoteError
 from rootseed.remote.client import (
+    BATCH_LIMIT,
     DEFAULT_QUEUE_TIMEOUT,
     Remote,
     RemoteCancelled,
@@ -263,10 +264,11 @@ class RemoteExecutor(OverlayExecutor):
                        step="RUN") from None
         executed = time.monotonic()
         result = response.result
-        self._log(op, result)
+        blobs = self._small_blobs(result)
+        self._log(op, result, blobs)
         if result.exit_code != 0:
             raise exit_failure(op, result.exit_code)
-        out = self._output_tree(result)
+        out = self._output_tree(result, blobs)
         try:
             done = self.run_action(snapshot, key,
                                    lambda view, _m: self._apply(out, tree, view))
@@ -312,7 +314,23 @@ class RemoteExecutor(OverlayExecutor):
                 self._digests[memo] = d
         return d
 
-    def _log(self, op: ExecOp, result: re_pb2.ActionResult) -> None:
+    def _small_blobs(self, result: re_pb2.ActionResult) -> dict[str, bytes]:
+        """The result's logs and output tree, as far as they fit one batch each, read
+        in one request (verified)."""
+        wanted = [d for raw, d in ((result.stdout_raw, result.stdout_digest),
+                                   (result.stderr_raw, result.stderr_digest))
+                  if not raw and d.hash]
+        if result.exit_code == 0 and len(result.output_directories) == 1:
+            wanted.append(result.output_directories[0].tree_digest)
+        return self.remote.read_many(d for d in wanted if d.size_bytes <= BATCH_LIMIT)
+
+    def _read(self, d: re_pb2.Digest, blobs: Mapping[str, bytes]) -> bytes:
+        found = blobs.get(d.hash)
+        return found if found is not None and len(found) == d.size_bytes \
+            else self.remote.read(d)
+
+    def _log(self, op: ExecOp, result: re_pb2.ActionResult,
+             blobs: Mapping[str, bytes] | None = None) -> None:
         """The step's stdout and stderr into its log, as a local run writes it."""
         os.close(safefs.create_new(op.log_root, op.log))
         with open(op.log, "ab") as f:
@@ -323,15 +341,17 @@ class RemoteExecutor(OverlayExecutor):
                         _check(digest, raw)
                     f.write(raw)
                 elif digest.hash:
-                    f.write(self.remote.read(digest))
+                    f.write(self._read(digest, blobs or {}))
 
-    def _output_tree(self, result: re_pb2.ActionResult) -> _Output:
+    def _output_tree(self, result: re_pb2.ActionResult,
+                     blobs: Mapping[str, bytes] | None = None) -> _Output:
         if len(result.output_directories) != 1 or result.output_files \
                 or result.output_symlinks or result.output_file_symlinks:
             raise RemoteError("the remote result is not one output tree of the whole root",
                               hint="the remote service or a worker is broken or hostile")
         tree = re_pb2.Tree()
-        tree.ParseFromString(self.remote.read(result.output_directories[0].tree_digest))
+        tree.ParseFromString(self._read(result.output_directories[0].tree_digest,
+                                        blobs or {}))
         children = {digest_of(c.SerializeToString(deterministic=True)).hash: c
                     for c in tree.children}
         return _Output(tree.root, children)
@@ -345,9 +365,21 @@ class RemoteExecutor(OverlayExecutor):
         for rel in changes.emptied:
             raise _Ambiguous(f"/{rel} lost all its files: emptied, or removed and made "
                              "again (a layer of its own locally), REAPI cannot say which")
-        changes.apply(self.remote, view)
+        changes.apply(_Prefetched(self.remote, changes.small_files()), view)
         if _mode(out.root, 0o755) != _mode(root_in, 0o755):
             os.chmod(view, _mode(out.root, 0o755))
+
+
+class _Prefetched:
+    """The client's ``read_file`` with the small blobs of one output read in batches
+    first (each still verified by its digest, as every blob is)."""
+
+    def __init__(self, remote: Remote, digests: list[re_pb2.Digest]) -> None:
+        self.remote = remote
+        self.blobs = remote.read_many(digests)
+
+    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
+        self.remote.read_file(d, dest, mode, data=self.blobs.get(d.hash))
 
 
 @dataclass
@@ -465,7 +497,17 @@ class _Diff:
                   and digest in self.tree.files]
         return sorted(found)
 
-    def apply(self, remote: Remote, view: Path) -> None:
+    def small_files(self) -> list[re_pb2.Digest]:
+        """The digests of the files to write that fit a batch read."""
+        out = []
+        for c in self.changes:
+            if c.kind == "file":
+                assert isinstance(c.node, re_pb2.FileNode)
+                if c.node.digest.size_bytes <= BATCH_LIMIT:
+                    out.append(c.node.digest)
+        return out
+
+    def apply(self, remote: Remote | _Prefetched, view: Path) -> None:
         dirs: list[tuple[Path, re_pb2.Directory]] = []
         for c in self.changes:
             path = view / c.rel
