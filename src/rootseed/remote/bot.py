@@ -156,6 +156,10 @@ class Bot:
         #: set when the worker's casd stops answering: the bot reports its leases as
         #: UNAVAILABLE (BuildGrid retries them on another worker) and then leaves
         self.broken = threading.Event()
+        #: set when a lease finishes (the session loop reports it without waiting)
+        self.finished = threading.Event()
+        self._casd_channel: grpc.Channel | None = None
+        self._channel_lock = threading.Lock()
 
     def _worker(self) -> worker_pb2.Worker:
         props = [worker_pb2.Device.Property(key="OSFamily", value="linux")]
@@ -198,7 +202,9 @@ class Bot:
                       flush=True)
                 self.stopping.set()
                 return
-            time.sleep(POLL)
+            # a finished lease is reported at once, not at the next poll
+            self.finished.wait(POLL)
+            self.finished.clear()
 
     def _sync(self, session: bots_pb2.BotSession) -> None:
         """Start new leases, report finished ones, kill cancelled ones (in place)."""
@@ -256,13 +262,17 @@ class Bot:
             job.status, job.message = code_pb2.INTERNAL, f"{type(e).__name__}: {e}"
         finally:
             job.done.set()
+            self.finished.set()
 
     def _command(self, action: re_pb2.Action) -> re_pb2.Command:
         """The action's Command, from the worker's casd, verified by its digest."""
         d = action.command_digest
-        with grpc.insecure_channel(f"unix:{self.casd}") as channel:
-            r = re_grpc.ContentAddressableStorageStub(channel).BatchReadBlobs(
-                re_pb2.BatchReadBlobsRequest(digests=[d]), timeout=60)
+        with self._channel_lock:  # one connection to casd for the bot's life
+            if self._casd_channel is None:
+                self._casd_channel = grpc.insecure_channel(f"unix:{self.casd}")
+            channel = self._casd_channel
+        r = re_grpc.ContentAddressableStorageStub(channel).BatchReadBlobs(
+            re_pb2.BatchReadBlobsRequest(digests=[d]), timeout=60)
         data = bytes(r.responses[0].data) if len(r.responses) == 1 else b""
         if len(r.responses) != 1 or r.responses[0].status.code != code_pb2.OK \
                 or hashlib.sha256(data).hexdigest() != d.hash or len(data) != d.size_bytes:
