@@ -9,9 +9,11 @@ which run locally as BuildKit's FileOps do.
 
 A RUN step, remotely:
 
-1. the input root is the snapshot's merged view as a REAPI Merkle tree
-   (:func:`rootseed.remote.merkle.build_tree`), memoised per snapshot (and each file's
-   digest per inode), uploaded as far as the CAS lacks it (FindMissingBlobs);
+1. the input root is the snapshot's merged view as a REAPI Merkle tree, composed from
+   its layers (:mod:`rootseed.remote.inputroot`: a child's tree is its parent's with the
+   new layer applied, each file's digest memoised per inode); the service's action
+   cache is asked first (``GetActionResult``): a cached success needs no upload; else
+   the tree is uploaded as far as the CAS lacks it (FindMissingBlobs) and executed;
 2. the ``Command`` is the step's argv, environment (exactly, sorted) and working
    directory; the whole root is its output (``output_paths`` ``.``, or ``..`` up from
    the working directory), with ``unix_mode`` and ``mtime``; the ``Action`` carries the
@@ -21,7 +23,8 @@ A RUN step, remotely:
 3. the output tree is applied onto the snapshot mounted with a fresh upper directory,
    as a local step would have changed it: what is gone is removed, what is new or
    changed (content, mode, mtime) is written, every blob verified by digest on the way
-   in; unmounted, the upper directory *is* the action's layer (and its hardlinks are
+   in (small blobs read in batches: the logs and the output tree in one request, the
+   new files in as few as fit); unmounted, the upper directory *is* the action's layer (and its hardlinks are
    repaired as after a local step).
 
 How each REAPI caveat is handled (refuse, encode, or keep the step local):
