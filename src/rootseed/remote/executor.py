@@ -24,8 +24,8 @@ A RUN step, remotely:
    as a local step would have changed it: what is gone is removed, what is new or
    changed (content, mode, mtime) is written, every blob verified by digest on the way
    in (small blobs read in batches: the logs and the output tree in one request, the
-   new files in as few as fit); unmounted, the upper directory *is* the action's layer (and its hardlinks are
-   repaired as after a local step).
+   new files in as few as fit); unmounted, the upper directory *is* the action's layer
+   (and its hardlinks are repaired as after a local step).
 
 How each REAPI caveat is handled (refuse, encode, or keep the step local):
 
