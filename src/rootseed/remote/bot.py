@@ -189,12 +189,13 @@ class Bot:
             timeout=30)
         print(f"bot {self.name}: session {session.name}", flush=True)
         while not self.stopping.is_set():
-            self._sync(session)
+            reported = self._sync(session)
             # every lease reported (this update carries the last ones): then leave
             leaving = self.broken.is_set() and all(j.done.is_set()
                                                    for j in self.jobs.values())
             if leaving:
                 session.status = bots_pb2.BotStatus.UNHEALTHY
+            asked = time.monotonic()
             session = stub.UpdateBotSession(bots_pb2.UpdateBotSessionRequest(
                 name=session.name, bot_session=session), timeout=60)
             if leaving:
@@ -202,12 +203,28 @@ class Bot:
                       flush=True)
                 self.stopping.set()
                 return
-            # a finished lease is reported at once, not at the next poll
+            self._pause(session, reported, time.monotonic() - asked)
+
+    def _pause(self, session: bots_pb2.BotSession, reported: bool, took: float) -> None:
+        """Wait before the next session update only as long as there is nothing to do:
+        a new lease starts at once, a finished one is reported at once; while leases
+        run, the update is repeated every :data:`POLL` seconds; an idle bot's update
+        waits in the server (a long poll) for work, so it is repeated at once, unless the
+        server answered at once without news (then after :data:`POLL`: no busy loop)."""
+        if any(lease.id not in self.jobs and lease.state in (bots_pb2.LeaseState.PENDING,
+                                                             bots_pb2.LeaseState.ACTIVE)
+               for lease in session.leases):
+            return
+        if any(not job.done.is_set() for job in self.jobs.values()):
             self.finished.wait(POLL)
             self.finished.clear()
+        elif not reported and took < POLL:
+            time.sleep(POLL)
 
-    def _sync(self, session: bots_pb2.BotSession) -> None:
-        """Start new leases, report finished ones, kill cancelled ones (in place)."""
+    def _sync(self, session: bots_pb2.BotSession) -> bool:
+        """Start new leases, report finished ones, kill cancelled ones (in place); True
+        when a lease is reported finished."""
+        reported = False
         keep: list[bots_pb2.Lease] = []
         for lease in session.leases:
             job = self.jobs.get(lease.id)
@@ -231,6 +248,7 @@ class Bot:
                 job.thread.start()
                 lease.state = bots_pb2.LeaseState.ACTIVE
             if job is not None and job.done.is_set():
+                reported = True
                 lease.state = bots_pb2.LeaseState.COMPLETED
                 lease.status.code = job.status
                 lease.status.message = job.message
@@ -240,6 +258,7 @@ class Bot:
             keep.append(lease)
         del session.leases[:]
         session.leases.extend(keep)
+        return reported
 
     def _run(self, lease: bots_pb2.Lease) -> None:
         job = self.jobs[lease.id]
