@@ -1,7 +1,11 @@
 """Remote execution benchmark (run by hand, not a test).
 
-``python benchmarks/bench_remote.py [--mirror DIR] [--no-stage0]``
+``python benchmarks/bench_remote.py [--mirror DIR] [--no-stage0] [--no-examples]
+[--warm-only grpc://HOST:PORT [--rounds N]]``
 (``--mirror`` defaults to ``$ROOTSEED_MIRROR``; without one, stage0 is left out).
+``--warm-only`` measures only the warm cases, on a running service that has run the
+workloads (a cold stage0 build takes minutes): best of N local warm and remote warm
+builds, alternating.
 
 Starts two local REAPI clusters (``scripts/remote-cluster up``: one worker, two workers)
 and measures, side by side in one run, for the shipped examples tree (``build --all``)
@@ -115,21 +119,63 @@ def _workload(name: str, tree: Path, packages: list[str], extra: list[str], tmp:
     return t
 
 
+def _warm_only(name: str, tree: Path, packages: list[str], extra: list[str], tmp: Path,
+               endpoint: str, rounds: int) -> None:
+    """Warm only, on a service that already ran the workload: a first remote build fills
+    a cache directory (its steps from the service's cache), the local build on it is the
+    local warm one (all local hits), then second builders (fresh cache directories) are
+    the remote warm ones, alternating with the local warm build."""
+    reference: dict[str, str] = {}
+
+    def build(label: str, cache: str, *more: str) -> float:
+        run = _build(tree, tmp / f"cache-{name}-{cache}", tmp / f"out-{name}-{cache}",
+                     packages, *extra, *more)
+        if reference and run.digests != reference:
+            raise SystemExit(f"{name} {label}: digests {run.digests} differ from "
+                             f"{reference}")
+        reference.update(run.digests)
+        print(f"  {name:9} {label:26} {run.seconds:8.2f} s  (RUN steps: {run.steps()}; "
+              f"load {_load()})", flush=True)
+        return run.seconds
+
+    build("remote (fills a cache)", "filled", "--remote", endpoint)
+    local, remote = [], []
+    for i in range(rounds):
+        local.append(build("local warm", "filled"))
+        remote.append(build("remote warm (2nd builder)", f"fresh{i}", "--remote", endpoint))
+    best_local, best_remote = min(local), min(remote)
+    print(f"  {name:9} warm: remote (all remote cache hits) {best_remote / best_local:5.2f}x "
+          f"local warm ({best_remote:.2f} s vs {best_local:.2f} s, best of {rounds}; "
+          "target <= 2x)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mirror", type=Path,
                         default=Path(os.environ["ROOTSEED_MIRROR"])
                         if os.environ.get("ROOTSEED_MIRROR") else None)
     parser.add_argument("--no-stage0", action="store_true")
+    parser.add_argument("--no-examples", action="store_true")
+    parser.add_argument("--warm-only", metavar="ENDPOINT",
+                        help="only the warm cases, on this running service (which has run "
+                             "the workloads already, or runs them once first)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="warm builds of each kind with --warm-only (best shown)")
     args = parser.parse_args()
     print(f"load average before: {_load()} ({os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory(prefix="rootseed-bench-remote-") as tmp_name:
         tmp = Path(tmp_name)
-        workloads: list[tuple[str, Path, list[str], list[str]]] = [
-            ("examples", shipped.examples(), ["--all"], [])]
+        workloads: list[tuple[str, Path, list[str], list[str]]] = []
+        if not args.no_examples:
+            workloads.append(("examples", shipped.examples(), ["--all"], []))
         if args.mirror is not None and not args.no_stage0:
             workloads.append(("stage0", shipped.packages(), [STAGE0],
                               ["--mirror", str(args.mirror)]))
+        if args.warm_only:
+            for name, tree, packages, extra in workloads:
+                _warm_only(name, tree, packages, extra, tmp, args.warm_only, args.rounds)
+            print(f"\nload average after: {_load()}")
+            return
         results: dict[str, dict[str, float]] = {}
         for name, tree, packages, extra in workloads:
             # fresh clusters per workload: each starts with an empty CAS and action cache

@@ -156,6 +156,10 @@ class Bot:
         #: set when the worker's casd stops answering: the bot reports its leases as
         #: UNAVAILABLE (BuildGrid retries them on another worker) and then leaves
         self.broken = threading.Event()
+        #: set when a lease finishes (the session loop reports it without waiting)
+        self.finished = threading.Event()
+        self._casd_channel: grpc.Channel | None = None
+        self._channel_lock = threading.Lock()
 
     def _worker(self) -> worker_pb2.Worker:
         props = [worker_pb2.Device.Property(key="OSFamily", value="linux")]
@@ -185,12 +189,13 @@ class Bot:
             timeout=30)
         print(f"bot {self.name}: session {session.name}", flush=True)
         while not self.stopping.is_set():
-            self._sync(session)
+            reported = self._sync(session)
             # every lease reported (this update carries the last ones): then leave
             leaving = self.broken.is_set() and all(j.done.is_set()
                                                    for j in self.jobs.values())
             if leaving:
                 session.status = bots_pb2.BotStatus.UNHEALTHY
+            asked = time.monotonic()
             session = stub.UpdateBotSession(bots_pb2.UpdateBotSessionRequest(
                 name=session.name, bot_session=session), timeout=60)
             if leaving:
@@ -198,10 +203,28 @@ class Bot:
                       flush=True)
                 self.stopping.set()
                 return
+            self._pause(session, reported, time.monotonic() - asked)
+
+    def _pause(self, session: bots_pb2.BotSession, reported: bool, took: float) -> None:
+        """Wait before the next session update only as long as there is nothing to do:
+        a new lease starts at once, a finished one is reported at once; while leases
+        run, the update is repeated every :data:`POLL` seconds; an idle bot's update
+        waits in the server (a long poll) for work, so it is repeated at once, unless the
+        server answered at once without news (then after :data:`POLL`: no busy loop)."""
+        if any(lease.id not in self.jobs and lease.state in (bots_pb2.LeaseState.PENDING,
+                                                             bots_pb2.LeaseState.ACTIVE)
+               for lease in session.leases):
+            return
+        if any(not job.done.is_set() for job in self.jobs.values()):
+            self.finished.wait(POLL)
+            self.finished.clear()
+        elif not reported and took < POLL:
             time.sleep(POLL)
 
-    def _sync(self, session: bots_pb2.BotSession) -> None:
-        """Start new leases, report finished ones, kill cancelled ones (in place)."""
+    def _sync(self, session: bots_pb2.BotSession) -> bool:
+        """Start new leases, report finished ones, kill cancelled ones (in place); True
+        when a lease is reported finished."""
+        reported = False
         keep: list[bots_pb2.Lease] = []
         for lease in session.leases:
             job = self.jobs.get(lease.id)
@@ -225,6 +248,7 @@ class Bot:
                 job.thread.start()
                 lease.state = bots_pb2.LeaseState.ACTIVE
             if job is not None and job.done.is_set():
+                reported = True
                 lease.state = bots_pb2.LeaseState.COMPLETED
                 lease.status.code = job.status
                 lease.status.message = job.message
@@ -234,6 +258,7 @@ class Bot:
             keep.append(lease)
         del session.leases[:]
         session.leases.extend(keep)
+        return reported
 
     def _run(self, lease: bots_pb2.Lease) -> None:
         job = self.jobs[lease.id]
@@ -256,13 +281,17 @@ class Bot:
             job.status, job.message = code_pb2.INTERNAL, f"{type(e).__name__}: {e}"
         finally:
             job.done.set()
+            self.finished.set()
 
     def _command(self, action: re_pb2.Action) -> re_pb2.Command:
         """The action's Command, from the worker's casd, verified by its digest."""
         d = action.command_digest
-        with grpc.insecure_channel(f"unix:{self.casd}") as channel:
-            r = re_grpc.ContentAddressableStorageStub(channel).BatchReadBlobs(
-                re_pb2.BatchReadBlobsRequest(digests=[d]), timeout=60)
+        with self._channel_lock:  # one connection to casd for the bot's life
+            if self._casd_channel is None:
+                self._casd_channel = grpc.insecure_channel(f"unix:{self.casd}")
+            channel = self._casd_channel
+        r = re_grpc.ContentAddressableStorageStub(channel).BatchReadBlobs(
+            re_pb2.BatchReadBlobsRequest(digests=[d]), timeout=60)
         data = bytes(r.responses[0].data) if len(r.responses) == 1 else b""
         if len(r.responses) != 1 or r.responses[0].status.code != code_pb2.OK \
                 or hashlib.sha256(data).hexdigest() != d.hash or len(data) != d.size_bytes:

@@ -290,15 +290,61 @@ class Remote:
         except grpc.RpcError as e:
             raise _rpc_error(f"ByteStream.Read of {d.hash}", e) from None
 
-    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
-        """Write a verified blob to ``dest`` (created new, never through a link)."""
+    def read_many(self, digests: Iterable[re_pb2.Digest]) -> dict[str, bytes]:
+        """Blobs of at most :data:`BATCH_LIMIT` bytes each, by hash, read in as few
+        requests as the limit allows, each verified against its digest (size and
+        sha256); one the CAS lacks is :class:`BadOutput`."""
+        unique = {d.hash: d for d in digests}
+        out: dict[str, bytes] = {}
+        batch: list[re_pb2.Digest] = []
+        size = 0
+        for d in sorted(unique.values(), key=lambda d: d.size_bytes):
+            if d.size_bytes == 0:  # the empty blob: nothing to ask for (still checked)
+                _check(d, b"")
+                out[d.hash] = b""
+                continue
+            if d.size_bytes > BATCH_LIMIT:
+                raise RemoteError(f"internal: blob {d.hash} is too large for a batch")
+            if batch and size + d.size_bytes > BATCH_LIMIT:
+                out.update(self._batch_read(batch))
+                batch, size = [], 0
+            batch.append(d)
+            size += d.size_bytes
+        if batch:
+            out.update(self._batch_read(batch))
+        return out
+
+    def _batch_read(self, digests: list[re_pb2.Digest]) -> dict[str, bytes]:
+        try:
+            r = self.cas.BatchReadBlobs(re_pb2.BatchReadBlobsRequest(
+                instance_name=self.instance, digests=digests), timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise _rpc_error("BatchReadBlobs", e) from None
+        got = {resp.digest.hash: resp for resp in r.responses}
+        out: dict[str, bytes] = {}
+        for d in digests:
+            resp = got.get(d.hash)
+            if resp is None or resp.status.code != code_pb2.OK:
+                raise BadOutput(f"the CAS does not have blob {d.hash}/{d.size_bytes}",
+                                problem=OutputProblem.MISSING_BLOB,
+                                hint="the remote cache was cleaned; build again")
+            data = bytes(resp.data)
+            _check(d, data)
+            out[d.hash] = data
+        return out
+
+    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int, *,
+                  data: bytes | None = None) -> None:
+        """Write a verified blob to ``dest`` (created new, never through a link);
+        ``data``: its bytes when already read (hashed again here all the same)."""
         h = hashlib.sha256()
         size = 0
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                chunks = ([self.read(d)] if d.size_bytes <= BATCH_LIMIT
-                          else self._read_stream(d))
+                chunks: Iterable[bytes] = (
+                    [data] if data is not None else [self.read(d)]
+                    if d.size_bytes <= BATCH_LIMIT else self._read_stream(d))
                 for chunk in chunks:
                     h.update(chunk)
                     size += len(chunk)
@@ -320,11 +366,26 @@ class Remote:
 
     # -- execution ----------------------------------------------------------------------
 
+    def cached_result(self, action_digest: re_pb2.Digest) -> re_pb2.ActionResult | None:
+        """The service's cached result of the action, when it has one that succeeded (a
+        failed one is left to Execute, as before). Like every result it is a claim: its
+        blobs are verified as they are read."""
+        try:
+            result = self.ac.GetActionResult(re_pb2.GetActionResultRequest(
+                instance_name=self.instance, action_digest=action_digest,
+                inline_stdout=True, inline_stderr=True), timeout=self.timeout)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _rpc_error("GetActionResult", e) from None
+        return result if result.exit_code == 0 else None
+
     def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
                 skip_cache: bool = False, stop: threading.Event | None = None,
                 run_timeout: float | None = None) -> re_pb2.ExecuteResponse:
-        """Upload what is missing, run the action, wait for it; the service's answer.
-        Once ``stop`` is set the wait ends (:class:`RemoteCancelled`). The wait is
+        """The service's cached result of the action, else: upload what is missing,
+        run the action, wait for it; the service's answer. Once ``stop`` is set the
+        wait ends (:class:`RemoteCancelled`). The wait is
         bounded: an action no worker takes (QUEUED, or back in the queue after its
         worker went away) for :attr:`queue_timeout` seconds, while no other action of
         this client was running or finished either (workers busy with this build's
@@ -337,6 +398,10 @@ class Remote:
         action.command_digest.CopyFrom(digest_of(cmd))
         action.input_root_digest.CopyFrom(tree.root)
         act = action.SerializeToString(deterministic=True)
+        if not skip_cache:  # a cached result needs no upload (Execute would serve it too)
+            cached = self.cached_result(digest_of(act))
+            if cached is not None:
+                return re_pb2.ExecuteResponse(result=cached, cached_result=True)
         blobs: dict[str, bytes | Path] = {action.command_digest.hash: cmd,
                                           digest_of(act).hash: act}
         blobs.update(tree.directories)

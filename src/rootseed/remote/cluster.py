@@ -41,6 +41,9 @@ READY_TIMEOUT = 120.0
 #: Seconds without a session update after which BuildGrid requeues a worker's actions
 #: (bots long-poll for 80 % of it, so an idle bot still answers in time).
 KEEPALIVE = 8
+#: Seconds between BuildGrid's rounds of assigning queued actions to idle workers (its
+#: default, 1 s plus up to 1 s of jitter, was most of a short action's wait).
+ASSIGN_INTERVAL = 0.1
 #: Seconds a process may take to stop after SIGTERM before it is killed: BuildGrid's
 #: graceful stop waits 5 s for calls a stopped cluster does not need (its action cache is
 #: in memory, its CAS writes are atomic renames).
@@ -176,6 +179,12 @@ schedulers:
     # a worker that stops answering for this long has its actions requeued elsewhere
     bot-session-keepalive-timeout: {KEEPALIVE}
     session-expiry-timer-interval: 2
+    # a queued action waits for the next assignment round: every {ASSIGN_INTERVAL} s (plus
+    # up to as much jitter), not BuildGrid's default 1 s (plus up to 1 s)
+    assigners:
+      - !priority-age-assigner
+        interval: {ASSIGN_INTERVAL}
+        jitter-factor: {ASSIGN_INTERVAL}
     # rootseed's own step timeout (default 6 h) decides; this only bounds a lost action
     max-execution-timeout: {7 * 24 * 3600}
     max-job-attempts: 3

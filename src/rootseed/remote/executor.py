@@ -9,9 +9,11 @@ which run locally as BuildKit's FileOps do.
 
 A RUN step, remotely:
 
-1. the input root is the snapshot's merged view as a REAPI Merkle tree
-   (:func:`rootseed.remote.merkle.build_tree`), memoised per snapshot (and each file's
-   digest per inode), uploaded as far as the CAS lacks it (FindMissingBlobs);
+1. the input root is the snapshot's merged view as a REAPI Merkle tree, composed from
+   its layers (:mod:`rootseed.remote.inputroot`: a child's tree is its parent's with the
+   new layer applied, each file's digest memoised per inode); the service's action
+   cache is asked first (``GetActionResult``): a cached success needs no upload; else
+   the tree is uploaded as far as the CAS lacks it (FindMissingBlobs) and executed;
 2. the ``Command`` is the step's argv, environment (exactly, sorted) and working
    directory; the whole root is its output (``output_paths`` ``.``, or ``..`` up from
    the working directory), with ``unix_mode`` and ``mtime``; the ``Action`` carries the
@@ -21,8 +23,9 @@ A RUN step, remotely:
 3. the output tree is applied onto the snapshot mounted with a fresh upper directory,
    as a local step would have changed it: what is gone is removed, what is new or
    changed (content, mode, mtime) is written, every blob verified by digest on the way
-   in; unmounted, the upper directory *is* the action's layer (and its hardlinks are
-   repaired as after a local step).
+   in (small blobs read in batches: the logs and the output tree in one request, the
+   new files in as few as fit); unmounted, the upper directory *is* the action's layer
+   (and its hardlinks are repaired as after a local step).
 
 How each REAPI caveat is handled (refuse, encode, or keep the step local):
 
@@ -101,7 +104,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -116,14 +119,17 @@ from rootseed.errors import RootseedError
 from rootseed.oci.entries import check_entry
 from rootseed.remote import RemoteError
 from rootseed.remote.client import (
+    BATCH_LIMIT,
     DEFAULT_QUEUE_TIMEOUT,
     Remote,
     RemoteCancelled,
     RemoteTimeout,
     SpecialFileLeft,
+    _check,
     _name,
 )
-from rootseed.remote.merkle import Tree, build_tree, digest_of, file_digest
+from rootseed.remote.inputroot import InputRoots
+from rootseed.remote.merkle import Tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
 from rootseed.sandbox.overlay import OverlayNamespace
 from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, StepTimeoutError
@@ -133,8 +139,9 @@ from rootseed.sandbox.timeout import DEFAULT_STEP_TIMEOUT, StepTimeoutError
 STAGED_MTIME = 1321009871
 #: Top-level directories a local step sees its own mounts on (sent empty, kept as is).
 MOUNTED = ("tmp", "dev", "proc")
-#: How many snapshots' input trees are kept in memory (a stage's next step reuses its own).
-TREES_KEPT = 32
+#: How many snapshots' input trees are kept in memory (a child's is made from its
+#: parent's; unchanged subtrees are shared between them).
+TREES_KEPT = 256
 #: The instruction set asked for, by OCI platform (see the module docstring).
 ISA = {"linux/386": "x86-64", "linux/amd64": "x86-64"}
 
@@ -216,9 +223,10 @@ class RemoteExecutor(OverlayExecutor):
         self.remote = remote
         self.say = say
         self.fresh = fresh  # never answered from the service's action cache
-        self._trees: dict[str, Tree] = {}
         self._digests: dict[tuple[int, int, int, int], re_pb2.Digest] = {}
         self._tree_lock = threading.Lock()
+        self._roots = InputRoots(self._file_digest, mtime=STAGED_MTIME, emptied=MOUNTED,
+                                 kept=TREES_KEPT)
 
     # -- the Executor interface ----------------------------------------------------------
     def execute(self, snapshot: Snapshot, op: Op, key: str, *, work: Path,
@@ -259,10 +267,11 @@ class RemoteExecutor(OverlayExecutor):
                        step="RUN") from None
         executed = time.monotonic()
         result = response.result
-        self._log(op, result)
+        blobs = self._small_blobs(result)
+        self._log(op, result, blobs)
         if result.exit_code != 0:
             raise exit_failure(op, result.exit_code)
-        out = self._output_tree(result)
+        out = self._output_tree(result, blobs)
         try:
             done = self.run_action(snapshot, key,
                                    lambda view, _m: self._apply(out, tree, view))
@@ -283,8 +292,7 @@ class RemoteExecutor(OverlayExecutor):
     def _drop_views(self, layer: Path) -> None:
         """A layer is replaced: its views go, and so do the input trees that name files
         in them."""
-        with self._tree_lock:
-            self._trees.clear()
+        self._roots.clear()
         super()._drop_views(layer)
 
     # -- pieces --------------------------------------------------------------------------
@@ -295,46 +303,58 @@ class RemoteExecutor(OverlayExecutor):
         return replace(result, origin=Origin("local", reason=reason).to_json())
 
     def _input(self, snapshot: Snapshot) -> Tree:
-        """``snapshot``'s Merkle tree (memoised), mounts sent empty."""
-        with self._tree_lock:
-            found = self._trees.get(snapshot.digest)
-        if found is not None:
-            return found
-        root = self.view(snapshot)
+        """``snapshot``'s Merkle tree, mounts sent empty: composed from its layers
+        (:mod:`rootseed.remote.inputroot`), each one applied once per process."""
+        return self._roots.tree([(layer.path, layer.digest) for layer in snapshot.layers])
 
-        def digest(path: Path, st: os.stat_result) -> re_pb2.Digest:
-            memo = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    def _file_digest(self, path: Path, st: os.stat_result) -> re_pb2.Digest:
+        memo = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with self._tree_lock:
             d = self._digests.get(memo)
-            if d is None:
-                d = self._digests[memo] = file_digest(path)
-            return d
+        if d is None:
+            d = file_digest(path)
+            with self._tree_lock:
+                self._digests[memo] = d
+        return d
 
-        tree = build_tree(root, mtime=STAGED_MTIME, digest=digest,
-                          skip=lambda p: p.parent == root and p.name in MOUNTED)
-        with self._tree_lock:
-            self._trees[snapshot.digest] = tree
-            while len(self._trees) > TREES_KEPT:  # the oldest first (dicts keep order)
-                del self._trees[next(iter(self._trees))]
-        return tree
+    def _small_blobs(self, result: re_pb2.ActionResult) -> dict[str, bytes]:
+        """The result's logs and output tree, as far as they fit one batch each, read
+        in one request (verified)."""
+        wanted = [d for raw, d in ((result.stdout_raw, result.stdout_digest),
+                                   (result.stderr_raw, result.stderr_digest))
+                  if not raw and d.hash]
+        if result.exit_code == 0 and len(result.output_directories) == 1:
+            wanted.append(result.output_directories[0].tree_digest)
+        return self.remote.read_many(d for d in wanted if d.size_bytes <= BATCH_LIMIT)
 
-    def _log(self, op: ExecOp, result: re_pb2.ActionResult) -> None:
+    def _read(self, d: re_pb2.Digest, blobs: Mapping[str, bytes]) -> bytes:
+        found = blobs.get(d.hash)
+        return found if found is not None and len(found) == d.size_bytes \
+            else self.remote.read(d)
+
+    def _log(self, op: ExecOp, result: re_pb2.ActionResult,
+             blobs: Mapping[str, bytes] | None = None) -> None:
         """The step's stdout and stderr into its log, as a local run writes it."""
         os.close(safefs.create_new(op.log_root, op.log))
         with open(op.log, "ab") as f:
             for raw, digest in ((result.stdout_raw, result.stdout_digest),
                                 (result.stderr_raw, result.stderr_digest)):
                 if raw:
+                    if digest.hash:  # inlined by the service: still the digest's bytes
+                        _check(digest, raw)
                     f.write(raw)
                 elif digest.hash:
-                    f.write(self.remote.read(digest))
+                    f.write(self._read(digest, blobs or {}))
 
-    def _output_tree(self, result: re_pb2.ActionResult) -> _Output:
+    def _output_tree(self, result: re_pb2.ActionResult,
+                     blobs: Mapping[str, bytes] | None = None) -> _Output:
         if len(result.output_directories) != 1 or result.output_files \
                 or result.output_symlinks or result.output_file_symlinks:
             raise RemoteError("the remote result is not one output tree of the whole root",
                               hint="the remote service or a worker is broken or hostile")
         tree = re_pb2.Tree()
-        tree.ParseFromString(self.remote.read(result.output_directories[0].tree_digest))
+        tree.ParseFromString(self._read(result.output_directories[0].tree_digest,
+                                        blobs or {}))
         children = {digest_of(c.SerializeToString(deterministic=True)).hash: c
                     for c in tree.children}
         return _Output(tree.root, children)
@@ -348,9 +368,21 @@ class RemoteExecutor(OverlayExecutor):
         for rel in changes.emptied:
             raise _Ambiguous(f"/{rel} lost all its files: emptied, or removed and made "
                              "again (a layer of its own locally), REAPI cannot say which")
-        changes.apply(self.remote, view)
+        changes.apply(_Prefetched(self.remote, changes.small_files()), view)
         if _mode(out.root, 0o755) != _mode(root_in, 0o755):
             os.chmod(view, _mode(out.root, 0o755))
+
+
+class _Prefetched:
+    """The client's ``read_file`` with the small blobs of one output read in batches
+    first (each still verified by its digest, as every blob is)."""
+
+    def __init__(self, remote: Remote, digests: list[re_pb2.Digest]) -> None:
+        self.remote = remote
+        self.blobs = remote.read_many(digests)
+
+    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
+        self.remote.read_file(d, dest, mode, data=self.blobs.get(d.hash))
 
 
 @dataclass
@@ -468,7 +500,17 @@ class _Diff:
                   and digest in self.tree.files]
         return sorted(found)
 
-    def apply(self, remote: Remote, view: Path) -> None:
+    def small_files(self) -> list[re_pb2.Digest]:
+        """The digests of the files to write that fit a batch read."""
+        out = []
+        for c in self.changes:
+            if c.kind == "file":
+                assert isinstance(c.node, re_pb2.FileNode)
+                if c.node.digest.size_bytes <= BATCH_LIMIT:
+                    out.append(c.node.digest)
+        return out
+
+    def apply(self, remote: Remote | _Prefetched, view: Path) -> None:
         dirs: list[tuple[Path, re_pb2.Directory]] = []
         for c in self.changes:
             path = view / c.rel

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +47,8 @@ class Tree:
     hash, and the file on disk behind every file digest."""
 
     root: re_pb2.Digest
-    directories: dict[str, bytes] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)
+    directories: Mapping[str, bytes] = field(default_factory=dict)
+    files: Mapping[str, Path] = field(default_factory=dict)
 
     def blob_digests(self) -> list[re_pb2.Digest]:
         out = [re_pb2.Digest(hash=h, size_bytes=len(b)) for h, b in self.directories.items()]
