@@ -96,21 +96,30 @@ def _down(state: Path) -> float:
     return time.perf_counter() - start
 
 
+def _timed(name: str, tree: Path, packages: list[str], extra: list[str], tmp: Path,
+           reference: dict[str, str], label: str, cache: str, *more: str) -> float:
+    """One build into ``tmp/cache-NAME-CACHE``, its seconds printed; its digests must be
+    ``reference``'s (the first build's, kept in it)."""
+    slug = "".join(c if c.isalnum() else "-" for c in cache)
+    run = _build(tree, tmp / f"cache-{name}-{slug}", tmp / f"out-{name}-{slug}",
+                 packages, *extra, *more)
+    if reference and run.digests != reference:
+        raise SystemExit(f"{name} {label}: digests {run.digests} differ from the first "
+                         f"build's {reference}")
+    reference.update(run.digests)
+    print(f"  {name:9} {label:26} {run.seconds:8.2f} s  (RUN steps: {run.steps()}; "
+          f"load {_load()})", flush=True)
+    return run.seconds
+
+
 def _workload(name: str, tree: Path, packages: list[str], extra: list[str], tmp: Path,
               clusters: dict[int, str]) -> dict[str, float]:
-    def build(label: str, *more: str, cache: str | None = None) -> float:
-        slug = "".join(c if c.isalnum() else "-" for c in cache or label)
-        run = _build(tree, tmp / f"cache-{name}-{slug}", tmp / f"out-{name}-{slug}",
-                     packages, *extra, *more)
-        if reference and run.digests != reference:
-            raise SystemExit(f"{name} {label}: digests {run.digests} differ from the local "
-                             f"build's {reference}")
-        reference.update(run.digests)
-        print(f"  {name:9} {label:26} {run.seconds:8.2f} s  (RUN steps: {run.steps()}; "
-              f"load {_load()})", flush=True)
-        return run.seconds
-
     reference: dict[str, str] = {}
+
+    def build(label: str, *more: str, cache: str | None = None) -> float:
+        return _timed(name, tree, packages, extra, tmp, reference, label, cache or label,
+                      *more)
+
     t = {"local cold": build("local cold", cache="local")}
     for n, endpoint in sorted(clusters.items()):
         t[f"remote {n} cold"] = build(f"remote {n} worker(s) cold", "--remote", endpoint)
@@ -128,15 +137,7 @@ def _warm_only(name: str, tree: Path, packages: list[str], extra: list[str], tmp
     reference: dict[str, str] = {}
 
     def build(label: str, cache: str, *more: str) -> float:
-        run = _build(tree, tmp / f"cache-{name}-{cache}", tmp / f"out-{name}-{cache}",
-                     packages, *extra, *more)
-        if reference and run.digests != reference:
-            raise SystemExit(f"{name} {label}: digests {run.digests} differ from "
-                             f"{reference}")
-        reference.update(run.digests)
-        print(f"  {name:9} {label:26} {run.seconds:8.2f} s  (RUN steps: {run.steps()}; "
-              f"load {_load()})", flush=True)
-        return run.seconds
+        return _timed(name, tree, packages, extra, tmp, reference, label, cache, *more)
 
     build("remote (fills a cache)", "filled", "--remote", endpoint)
     local, remote = [], []
