@@ -49,7 +49,8 @@ class SourceCache:
 
     @contextmanager
     def locked(self, digest: str) -> Iterator[None]:
-        with FileLock(str(safefs.lock_file(self.root, self.locks / f"source-{digest}.lock"))):
+        with FileLock(str(safefs.lock_file(self.root, self.locks / f"source-{digest}.lock")),
+                      root=self.root):
             yield
 
     @contextmanager
