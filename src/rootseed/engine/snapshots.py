@@ -236,7 +236,7 @@ class ActionCache:
                     # the same result is already published (and may be mounted): keep it
                     remove_tree(tmp)
                     return ActionResult(key, Layer(final / "layer", digest, ref), empty)
-                if final.exists():
+                if final.is_symlink() or final.exists():  # a dangling link too
                     old = self.root / f".old-{secrets.token_hex(6)}"
                     os.replace(final, old)
                     self.verifier.forget(final / "layer")
