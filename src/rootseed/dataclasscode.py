@@ -12,10 +12,12 @@ text would give (a text not in it is compiled as before, and added).
 
 What is trusted here is what Python trusts already: whoever can write the package's
 ``__pycache__`` can replace its ``.pyc`` files. The file is read only if it is a regular
-file that this user or root owns, and not writable by others (as a careful .pyc reader
-would want); one of another Python (its bytecode magic), unreadable or not a mapping of text
-to code objects is ignored; it is written (atomically, never through a link) only when
-Python writes byte-code (``PYTHONDONTWRITEBYTECODE`` unset) and something was compiled.
+file that this user or root owns, not writable by others and not hardlinked (as a careful
+.pyc reader would want), kept where Python keeps the package's .pyc files (under
+``sys.pycache_prefix`` when that is set); one of another Python (its bytecode magic),
+unreadable or not a mapping of text to code objects is ignored; it is written
+(atomically, never through a link) only when Python writes byte-code
+(``PYTHONDONTWRITEBYTECODE`` unset) and something was compiled.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import stat
 import sys
 import types
-from importlib.util import MAGIC_NUMBER
+from importlib.util import MAGIC_NUMBER, cache_from_source
 from typing import Any
 
 #: The file starts with this (then the marshalled mapping): another Python's is not read.
@@ -45,8 +47,11 @@ def cache_file(command: str) -> str | None:
     tag = sys.implementation.cache_tag
     if tag is None or not command.isidentifier():
         return None
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                        f"dataclasses.{command}.{tag}.marshal")
+    # where Python keeps this package's .pyc files (under ``sys.pycache_prefix`` when one
+    # is set: the package's own __pycache__ is then read by no one else)
+    pyc = cache_from_source(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "__init__.py"))
+    return os.path.join(os.path.dirname(pyc), f"dataclasses.{command}.{tag}.marshal")
 
 
 def _read(path: str) -> dict[str, types.CodeType]:
@@ -57,7 +62,8 @@ def _read(path: str) -> dict[str, types.CodeType]:
     try:
         st = os.fstat(fd)
         if (not stat.S_ISREG(st.st_mode) or st.st_uid not in (0, os.geteuid())
-                or st.st_mode & 0o022 or st.st_size > MAX_BYTES):
+                or st.st_mode & 0o022 or st.st_size > MAX_BYTES
+                or st.st_nlink != 1):  # written by rename of a fresh file: never a hardlink
             return {}
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(MAX_BYTES + 1)

@@ -5,8 +5,10 @@ root could have written what the code cache would run."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import marshal
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,62 @@ def test_a_file_of_another_user_is_not_believed(tmp_path: Path,
     monkeypatch.delattr(dataclasses, "exec")
     assert cache.known == {} and len(cache.added) == len(texts)
     assert Probe(1) == Probe(1)  # compiled: the planted code (exit 97) never ran
+
+
+def _forged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """The file's bytes with this module's dataclass texts mapped to code that exits 97."""
+    collect = CodeCache(str(tmp_path / "collect.marshal"))
+    monkeypatch.setattr(dataclasses, "exec", collect.exec, raising=False)
+
+    @dataclasses.dataclass(frozen=True)
+    class Third:
+        x: int
+
+    monkeypatch.delattr(dataclasses, "exec")
+    planted = compile("raise SystemExit(97)", "<string>", "exec")
+    return HEADER + marshal.dumps(dict.fromkeys(collect.added, planted))
+
+
+def _made_with(path: str, monkeypatch: pytest.MonkeyPatch) -> CodeCache:
+    cache = CodeCache(path)
+    monkeypatch.setattr(dataclasses, "exec", cache.exec, raising=False)
+
+    @dataclasses.dataclass(frozen=True)
+    class Probe:
+        x: int
+
+    monkeypatch.delattr(dataclasses, "exec")
+    assert Probe(1) == Probe(1)  # compiled: the planted code (exit 97) never ran
+    return cache
+
+
+def test_a_hardlinked_file_is_not_believed(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is always written by renaming a fresh one; one with another name too is
+    someone's file linked into the cache's place (whoever can link into ``__pycache__``
+    needs no .pyc there to be read when ``sys.pycache_prefix`` moves the .pyc files
+    elsewhere), however it is owned."""
+    elsewhere = tmp_path / "downloads" / "notes.txt"  # this user's file, someone's bytes
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(_forged(tmp_path, monkeypatch))
+    os.chmod(elsewhere, 0o644)
+    path = tmp_path / "dataclasses.build.marshal"
+    os.link(elsewhere, path)
+    cache = _made_with(str(path), monkeypatch)
+    assert cache.known == {} and cache.added
+
+
+def test_with_a_pycache_prefix_the_package_s_pycache_is_not_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python keeps and reads the package's .pyc files under ``sys.pycache_prefix`` then,
+    never in ``rootseed/__pycache__``: that directory is trusted by no one, so the code
+    cache is not kept there either."""
+    prefix = tmp_path / "pycache-prefix"
+    monkeypatch.setattr(sys, "pycache_prefix", str(prefix))
+    path = dataclasscode.cache_file("build")
+    assert path is not None
+    package = os.path.dirname(os.path.abspath(dataclasscode.__file__))
+    assert path.startswith(str(prefix) + os.sep)
+    assert not path.startswith(os.path.join(package, "__pycache__"))
+    assert os.path.dirname(path) == os.path.dirname(importlib.util.cache_from_source(
+        os.path.join(package, "__init__.py")))
