@@ -75,7 +75,7 @@ def _read(path: str) -> dict[str, types.CodeType]:
         return {}
     try:
         found = marshal.loads(data[len(HEADER):])
-    except (ValueError, EOFError, TypeError):
+    except Exception:  # damaged: ValueError, EOFError, TypeError, SystemError, ...
         return {}
     if type(found) is not dict or not all(type(k) is str and type(v) is types.CodeType
                                           for k, v in found.items()):

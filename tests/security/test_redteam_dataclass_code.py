@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import marshal
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -109,3 +110,39 @@ def test_with_a_pycache_prefix_the_package_s_pycache_is_not_read(
     assert not path.startswith(os.path.join(package, "__pycache__"))
     assert os.path.dirname(path) == os.path.dirname(importlib.util.cache_from_source(
         os.path.join(package, "__init__.py")))
+
+
+def test_a_damaged_file_is_ignored_not_a_crash_at_every_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few bytes changed in the file (a crash after the rename, a bad disk) can make
+    ``marshal.loads`` raise SystemError, which every command then died of with a
+    traceback, until someone removed the file."""
+    collect = CodeCache(str(tmp_path / "collect.marshal"))
+    monkeypatch.setattr(dataclasses, "exec", collect.exec, raising=False)
+
+    @dataclasses.dataclass(frozen=True)
+    class Fourth:
+        x: int
+        y: str = "a"
+
+    monkeypatch.delattr(dataclasses, "exec")
+    payload = marshal.dumps(collect.added)
+    rng = random.Random(1)
+    damaged = None
+    for _ in range(2000):
+        b = bytearray(payload)
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        try:
+            marshal.loads(bytes(b))
+        except SystemError:
+            damaged = bytes(b)
+            break
+        except Exception:  # the other kinds: what _read caught already
+            continue
+    assert damaged is not None, "no damage found that makes marshal raise SystemError"
+    path = tmp_path / "dataclasses.build.marshal"
+    path.write_bytes(HEADER + damaged)
+    os.chmod(path, 0o644)
+    cache = _made_with(str(path), monkeypatch)
+    assert cache.known == {} and cache.added
