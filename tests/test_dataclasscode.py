@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rootseed import dataclasscode
-from rootseed.dataclasscode import HEADER, CodeCache
+from rootseed.dataclasscode import HEADER, CodeCache, pack
 
 
 def _make(cache: CodeCache, monkeypatch: pytest.MonkeyPatch) -> type:
@@ -64,7 +64,7 @@ def test_nothing_is_written_without_byte_code_writing(tmp_path: Path,
 
 def _planted(path: Path, text_to_code: dict[str, types.CodeType], header: bytes = HEADER,
              mode: int = 0o644) -> None:
-    path.write_bytes(header + marshal.dumps(text_to_code))
+    path.write_bytes(header + pack(marshal.dumps(text_to_code))[len(HEADER):])
     os.chmod(path, mode)
 
 
@@ -81,13 +81,13 @@ def test_a_file_it_would_not_have_written_is_not_believed(
     if how == "other python":
         _planted(path, forged, header=b"rootseed dataclass code\0" + b"\x00\x00\r\n")
     elif how == "not a mapping":
-        path.write_bytes(HEADER + marshal.dumps(list(forged.items())))
+        path.write_bytes(pack(marshal.dumps(list(forged.items()))))
     elif how == "writable by others":
         _planted(path, forged, mode=0o646)
     elif how == "group writable":
         _planted(path, forged, mode=0o664)
     else:
-        path.write_bytes(HEADER + b"\xff" * 100)
+        path.write_bytes(pack(b"\xff" * 100))
     cache = CodeCache(str(path))
     made = _make(cache, monkeypatch)  # compiled: the planted code never runs
     assert len(cache.added) == 6 and made(x=1) == made(x=1)
@@ -159,3 +159,22 @@ def test_a_full_file_keeps_only_what_this_run_used(tmp_path: Path,
     kept = CodeCache(str(path))
     kept.code("new text\n")
     assert kept.known is not None and set(kept.known) == {*first.added, "new text\n"}
+
+
+def test_a_damaged_file_is_not_unmarshalled(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """One byte changed after the checksum: the file is ignored before ``marshal.loads``
+    (which some damaged input keeps busy for seconds at every start)."""
+    first = CodeCache(str(tmp_path / "real.marshal"))
+    _make(first, monkeypatch)
+    path = tmp_path / "dataclasses.marshal"
+    _planted(path, first.added)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    loads = []
+    monkeypatch.setattr(dataclasscode.marshal, "loads",
+                        lambda b: loads.append(b) or marshal.loads(b))
+    cache = CodeCache(str(path))
+    _make(cache, monkeypatch)
+    assert loads == [] and cache.known == {} and len(cache.added) == len(first.added)

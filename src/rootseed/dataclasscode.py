@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import marshal
 import os
 import stat
@@ -32,7 +33,9 @@ import types
 from importlib.util import MAGIC_NUMBER, cache_from_source
 from typing import Any
 
-#: The file starts with this (then the marshalled mapping): another Python's is not read.
+#: The file starts with this, then the SHA-256 of the rest, then the marshalled mapping:
+#: another Python's is not read, and a damaged one (a crash after the rename, a bad disk)
+#: is never given to ``marshal.loads``, which can take seconds on some damaged input.
 HEADER = b"rootseed dataclass code\0" + MAGIC_NUMBER
 #: The most texts kept in one file: beyond it, only those this run used (old versions'
 #: texts do not pile up; ~570 for ``rootseed build``).
@@ -71,16 +74,30 @@ def _read(path: str) -> dict[str, types.CodeType]:
         return {}
     finally:
         os.close(fd)
-    if not data.startswith(HEADER):
+    payload = unpack(data)
+    if payload is None:
         return {}
     try:
-        found = marshal.loads(data[len(HEADER):])
+        found = marshal.loads(payload)
     except Exception:  # damaged: ValueError, EOFError, TypeError, SystemError, ...
         return {}
     if type(found) is not dict or not all(type(k) is str and type(v) is types.CodeType
                                           for k, v in found.items()):
         return {}
     return found
+
+
+def pack(payload: bytes) -> bytes:
+    """The file's bytes for a marshalled ``payload``."""
+    return HEADER + hashlib.sha256(payload).digest() + payload
+
+
+def unpack(data: bytes) -> bytes | None:
+    """The payload of a file's bytes (None: another Python's, or damaged)."""
+    if not data.startswith(HEADER):
+        return None
+    digest, payload = data[len(HEADER):len(HEADER) + 32], data[len(HEADER) + 32:]
+    return payload if hashlib.sha256(payload).digest() == digest else None
 
 
 def _write(path: str, texts: dict[str, types.CodeType]) -> None:
@@ -94,7 +111,7 @@ def _write(path: str, texts: dict[str, types.CodeType]) -> None:
         return  # a package this user cannot write: compiled at every start, as before
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(HEADER + marshal.dumps(texts))
+            f.write(pack(marshal.dumps(texts)))
         os.replace(tmp, path)
     except (OSError, ValueError):
         with contextlib.suppress(OSError):

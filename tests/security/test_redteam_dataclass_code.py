@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rootseed import dataclasscode
-from rootseed.dataclasscode import HEADER, CodeCache
+from rootseed.dataclasscode import CodeCache, pack
 
 OTHER = 65534  # nobody
 
@@ -34,7 +34,7 @@ def test_a_file_of_another_user_is_not_believed(tmp_path: Path,
     assert texts
     planted = compile("raise SystemExit(97)", "<string>", "exec")
     path = tmp_path / "dataclasses.build.marshal"
-    path.write_bytes(HEADER + marshal.dumps(dict.fromkeys(texts, planted)))
+    path.write_bytes(pack(marshal.dumps(dict.fromkeys(texts, planted))))
     os.chmod(path, 0o644)
     if os.geteuid() == 0:  # root (sudo) and a file of a user
         os.chown(path, OTHER, OTHER)
@@ -64,7 +64,7 @@ def _forged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
 
     monkeypatch.delattr(dataclasses, "exec")
     planted = compile("raise SystemExit(97)", "<string>", "exec")
-    return HEADER + marshal.dumps(dict.fromkeys(collect.added, planted))
+    return pack(marshal.dumps(dict.fromkeys(collect.added, planted)))
 
 
 def _made_with(path: str, monkeypatch: pytest.MonkeyPatch) -> CodeCache:
@@ -142,7 +142,7 @@ def test_a_damaged_file_is_ignored_not_a_crash_at_every_start(
             continue
     assert damaged is not None, "no damage found that makes marshal raise SystemError"
     path = tmp_path / "dataclasses.build.marshal"
-    path.write_bytes(HEADER + damaged)
+    path.write_bytes(pack(damaged))
     os.chmod(path, 0o644)
     cache = _made_with(str(path), monkeypatch)
     assert cache.known == {} and cache.added
