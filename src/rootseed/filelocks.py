@@ -8,12 +8,12 @@ context manager, :class:`Timeout`). It locks with ``flock`` as ``filelock`` does
 so the two exclude each other on the same file (tests lock with ``filelock``).
 
 The lock file stays in place on release (waiters share its inode). It is opened without
-following a link (callers first clear the place with :func:`rootseed.safefs.lock_file`; a
-link planted after that is refused, never opened), and only a regular file is locked (a
-FIFO, socket or directory planted there is refused). Given the ``root`` it lies below
-(the cache), its directory is reached from there as :mod:`rootseed.safefs` reaches it,
-one component at a time without a link: a directory swapped for a link after the
-caller's check cannot make it create a lock file elsewhere.
+following a link, and only a regular file is locked (a FIFO, socket or directory planted
+there is refused). Given the ``root`` it lies below (the cache), the lock first clears its
+place with :func:`rootseed.safefs.lock_file` (anything but a regular file there is
+removed), then reaches the directory from ``root`` again as :mod:`rootseed.safefs` does,
+one component at a time without a link: a directory swapped for a link after that
+clearing cannot make it create a lock file elsewhere.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class FileLock:
 
     ``timeout``: None waits as long as it takes; 0 raises :class:`Timeout` at once when the
     lock is held (no other value is used, so no other is accepted). ``root``: the
-    directory ``path`` lies below, reached from there without a link."""
+    directory ``path`` lies below (the cache): the place is cleared first, and reached
+    from there without a link."""
 
     def __init__(self, path: str | os.PathLike[str], timeout: float | None = None, *,
                  root: str | os.PathLike[str] | None = None) -> None:
@@ -78,6 +79,7 @@ class FileLock:
             if self.root is None:
                 fd = os.open(self.path, _OPEN, 0o644)
             else:
+                safefs.lock_file(self.root, Path(self.path))
                 with safefs.parent(self.root, Path(self.path), create=True) as (dir_fd, name):
                     fd = os.open(name, _OPEN, 0o644, dir_fd=dir_fd)
         except OSError as e:

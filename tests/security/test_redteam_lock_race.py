@@ -1,7 +1,7 @@
 """A lock file is locked only where the cache's own check found its place, and only as a
 regular file.
 
-Every caller first clears the lock's place with :func:`rootseed.safefs.lock_file` (its
+Every lock first clears its place with :func:`rootseed.safefs.lock_file` (its
 directory reached from the cache root without a link, anything but a regular file at the
 name removed), then locks. Someone who can write the cache (hostile, per the trust model)
 and acts between the two can swap the lock's directory (``<cache>/locks``) for a link to
@@ -29,7 +29,7 @@ DIGEST = "cd" * 32
 
 
 def _race(monkeypatch: pytest.MonkeyPatch, attack: Callable[[Path, Path], None]) -> None:
-    """The attacker acts right after the caller's ``lock_file`` check."""
+    """The attacker acts right after the lock's ``lock_file`` check."""
     real = safefs.lock_file
 
     def lock_file(root: Path, path: Path) -> Path:

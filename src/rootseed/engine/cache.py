@@ -106,8 +106,7 @@ class BuildCache:
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        with FileLock(str(safefs.lock_file(self.dir, self.locks / f"{name}.lock")),
-                      root=self.dir):
+        with FileLock(self.locks / f"{name}.lock", root=self.dir):
             yield
 
     # -- stage entries -----------------------------------------------------------------
@@ -314,8 +313,7 @@ class BuildCache:
         self.sweep()
         token = secrets.token_hex(8)
         path = self.work_root / token
-        lock = FileLock(str(safefs.lock_file(self.dir, self.work_root / f"{token}.lock")),
-                        root=self.dir)
+        lock = FileLock(self.work_root / f"{token}.lock", root=self.dir)
         with lock:
             path.mkdir()
             try:
@@ -328,8 +326,7 @@ class BuildCache:
         """Remove work dirs and temp entries of builds that no longer run."""
         for lockfile in self.work_root.glob("*.lock"):
             try:
-                with FileLock(str(safefs.lock_file(self.dir, lockfile)), timeout=0,
-                              root=self.dir):
+                with FileLock(lockfile, timeout=0, root=self.dir):
                     safefs.remove(self.dir, self.work_root / lockfile.stem)
                 lockfile.unlink(missing_ok=True)
             except Timeout:

@@ -130,7 +130,7 @@ def _busy(cache: Path) -> bool:
         return False
     for lockfile in work.glob("*.lock"):
         try:
-            with FileLock(str(safefs.lock_file(cache, lockfile)), timeout=0, root=cache):
+            with FileLock(lockfile, timeout=0, root=cache):
                 pass
         except Timeout:
             return True

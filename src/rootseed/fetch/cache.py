@@ -49,8 +49,7 @@ class SourceCache:
 
     @contextmanager
     def locked(self, digest: str) -> Iterator[None]:
-        with FileLock(str(safefs.lock_file(self.root, self.locks / f"source-{digest}.lock")),
-                      root=self.root):
+        with FileLock(self.locks / f"source-{digest}.lock", root=self.root):
             yield
 
     @contextmanager
