@@ -10,6 +10,7 @@ import marshal
 import os
 import random
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -20,41 +21,9 @@ from rootseed.dataclasscode import CodeCache, pack
 OTHER = 65534  # nobody
 
 
-def test_a_file_of_another_user_is_not_believed(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    collect = CodeCache(str(tmp_path / "unused.marshal"))
-    monkeypatch.setattr(dataclasses, "exec", collect.exec, raising=False)
-
-    @dataclasses.dataclass(frozen=True)
-    class First:
-        x: int
-
-    monkeypatch.delattr(dataclasses, "exec")
-    texts = dict(collect.added)
-    assert texts
-    planted = compile("raise SystemExit(97)", "<string>", "exec")
-    path = tmp_path / "dataclasses.build.marshal"
-    path.write_bytes(pack(marshal.dumps(dict.fromkeys(texts, planted))))
-    os.chmod(path, 0o644)
-    if os.geteuid() == 0:  # root (sudo) and a file of a user
-        os.chown(path, OTHER, OTHER)
-    else:  # a user, and a file of someone else (as this process sees it)
-        euid = os.geteuid() + 1
-        monkeypatch.setattr(dataclasscode.os, "geteuid", lambda: euid)
-    cache = CodeCache(str(path))
-    monkeypatch.setattr(dataclasses, "exec", cache.exec, raising=False)
-
-    @dataclasses.dataclass(frozen=True)
-    class Probe:
-        x: int
-
-    monkeypatch.delattr(dataclasses, "exec")
-    assert cache.known == {} and len(cache.added) == len(texts)
-    assert Probe(1) == Probe(1)  # compiled: the planted code (exit 97) never ran
-
-
-def _forged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    """The file's bytes with this module's dataclass texts mapped to code that exits 97."""
+def _texts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, types.CodeType]:
+    """The dataclass method texts (and their code) of a frozen class of one ``int`` field,
+    as :func:`_made_with`'s probe makes them."""
     collect = CodeCache(str(tmp_path / "collect.marshal"))
     monkeypatch.setattr(dataclasses, "exec", collect.exec, raising=False)
 
@@ -63,8 +32,13 @@ def _forged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
         x: int
 
     monkeypatch.delattr(dataclasses, "exec")
+    return dict(collect.added)
+
+
+def _forged(texts: dict[str, types.CodeType]) -> bytes:
+    """The file's bytes with ``texts`` mapped to code that exits 97."""
     planted = compile("raise SystemExit(97)", "<string>", "exec")
-    return pack(marshal.dumps(dict.fromkeys(collect.added, planted)))
+    return pack(marshal.dumps(dict.fromkeys(texts, planted)))
 
 
 def _made_with(path: str, monkeypatch: pytest.MonkeyPatch) -> CodeCache:
@@ -80,6 +54,22 @@ def _made_with(path: str, monkeypatch: pytest.MonkeyPatch) -> CodeCache:
     return cache
 
 
+def test_a_file_of_another_user_is_not_believed(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _texts(tmp_path, monkeypatch)
+    assert texts
+    path = tmp_path / "dataclasses.build.marshal"
+    path.write_bytes(_forged(texts))
+    os.chmod(path, 0o644)
+    if os.geteuid() == 0:  # root (sudo) and a file of a user
+        os.chown(path, OTHER, OTHER)
+    else:  # a user, and a file of someone else (as this process sees it)
+        euid = os.geteuid() + 1
+        monkeypatch.setattr(dataclasscode.os, "geteuid", lambda: euid)
+    cache = _made_with(str(path), monkeypatch)
+    assert cache.known == {} and len(cache.added) == len(texts)
+
+
 def test_a_hardlinked_file_is_not_believed(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The file is always written by renaming a fresh one; one with another name too is
@@ -88,7 +78,7 @@ def test_a_hardlinked_file_is_not_believed(tmp_path: Path,
     elsewhere), however it is owned."""
     elsewhere = tmp_path / "downloads" / "notes.txt"  # this user's file, someone's bytes
     elsewhere.parent.mkdir()
-    elsewhere.write_bytes(_forged(tmp_path, monkeypatch))
+    elsewhere.write_bytes(_forged(_texts(tmp_path, monkeypatch)))
     os.chmod(elsewhere, 0o644)
     path = tmp_path / "dataclasses.build.marshal"
     os.link(elsewhere, path)
