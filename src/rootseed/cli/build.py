@@ -70,7 +70,8 @@ def _digests_dir(tree: Tree, given: Path | None) -> Path:
 def _result_json(r: BuildResult) -> dict[str, object]:
     return {"package": r.package, "image": str(r.image), "manifest_digest": r.manifest_digest,
             "cached": r.cached, "stages_built": list(r.stages_built),
-            "stages_cached": list(r.stages_cached)}
+            "stages_cached": list(r.stages_cached),
+            **({"shared": dict(r.shared)} if r.shared is not None else {})}
 
 
 def _image_digests(results: list[BuildResult]) -> dict[str, str]:

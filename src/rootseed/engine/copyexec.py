@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from rootseed.engine import fsops
-from rootseed.engine.interface import LayerResult
+from rootseed.engine.interface import LayerResult, SharedImages
 from rootseed.engine.ops import Op, Root, run_op
 from rootseed.engine.refs import CacheLayout, LayerRef
 from rootseed.engine.snapshots import Layer, Snapshot
@@ -69,6 +69,9 @@ class CopyExecutor:
         os.replace(self._writable(snapshot, entry), entry / "rootfs")
         with self._lock:
             self._trees.discard(entry / "rootfs")
+
+    def shared_images(self) -> SharedImages | None:
+        return None  # a local executor shares nothing
 
     def close(self) -> None:
         with self._lock:

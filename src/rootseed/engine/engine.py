@@ -30,15 +30,22 @@ from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import ActionSteps, StepEvents
 from rootseed.engine.executors import SNAPSHOT_MODES, RemoteTarget, open_executor
 from rootseed.engine.export import SquashedExporter, image_request, layout_name
-from rootseed.engine.export_buildkit import choose_exporter, fits, stage_actions
-from rootseed.engine.interface import Executor, ImageExporter
+from rootseed.engine.export_buildkit import (
+    choose_exporter,
+    chosen_layout_name,
+    fits,
+    stage_actions,
+)
+from rootseed.engine.interface import Executor, ImageExporter, ImageIdent, SharedImages
 from rootseed.engine.planner import NoCacheFrom, Node, PackagePlan
-from rootseed.engine.publish import Publisher, check_outputs, linked_dirs
+from rootseed.engine.publish import Publisher, check_outputs, layout_files, linked_dirs
 from rootseed.engine.refs import LayerRef
+from rootseed.engine.shared import SharedCache
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
 from rootseed.engine.stage import FileStep, StageContext, StageRunner, StageState, step_log_name
 from rootseed.engine.verify import layout_problem
+from rootseed.errors import RootseedError
 from rootseed.fetch import Fetcher
 from rootseed.plan import (
     ImageRef,
@@ -84,6 +91,9 @@ class BuildResult:
     stages_built: tuple[str, ...] = ()
     stages_cached: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: the image was taken whole from a shared cache: where from, who recorded it
+    #: (engine/shared.py); None: built or taken from this builder's own cache
+    shared: Mapping[str, object] | None = None
 
     def images(self) -> dict[str, tuple[Path, str]]:
         """The image this build wrote: image name → (layout, manifest digest). (A package
@@ -318,6 +328,8 @@ class _PackageBuild:
         self.built: list[str] = []
         self.cached: list[str] = []
         self._lists = threading.Lock()
+        #: the target's image came whole from a shared cache (its origin)
+        self.shared: dict[str, object] | None = None
 
     def say(self, text: str) -> None:
         self.b._say(self.options, f"{self.pkg.name}: {text}")
@@ -353,15 +365,65 @@ class _PackageBuild:
         assert final.manifest_digest is not None
         record = self._record(final.manifest_digest)
         image = self.b.publisher.publish(self.pkg.name, final, record)
+        if self.built and self.shared is None:
+            self._share(final)
         seconds = time.monotonic() - started
         result = BuildResult(
             package=self.pkg.name, image=image, manifest_digest=record.manifest_digest,
             cached=not self.built, record=record, stages_built=tuple(dict.fromkeys(self.built)),
             stages_cached=tuple(s for s in dict.fromkeys(self.cached) if s not in self.built),
-            seconds=seconds)
+            seconds=seconds, shared=self.shared)
         state = "cached" if result.cached else f"built ({len(result.stages_built)} stages)"
         self.say(f"{state} {result.manifest_digest} in {seconds:.2f}s")
         return result
+
+    # -- images shared with other builders (engine/shared.py) ----------------------------
+    def _shared_ident(self) -> tuple[SharedImages, ImageIdent] | None:
+        images = self.executor.shared_images()
+        if images is None:
+            return None
+        name = chosen_layout_name(self.b.exporter, self.b.tree.namespace, self.executor)
+        return images, ImageIdent(self.nodes[self.target.index].key, name, self.pkg.name)
+
+    def _take_shared(self) -> CachedStage | None:
+        """The target's image taken whole from the executor's shared cache, when another
+        builder recorded it there (None: build it)."""
+        found = self._shared_ident()
+        if found is None:
+            return None
+        images, ident = found
+        taken = SharedCache(self.b.cache).take(images, ident)
+        if taken is None:
+            return None
+        self.shared = dict(taken.origin)
+        self.cached.append(self.target.label)
+        self.say(f"image {taken.manifest_digest} taken from {images.where} (recorded by "
+                 f"{taken.origin.get('worker', '?')}; a claim: `rootseed challenge` "
+                 "rebuilds it)")
+        self._emit({"event": "image", "package": self.pkg.name, "stage": self.target.label,
+                    "manifest_digest": taken.manifest_digest, **taken.origin})
+        # [outputs] are checked on the image's own tree (unpacked only when needed)
+        tree = self.b.image_rootfs(taken.layout, taken.manifest_digest) \
+            if self.pkg.outputs else None
+        return CachedStage(key=ident.key, state={}, entry=taken.layout.parent,
+                           layout=taken.layout, manifest_digest=taken.manifest_digest,
+                           tree=tree)
+
+    def _share(self, final: CachedStage) -> None:
+        """Record the image this build made for other builders (a failure is a warning:
+        the build itself is done)."""
+        found = None if self.options.no_cache or self.forced else self._shared_ident()
+        if found is None or final.layout is None or final.manifest_digest is None:
+            return
+        images, ident = found
+        if final.layout.name != ident.layout:
+            return  # another exporter's layout than a builder would ask for
+        try:
+            images.store(ident, final.layout, layout_files(final.layout,
+                                                           final.manifest_digest))
+        except (RootseedError, OSError, ValueError, KeyError, TypeError) as e:
+            self.b._warn(f"{self.pkg.name}: the image was not recorded on {images.where} "
+                         f"for other builders: {getattr(e, 'message', e)}")
 
     def _final(self) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""
@@ -371,6 +433,9 @@ class _PackageBuild:
         if hit is not None:
             self.cached.append(self.target.label)
             final = hit
+        elif not (self.options.no_cache or self.forced) \
+                and (taken := self._take_shared()) is not None:
+            return taken  # verified as a whole layout; exported by another builder
         else:
             final = self.execute()
         final = self._with_image(final)

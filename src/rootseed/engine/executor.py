@@ -40,7 +40,7 @@ from rootseed import safefs
 from rootseed.containerfile import Instruction
 from rootseed.engine import fsops
 from rootseed.engine.actions import Action, Command, builder_digest
-from rootseed.engine.interface import Executor, LayerResult
+from rootseed.engine.interface import Executor, LayerResult, SharedImages
 from rootseed.engine.layers import walk
 from rootseed.engine.ops import ExecOp, Op, Root, run_op
 from rootseed.engine.refs import LayerRef
@@ -180,6 +180,9 @@ class OverlayExecutor:
             raise RootseedError(f"cannot flatten a snapshot: {result.stderr.strip()}")
         committed = self.actions.commit(tmp, name, ref=LayerRef.flat(name))
         return Snapshot(snapshot.digest, (committed.layer,))
+
+    def shared_images(self) -> SharedImages | None:
+        return None  # a local executor shares nothing
 
     def close(self) -> None:
         with self._lock:

@@ -54,11 +54,17 @@ def layout_name(exporter: ImageExporter) -> str:
     never reuses a layout an older one wrote."""
     if isinstance(exporter, SquashedExporter):
         return "image"
-    if not _NAME.fullmatch(exporter.name):
+    return class_layout_name(type(exporter), exporter.name)
+
+
+def class_layout_name(kind: type[object], name: str) -> str:
+    """:func:`layout_name` of an exporter other than the squashed one, by its class and
+    name (known before there is a stage to export)."""
+    if not _NAME.fullmatch(name):
         raise RootseedError(f"internal: an exporter name must be lower-case letters, digits "
-                            f"and '-', not {exporter.name!r}")
-    code = code_digest(type(exporter).__module__).removeprefix("sha256:")
-    return f"image-{exporter.name}-{code[:16]}"
+                            f"and '-', not {name!r}")
+    code = code_digest(kind.__module__).removeprefix("sha256:")
+    return f"image-{name}-{code[:16]}"
 
 
 class SquashedExporter:

@@ -26,6 +26,7 @@ from typing import Any
 
 from rootseed.engine.cache import CachedStage
 from rootseed.engine.executor import OverlayExecutor
+from rootseed.engine.export import class_layout_name, layout_name
 from rootseed.engine.interface import Executor, ImageExporter, ImageRequest
 from rootseed.engine.refs import LayerRef
 from rootseed.engine.snapshots import Layer, LayerStore, Snapshot
@@ -188,3 +189,13 @@ def choose_exporter(default: ImageExporter, namespace: str, package: Package, pl
              "StageX's published one")
         return default
     return BuildKitExporter(namespace, package, plan, parents, executor, store, final)
+
+
+def chosen_layout_name(default: ImageExporter, namespace: str,
+                       executor: Executor | None) -> str:
+    """The layout name (engine/export.py ``layout_name``) of the exporter
+    :func:`choose_exporter` picks, known before the stage is built (a shared image is
+    recorded under it)."""
+    if namespace != BUILDKIT_NAMESPACE or not isinstance(executor, OverlayExecutor):
+        return layout_name(default)
+    return class_layout_name(BuildKitExporter, BuildKitExporter.name)

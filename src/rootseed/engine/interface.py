@@ -4,8 +4,13 @@
   returns a :class:`LayerResult`. Implementations: the overlay executor
   (:mod:`rootseed.engine.executor`) and the copy executor (:mod:`rootseed.engine.copyexec`);
   :func:`rootseed.engine.executors.open_executor` chooses one.
-* :class:`ImageExporter` — writes a finished stage as an OCI image layout. The one
-  implementation today: :class:`rootseed.engine.export.SquashedExporter` (one layer).
+* :class:`ImageExporter` — writes a finished stage as an OCI image layout:
+  :class:`rootseed.engine.export.SquashedExporter` (one layer) and
+  :class:`rootseed.engine.export_buildkit.BuildKitExporter` (BuildKit's bytes).
+* :class:`SharedImages` — a cache of finished images shared by builders (an executor
+  may offer one: the remote executor's is the REAPI service's action cache,
+  :mod:`rootseed.remote.images`); the engine keeps what it takes from there apart
+  (:mod:`rootseed.engine.shared`).
 """
 
 from __future__ import annotations
@@ -71,7 +76,48 @@ class Executor(Protocol):
         directory ``entry`` (a layered executor's layers are in the cache already)."""
         ...
 
+    def shared_images(self) -> SharedImages | None:
+        """The cache of whole images this executor shares with other builders (None:
+        none, e.g. a local executor)."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImageIdent:
+    """What a shared image is recorded under: the target stage's cache key (a pure
+    function of the plan and its inputs, engine/planner.py), the layout's name (which
+    exporter wrote it, engine/export.py ``layout_name``) and the package (BuildKit's
+    format names it in the image)."""
+
+    key: str
+    layout: str
+    package: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"key": self.key, "layout": self.layout, "package": self.package}
+
+
+class SharedImages(Protocol):
+    """Finished images shared by builders (BuildKit's ``--cache-from``/``--cache-to``
+    with the image's own layers). A record there is an untrusted claim that an image is
+    the one its ident would build: the blobs are verified by digest, the claim itself is
+    attributed (docs/trust-model.md)."""
+
+    #: where the images are shared, for messages and records (e.g. the service's URL)
+    where: str
+
+    def fetch(self, ident: ImageIdent, dest: Path) -> dict[str, object] | None:
+        """Write the image recorded for ``ident`` into the empty directory ``dest`` as
+        the files of an OCI layout, each verified by its digest on the way in; its
+        origin (who recorded it, and where). None: no record."""
+        ...
+
+    def store(self, ident: ImageIdent, layout: Path, files: list[str]) -> None:
+        """Record ``files`` (relative, see engine/publish.py ``layout_files``) of the
+        layout this builder made as ``ident``'s image."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ AREAS: dict[str, tuple[str, str]] = {
     "logs": ("logs", ""),
     # memos of checks that passed (engine/statements.py); plain files, touched when used
     "statements": ("statements", ""),
+    # images taken whole from a shared cache (engine/shared.py)
+    "shared": ("shared", "shared.json"),
 }
 #: One-file memos at the top of the cache, removed by age as entries are (touched when
 #: used): the overlay probe's (engine/lazyoverlay.py). Each is an entry of area "memos".
@@ -164,7 +166,7 @@ def prune(cache: Path, keep_days: float, *, now: float | None = None) -> Pruned:
         if _last_use(memo, "") < cutoff:
             result.bytes += _remove(cache, memo)
             result.removed["memos"] = result.removed.get("memos", 0) + 1
-    for area in ("actions", "images", "sources", "logs", "statements"):
+    for area in ("actions", "images", "sources", "logs", "statements", "shared"):
         record = AREAS[area][1]
         for entry in list(_entries(cache, area)):
             if _last_use(entry, record) >= cutoff:

@@ -44,6 +44,7 @@ class Kind(enum.Enum):
     CROSSCHECK = "crosscheck-memo"
     STATEMENT = "valid-statement"  # a provenance statement that passed validation
     PROBE = "overlay-probe"  # overlay worked in this cache on this boot
+    SHARED = "shared-image"  # an image taken from a shared cache (engine/shared.py)
 
 
 class Verdict(enum.Enum):

@@ -61,6 +61,7 @@ class OutputProblem(enum.Enum):
     BAD_NAME = "bad-name"  # an entry named "", ".", "..", or with "/" or NUL
     DUPLICATE_NAME = "duplicate-name"  # one name twice in a directory
     NOT_A_TREE = "not-a-tree"  # an output tree's bytes are no REAPI Tree
+    NOT_AN_IMAGE = "not-an-image"  # a shared image's record names other files than a layout's
 
 
 class BadOutput(RemoteError):
@@ -379,6 +380,17 @@ class Remote:
                 return None
             raise _rpc_error("GetActionResult", e) from None
         return result if result.exit_code == 0 else None
+
+    def update_result(self, action_digest: re_pb2.Digest, result: re_pb2.ActionResult
+                      ) -> None:
+        """Record ``result`` as the action's in the service's action cache (its blobs
+        uploaded first)."""
+        try:
+            self.ac.UpdateActionResult(re_pb2.UpdateActionResultRequest(
+                instance_name=self.instance, action_digest=action_digest,
+                action_result=result), timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise _rpc_error("UpdateActionResult", e) from None
 
     def execute(self, action: re_pb2.Action, command: re_pb2.Command, tree: Tree, *,
                 skip_cache: bool = False, stop: threading.Event | None = None,

@@ -112,7 +112,7 @@ from rootseed import safefs
 from rootseed.engine import fsops
 from rootseed.engine.errors import Cancelled
 from rootseed.engine.executor import OverlayExecutor, _advance
-from rootseed.engine.interface import LayerResult
+from rootseed.engine.interface import LayerResult, SharedImages
 from rootseed.engine.ops import ExecOp, Op, exit_failure
 from rootseed.engine.snapshots import MAX_LAYERS, LayerStore, Snapshot
 from rootseed.errors import RootseedError
@@ -128,6 +128,7 @@ from rootseed.remote.client import (
     _check,
     _name,
 )
+from rootseed.remote.images import RemoteImages
 from rootseed.remote.inputroot import InputRoots
 from rootseed.remote.merkle import Tree, digest_of, file_digest
 from rootseed.remote.protos import re_pb2
@@ -220,11 +221,13 @@ class RemoteExecutor(OverlayExecutor):
     """The overlay executor with RUN steps on a REAPI service (see the module docstring)."""
 
     def __init__(self, ns: OverlayNamespace, store: LayerStore, remote: Remote,
-                 say: Callable[[str], None] = lambda _t: None, *, fresh: bool = False) -> None:
+                 say: Callable[[str], None] = lambda _t: None, *, fresh: bool = False,
+                 images: RemoteImages | None = None) -> None:
         super().__init__(ns, store)
         self.remote = remote
         self.say = say
         self.fresh = fresh  # never answered from the service's action cache
+        self.images = images  # whole images shared through the service (remote/images.py)
         self._digests: dict[tuple[int, int, int, int], re_pb2.Digest] = {}
         self._tree_lock = threading.Lock()
         self._roots = InputRoots(self._file_digest, mtime=STAGED_MTIME, emptied=MOUNTED,
@@ -284,6 +287,9 @@ class RemoteExecutor(OverlayExecutor):
                         phases=(round(hashed - started, 3), round(executed - hashed, 3),
                                 round(time.monotonic() - executed, 3)))
         return replace(_advance(snapshot, done), origin=origin.to_json())
+
+    def shared_images(self) -> SharedImages | None:
+        return self.images
 
     def close(self) -> None:
         try:
@@ -602,6 +608,11 @@ class RemoteService:
     fresh: bool = False
     #: seconds an action may wait for a worker (``--remote-queue-timeout``)
     queue_timeout: float = DEFAULT_QUEUE_TIMEOUT
+    #: take whole images other builders recorded on the service, and record this
+    #: builder's (remote/images.py); off: every step is looked up on its own
+    #: (``--remote-no-images``). ``fresh`` (a rebuild executed again, e.g. a challenge's)
+    #: neither takes nor records any: its image is no claim to share.
+    images: bool = True
 
     def open(self, ns: OverlayNamespace, store: LayerStore,
              say: Callable[[str], None]) -> RemoteExecutor:
@@ -614,4 +625,6 @@ class RemoteService:
             remote.close()
             ns.close()
             raise
-        return RemoteExecutor(ns, store, remote, say, fresh=self.fresh)
+        images = (RemoteImages(remote, self.endpoint, self.instance)
+                  if self.images and not self.fresh else None)
+        return RemoteExecutor(ns, store, remote, say, fresh=self.fresh, images=images)
