@@ -84,7 +84,7 @@ def test_remote_build_makes_the_local_images_and_layers(
     app_package(tree, CAVEATS)
     local, _ = _build(tree, tmp_path / "local", tmp_path / "out-local", "core-app")
     remote, events = _build(tree, tmp_path / "remote", tmp_path / "out-remote", "core-app",
-                            "--remote", remote_cluster.endpoint)
+                            "--remote", remote_cluster.endpoint, "--remote-no-images")
     assert _digests(remote) == _digests(local)
     # every action's layer too (the BuildKit exporter writes one layer per action)
     assert _layers(tmp_path / "remote") == _layers(tmp_path / "local")
@@ -110,8 +110,11 @@ def test_remote_build_makes_the_local_images_and_layers(
     assert _runs(events) == []
 
 
-def test_examples_remote_then_a_second_builder_gets_every_action_from_the_cache(
+def test_examples_remote_then_second_builders_get_whole_images_or_every_action(
         remote_cluster: Cluster, tmp_path: Path) -> None:
+    """A second builder takes each package's image whole, as the first one recorded it
+    (remote/images.py): no step at all; with --remote-no-images, a third one is served
+    every RUN step from the action cache instead. The same digests each time."""
     examples = shipped.examples()
     golden = read_digests(shipped.digests())
     first, events = _build(examples, tmp_path / "a", tmp_path / "out-a", "--all",
@@ -119,12 +122,31 @@ def test_examples_remote_then_a_second_builder_gets_every_action_from_the_cache(
     built = {r["package"]: r["manifest_digest"].removeprefix("sha256:")
              for r in first["results"]}
     assert built == {name: golden[name] for name in built} and len(built) == 2
-    assert _runs(events) and all(e["executor"] == "remote" for e in _runs(events))
+    if not [e for e in events if e["event"] == "image"]:  # (a reused service has them)
+        assert _runs(events) and all(e["executor"] == "remote" for e in _runs(events))
+        assert {r["outcome"] for r in first["results"]} == {"built"}
+        assert not any("shared" in r for r in first["results"])
+
     second, events = _build(examples, tmp_path / "b", tmp_path / "out-b", "--all",
                             "--remote", remote_cluster.endpoint)
-    assert second["results"] == [{**r, "seconds": s["seconds"]}
-                                 for r, s in zip(first["results"], second["results"],
-                                                 strict=True)]
+    assert _digests(second) == _digests(first)
+    assert {r["outcome"] for r in second["results"]} == {"cached"}
+    assert [e for e in events if e["event"] in ("start", "end", "cached")] == []
+    taken = [e for e in events if e["event"] == "image"]
+    assert sorted(e["package"] for e in taken) == sorted(built)
+    for e in taken:
+        assert e["executor"] == "remote" and e["remote_cached"] and e["image"]
+        assert e["service"] == remote_cluster.endpoint and e["worker"].startswith("builder ")
+    assert all(r["shared"]["service"] == remote_cluster.endpoint for r in second["results"])
+    for name in built:  # the same image and provenance in out/
+        for f in ("index.json", "provenance.json"):
+            assert (tmp_path / "out-b" / name / f).read_bytes() == \
+                (tmp_path / "out-a" / name / f).read_bytes()
+
+    third, events = _build(examples, tmp_path / "c", tmp_path / "out-c", "--all",
+                           "--remote", remote_cluster.endpoint, "--remote-no-images")
+    assert _digests(third) == _digests(first)
+    assert not [e for e in events if e["event"] == "image"]
     runs = _runs(events)
     assert runs and all(e["executor"] == "remote" and e["remote_cached"] for e in runs)
 
@@ -157,18 +179,30 @@ def test_remote_needs_a_grpc_endpoint(tmp_path: Path) -> None:
 def test_stage0_from_the_seed_remotely_is_the_recorded_digest(
         remote_cluster: Cluster, tmp_path: Path) -> None:
     """The real chain, every RUN step remote: the recorded bootstrap digest; then a second
-    builder is served every action by the service's cache. It needs none of the run's own
+    builder (--remote-no-images) is served every action by the service's cache, and a
+    third takes the image the first recorded, whole. It needs none of the run's own
     builds, so it starts first (start_first), beside the local stage0 build."""
     mirror = os.environ["ROOTSEED_MIRROR"]
     recorded = read_digests(shipped.digests())["bootstrap-stage0"]
-    for cache in ("a", "b"):
+    taken: dict[str, list[dict[str, Any]]] = {}
+    for cache, extra in (("a", ()), ("b", ("--remote-no-images",)), ("c", ())):
         result, events = _build(shipped.packages(), tmp_path / cache, tmp_path / f"o{cache}",
                                 "bootstrap-stage0", "--mirror", mirror,
-                                "--remote", remote_cluster.endpoint)
+                                "--remote", remote_cluster.endpoint, *extra)
         assert _digests(result)["bootstrap-stage0"] == f"sha256:{recorded}"
         runs = _runs(events)
-        assert runs and all(e["executor"] == "remote" for e in runs)
-    assert all(e["remote_cached"] for e in runs)
+        taken[cache] = [e for e in events if e["event"] == "image"]
+        if not taken[cache]:
+            assert runs and all(e["executor"] == "remote" for e in runs)
+        if cache == "b":  # every step looked up: all served by the action cache
+            assert all(e["remote_cached"] for e in runs)
+    # the image the first builder recorded (a reused service: an earlier one): taken
+    # whole, no step run or looked up
+    assert not taken["b"]
+    assert [e["package"] for e in taken["c"]] == ["bootstrap-stage0"]
+    assert _runs(events) == []
+    assert (tmp_path / "oc" / "bootstrap-stage0" / "provenance.json").read_bytes() == \
+        (tmp_path / "oa" / "bootstrap-stage0" / "provenance.json").read_bytes()
 
 
 def test_challenge_remote_executes_the_rebuild_again(remote_cluster: Cluster,
@@ -213,18 +247,20 @@ def test_a_service_lost_mid_build_is_one_error_and_the_rerun_resumes(
 
     def flaky(self: Remote, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        if len(calls) == 4:  # the base's two RUN steps, app's first: then the service is gone
+        if len(calls) == 4:  # the base's two RUN steps (its image is not taken whole: no
+            # --remote-no-images), app's first: then the service is gone
             raise RemoteError("Execute: the remote service answered UNAVAILABLE")
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Remote, "execute", flaky)
     r = rootseed("build", "core-app", "--tree", str(tree), "--cache-dir",
                  str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--offline",
-                 "--remote", remote_cluster.endpoint, "--json", timeout=600)
+                 "--remote", remote_cluster.endpoint, "--remote-no-images", "--json",
+                 timeout=600)
     cli_error(r, ErrorKind.REMOTE, exit_code=1, package="core-app", line=3, step="RUN")
     assert not (tmp_path / "out" / "core-app").exists()
     monkeypatch.setattr(Remote, "execute", real)
     _, events = _build(tree, tmp_path / "cache", tmp_path / "out", "core-app",
-                       "--remote", remote_cluster.endpoint)
+                       "--remote", remote_cluster.endpoint, "--remote-no-images")
     app = [e for e in events if e["package"] == "core-app" and e["event"] in ("cached", "end")]
     assert [(e["line"], e["event"]) for e in app] == [(2, "cached"), (3, "end")]

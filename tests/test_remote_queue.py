@@ -62,8 +62,9 @@ def test_a_step_no_worker_takes_stops_the_build_and_the_rerun_resumes(
 
     monkeypatch.setattr(remote_executor, "command_of", to_no_worker)
     started = time.monotonic()
+    # (--remote-no-images: the steps, not an image an earlier run on the service recorded)
     code, result, events = _build(tree, tmp_path, "--remote", remote_cluster.endpoint,
-                                  "--remote-queue-timeout", "3")
+                                  "--remote-queue-timeout", "3", "--remote-no-images")
     waited = time.monotonic() - started
     assert code == 1, result
     error = result["error"]
@@ -76,7 +77,8 @@ def test_a_step_no_worker_takes_stops_the_build_and_the_rerun_resumes(
     assert waited < 120  # the base's steps, then 3 s in the queue: not forever
     assert not (tmp_path / "out" / "core-app").exists()
     monkeypatch.setattr(remote_executor, "command_of", real)
-    code, result, events = _build(tree, tmp_path, "--remote", remote_cluster.endpoint)
+    code, result, events = _build(tree, tmp_path, "--remote", remote_cluster.endpoint,
+                                  "--remote-no-images")
     assert code == 0, result
     app = [e for e in events if e["package"] == "core-app" and e["event"] in ("cached", "end")]
     assert [(e["line"], e["event"]) for e in app] == [(2, "cached"), (3, "end")]

@@ -387,12 +387,18 @@ class _PackageBuild:
 
     def _take_shared(self) -> CachedStage | None:
         """The target's image taken whole from the executor's shared cache, when another
-        builder recorded it there (None: build it)."""
+        builder recorded it there (None: build it; also when what is recorded is refused,
+        with a warning: the build then records its own image in its place)."""
         found = self._shared_ident()
         if found is None:
             return None
         images, ident = found
-        taken = SharedCache(self.b.cache).take(images, ident)
+        try:
+            taken = SharedCache(self.b.cache).take(images, ident)
+        except RootseedError as e:  # refused (or unreadable): never used, built instead
+            self.b._warn(f"{self.pkg.name}: the image recorded on {images.where} was not "
+                         f"taken: {e.message}; building it step by step instead")
+            return None
         if taken is None:
             return None
         self.shared = dict(taken.origin)

@@ -43,6 +43,7 @@ from rootseed.oci.verified import LayoutError, open_image
 #: the local area of images taken from a shared cache
 AREA = "shared"
 RECORD = "shared.json"
+_HOSTILE = "the service, or the builder that recorded the image, is broken or hostile"
 
 
 class SharedImageRefused(RootseedError):
@@ -129,23 +130,17 @@ class SharedCache:
         except LayoutError as e:
             raise SharedImageRefused(f"{where}: the image recorded for this package is "
                                      f"not a whole OCI image: {e.what}",
-                                     hint="the service or whoever recorded the image is "
-                                          "broken or hostile; build with "
-                                          "--remote-no-images") from None
+                                     hint=_HOSTILE) from None
         except (OSError, ValueError, KeyError, TypeError, RootseedError) as e:
             raise SharedImageRefused(f"{where}: the image recorded for this package "
                                      f"cannot be read: {getattr(e, 'message', e)}",
-                                     hint="the service or whoever recorded the image is "
-                                          "broken or hostile; build with "
-                                          "--remote-no-images") from None
+                                     hint=_HOSTILE) from None
         present = {str(p.relative_to(layout)) for p in layout.rglob("*")
                    if not p.is_dir() or p.is_symlink()}
         if present != wanted:
             extra = sorted(present - wanted) or sorted(wanted - present)
             raise SharedImageRefused(f"{where}: the image recorded for this package "
                                      f"holds other files than its manifest names ({extra[0]})",
-                                     hint="the service or whoever recorded the image is "
-                                          "broken or hostile; build with "
-                                          "--remote-no-images")
+                                     hint=_HOSTILE)
         return digest
 

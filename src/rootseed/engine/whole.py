@@ -10,7 +10,7 @@ the failing step's log file when there is one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -47,12 +47,15 @@ class PackageOutcome:
     log: Path | None = None  # the failing step's full log
     blocked_by: str | None = None  # the package it needed that was not built
     seconds: float = 0.0
+    #: its image was taken whole from a shared cache (engine/shared.py): its origin
+    shared: Mapping[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"package": self.name, "outcome": self.outcome.value,
                 "manifest_digest": self.manifest_digest, "error": self.error,
                 "log": None if self.log is None else str(self.log),
-                "blocked_by": self.blocked_by, "seconds": round(self.seconds, 3)}
+                "blocked_by": self.blocked_by, "seconds": round(self.seconds, 3),
+                **({"shared": dict(self.shared)} if self.shared is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,8 @@ def build_whole(tree: Tree, builder: Builder, names: Iterable[str], options: Bui
     def settled(name: str, result: BuildResult | BaseException, seconds: float) -> None:
         if isinstance(result, BuildResult):
             settle(PackageOutcome(name, Outcome.CACHED if result.cached else Outcome.BUILT,
-                                  manifest_digest=result.manifest_digest, seconds=seconds))
+                                  manifest_digest=result.manifest_digest, seconds=seconds,
+                                  shared=result.shared))
         elif isinstance(result, DependencyFailed) and isinstance(result.dependency, str):
             dep = result.dependency
             before = done.get(dep)

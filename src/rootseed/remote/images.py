@@ -52,8 +52,7 @@ MAX_FILES = 10_000
 #: blob bytes of one record held in memory at a time while it is written out
 WINDOW_BYTES = 32 << 20
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
-_HOSTILE = "the remote service, or the builder that recorded the image, is broken or " \
-           "hostile: build with --remote-no-images"
+_HOSTILE = "the remote service, or the builder that recorded the image, is broken or hostile"
 
 
 def record_action(ident: ImageIdent) -> tuple[re_pb2.Action, re_pb2.Command]:
