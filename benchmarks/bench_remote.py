@@ -59,7 +59,7 @@ class Run:
 
     def steps(self) -> str:
         return (f"RUN steps: {self.executed} executed, {self.remote_cached} remote-cached, "
-                f"{self.local} local; {self.images} images taken whole")
+                f"{self.local} local; {self.images} images fetched whole")
 
 
 def _load() -> str:
@@ -81,7 +81,8 @@ def _build(tree: Path, cache: Path, out: Path, packages: list[str], *extra: str)
     remote = [e for e in runs if e.get("executor") == "remote"]
     cached = sum(1 for e in remote if e.get("remote_cached"))
     images = sum(1 for line in r.stderr.splitlines() if line.startswith("{")
-                 and json.loads(line).get("event") == "image")
+                 and json.loads(line).get("event") == "image"
+                 and json.loads(line).get("fetched"))
     return Run(took, digests, len(remote) - cached, cached, len(runs) - len(remote), images)
 
 

@@ -136,6 +136,7 @@ def test_examples_remote_then_second_builders_get_whole_images_or_every_action(
     assert sorted(e["package"] for e in taken) == sorted(built)
     for e in taken:
         assert e["executor"] == "remote" and e["remote_cached"] and e["image"]
+        assert e["fetched"]
         assert e["service"] == remote_cluster.endpoint and e["worker"].startswith("builder ")
     assert all(r["shared"]["service"] == remote_cluster.endpoint for r in second["results"])
     for name in built:  # the same image and provenance in out/

@@ -76,8 +76,12 @@ def test_a_taken_image_is_checked_kept_and_reused(tmp_path: Path) -> None:
     assert taken.layout == tmp_path / "cache" / "shared" / ident_name(IDENT) / "image"
     assert sorted(layout_files(taken.layout, digest)) == sorted(
         str(p.relative_to(taken.layout)) for p in taken.layout.rglob("*") if p.is_file())
+    assert taken.fetched
     again = SharedCache(cache).take(shared, IDENT)
-    assert again == taken and shared.fetches == 1  # kept: not fetched again
+    assert shared.fetches == 1  # kept: not fetched again
+    assert again is not None and not again.fetched
+    assert (again.layout, again.manifest_digest, again.origin) == (
+        taken.layout, taken.manifest_digest, taken.origin)
     assert not list((tmp_path / "cache" / "work").glob("*/"))  # no work dir left
 
 

@@ -403,11 +403,12 @@ class _PackageBuild:
             return None
         self.shared = dict(taken.origin)
         self.cached.append(self.target.label)
-        self.say(f"image {taken.manifest_digest} taken from {images.where} (recorded by "
-                 f"{taken.origin.get('worker', '?')}; a claim: `rootseed challenge` "
-                 "rebuilds it)")
+        self.say(f"image {taken.manifest_digest} {'' if taken.fetched else '(kept) '}taken "
+                 f"from {images.where} (recorded by {taken.origin.get('worker', '?')}; a "
+                 "claim: `rootseed challenge` rebuilds it)")
         self._emit({"event": "image", "package": self.pkg.name, "stage": self.target.label,
-                    "manifest_digest": taken.manifest_digest, **taken.origin})
+                    "manifest_digest": taken.manifest_digest, **taken.origin,
+                    "fetched": taken.fetched})
         # [outputs] are checked on the image's own tree (unpacked only when needed)
         tree = self.b.image_rootfs(taken.layout, taken.manifest_digest) \
             if self.pkg.outputs else None

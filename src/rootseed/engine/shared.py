@@ -57,6 +57,7 @@ class SharedImage:
     layout: Path  # the image's layout, verified, in the cache's shared area
     manifest_digest: str
     origin: dict[str, object]  # where it came from (for events and results)
+    fetched: bool = True  # read from the shared cache now (False: kept from before)
 
 
 def ident_name(ident: ImageIdent) -> str:
@@ -118,7 +119,7 @@ class SharedCache:
         if digest != record.get("manifest") or not isinstance(origin, dict):
             return None
         touch(entry / RECORD)
-        return SharedImage(layout, digest, origin)
+        return SharedImage(layout, digest, origin, fetched=False)
 
     @staticmethod
     def _check(layout: Path, where: str) -> str:
