@@ -35,9 +35,10 @@ def du_cmd(settings: Settings) -> None:
                              for name, a in found.areas.items()}})
         return
     click.echo(f"cache {settings.cache_dir}")
+    width = max(len(name) for name in (*found.areas, "total"))
     for name, a in found.areas.items():
-        click.echo(f"  {name:<8} {a.entries:>6} entries {_human(a.bytes):>12}")
-    click.echo(f"  {'total':<8} {'':>6}         {_human(found.total):>12}")
+        click.echo(f"  {name:<{width}} {a.entries:>6} entries {_human(a.bytes):>12}")
+    click.echo(f"  {'total':<{width}} {'':>6}         {_human(found.total):>12}")
 
 
 @cache_group.command("prune")
