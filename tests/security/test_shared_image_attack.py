@@ -14,6 +14,7 @@ package. What the forger can do, and what not:
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -77,27 +78,28 @@ def _layout_files(layout: Path) -> dict[str, Path | bytes]:
     return {str(p.relative_to(layout)): p for p in layout.rglob("*") if p.is_file()}
 
 
-@pytest.fixture
-def recorded(remote_cluster: Cluster, tmp_path: Path) -> tuple[Path, str, ImageIdent]:
-    """A tree whose core-app image the first builder recorded and a second took."""
-    tree = make_tree(tmp_path)
-    app_package(tree, f"FROM rs/bootstrap-base\nRUN echo {tmp_path.name} > /mark\n")
-    first, _, _ = _build(tree, tmp_path / "a", tmp_path / "out-a",
-                         "--remote", remote_cluster.endpoint)
-    second, events, _ = _build(tree, tmp_path / "b", tmp_path / "out-b",
+@pytest.fixture(scope="module")
+def recorded(remote_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Path, str, ImageIdent, Path]:
+    """A tree whose core-app image the first builder recorded and a second took (one per
+    module: each test forges the record anew before it builds), and the first's out/."""
+    tmp = tmp_path_factory.mktemp("recorded")
+    tree = make_tree(tmp)
+    app_package(tree, f"FROM rs/bootstrap-base\nRUN echo {secrets.token_hex(8)} > /mark\n")
+    first, _, _ = _build(tree, tmp / "a", tmp / "out-a", "--remote", remote_cluster.endpoint)
+    second, events, _ = _build(tree, tmp / "b", tmp / "out-b",
                                "--remote", remote_cluster.endpoint)
     assert _digest(second) == _digest(first)
     assert "core-app" in [e["package"] for e in events if e["event"] == "image"]
-    return tree, _digest(first), _ident(tmp_path / "b")
+    return tree, _digest(first), _ident(tmp / "b"), tmp / "out-a" / "core-app"
 
 
 @pytest.mark.parametrize("attack", ["traversal", "absolute", "extra-file"])
 def test_a_record_that_is_no_layout_is_refused_and_the_package_built(
-        remote_cluster: Cluster, tmp_path: Path, recorded: tuple[Path, str, ImageIdent],
-        attack: str) -> None:
-    tree, digest, ident = recorded
+        remote_cluster: Cluster, tmp_path: Path,
+        recorded: tuple[Path, str, ImageIdent, Path], attack: str) -> None:
+    tree, digest, ident, layout = recorded
     canaries = Canaries(tmp_path)
-    layout = tmp_path / "out-a" / "core-app"
     files = {k: v for k, v in _layout_files(layout).items() if k != "provenance.json"}
     target = canaries.dir / "planted"
     if attack == "traversal":
@@ -125,9 +127,9 @@ def test_a_record_that_is_no_layout_is_refused_and_the_package_built(
 
 
 def test_a_valid_forged_image_is_a_claim_attributed_and_kept_apart(
-        remote_cluster: Cluster, tmp_path: Path, recorded: tuple[Path, str, ImageIdent]
-        ) -> None:
-    tree, digest, ident = recorded
+        remote_cluster: Cluster, tmp_path: Path,
+        recorded: tuple[Path, str, ImageIdent, Path]) -> None:
+    tree, digest, ident, _ = recorded
     rootfs = tmp_path / "evil-rootfs"
     (rootfs / "bin").mkdir(parents=True)
     (rootfs / "bin" / "sh").write_text("#!/evil\n")
