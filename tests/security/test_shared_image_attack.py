@@ -153,3 +153,33 @@ def test_a_valid_forged_image_is_a_claim_attributed_and_kept_apart(
                                   "--remote", remote_cluster.endpoint, "--remote-no-images")
     assert _digest(no_images) == digest
     assert not [e for e in events if e["event"] == "image"]
+
+
+def test_a_forged_image_that_fails_the_package_pins_is_refused(
+        remote_cluster: Cluster, tmp_path: Path) -> None:
+    """[outputs] pins are the package's own check: a forged image that does not hold the
+    pinned files is refused like a broken record, and the package is built."""
+    import hashlib
+
+    mark = f"{secrets.token_hex(8)}\n".encode()
+    tree = make_tree(tmp_path)
+    app_package(tree, f"FROM rs/bootstrap-base\nRUN printf '{mark.decode().strip()}\\n' > /mark\n",
+                outputs=f'[outputs]\n"mark" = ["{hashlib.sha256(mark).hexdigest()}", '
+                        f'{len(mark)}]\n')
+    first, _, _ = _build(tree, tmp_path / "a", tmp_path / "out-a",
+                         "--remote", remote_cluster.endpoint)
+    _build(tree, tmp_path / "b", tmp_path / "out-b", "--remote", remote_cluster.endpoint)
+    ident = _ident(tmp_path / "b")
+    rootfs = tmp_path / "evil-rootfs"
+    rootfs.mkdir()
+    (rootfs / "mark").write_text("not the pinned file\n")
+    evil = tmp_path / "evil"
+    write_image(evil, rootfs, ImageConfig(), {})
+    _forge(remote_cluster, ident, _layout_files(evil))
+    canaries = Canaries(tmp_path)
+    result, events, stderr = _build(tree, tmp_path / "c", tmp_path / "out-c",
+                                    "--remote", remote_cluster.endpoint)
+    assert _digest(result) == _digest(first)
+    assert not [e for e in events if e["event"] == "image" and e["package"] == "core-app"]
+    assert "was not taken" in stderr  # words: the warning, for people
+    canaries.assert_unchanged()

@@ -395,11 +395,18 @@ class _PackageBuild:
         images, ident = found
         try:
             taken = SharedCache(self.b.cache).take(images, ident)
+            if taken is None:
+                return None
+            final = CachedStage(key=ident.key, state={}, entry=taken.layout.parent,
+                                layout=taken.layout, manifest_digest=taken.manifest_digest,
+                                # [outputs] are checked on the image's own tree
+                                tree=self.b.image_rootfs(taken.layout, taken.manifest_digest)
+                                if self.pkg.outputs else None)
+            # an image that fails the package's own pins is refused as well
+            check_outputs(self.pkg, final, self.b.out)
         except RootseedError as e:  # refused (or unreadable): never used, built instead
             self.b._warn(f"{self.pkg.name}: the image recorded on {images.where} was not "
                          f"taken: {e.message}; building it step by step instead")
-            return None
-        if taken is None:
             return None
         self.shared = dict(taken.origin)
         self.cached.append(self.target.label)
@@ -409,12 +416,7 @@ class _PackageBuild:
         self._emit({"event": "image", "package": self.pkg.name, "stage": self.target.label,
                     "manifest_digest": taken.manifest_digest, **taken.origin,
                     "fetched": taken.fetched})
-        # [outputs] are checked on the image's own tree (unpacked only when needed)
-        tree = self.b.image_rootfs(taken.layout, taken.manifest_digest) \
-            if self.pkg.outputs else None
-        return CachedStage(key=ident.key, state={}, entry=taken.layout.parent,
-                           layout=taken.layout, manifest_digest=taken.manifest_digest,
-                           tree=tree)
+        return final
 
     def _share(self, final: CachedStage) -> None:
         """Record the image this build made for other builders (a failure is a warning:
