@@ -96,7 +96,7 @@ def test_a_file_the_manifest_does_not_name_refuses_the_image(tmp_path: Path) -> 
     cache = BuildCache(tmp_path / "cache")
     with pytest.raises(SharedImageRefused) as e:
         SharedCache(cache).take(FakeShared(layout, {"payload.sh": b"#!/bin/sh\n"}), IDENT)
-    assert "payload.sh" in e.value.message
+    assert "payload.sh" in e.value.message  # words: names the file, for people
     assert not (tmp_path / "cache" / "shared").exists()
     assert not [p for p in (tmp_path / "cache" / "work").iterdir() if p.is_dir()]
 
