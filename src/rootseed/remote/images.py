@@ -52,6 +52,7 @@ MAX_FILES = 10_000
 #: blob bytes of one record held in memory at a time while it is written out
 WINDOW_BYTES = 32 << 20
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _HOSTILE = "the remote service, or the builder that recorded the image, is broken or hostile"
 
 
@@ -130,6 +131,10 @@ class RemoteImages:
                 raise BadOutput(f"the remote image record names a file {f.path[:100]!r} "
                                 "that is no layout's",
                                 problem=OutputProblem.NOT_AN_IMAGE, hint=_HOSTILE)
+            if not _SHA256.fullmatch(f.digest.hash):  # it goes into messages, the CAS's too
+                raise BadOutput(f"the remote image record names {f.path!r} by a digest that "
+                                "is no SHA-256", problem=OutputProblem.NOT_AN_IMAGE,
+                                hint=_HOSTILE)
             if f.path in seen:
                 raise BadOutput(f"the remote image record names {f.path!r} twice",
                                 problem=OutputProblem.DUPLICATE_NAME, hint=_HOSTILE)

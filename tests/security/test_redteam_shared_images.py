@@ -1,0 +1,596 @@
+"""Red-team: images shared through a REAPI service's action cache (remote/images.py,
+engine/shared.py; ``rootseed build --remote``).
+
+A record there is an untrusted claim anyone who may call ``UpdateActionResult`` can
+write: a *valid* forged image is accepted and attributed (docs/trust-model.md). Anything
+else a record can say -- names outside a layout, a blob under another digest, files the
+manifest does not name, more files than a layout has, an index naming another image,
+hostile text where a digest or a worker's name goes -- is refused with one warning, the
+package is built step by step (and its own image recorded in the bad one's place), and
+the host is unchanged. What the builder keeps of a taken image (``<cache>/shared/<id>/``)
+is used again only while it is what it took: a changed blob, a rewritten record, a link
+planted in the area or the entry are never used. A build without ``--remote``, with
+``--remote-no-images`` or ``--remote-no-cache``, and ``challenge --remote`` take none.
+
+Each test forges the record of a package of its own (a RUN with a random token), so
+records never reach another test, however the cluster is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buildtree import BUSYBOX, app_package, make_tree
+from clirun import Result, rootseed
+from hostile import Canaries
+from remotecluster import Cluster
+from rootseed.engine.interface import ImageIdent
+from rootseed.engine.shared import AREA, RECORD, ident_name
+from rootseed.remote.client import Remote
+from rootseed.remote.images import MAX_FILES, record_action
+from rootseed.remote.merkle import digest_of
+from rootseed.remote.protos import re_pb2
+
+pytestmark = pytest.mark.skipif(
+    not BUSYBOX.is_file() or shutil.which("bwrap") is None,
+    reason="needs a static busybox at /usr/bin/busybox and bubblewrap")
+
+PACKAGE = "core-app"
+NOT_TAKEN = "was not taken"  # the warning of a refused record (engine.py _take_shared)
+
+
+@dataclass
+class Scene:
+    """A tree of this test's own, its honest image (built locally) and the ident a
+    builder records it under (as the attacker, who knows the plan, computes it)."""
+
+    base: Path
+    tree: Path
+    cluster: Cluster
+    ident: ImageIdent
+    digest: str  # the honest image's manifest digest
+    layout: Path  # the honest image's layout (out/ of the local build)
+    canaries: Canaries
+
+    def files(self, layout: Path | None = None) -> dict[str, bytes]:
+        """A layout's files (relative name → bytes)."""
+        layout = layout or self.layout
+        return {str(p.relative_to(layout)): p.read_bytes() for p in sorted(layout.rglob("*"))
+                if p.is_file() and p.name != "provenance.json"}
+
+    def forge(self, files: list[tuple[str, re_pb2.Digest]], blobs: dict[str, bytes],
+              worker: str = "forger", **extra: Any) -> None:
+        """Store a record of ``files`` for the package (``blobs`` uploaded first, as they
+        are: the CAS takes them, they match their digests)."""
+        action, _ = record_action(self.ident)
+        result = re_pb2.ActionResult(exit_code=0, **extra)
+        for path, d in files:
+            result.output_files.add(path=path, digest=d)
+        result.execution_metadata.worker = worker
+        with Remote(self.cluster.endpoint) as remote:
+            if blobs:
+                remote.upload(blobs)
+            remote.update_result(digest_of(action.SerializeToString(deterministic=True)),
+                                 result)
+
+    def forge_layout(self, files: dict[str, bytes], worker: str = "forger") -> None:
+        self.forge([(rel, digest_of(data)) for rel, data in files.items()],
+                   {digest_of(data).hash: data for data in files.values()}, worker)
+
+    def record(self) -> re_pb2.ActionResult | None:
+        action, _ = record_action(self.ident)
+        with Remote(self.cluster.endpoint) as remote:
+            return remote.cached_result(digest_of(action.SerializeToString(
+                deterministic=True)))
+
+    def build(self, cache: str = "victim", *args: str, remote: bool = True,
+              command: str = "build") -> Result:
+        extra = ("--remote", self.cluster.endpoint) if remote else ()
+        return rootseed(command, PACKAGE, *extra, *args, "--tree", str(self.tree),
+                        "--cache-dir", str(self.base / cache), "--out",
+                        str(self.base / f"out-{cache}"), "--offline", "--json",
+                        timeout=600)
+
+    def entry(self, cache: str = "victim") -> Path:
+        return self.base / cache / AREA / ident_name(self.ident)
+
+
+def _scene(cluster: Cluster, tmp_path: Path) -> Scene:
+    canaries = Canaries(tmp_path)
+    tree = make_tree(tmp_path)
+    app_package(tree, f"FROM rs/bootstrap-base AS b\nRUN echo {secrets.token_hex(16)} > /t\n"
+                      "FROM scratch\nCOPY --from=b /t /t\n")
+    r = rootseed("build", PACKAGE, "--tree", str(tree), "--cache-dir", str(tmp_path / "local"),
+                 "--out", str(tmp_path / "out-local"), "--offline", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    digest = {x["package"]: x["manifest_digest"] for x in json.loads(r.stdout)["results"]}
+    # the target stage's key: the stage entry of the package that holds its image
+    [key] = [e.name for e in (tmp_path / "local" / "builds").iterdir()
+             if (e / "image").is_dir()
+             and json.loads((e / "stage.json").read_text())["package"] == PACKAGE]
+    return Scene(tmp_path, tree, cluster, ImageIdent(key, "image", PACKAGE),
+                 digest[PACKAGE], tmp_path / "out-local" / PACKAGE, canaries)
+
+
+@pytest.fixture
+def scene(remote_cluster: Cluster, tmp_path: Path) -> Scene:
+    return _scene(remote_cluster, tmp_path)
+
+
+def _events(r: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+
+
+def _taken(r: Result) -> list[dict[str, Any]]:
+    return [e for e in _events(r) if e["event"] == "image" and e["package"] == PACKAGE]
+
+
+def _digest(r: Result) -> str:
+    return {x["package"]: x["manifest_digest"]
+            for x in json.loads(r.stdout)["results"]}[PACKAGE]
+
+
+def _no_leftovers(scene: Scene, cache: str = "victim") -> None:
+    """Nothing half-written: no work dir left in the cache, no partial entry in out/."""
+    work = scene.base / cache / "work"
+    assert not work.exists() or [p for p in work.iterdir() if p.suffix != ".lock"] == []
+    out = scene.base / f"out-{cache}"
+    assert not out.exists() or [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def _refused(scene: Scene, r: Result, cache: str = "victim") -> None:
+    """The record was refused with one warning; the package was built step by step, to
+    the honest image; nothing of the record is kept; the host is unchanged."""
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    warnings = [line for line in r.stderr.splitlines() if NOT_TAKEN in line]
+    assert len(warnings) == 1, r.stderr[-3000:]
+    assert warnings[0].isascii() and warnings[0].isprintable() and len(warnings[0]) < 2000
+    assert _taken(r) == []
+    assert _digest(r) == scene.digest
+    assert not os.path.lexists(scene.entry(cache))
+    _no_leftovers(scene, cache)
+    scene.canaries.assert_unchanged()
+
+
+# -- records that are no layout's: refused before anything is kept ------------------------
+
+def _honest(scene: Scene) -> list[tuple[str, re_pb2.Digest]]:
+    return [(rel, digest_of(data)) for rel, data in scene.files().items()]
+
+
+def _honest_blobs(scene: Scene) -> dict[str, bytes]:
+    return {digest_of(data).hash: data for data in scene.files().values()}
+
+
+@pytest.mark.parametrize("name", ["../../host/pwned", "/tmp/pwned", "blobs/../../pwned",
+                                  "blobs/sha256/../../../pwned", "image/index.json",
+                                  "blobs/sha256/", "", ".", "index.json/x", "oci-layout\0x"])
+def test_a_record_naming_a_file_outside_a_layout_is_refused(scene: Scene, name: str) -> None:
+    data = f"pwned {scene.canaries.dir}\n".encode()
+    if name.startswith("../../host"):
+        name = f"../../{scene.canaries.dir.name}/pwned"
+    scene.forge([*_honest(scene), (name, digest_of(data))],
+                {**_honest_blobs(scene), digest_of(data).hash: data})
+    _refused(scene, scene.build())
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, scene: Scene, result: re_pb2.ActionResult
+           ) -> None:
+    """A service that does not check that a result's blobs exist (BuildGrid here does;
+    REAPI does not require it), or a hostile one: it answers the record's lookup with
+    ``result`` as it is."""
+    action, _ = record_action(scene.ident)
+    wanted = digest_of(action.SerializeToString(deterministic=True))
+    real = Remote.cached_result
+
+    def cached_result(self: Remote, d: re_pb2.Digest) -> re_pb2.ActionResult | None:
+        return result if d == wanted else real(self, d)
+
+    monkeypatch.setattr(Remote, "cached_result", cached_result)
+
+
+#: what a hostile record puts where a digest goes: terminal escapes (OSC 52 writes the
+#: clipboard, ESC[2J clears the screen) and a lot of text
+ESCAPES = "\x1b]52;c;aGVsbG8=\x07\x1b[2J\x1b[31m"
+
+
+@pytest.mark.parametrize("size", [0, 10, 3 << 20])
+@pytest.mark.parametrize("name", ["index.json", "oci-layout"])
+def test_hostile_text_as_a_digest_never_reaches_the_terminal(
+        scene: Scene, monkeypatch: pytest.MonkeyPatch, name: str, size: int) -> None:
+    """Only a blob's name is checked against its digest: the digest of ``index.json`` and
+    ``oci-layout`` went as it was into the error (a BlobMismatch, a missing blob, the
+    service's INVALID_ARGUMENT) and so into the warning: escapes and megabytes of it."""
+    result = re_pb2.ActionResult(exit_code=0)
+    for rel, d in _honest(scene):
+        if rel == name:
+            d = re_pb2.Digest(hash=ESCAPES + "A" * (1 << 20), size_bytes=size)
+        result.output_files.add(path=rel, digest=d)
+    result.execution_metadata.worker = "forger"
+    _serve(monkeypatch, scene, result)
+    r = scene.build()
+    _refused(scene, r)
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+    assert len(r.stderr_bytes) < 100_000
+
+
+def test_a_record_naming_a_file_twice_is_refused(scene: Scene) -> None:
+    honest = _honest(scene)
+    scene.forge([*honest, honest[-1]], _honest_blobs(scene))
+    _refused(scene, scene.build())
+
+
+def test_a_blob_named_by_another_digest_is_refused(scene: Scene) -> None:
+    """``blobs/sha256/<a>`` whose digest is ``b``'s (the bytes of b, verified as b's)."""
+    honest = dict(_honest(scene))
+    blobs = sorted(rel for rel in honest if rel.startswith("blobs/"))
+    swapped = {**honest, blobs[0]: honest[blobs[1]], blobs[1]: honest[blobs[0]]}
+    scene.forge(list(swapped.items()), _honest_blobs(scene))
+    _refused(scene, scene.build())
+
+
+def test_files_the_manifest_does_not_name_are_refused(scene: Scene) -> None:
+    """Each a valid blob under its own name, and downloaded: the layout as a whole is
+    checked before anything is kept."""
+    extra = {f"extra {i} {scene.canaries.dir}\n".encode() for i in range(3)}
+    scene.forge([*_honest(scene), *((f"blobs/sha256/{digest_of(x).hash}", digest_of(x))
+                                    for x in extra)],
+                {**_honest_blobs(scene), **{digest_of(x).hash: x for x in extra}})
+    _refused(scene, scene.build())
+
+
+def test_a_record_missing_a_blob_of_its_manifest_is_refused(scene: Scene) -> None:
+    honest = [(rel, d) for rel, d in _honest(scene)]
+    layer = max((x for x in honest if x[0].startswith("blobs/")), key=lambda x: x[1].size_bytes)
+    scene.forge([x for x in honest if x != layer], _honest_blobs(scene))
+    _refused(scene, scene.build())
+
+
+def test_an_index_naming_another_image_is_refused(scene: Scene) -> None:
+    """index.json names the manifest of another image whose blobs are not all there."""
+    other = scene.files(scene.base / "out-local" / "bootstrap-base")
+    files = {**scene.files(), "index.json": other["index.json"]}
+    scene.forge_layout(files)
+    _refused(scene, scene.build())
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink", "file-symlink"])
+def test_a_record_holding_more_than_files_is_refused(scene: Scene, kind: str) -> None:
+    extra: dict[str, Any] = {}
+    if kind == "directory":
+        extra["output_directories"] = [re_pb2.OutputDirectory(
+            path="blobs", tree_digest=digest_of(b""))]
+    elif kind == "symlink":
+        extra["output_symlinks"] = [re_pb2.OutputSymlink(path="x", target="/etc")]
+    else:
+        extra["output_file_symlinks"] = [re_pb2.OutputSymlink(path="x", target="/etc/passwd")]
+    scene.forge(_honest(scene), _honest_blobs(scene), **extra)
+    _refused(scene, scene.build())
+
+
+def test_a_record_of_more_files_than_a_layout_has_is_refused(scene: Scene) -> None:
+    """MAX_FILES + 1 names, each a blob the CAS has (one empty blob would be named
+    once only): refused before any is read."""
+    honest = _honest(scene)
+    fillers = [str(i).encode() for i in range(MAX_FILES + 1 - len(honest))]
+    scene.forge([*honest, *((f"blobs/sha256/{digest_of(x).hash}", digest_of(x))
+                            for x in fillers)],
+                {**_honest_blobs(scene), **{digest_of(x).hash: x for x in fillers}})
+    _refused(scene, scene.build())
+
+
+def test_sizes_that_are_no_blobs_are_refused(scene: Scene, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """Served as it is (a service that does not check completeness): a layer of 2**62
+    bytes, index.json of -1."""
+    result = re_pb2.ActionResult(exit_code=0)
+    for rel, d in _honest(scene):
+        if rel.startswith("blobs/"):
+            d = re_pb2.Digest(hash=d.hash, size_bytes=1 << 62)
+        result.output_files.add(path=rel, digest=d)
+    _serve(monkeypatch, scene, result)
+    _refused(scene, scene.build())
+    [index] = [f for f in result.output_files if f.path == "index.json"]
+    index.digest.size_bytes = -1
+    shutil.rmtree(scene.base / "victim")
+    shutil.rmtree(scene.base / "out-victim")
+    _refused(scene, scene.build())
+
+
+# -- a valid forged image: accepted and attributed, and only where a record is asked for --
+
+#: a worker name with escapes (OSC 52, clear screen, colour), a newline and 1 MiB of text
+WORKER = ESCAPES + "evil\nbuilder" + "W" * (1 << 20)
+
+
+def _forge_other(scene: Scene) -> str:
+    """Record another valid image (bootstrap-base's) as the package's; its digest."""
+    other = scene.base / "out-local" / "bootstrap-base"
+    scene.forge_layout(scene.files(other), worker=WORKER)
+    return str(json.loads((other / "index.json").read_text())["manifests"][0]["digest"])
+
+
+def test_a_valid_forged_image_is_taken_attributed_and_its_worker_shown_safely(
+        scene: Scene) -> None:
+    forged = _forge_other(scene)
+    r = scene.build()
+    assert r.returncode == 0, r.stderr
+    assert _digest(r) == forged  # a claim: accepted (docs/trust-model.md)
+    [event] = _taken(r)
+    assert event["service"] == scene.cluster.endpoint and event["manifest_digest"] == forged
+    [result] = [x for x in json.loads(r.stdout)["results"] if x["package"] == PACKAGE]
+    assert result["shared"] == {k: event[k] for k in result["shared"]}
+    # the worker's name: printable ASCII, at most 80 characters, wherever it is shown
+    for shown in (event["worker"], result["shared"]["worker"]):
+        assert shown.isascii() and shown.isprintable() and 0 < len(shown) <= 80
+    assert "\x1b" not in r.stderr + r.stdout and len(r.stderr_bytes) < 100_000
+    scene.canaries.assert_unchanged()
+    # kept apart: a build without --remote on the same cache and out/ builds the package
+    # itself, and never took the forged image from the shared area
+    assert (scene.entry() / "image").is_dir()
+    r = scene.build(remote=False)
+    assert r.returncode == 0, r.stderr
+    assert _digest(r) == scene.digest and _taken(r) == []
+    assert json.loads((scene.base / "out-victim" / PACKAGE / "index.json").read_text()
+                      )["manifests"][0]["digest"] == scene.digest
+    # and with --remote again: the builder's own cache entry comes first
+    r = scene.build()
+    assert r.returncode == 0 and _digest(r) == scene.digest and _taken(r) == []
+
+
+@pytest.mark.parametrize("flags", [("--remote-no-images",), ("--remote-no-cache",),
+                                   ("--no-cache",)])
+def test_no_image_is_taken_when_the_build_says_so(scene: Scene, flags: tuple[str, ...]
+                                                  ) -> None:
+    _forge_other(scene)
+    before = scene.record()
+    r = scene.build("victim", *flags)
+    assert r.returncode == 0, r.stderr
+    assert _digest(r) == scene.digest and _taken(r) == []
+    assert not os.path.lexists(scene.base / "victim" / AREA)
+    # and none is recorded: the forged record is still there (a fresh or uncached build
+    # is no claim to share; --remote-no-images records none)
+    assert scene.record() == before
+    scene.canaries.assert_unchanged()
+
+
+def test_challenge_remote_never_takes_a_recorded_image(scene: Scene) -> None:
+    """The image in out/ is the honest one; a forged record of the package must not
+    answer the challenge's rebuild (it would differ, or worse, agree with a forged out/)."""
+    r = scene.build(remote=False)
+    assert r.returncode == 0
+    _forge_other(scene)
+    r = rootseed("challenge", PACKAGE, "--tree", str(scene.tree), "--cache-dir",
+                 str(scene.base / "victim"), "--out", str(scene.base / "out-victim"),
+                 "--offline", "--json", "--remote", scene.cluster.endpoint,
+                 cwd=scene.base, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["verdict"] == "identical"
+    scene.canaries.assert_unchanged()
+
+
+# -- what the builder keeps of a taken image: used again only as it was taken -------------
+
+def _state(root: Path) -> dict[str, tuple[int, int, int, bytes | None]]:
+    """Every path below ``root`` (links not followed): kind and mode, inode, mtime, bytes."""
+    found = {}
+    for p in [root, *sorted(root.rglob("*"))]:
+        st = os.lstat(p)
+        data = p.read_bytes() if p.is_file() and not p.is_symlink() else None
+        found[str(p.relative_to(root))] = (st.st_mode, st.st_ino, st.st_mtime_ns, data)
+    return found
+
+
+def _took(scene: Scene) -> Path:
+    """An honest record (builder a's), taken by the victim; its kept entry."""
+    r = scene.build("a")
+    assert r.returncode == 0 and _digest(r) == scene.digest, r.stderr
+    r = scene.build()
+    assert r.returncode == 0, r.stderr
+    assert [e["manifest_digest"] for e in _taken(r)] == [scene.digest]
+    entry = scene.entry()
+    assert (entry / RECORD).is_file() and (entry / "image" / "index.json").is_file()
+    return entry
+
+
+TAMPERS = ["blob", "layout", "record", "swap", "fifo", "image-link", "blobs-link",
+           "entry-link"]
+
+
+@pytest.mark.parametrize("tamper", TAMPERS)
+def test_a_changed_kept_image_is_never_used(scene: Scene, tamper: str) -> None:
+    """The kept entry is changed into another valid image (bootstrap-base's, which the
+    victim kept as well), or led elsewhere by a link: the next build takes the record
+    again from the service (the honest image) and never uses, follows or removes what a
+    link leads to."""
+    entry = _took(scene)
+    image = entry / "image"
+    other = scene.base / "out-local" / "bootstrap-base"
+    host = scene.canaries.dir.parent / "planted"  # a directory of the "host" (not ours)
+    host.mkdir()
+    if tamper == "blob":  # a layer's bytes changed, size kept
+        layer = max((p for p in (image / "blobs" / "sha256").iterdir()),
+                    key=lambda p: p.stat().st_size)
+        data = bytearray(layer.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        os.chmod(layer, 0o644)
+        layer.write_bytes(bytes(data))
+    elif tamper in ("layout", "record"):  # another valid image in its place
+        shutil.rmtree(image)
+        shutil.copytree(other, image)
+        if tamper == "record":  # the record rewritten to name it (its MAC cannot be)
+            record = json.loads((entry / RECORD).read_text())
+            record["manifest"] = json.loads((other / "index.json").read_text()
+                                            )["manifests"][0]["digest"]
+            (entry / RECORD).write_text(json.dumps(record))
+    elif tamper == "swap":  # bootstrap-base's kept entry, whole, record and all
+        [theirs] = [e for e in entry.parent.iterdir() if e != entry]
+        shutil.rmtree(entry)
+        shutil.copytree(theirs, entry, symlinks=True)
+    elif tamper == "fifo":
+        (entry / RECORD).unlink()
+        os.mkfifo(entry / RECORD)
+    elif tamper == "image-link":
+        shutil.copytree(other, host / "image")
+        shutil.rmtree(image)
+        image.symlink_to(host / "image")
+    elif tamper == "blobs-link":
+        shutil.copytree(image / "blobs", host / "blobs")
+        shutil.rmtree(image / "blobs")
+        (image / "blobs").symlink_to(host / "blobs")
+    else:  # entry-link: the entry itself, copied whole to the host, linked in its place
+        shutil.copytree(entry, host / "entry", symlinks=True)
+        shutil.rmtree(entry)
+        entry.symlink_to(host / "entry")
+    planted = _state(host)
+    r = scene.build()
+    assert r.returncode == 0, r.stderr
+    assert _digest(r) == scene.digest
+    assert [e["manifest_digest"] for e in _taken(r)] == [scene.digest]  # taken again
+    assert NOT_TAKEN not in r.stderr and "Traceback" not in r.stderr
+    assert _state(host) == planted  # nothing followed into the host, nothing removed
+    assert not entry.is_symlink() and not image.is_symlink()
+    assert not (image / "blobs").is_symlink() and (entry / RECORD).is_file()
+    _no_leftovers(scene)
+    scene.canaries.assert_unchanged()
+
+
+def test_a_link_in_place_of_the_shared_area_is_never_followed(scene: Scene) -> None:
+    """``<cache>/shared`` is a link to a copy of it elsewhere (valid records, valid
+    images): nothing there is used or changed; the package is built step by step."""
+    entry = _took(scene)
+    host = scene.canaries.dir.parent / "planted"
+    shutil.copytree(entry.parent, host, symlinks=True)
+    shutil.rmtree(entry.parent)
+    entry.parent.symlink_to(host)
+    planted = _state(host)
+    r = scene.build()
+    assert r.returncode == 0, r.stderr
+    assert _digest(r) == scene.digest and _taken(r) == []
+    assert f"core-app: the image recorded on {scene.cluster.endpoint} {NOT_TAKEN}: " \
+           f"{entry.parent} is a symbolic link" in r.stderr
+    assert _state(host) == planted
+    assert entry.parent.is_symlink()  # left as it is (never written through)
+    _no_leftovers(scene)
+    scene.canaries.assert_unchanged()
+
+
+# -- builders at once, a builder killed mid-take, pruning ----------------------------------
+
+def _argv(scene: Scene, cache: str) -> list[str]:
+    return ["build", PACKAGE, "--remote", scene.cluster.endpoint, "--tree", str(scene.tree),
+            "--cache-dir", str(scene.base / cache), "--out", str(scene.base / f"out-{cache}"),
+            "--offline", "--json"]
+
+
+def test_two_builders_taking_one_image_at_once(scene: Scene) -> None:
+    r = scene.build("a")
+    assert r.returncode == 0, r.stderr
+    procs = [subprocess.Popen([sys.executable, "-m", "rootseed", *_argv(scene, "victim")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outs, strict=True):
+        assert p.returncode == 0 and "Traceback" not in stderr, stderr
+        assert {x["package"]: x["manifest_digest"] for x in json.loads(stdout)["results"]
+                }[PACKAGE] == scene.digest
+    assert [e.name for e in (scene.base / "victim" / AREA).iterdir()
+            if not e.name.startswith(".")].count(ident_name(scene.ident)) == 1
+    _no_leftovers(scene)
+    scene.canaries.assert_unchanged()
+
+
+#: ``rootseed ARGS`` that stops for good (until killed) at a point of a take
+_STOPPING = """
+import os, sys, time
+from pathlib import Path
+import rootseed.engine.shared as shared
+from rootseed.remote.client import Remote
+from rootseed.cli import main
+
+def stop():
+    Path(os.environ["STOPPED"]).touch()
+    time.sleep(600)
+
+if os.environ["STOP_AT"] == "fetch":  # the first file of the image written, in work/
+    real_read = Remote.read_file
+    def read_file(self, d, dest, mode, *, data=None):
+        real_read(self, d, dest, mode, data=data)
+        if "entry/image" in str(dest):
+            stop()
+    Remote.read_file = read_file
+else:  # the entry in place, its layout not sealed yet
+    shared.seal_layout = lambda layout, seals: stop()
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("stop_at", ["fetch", "seal"])
+def test_a_builder_killed_mid_take(scene: Scene, stop_at: str) -> None:
+    """Killed (SIGKILL) while the image's files arrive, or with the entry in place before
+    its seal: no entry of half an image, nothing in out/; the next build takes the image
+    (a whole unsealed entry is verified again in full) and sweeps the dead one's work."""
+    r = scene.build("a")
+    assert r.returncode == 0, r.stderr
+    stopped = scene.base / "stopped"
+    proc = subprocess.Popen([sys.executable, "-c", _STOPPING, *_argv(scene, "victim")],
+                            env={**os.environ, "STOPPED": str(stopped), "STOP_AT": stop_at},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not stopped.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    area = scene.base / "victim" / AREA
+    kept = [e for e in area.iterdir() if not e.name.startswith(".")] if area.exists() else []
+    assert len(kept) == (0 if stop_at == "fetch" else 1)
+    for e in kept:  # a whole image, with its record
+        assert (e / RECORD).is_file() and (e / "image" / "index.json").is_file()
+    out = scene.base / "out-victim"
+    assert not out.exists() or [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    r = scene.build()
+    assert r.returncode == 0 and _digest(r) == scene.digest, r.stderr
+    assert [e["manifest_digest"] for e in _taken(r)] == [scene.digest]
+    _no_leftovers(scene)
+    scene.canaries.assert_unchanged()
+
+
+def test_cache_prune_removes_the_shared_area_and_never_follows_a_link(scene: Scene
+                                                                      ) -> None:
+    entry = _took(scene)
+    cache = ["--cache-dir", str(scene.base / "victim")]
+    du = rootseed("cache", "du", *cache, "--json")
+    assert du.returncode == 0, du.stderr
+    assert "shared" in du.stdout
+    host = scene.canaries.dir.parent / "planted"
+    shutil.copytree(entry.parent, host, symlinks=True)
+    moved = scene.base / "shared-moved"
+    entry.parent.rename(moved)
+    entry.parent.symlink_to(host)
+    planted = _state(host)
+    r = rootseed("cache", "prune", "--keep-days", "0", *cache, "--json")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert _state(host) == planted
+    entry.parent.unlink()
+    moved.rename(entry.parent)
+    r = rootseed("cache", "prune", "--keep-days", "0", *cache, "--json")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.lexists(entry)
+    scene.canaries.assert_unchanged()
