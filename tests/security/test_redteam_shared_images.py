@@ -310,6 +310,31 @@ def test_sizes_that_are_no_blobs_are_refused(scene: Scene, monkeypatch: pytest.M
     _refused(scene, scene.build())
 
 
+@pytest.mark.parametrize("change", ["oci-layout", "oci-layout-version", "index-manifests"])
+def test_the_honest_image_with_other_layout_files_is_refused(scene: Scene, change: str
+                                                             ) -> None:
+    """The image's own blobs (its digest is the honest one, so ``build --check`` would
+    pass) with an ``oci-layout`` or an ``index.json`` that no digest covers: kilobytes of
+    terminal escapes as the layout marker, or a second manifest beside the verified one
+    (tools that read the layout then refuse it, or take the other). Before the fix both
+    were taken and copied into out/ as they were."""
+    files = scene.files()
+    if change == "oci-layout":
+        files["oci-layout"] = ESCAPES.encode() + b" not a layout" * 3000
+    elif change == "oci-layout-version":
+        files["oci-layout"] = b'{"imageLayoutVersion":"9.9.9"}'
+    else:
+        index = json.loads(files["index.json"])
+        index["manifests"].append({**index["manifests"][0], "digest": "sha256:" + "0" * 64})
+        files["index.json"] = json.dumps(index).encode()
+    scene.forge_layout(files)
+    _refused(scene, scene.build())
+    assert (scene.base / "out-victim" / PACKAGE / "oci-layout").read_bytes() == \
+        (scene.layout / "oci-layout").read_bytes()
+    assert (scene.base / "out-victim" / PACKAGE / "index.json").read_bytes() == \
+        (scene.layout / "index.json").read_bytes()
+
+
 # -- a valid forged image: accepted and attributed, and only where a record is asked for --
 
 #: a worker name with escapes (OSC 52, clear screen, colour), a newline and 1 MiB of text

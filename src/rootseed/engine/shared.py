@@ -24,6 +24,7 @@ rebuild executed again) or a local build tells a true record from a false one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,14 @@ from rootseed.engine.publish import layout_files, linked_dirs
 from rootseed.engine.records import Kind
 from rootseed.engine.verify import layout_problem, seal_layout
 from rootseed.errors import ErrorKind, RootseedError
-from rootseed.oci.layout import manifest_digest
-from rootseed.oci.verified import LayoutError, open_image
+from rootseed.oci.layout import LAYOUT_VERSION, manifest_digest
+from rootseed.oci.verified import MAX_JSON, LayoutError, open_image
 
 #: the local area of images taken from a shared cache
 AREA = "shared"
 RECORD = "shared.json"
+#: the one ``oci-layout`` both exporters write (no digest covers it, nor ``index.json``)
+MARKER = canonical_json(LAYOUT_VERSION).encode()
 _HOSTILE = "the service, or the builder that recorded the image, is broken or hostile"
 
 
@@ -128,6 +131,8 @@ class SharedCache:
         try:
             digest = open_image(layout).manifest_digest
             wanted = set(layout_files(layout, digest))
+            marker = safefs.read_bytes(layout, layout / "oci-layout", len(MARKER) + 1)
+            index = json.loads(safefs.read_bytes(layout, layout / "index.json", MAX_JSON))
         except LayoutError as e:
             raise SharedImageRefused(f"{where}: the image recorded for this package is "
                                      f"not a whole OCI image: {e.what}",
@@ -143,5 +148,9 @@ class SharedCache:
             raise SharedImageRefused(f"{where}: the image recorded for this package "
                                      f"holds other files than its manifest names ({extra[0]})",
                                      hint=_HOSTILE)
+        if marker != MARKER or len(index["manifests"]) != 1:  # out/ gets them as they are
+            raise SharedImageRefused(f"{where}: the image recorded for this package has an "
+                                     "oci-layout or index.json rootseed never writes (another "
+                                     "marker, or more than its one manifest)", hint=_HOSTILE)
         return digest
 
