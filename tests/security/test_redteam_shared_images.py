@@ -18,6 +18,7 @@ records never reach another test, however the cluster is shared.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -34,10 +35,10 @@ import pytest
 
 from buildtree import BUSYBOX, app_package, make_tree
 from clirun import Result, rootseed
-from hostile import Canaries
+from hostile import Canaries, link, reg, tar_bytes
 from remotecluster import Cluster
 from rootseed.engine.interface import ImageIdent
-from rootseed.engine.shared import AREA, RECORD, ident_name
+from rootseed.engine.shared import AREA, MARKER, RECORD, ident_name
 from rootseed.remote.client import Remote
 from rootseed.remote.images import MAX_FILES, record_action
 from rootseed.remote.merkle import digest_of
@@ -107,11 +108,16 @@ class Scene:
         return self.base / cache / AREA / ident_name(self.ident)
 
 
-def _scene(cluster: Cluster, tmp_path: Path) -> Scene:
+def _scene(cluster: Cluster, tmp_path: Path, *, pinned: bool = False) -> Scene:
+    """``pinned``: the package's ``[outputs]`` pin /t (so a taken image is unpacked)."""
     canaries = Canaries(tmp_path)
     tree = make_tree(tmp_path)
-    app_package(tree, f"FROM rs/bootstrap-base AS b\nRUN echo {secrets.token_hex(16)} > /t\n"
-                      "FROM scratch\nCOPY --from=b /t /t\n")
+    token = secrets.token_hex(16)
+    t = f"{token}\n".encode()
+    outputs = f'[outputs]\n"t" = ["{hashlib.sha256(t).hexdigest()}", {len(t)}]\n' \
+        if pinned else ""
+    app_package(tree, f"FROM rs/bootstrap-base AS b\nRUN echo {token} > /t\n"
+                      "FROM scratch\nCOPY --from=b /t /t\n", outputs=outputs)
     r = rootseed("build", PACKAGE, "--tree", str(tree), "--cache-dir", str(tmp_path / "local"),
                  "--out", str(tmp_path / "out-local"), "--offline", "--json", timeout=600)
     assert r.returncode == 0, r.stderr
@@ -150,9 +156,10 @@ def _no_leftovers(scene: Scene, cache: str = "victim") -> None:
     assert not out.exists() or [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
-def _refused(scene: Scene, r: Result, cache: str = "victim") -> None:
+def _refused(scene: Scene, r: Result, cache: str = "victim", *, kept: bool = False) -> None:
     """The record was refused with one warning; the package was built step by step, to
-    the honest image; nothing of the record is kept; the host is unchanged."""
+    the honest image; nothing of the record is kept (``kept``: a whole image is, which
+    every later take checks and refuses again); the host is unchanged."""
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     warnings = [line for line in r.stderr.splitlines() if NOT_TAKEN in line]
@@ -160,7 +167,7 @@ def _refused(scene: Scene, r: Result, cache: str = "victim") -> None:
     assert warnings[0].isascii() and warnings[0].isprintable() and len(warnings[0]) < 2000
     assert _taken(r) == []
     assert _digest(r) == scene.digest
-    assert not os.path.lexists(scene.entry(cache))
+    assert os.path.lexists(scene.entry(cache)) == kept
     _no_leftovers(scene, cache)
     scene.canaries.assert_unchanged()
 
@@ -619,3 +626,50 @@ def test_cache_prune_removes_the_shared_area_and_never_follows_a_link(scene: Sce
     assert r.returncode == 0, r.stderr
     assert not os.path.lexists(entry)
     scene.canaries.assert_unchanged()
+
+
+# -- a valid image whose layer is hostile, for a package whose [outputs] unpack it ----------
+
+def _layout(layer: bytes) -> dict[str, bytes]:
+    """A valid OCI layout of one uncompressed layer (the bytes of its files)."""
+    def desc(media: str, data: bytes) -> dict[str, Any]:
+        return {"mediaType": media, "digest": f"sha256:{hashlib.sha256(data).hexdigest()}",
+                "size": len(data)}
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [
+                             f"sha256:{hashlib.sha256(layer).hexdigest()}"]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc("application/vnd.oci.image.config.v1+json", config),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", layer)]}).encode()
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [desc("application/vnd.oci.image.manifest.v1+json",
+                                           manifest)]}).encode()
+    return {"oci-layout": MARKER, "index.json": index,
+            **{f"blobs/sha256/{hashlib.sha256(b).hexdigest()}": b
+               for b in (config, manifest, layer)}}
+
+
+@pytest.mark.parametrize("layer", ["hostile", "other-t"])
+def test_a_forged_image_failing_the_pinned_outputs_is_built_instead(
+        remote_cluster: Cluster, tmp_path: Path, layer: str) -> None:
+    """A valid image recorded for a package whose ``[outputs]`` pin /t: one whose layer
+    climbs out (``../``), links to the host and writes through the link, or one with
+    another /t. It is unpacked into the cache (never onto the host), fails, and is
+    refused like any other false record: the package is built step by step. (Before:
+    the build failed, blaming *the build* for not being what package.toml pins.)"""
+    scene = _scene(remote_cluster, tmp_path, pinned=True)
+    host = scene.canaries.dir
+    members = [reg("t", b"forged\n")]
+    if layer == "hostile":
+        members += [reg(f"../../../../../../..{host}/pwned", b"pwned\n"),
+                    link("etc", str(host / "etc")), reg("etc/passwd", b"pwned\n"),
+                    link("hard", str(host / "secret"), hard=True)]
+    scene.forge_layout(_layout(tar_bytes(members)))
+    _refused(scene, scene.build(), kept=True)
+    # the record is the builder's own now; the entry it kept is never used: without the
+    # stage cache to answer first, it is checked and refused again
+    shutil.rmtree(scene.base / "victim" / "builds")
+    shutil.rmtree(scene.base / "out-victim")
+    _refused(scene, scene.build(), kept=True)
