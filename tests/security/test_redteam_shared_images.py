@@ -673,3 +673,35 @@ def test_a_forged_image_failing_the_pinned_outputs_is_built_instead(
     shutil.rmtree(scene.base / "victim" / "builds")
     shutil.rmtree(scene.base / "out-victim")
     _refused(scene, scene.build(), kept=True)
+
+
+@pytest.mark.parametrize("where", ["index", "manifest", "layer-name"])
+def test_megabytes_of_text_in_a_forged_layout_are_not_repeated_to_the_user(
+        remote_cluster: Cluster, tmp_path: Path, where: str) -> None:
+    """The reasons a layout or a layer is refused quote what they refuse: a digest of
+    3 MB in index.json or in the manifest, a layer member named by 1 MB of path (for a
+    package whose pins unpack it). The warning stays a line."""
+    scene = _scene(remote_cluster, tmp_path, pinned=where == "layer-name")
+    huge = "sha256:" + "x" * (3 << 20)
+    if where == "layer-name":
+        files = _layout(tar_bytes([reg("t", b"forged\n"), reg("../" + "a/" * (1 << 19), b"")]))
+    else:
+        files = scene.files()
+        if where == "index":
+            index = json.loads(files["index.json"])
+            index["manifests"][0]["digest"] = huge
+            files["index.json"] = json.dumps(index).encode()
+        else:
+            manifest_name = "blobs/sha256/" + scene.digest.removeprefix("sha256:")
+            manifest = json.loads(files.pop(manifest_name))
+            manifest["layers"][0]["digest"] = huge
+            data = json.dumps(manifest).encode()
+            files["blobs/sha256/" + hashlib.sha256(data).hexdigest()] = data
+            index = json.loads(files["index.json"])
+            index["manifests"][0].update(digest="sha256:" + hashlib.sha256(data).hexdigest(),
+                                         size=len(data))
+            files["index.json"] = json.dumps(index).encode()
+    scene.forge_layout(files)
+    r = scene.build()
+    _refused(scene, r, kept=where == "layer-name")
+    assert len(r.stderr_bytes) < 100_000

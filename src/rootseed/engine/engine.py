@@ -40,7 +40,7 @@ from rootseed.engine.interface import Executor, ImageExporter, ImageIdent, Share
 from rootseed.engine.planner import NoCacheFrom, Node, PackagePlan
 from rootseed.engine.publish import Publisher, check_outputs, layout_files, linked_dirs
 from rootseed.engine.refs import LayerRef
-from rootseed.engine.shared import SharedCache
+from rootseed.engine.shared import SharedCache, why_refused
 from rootseed.engine.slots import Slots
 from rootseed.engine.snapshots import Layer, Snapshot, Verifier
 from rootseed.engine.stage import FileStep, StageContext, StageRunner, StageState, step_log_name
@@ -406,7 +406,7 @@ class _PackageBuild:
             check_outputs(self.pkg, final, self.b.out)
         except RootseedError as e:  # refused (or unreadable): never used, built instead
             self.b._warn(f"{self.pkg.name}: the image recorded on {images.where} was not "
-                         f"taken: {e.message}; building it step by step instead")
+                         f"taken: {why_refused(e)}; building it step by step instead")
             return None
         self.shared = dict(taken.origin)
         self.cached.append(self.target.label)

@@ -47,6 +47,9 @@ RECORD = "shared.json"
 #: the one ``oci-layout`` both exporters write (no digest covers it, nor ``index.json``)
 MARKER = canonical_json(LAYOUT_VERSION).encode()
 _HOSTILE = "the service, or the builder that recorded the image, is broken or hostile"
+#: the most of a refused record's reason a warning repeats (a reason may quote megabytes
+#: of the record: a digest, a layer member's name)
+REASON_CHARS = 400
 
 
 class SharedImageRefused(RootseedError):
@@ -61,6 +64,11 @@ class SharedImage:
     manifest_digest: str
     origin: dict[str, object]  # where it came from (for events and results)
     fetched: bool = True  # read from the shared cache now (False: kept from before)
+
+
+def why_refused(e: RootseedError) -> str:
+    """Why a record was refused, as a warning says it (at most :data:`REASON_CHARS`)."""
+    return e.message if len(e.message) <= REASON_CHARS else e.message[:REASON_CHARS] + "..."
 
 
 def ident_name(ident: ImageIdent) -> str:
