@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +122,24 @@ def _scene(cluster: Cluster, tmp_path: Path, *, pinned: bool = False) -> Scene:
                  "--out", str(tmp_path / "out-local"), "--offline", "--json", timeout=600)
     assert r.returncode == 0, r.stderr
     digest = {x["package"]: x["manifest_digest"] for x in json.loads(r.stdout)["results"]}
-    # the target stage's key: the stage entry of the package that holds its image
-    [key] = [e.name for e in (tmp_path / "local" / "builds").iterdir()
-             if (e / "image").is_dir()
-             and json.loads((e / "stage.json").read_text())["package"] == PACKAGE]
-    return Scene(tmp_path, tree, cluster, ImageIdent(key, "image", PACKAGE),
+    return Scene(tmp_path, tree, cluster, _ident(tmp_path / "local", PACKAGE),
                  digest[PACKAGE], tmp_path / "out-local" / PACKAGE, canaries)
+
+
+def _stage_keys(cache: Path, package: str = PACKAGE) -> set[str]:
+    """The keys of ``package``'s stage entries in ``cache`` (a stage on another base
+    has another key)."""
+    return {e.name for e in (cache / "builds").iterdir()
+            if json.loads((e / "stage.json").read_text())["package"] == package}
+
+
+def _ident(cache: Path, package: str) -> ImageIdent:
+    """The ident a builder records ``package``'s image under: its target stage's key is
+    the stage entry of the package that holds its image (in a cache that built it)."""
+    [key] = [e.name for e in (cache / "builds").iterdir()
+             if (e / "image").is_dir()
+             and json.loads((e / "stage.json").read_text())["package"] == package]
+    return ImageIdent(key, "image", package)
 
 
 @pytest.fixture
@@ -381,6 +393,25 @@ def test_a_valid_forged_image_is_taken_attributed_and_its_worker_shown_safely(
     # and with --remote again: the builder's own cache entry comes first
     r = scene.build()
     assert r.returncode == 0 and _digest(r) == scene.digest and _taken(r) == []
+
+
+def test_a_build_without_remote_never_builds_on_a_taken_dependency(scene: Scene) -> None:
+    """bootstrap-base's record is a valid forged image (its files and one more); a
+    --remote build takes it and builds the package on it. A build without --remote on
+    that cache and out/ builds bootstrap-base itself (its image in out/ is the taken
+    one): the package's honest image."""
+    base = replace(scene, ident=_ident(scene.base / "local", "bootstrap-base"))
+    base.forge_layout(_with_extra_file(scene.base / "out-local" / "bootstrap-base"))
+    r = scene.build()
+    assert r.returncode == 0, r.stderr
+    [taken] = [e for e in _events(r) if e["event"] == "image"]
+    assert taken["package"] == "bootstrap-base" and taken["worker"] == "forger"
+    assert _stage_keys(scene.base / "victim") & _stage_keys(scene.base / "local") == set()
+    r = scene.build(remote=False)
+    assert r.returncode == 0, r.stderr
+    assert _digest(r) == scene.digest
+    assert not [e for e in _events(r) if e["event"] == "image"]
+    scene.canaries.assert_unchanged()
 
 
 @pytest.mark.parametrize("flags", [("--remote-no-images",), ("--remote-no-cache",),
@@ -705,3 +736,64 @@ def test_megabytes_of_text_in_a_forged_layout_are_not_repeated_to_the_user(
     r = scene.build()
     _refused(scene, r, kept=where == "layer-name")
     assert len(r.stderr_bytes) < 100_000
+
+
+def _with_extra_file(layout: Path) -> dict[str, bytes]:
+    """The image in ``layout`` again, its layer's files plus one (one uncompressed
+    layer): every pinned output as it is, another image digest."""
+    import gzip
+    import io
+    import tarfile
+
+    index = json.loads((layout / "index.json").read_text())
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_bytes())
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    for desc in manifest["layers"]:
+        data = (blobs / desc["digest"][7:]).read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for m in tar.getmembers():
+                f = tar.extractfile(m) if m.isreg() else None
+                members.append((m, f.read() if f else None))
+    return _layout(tar_bytes([*members, reg("forged", b"a backdoor\n")]))
+
+
+def test_bootstrap_remote_never_reports_a_forged_image_as_verified(
+        remote_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bootstrap --demo --remote`` where the service holds a valid forged image for
+    every package of the chain (served here, not stored: the shipped examples' records
+    belong to every test), each with the pinned outputs and one more file: taken (a
+    claim), but the bootstrap compares the recorded digests and fails; it never
+    reports the forged chain as verified."""
+    from rootseed.remote.images import RemoteImages
+
+    canaries = Canaries(tmp_path)
+    local = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",
+                     str(tmp_path / "local"), "--out", str(tmp_path / "out-local"),
+                     timeout=600)
+    assert local.returncode == 0, local.stderr
+    served: list[str] = []
+
+    def fetch(self: RemoteImages, ident: ImageIdent, dest: Path) -> dict[str, object]:
+        served.append(ident.package)
+        (dest / "blobs" / "sha256").mkdir(parents=True)
+        for rel, data in _with_extra_file(tmp_path / "out-local" / ident.package).items():
+            (dest / rel).write_bytes(data)
+        return {"executor": "remote", "remote_cached": True, "image": True,
+                "service": self.where, "worker": "forger"}
+
+    def store(self: RemoteImages, ident: ImageIdent, layout: Path, files: list[str]) -> None:
+        pass  # the shipped examples' records stay as they are
+
+    monkeypatch.setattr(RemoteImages, "fetch", fetch)
+    monkeypatch.setattr(RemoteImages, "store", store)
+    remote = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",
+                      str(tmp_path / "remote"), "--out", str(tmp_path / "out-remote"),
+                      "--remote", remote_cluster.endpoint, timeout=600)
+    assert served  # the forged records were asked for and taken
+    assert remote.returncode != 0
+    assert json.loads(remote.stdout)["error"]["kind"] == "digest-mismatch"
+    assert "Traceback" not in remote.stderr
+    canaries.assert_unchanged()
