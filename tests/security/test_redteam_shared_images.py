@@ -797,3 +797,31 @@ def test_bootstrap_remote_never_reports_a_forged_image_as_verified(
     assert json.loads(remote.stdout)["error"]["kind"] == "digest-mismatch"
     assert "Traceback" not in remote.stderr
     canaries.assert_unchanged()
+
+
+def test_a_disk_that_fills_during_a_take(scene: Scene, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """The disk fills while the image's files arrive (a record may name any blobs the
+    CAS has, up to MAX_FILES of them): a warning, and the package is built step by step
+    (before: "internal error", exit 70), nothing half-written."""
+    import errno
+
+    r = scene.build("a")
+    assert r.returncode == 0, r.stderr
+    real = Remote.read_file
+
+    def read_file(self: Remote, d: re_pb2.Digest, dest: Path, mode: int, *,
+                  data: bytes | None = None) -> None:
+        if "entry/image" in str(dest):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dest))
+        real(self, d, dest, mode, data=data)
+
+    monkeypatch.setattr(Remote, "read_file", read_file)
+    r = scene.build()
+    assert r.returncode == 0 and "internal error" not in r.stderr, r.stderr
+    assert f"core-app: the image recorded on {scene.cluster.endpoint} {NOT_TAKEN}: [Errno " \
+           f"{errno.ENOSPC}] {os.strerror(errno.ENOSPC)}" in r.stderr
+    assert _digest(r) == scene.digest and _taken(r) == []  # built step by step
+    assert not os.path.lexists(scene.entry())
+    _no_leftovers(scene)
+    scene.canaries.assert_unchanged()

@@ -404,7 +404,8 @@ class _PackageBuild:
                                 if self.pkg.outputs else None)
             # an image that fails the package's own pins is refused as well
             check_outputs(self.pkg, final, self.b.out)
-        except RootseedError as e:  # refused (or unreadable): never used, built instead
+        except (RootseedError, OSError) as e:  # refused, unreadable, or no room to take
+            # it (a record may name any blobs the CAS has): never used, built instead
             self.b._warn(f"{self.pkg.name}: the image recorded on {images.where} was not "
                          f"taken: {why_refused(e)}; building it step by step instead")
             return None

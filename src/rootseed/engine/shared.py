@@ -66,9 +66,11 @@ class SharedImage:
     fetched: bool = True  # read from the shared cache now (False: kept from before)
 
 
-def why_refused(e: RootseedError) -> str:
-    """Why a record was refused, as a warning says it (at most :data:`REASON_CHARS`)."""
-    return e.message if len(e.message) <= REASON_CHARS else e.message[:REASON_CHARS] + "..."
+def why_refused(e: RootseedError | OSError) -> str:
+    """Why a record was refused (or could not be taken: a full disk), as a warning says
+    it (at most :data:`REASON_CHARS`)."""
+    text = e.message if isinstance(e, RootseedError) else str(e)
+    return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + "..."
 
 
 def ident_name(ident: ImageIdent) -> str:
