@@ -470,7 +470,7 @@ def _took(scene: Scene) -> Path:
 
 
 TAMPERS = ["blob", "layout", "record", "swap", "fifo", "image-link", "blobs-link",
-           "entry-link"]
+           "entry-link", "oci-layout", "index", "extra-file"]
 
 
 @pytest.mark.parametrize("tamper", TAMPERS)
@@ -514,10 +514,20 @@ def test_a_changed_kept_image_is_never_used(scene: Scene, tamper: str) -> None:
         shutil.copytree(image / "blobs", host / "blobs")
         shutil.rmtree(image / "blobs")
         (image / "blobs").symlink_to(host / "blobs")
-    else:  # entry-link: the entry itself, copied whole to the host, linked in its place
+    elif tamper == "entry-link":  # the entry, copied whole to the host, linked instead
         shutil.copytree(entry, host / "entry", symlinks=True)
         shutil.rmtree(entry)
         entry.symlink_to(host / "entry")
+    elif tamper == "oci-layout":  # no digest or seal covers it: out/ would get it
+        os.chmod(image / "oci-layout", 0o644)
+        (image / "oci-layout").write_bytes(ESCAPES.encode() + b" not a layout")
+    elif tamper == "index":  # a second manifest beside the verified one
+        index = json.loads((image / "index.json").read_text())
+        index["manifests"].append({**index["manifests"][0], "digest": "sha256:" + "0" * 64})
+        (image / "index.json").write_text(json.dumps(index))
+    else:  # extra-file: a file the manifest does not name
+        (image / "blobs" / "sha256" / ("0" * 64)).write_bytes(b"extra\n")
+    shutil.rmtree(scene.base / "out-victim")  # out/ is written anew from what is used
     planted = _state(host)
     r = scene.build()
     assert r.returncode == 0, r.stderr
@@ -527,6 +537,9 @@ def test_a_changed_kept_image_is_never_used(scene: Scene, tamper: str) -> None:
     assert _state(host) == planted  # nothing followed into the host, nothing removed
     assert not entry.is_symlink() and not image.is_symlink()
     assert not (image / "blobs").is_symlink() and (entry / RECORD).is_file()
+    for name in ("oci-layout", "index.json"):
+        assert (scene.base / "out-victim" / PACKAGE / name).read_bytes() == \
+            (scene.layout / name).read_bytes()
     _no_leftovers(scene)
     scene.canaries.assert_unchanged()
 

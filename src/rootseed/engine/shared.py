@@ -38,7 +38,7 @@ from rootseed.engine.publish import layout_files, linked_dirs
 from rootseed.engine.records import Kind
 from rootseed.engine.verify import layout_problem, seal_layout
 from rootseed.errors import ErrorKind, RootseedError
-from rootseed.oci.layout import LAYOUT_VERSION, manifest_digest
+from rootseed.oci.layout import LAYOUT_VERSION
 from rootseed.oci.verified import MAX_JSON, LayoutError, open_image
 
 #: the local area of images taken from a shared cache
@@ -124,9 +124,9 @@ class SharedCache:
         if record is None or not safefs.is_dir(layout) or linked_dirs(layout) is not None \
                 or layout_problem(layout, self.cache.dir / "seals") is not None:
             return None
-        try:
-            digest = manifest_digest(layout)
-        except (OSError, ValueError, KeyError, RootseedError):
+        try:  # checked as a take checks it: oci-layout and index.json are in no seal
+            digest = self._check(layout, str(layout))
+        except (OSError, RootseedError):
             return None
         origin = record.get("origin")
         if digest != record.get("manifest") or not isinstance(origin, dict):
