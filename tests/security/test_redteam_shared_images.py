@@ -12,8 +12,18 @@ is used again only while it is what it took: a changed blob, a rewritten record,
 planted in the area or the entry are never used. A build without ``--remote``, with
 ``--remote-no-images`` or ``--remote-no-cache``, and ``challenge --remote`` take none.
 
-Each test forges the record of a package of its own (a RUN with a random token), so
-records never reach another test, however the cluster is shared.
+On rc before this file's changes: the digests of ``index.json`` and ``oci-layout`` were
+not checked, and went (terminal escapes, megabytes) into the warning; a record of the
+honest image's blobs with another ``oci-layout`` or a second manifest in ``index.json``
+was taken (the golden digest) and copied into out/, and so was such a change made to a
+kept entry; a taken image that did not unpack or match the package's ``[outputs]``
+failed the build (blaming the build) instead of being refused; a refusal's reason
+quoting megabytes of the record was repeated whole; a full disk during a take was an
+"internal error" (exit 70).
+
+Each test forges the records of packages of its own (a RUN with a random token in both
+packages of its tree), so records never reach another test, however the cluster is
+shared.
 """
 
 from __future__ import annotations
@@ -113,6 +123,9 @@ def _scene(cluster: Cluster, tmp_path: Path, *, pinned: bool = False) -> Scene:
     canaries = Canaries(tmp_path)
     tree = make_tree(tmp_path)
     token = secrets.token_hex(16)
+    # bootstrap-base of this test's own too (a test forges its record)
+    base = tree / "bootstrap" / "base" / "Containerfile"
+    base.write_text(base.read_text() + f"RUN echo {token} > /unique\n")
     t = f"{token}\n".encode()
     outputs = f'[outputs]\n"t" = ["{hashlib.sha256(t).hexdigest()}", {len(t)}]\n' \
         if pinned else ""
