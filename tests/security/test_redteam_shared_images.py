@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -851,3 +852,39 @@ def test_a_disk_that_fills_during_a_take(scene: Scene, monkeypatch: pytest.Monke
     assert not os.path.lexists(scene.entry())
     _no_leftovers(scene)
     scene.canaries.assert_unchanged()
+
+
+def test_a_service_streaming_more_than_a_blob_has_is_cut_off(
+        scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile service answers the read of a large blob (over the batch limit, so
+    streamed) with far more bytes than its digest says: the client stops at the size it
+    asked for, instead of writing all of it to disk before checking (an endless stream
+    filled the disk)."""
+    from rootseed.remote.client import BATCH_LIMIT, CHUNK
+
+    size = BATCH_LIMIT + 1
+    data = b"x" * size
+    big = digest_of(data)
+    files = [*_honest(scene), (f"blobs/sha256/{big.hash}", big)]
+    result = re_pb2.ActionResult(exit_code=0)
+    for rel, d in files:
+        result.output_files.add(path=rel, digest=d)
+    with Remote(scene.cluster.endpoint) as remote:
+        remote.upload(_honest_blobs(scene))  # all but the big one, which the CAS lacks
+    _serve(monkeypatch, scene, result)
+    real = Remote._read_stream
+    sent = [0]
+
+    def endless(self: Remote, d: re_pb2.Digest) -> Iterator[bytes]:
+        if d.hash != big.hash:
+            yield from real(self, d)
+            return
+        while sent[0] < 1 << 30:  # 1 GiB: "endless" for the test
+            sent[0] += CHUNK
+            yield b"x" * CHUNK
+
+    monkeypatch.setattr(Remote, "_read_stream", endless)
+    r = scene.build()
+    _refused(scene, r)
+    assert f"blob {big.hash}/{size} read from the CAS hashes to" in r.stderr
+    assert sent[0] <= size + CHUNK

@@ -352,6 +352,8 @@ class Remote:
                 for chunk in chunks:
                     h.update(chunk)
                     size += len(chunk)
+                    if size > d.size_bytes:  # a service that sends more: never all of it
+                        break
                     f.write(chunk)
                 f.flush()  # a write after the chmod would clear setuid/setgid again
                 os.fchmod(f.fileno(), mode)
