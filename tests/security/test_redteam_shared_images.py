@@ -107,10 +107,9 @@ class Scene:
             return remote.cached_result(digest_of(action.SerializeToString(
                 deterministic=True)))
 
-    def build(self, cache: str = "victim", *args: str, remote: bool = True,
-              command: str = "build") -> Result:
+    def build(self, cache: str = "victim", *args: str, remote: bool = True) -> Result:
         extra = ("--remote", self.cluster.endpoint) if remote else ()
-        return rootseed(command, PACKAGE, *extra, *args, "--tree", str(self.tree),
+        return rootseed("build", PACKAGE, *extra, *args, "--tree", str(self.tree),
                         "--cache-dir", str(self.base / cache), "--out",
                         str(self.base / f"out-{cache}"), "--offline", "--json",
                         timeout=600)
@@ -182,10 +181,13 @@ def _no_leftovers(scene: Scene, cache: str = "victim") -> None:
     assert not out.exists() or [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
-def _refused(scene: Scene, r: Result, cache: str = "victim", *, kept: bool = False) -> None:
+def _refused(scene: Scene, r: Result, cache: str = "victim", *, kept: bool = False,
+             served: bool = False) -> None:
     """The record was refused with one warning; the package was built step by step, to
-    the honest image; nothing of the record is kept (``kept``: a whole image is, which
-    every later take checks and refuses again); the host is unchanged."""
+    the honest image, and recorded in the bad record's place (``served``: the record was
+    served by a patched lookup, which answers the same still); nothing of the record is
+    kept (``kept``: a whole image is, which every later take checks and refuses again);
+    the host is unchanged."""
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     warnings = [line for line in r.stderr.splitlines() if NOT_TAKEN in line]
@@ -194,6 +196,9 @@ def _refused(scene: Scene, r: Result, cache: str = "victim", *, kept: bool = Fal
     assert _taken(r) == []
     assert _digest(r) == scene.digest
     assert os.path.lexists(scene.entry(cache)) == kept
+    if not served:
+        record = scene.record()
+        assert record is not None and record.execution_metadata.worker.startswith("builder ")
     _no_leftovers(scene, cache)
     scene.canaries.assert_unchanged()
 
@@ -255,7 +260,7 @@ def test_hostile_text_as_a_digest_never_reaches_the_terminal(
     result.execution_metadata.worker = "forger"
     _serve(monkeypatch, scene, result)
     r = scene.build()
-    _refused(scene, r)
+    _refused(scene, r, served=True)
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
     assert len(r.stderr_bytes) < 100_000
 
@@ -335,12 +340,12 @@ def test_sizes_that_are_no_blobs_are_refused(scene: Scene, monkeypatch: pytest.M
             d = re_pb2.Digest(hash=d.hash, size_bytes=1 << 62)
         result.output_files.add(path=rel, digest=d)
     _serve(monkeypatch, scene, result)
-    _refused(scene, scene.build())
+    _refused(scene, scene.build(), served=True)
     [index] = [f for f in result.output_files if f.path == "index.json"]
     index.digest.size_bytes = -1
     shutil.rmtree(scene.base / "victim")
     shutil.rmtree(scene.base / "out-victim")
-    _refused(scene, scene.build())
+    _refused(scene, scene.build(), served=True)
 
 
 @pytest.mark.parametrize("change", ["oci-layout", "oci-layout-version", "index-manifests"])
@@ -885,6 +890,6 @@ def test_a_service_streaming_more_than_a_blob_has_is_cut_off(
 
     monkeypatch.setattr(Remote, "_read_stream", endless)
     r = scene.build()
-    _refused(scene, r)
+    _refused(scene, r, served=True)
     assert f"blob {big.hash}/{size} read from the CAS hashes to" in r.stderr
     assert sent[0] <= size + CHUNK
