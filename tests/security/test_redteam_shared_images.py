@@ -489,7 +489,7 @@ def _took(scene: Scene) -> Path:
 
 
 TAMPERS = ["blob", "layout", "record", "swap", "fifo", "image-link", "blobs-link",
-           "entry-link", "oci-layout", "index", "extra-file"]
+           "entry-link", "oci-layout", "index", "extra-file", "fifo-index", "fifo-blob"]
 
 
 @pytest.mark.parametrize("tamper", TAMPERS)
@@ -544,8 +544,13 @@ def test_a_changed_kept_image_is_never_used(scene: Scene, tamper: str) -> None:
         index = json.loads((image / "index.json").read_text())
         index["manifests"].append({**index["manifests"][0], "digest": "sha256:" + "0" * 64})
         (image / "index.json").write_text(json.dumps(index))
-    else:  # extra-file: a file the manifest does not name
+    elif tamper == "extra-file":  # a file the manifest does not name
         (image / "blobs" / "sha256" / ("0" * 64)).write_bytes(b"extra\n")
+    else:  # a FIFO in place of index.json or of a blob: never opened to block on
+        victim = image / "index.json" if tamper == "fifo-index" else max(
+            (image / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+        victim.unlink()
+        os.mkfifo(victim)
     shutil.rmtree(scene.base / "out-victim")  # out/ is written anew from what is used
     planted = _state(host)
     r = scene.build()
