@@ -898,3 +898,22 @@ def test_a_service_streaming_more_than_a_blob_has_is_cut_off(
     _refused(scene, r, served=True)
     assert f"blob {big.hash}/{size} read from the CAS hashes to" in r.stderr
     assert sent[0] <= size + CHUNK
+
+
+def test_an_image_kept_from_one_service_is_not_taken_for_another(scene: Scene) -> None:
+    """Taken from one service (here: the cluster as 127.0.0.1), then a build names
+    another (the same cluster as localhost, as another service would be): the kept
+    claim of the first is not used under the second's name (before: it was, with the
+    message saying "taken from" the second); the image is taken from the one asked."""
+    _took(scene)
+    other = scene.cluster.endpoint.replace("127.0.0.1", "localhost")
+    assert other != scene.cluster.endpoint
+    r = rootseed("build", PACKAGE, "--remote", other, "--tree", str(scene.tree),
+                 "--cache-dir", str(scene.base / "victim"), "--out",
+                 str(scene.base / "out-other"), "--offline", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    [event] = _taken(r)
+    assert event["service"] == other and event["fetched"] is True
+    [result] = [x for x in json.loads(r.stdout)["results"] if x["package"] == PACKAGE]
+    assert result["shared"]["service"] == other
+    scene.canaries.assert_unchanged()

@@ -91,7 +91,7 @@ class SharedCache:
         name = ident_name(ident)
         entry = self.area / name
         with self.cache.lock(f"shared-{name}"):
-            found = self._kept(entry, ident)
+            found = self._kept(entry, ident, images.where)
             if found is not None:
                 return found
             with self.cache.workdir() as work:
@@ -112,9 +112,9 @@ class SharedCache:
             seal_layout(entry / "image", self.cache.dir / "seals")
             return SharedImage(entry / "image", digest, origin)
 
-    def _kept(self, entry: Path, ident: ImageIdent) -> SharedImage | None:
-        """The image an earlier take kept, if its record is this user's and its layout
-        still matches it."""
+    def _kept(self, entry: Path, ident: ImageIdent, where: str) -> SharedImage | None:
+        """The image an earlier take kept, if its record is this user's, its layout
+        still matches it, and it was taken from the service asked now (``where``)."""
         if not safefs.is_dir(entry):
             return None
         read = self.cache.verifier.records.read(self.cache.dir, entry / RECORD, Kind.SHARED,
@@ -129,7 +129,8 @@ class SharedCache:
         except (OSError, RootseedError):
             return None
         origin = record.get("origin")
-        if digest != record.get("manifest") or not isinstance(origin, dict):
+        if digest != record.get("manifest") or not isinstance(origin, dict) \
+                or origin.get("service") != where:  # another service's claim: not asked for
             return None
         touch(entry / RECORD)
         return SharedImage(layout, digest, origin, fetched=False)
