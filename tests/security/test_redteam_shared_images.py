@@ -917,3 +917,27 @@ def test_an_image_kept_from_one_service_is_not_taken_for_another(scene: Scene) -
     [result] = [x for x in json.loads(r.stdout)["results"] if x["package"] == PACKAGE]
     assert result["shared"]["service"] == other
     scene.canaries.assert_unchanged()
+
+
+def test_a_hostile_service_error_text_never_reaches_the_terminal(
+        scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's own error details (gRPC status details, which the client quotes)
+    with terminal escapes and megabytes of text, answering the record's lookup: one
+    printable warning line, and the package is built step by step."""
+    from rootseed.remote import RemoteError
+
+    action, _ = record_action(scene.ident)
+    wanted = digest_of(action.SerializeToString(deterministic=True))
+    real = Remote.cached_result
+
+    def cached_result(self: Remote, d: re_pb2.Digest) -> re_pb2.ActionResult | None:
+        if d == wanted:  # as client._rpc_error words a status the service sent
+            raise RemoteError("GetActionResult: the remote service answered INTERNAL: "
+                              + ESCAPES + "\nerror: fake line\n" + "E" * (1 << 20))
+        return real(self, d)
+
+    monkeypatch.setattr(Remote, "cached_result", cached_result)
+    r = scene.build()
+    _refused(scene, r, served=True)
+    assert "\x1b" not in r.stderr and "\nerror: fake line" not in r.stderr
+    assert len(r.stderr_bytes) < 100_000

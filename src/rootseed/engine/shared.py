@@ -68,9 +68,11 @@ class SharedImage:
 
 def why_refused(e: RootseedError | OSError) -> str:
     """Why a record was refused (or could not be taken: a full disk), as a warning says
-    it (at most :data:`REASON_CHARS`)."""
+    it: one line of at most :data:`REASON_CHARS` printable characters (it may quote the
+    record, or the service's own error text)."""
     text = e.message if isinstance(e, RootseedError) else str(e)
-    return text if len(text) <= REASON_CHARS else text[:REASON_CHARS] + "..."
+    shown = "".join(c if c.isprintable() else " " for c in text[:REASON_CHARS])
+    return shown + ("..." if len(text) > REASON_CHARS else "")
 
 
 def ident_name(ident: ImageIdent) -> str:
