@@ -17,9 +17,12 @@ not checked, and went (terminal escapes, megabytes) into the warning; a record o
 honest image's blobs with another ``oci-layout`` or a second manifest in ``index.json``
 was taken (the golden digest) and copied into out/, and so was such a change made to a
 kept entry; a taken image that did not unpack or match the package's ``[outputs]``
-failed the build (blaming the build) instead of being refused; a refusal's reason
-quoting megabytes of the record was repeated whole; a full disk during a take was an
-"internal error" (exit 70).
+failed the build (blaming the build) instead of being refused (rc 670945c fixed that
+too); a refusal's reason quoting megabytes of the record, or the service's own error
+text with terminal escapes, was repeated whole; a full disk during a take was an
+"internal error" (exit 70); a service streaming more than a blob's size had all of it
+written to disk before the size was checked; an image kept from one service was used
+for a build naming another.
 
 Each test forges the records of packages of its own (a RUN with a random token in both
 packages of its tree), so records never reach another test, however the cluster is
