@@ -45,7 +45,12 @@ class FakeShared:
         self.layout = layout
         self.extra = extra or {}
         self.fetches = 0
+        self.lookups = 0
         self.stored: list[tuple[ImageIdent, list[str]]] = []
+
+    def record(self, ident: ImageIdent) -> str | None:
+        self.lookups += 1
+        return None if self.layout is None else f"record of {self.layout.name}"
 
     def fetch(self, ident: ImageIdent, dest: Path) -> dict[str, object] | None:
         self.fetches += 1
@@ -60,7 +65,7 @@ class FakeShared:
                 shutil.copyfile(rel, target)
         for name, data in self.extra.items():
             (dest / name).write_bytes(data)
-        return dict(ORIGIN)
+        return {**ORIGIN, "record": self.record(ident)}
 
     def store(self, ident: ImageIdent, layout: Path, files: list[str]) -> None:
         self.stored.append((ident, files))
@@ -72,7 +77,7 @@ def test_a_taken_image_is_checked_kept_and_reused(tmp_path: Path) -> None:
     shared = FakeShared(layout)
     taken = SharedCache(cache).take(shared, IDENT)
     assert taken is not None and taken.manifest_digest == digest
-    assert taken.origin == ORIGIN
+    assert taken.origin == {**ORIGIN, "record": f"record of {layout.name}"}
     assert taken.layout == tmp_path / "cache" / "shared" / ident_name(IDENT) / "image"
     assert sorted(layout_files(taken.layout, digest)) == sorted(
         str(p.relative_to(taken.layout)) for p in taken.layout.rglob("*") if p.is_file())
@@ -83,6 +88,24 @@ def test_a_taken_image_is_checked_kept_and_reused(tmp_path: Path) -> None:
     assert (again.layout, again.manifest_digest, again.origin) == (
         taken.layout, taken.manifest_digest, taken.origin)
     assert not list((tmp_path / "cache" / "work").glob("*/"))  # no work dir left
+
+
+def test_the_service_s_current_record_decides(tmp_path: Path) -> None:
+    """A kept image is used only while the service still records the same files: a
+    record replaced there (a forged one corrected, a rebuilt image) is fetched anew, and
+    one gone from there is a miss (the kept copy is not a claim of its own)."""
+    layout, digest = _layout(tmp_path)
+    other, other_digest = _layout(tmp_path, "the corrected image\n")
+    cache = BuildCache(tmp_path / "cache")
+    shared = FakeShared(layout)
+    assert SharedCache(cache).take(shared, IDENT) is not None
+    shared.layout = other  # the record was replaced on the service
+    again = SharedCache(cache).take(shared, IDENT)
+    assert again is not None and again.fetched and shared.fetches == 2
+    assert again.manifest_digest == other_digest != digest
+    shared.layout = None  # the record is gone from the service
+    assert SharedCache(cache).take(shared, IDENT) is None
+    assert shared.fetches == 2 and shared.lookups == 5
 
 
 def test_no_record_is_a_miss_and_leaves_nothing(tmp_path: Path) -> None:

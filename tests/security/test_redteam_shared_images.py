@@ -739,11 +739,17 @@ def test_a_forged_image_failing_the_pinned_outputs_is_built_instead(
                     link("hard", str(host / "secret"), hard=True)]
     scene.forge_layout(_layout(tar_bytes(members)))
     _refused(scene, scene.build(), kept=True)
-    # the record is the builder's own now; the entry it kept is never used: without the
-    # stage cache to answer first, it is checked and refused again
+    # the record is the builder's own now; the forged image it kept is never used:
+    # without the stage cache to answer first, the service's current record (the
+    # builder's honest image) is what a take takes
     shutil.rmtree(scene.base / "victim" / "builds")
     shutil.rmtree(scene.base / "out-victim")
-    _refused(scene, scene.build(), kept=True)
+    r = scene.build()
+    assert r.returncode == 0, r.stderr
+    [taken] = _taken(r)
+    assert taken["worker"].startswith("builder ") and taken["fetched"]
+    assert _digest(r) == scene.digest and NOT_TAKEN not in r.stderr
+    scene.canaries.assert_unchanged()
 
 
 @pytest.mark.parametrize("where", ["index", "manifest", "layer-name"])
@@ -822,11 +828,15 @@ def test_bootstrap_remote_never_reports_a_forged_image_as_verified(
         for rel, data in _with_extra_file(tmp_path / "out-local" / ident.package).items():
             (dest / rel).write_bytes(data)
         return {"executor": "remote", "remote_cached": True, "image": True,
-                "service": self.where, "worker": "forger"}
+                "service": self.where, "worker": "forger", "record": "forged"}
+
+    def record(self: RemoteImages, ident: ImageIdent) -> str:
+        return "forged"
 
     def store(self: RemoteImages, ident: ImageIdent, layout: Path, files: list[str]) -> None:
         pass  # the shipped examples' records stay as they are
 
+    monkeypatch.setattr(RemoteImages, "record", record)
     monkeypatch.setattr(RemoteImages, "fetch", fetch)
     monkeypatch.setattr(RemoteImages, "store", store)
     remote = rootseed("bootstrap", "--demo", "--offline", "--json", "--cache-dir",

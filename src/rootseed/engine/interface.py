@@ -108,10 +108,16 @@ class SharedImages(Protocol):
     #: where the images are shared, for messages and records (e.g. the service's URL)
     where: str
 
+    def record(self, ident: ImageIdent) -> str | None:
+        """What is recorded for ``ident`` now, as a fingerprint (equal fingerprints: the
+        same files), without reading the image. None: no record."""
+        ...
+
     def fetch(self, ident: ImageIdent, dest: Path) -> dict[str, object] | None:
         """Write the image recorded for ``ident`` into the empty directory ``dest`` as
         the files of an OCI layout, each verified by its digest on the way in; its
-        origin (who recorded it, and where). None: no record."""
+        origin (who recorded it, and where; ``record``: the record's fingerprint). None:
+        no record."""
         ...
 
     def store(self, ident: ImageIdent, layout: Path, files: list[str]) -> None:

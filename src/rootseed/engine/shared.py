@@ -88,13 +88,18 @@ class SharedCache:
         self.area = cache.dir / AREA
 
     def take(self, images: SharedImages, ident: ImageIdent) -> SharedImage | None:
-        """``ident``'s image: kept from an earlier take, else fetched and checked now
-        (None: the shared cache has no record of it)."""
+        """``ident``'s image as the shared cache records it now: kept from an earlier
+        take of the same record, else fetched and checked now (None: the shared cache
+        has no record of it; a kept image of a record since replaced or gone is never
+        used: the service is asked each time)."""
         name = ident_name(ident)
         entry = self.area / name
         with self.cache.lock(f"shared-{name}"):
+            current = images.record(ident)
+            if current is None:
+                return None
             found = self._kept(entry, ident, images.where)
-            if found is not None:
+            if found is not None and found.origin.get("record") == current:
                 return found
             with self.cache.workdir() as work:
                 tmp = work / "entry"

@@ -29,6 +29,7 @@ one fails with a warning, and every build takes the per-step path.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from pathlib import Path
@@ -68,6 +69,13 @@ def record_action(ident: ImageIdent) -> tuple[re_pb2.Action, re_pb2.Command]:
     return action, cmd
 
 
+def fingerprint(files: list[tuple[str, re_pb2.Digest]]) -> str:
+    """A record's files (names, digests, sizes) as one digest: the same image."""
+    text = "".join(f"{rel}\0{d.hash}\0{d.size_bytes}\n" for rel, d in sorted(
+        files, key=lambda f: f[0]))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def _shown(text: str) -> str:
     """A name from the service, safe to print: printable ASCII, at most 80 characters."""
     kept = "".join(c if c.isascii() and c.isprintable() else "?" for c in text[:80])
@@ -81,10 +89,17 @@ class RemoteImages:
         self.remote = remote
         self.where = endpoint + (f" (instance {instance})" if instance else "")
 
-    def fetch(self, ident: ImageIdent, dest: Path) -> dict[str, object] | None:
+    def _result(self, ident: ImageIdent) -> re_pb2.ActionResult | None:
         action, _ = record_action(ident)
-        result = self.remote.cached_result(
+        return self.remote.cached_result(
             digest_of(action.SerializeToString(deterministic=True)))
+
+    def record(self, ident: ImageIdent) -> str | None:
+        result = self._result(ident)
+        return None if result is None else fingerprint(self._files(result))
+
+    def fetch(self, ident: ImageIdent, dest: Path) -> dict[str, object] | None:
+        result = self._result(ident)
         if result is None:
             return None
         files = self._files(result)
@@ -106,7 +121,7 @@ class RemoteImages:
                 data = blobs.get(d.hash)
             self.remote.read_file(d, dest / rel, 0o644, data=data)  # verified again
         return {"executor": "remote", "remote_cached": True, "image": True,
-                "service": self.where,
+                "service": self.where, "record": fingerprint(files),
                 "worker": _shown(result.execution_metadata.worker)}
 
     @staticmethod
