@@ -264,6 +264,7 @@ def test_hostile_text_as_a_digest_never_reaches_the_terminal(
     _serve(monkeypatch, scene, result)
     r = scene.build()
     _refused(scene, r, served=True)
+    # words: no terminal escape reaches the user's terminal: the bytes shown are what is tested
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
     assert len(r.stderr_bytes) < 100_000
 
@@ -402,6 +403,7 @@ def test_a_valid_forged_image_is_taken_attributed_and_its_worker_shown_safely(
     # the worker's name: printable ASCII, at most 80 characters, wherever it is shown
     for shown in (event["worker"], result["shared"]["worker"]):
         assert shown.isascii() and shown.isprintable() and 0 < len(shown) <= 80
+    # words: no terminal escape reaches the terminal, in any text shown
     assert "\x1b" not in r.stderr + r.stdout and len(r.stderr_bytes) < 100_000
     scene.canaries.assert_unchanged()
     # kept apart: a build without --remote on the same cache and out/ builds the package
@@ -560,6 +562,7 @@ def test_a_changed_kept_image_is_never_used(scene: Scene, tamper: str) -> None:
     assert r.returncode == 0, r.stderr
     assert _digest(r) == scene.digest
     assert [e["manifest_digest"] for e in _taken(r)] == [scene.digest]  # taken again
+    # words: no refusal warning for people, and no traceback, in what the user sees
     assert NOT_TAKEN not in r.stderr and "Traceback" not in r.stderr
     assert _state(host) == planted  # nothing followed into the host, nothing removed
     assert not entry.is_symlink() and not image.is_symlink()
@@ -583,6 +586,7 @@ def test_a_link_in_place_of_the_shared_area_is_never_followed(scene: Scene) -> N
     r = scene.build()
     assert r.returncode == 0, r.stderr
     assert _digest(r) == scene.digest and _taken(r) == []
+    # words: the warning for people names the package, the service and the reason
     assert f"core-app: the image recorded on {scene.cluster.endpoint} {NOT_TAKEN}: " \
            f"{entry.parent} is a symbolic link" in r.stderr
     assert _state(host) == planted
@@ -748,6 +752,7 @@ def test_a_forged_image_failing_the_pinned_outputs_is_built_instead(
     assert r.returncode == 0, r.stderr
     [taken] = _taken(r)
     assert taken["worker"].startswith("builder ") and taken["fetched"]
+    # words: no refusal warning for people: the builder's honest record is taken
     assert _digest(r) == scene.digest and NOT_TAKEN not in r.stderr
     scene.canaries.assert_unchanged()
 
@@ -868,6 +873,7 @@ def test_a_disk_that_fills_during_a_take(scene: Scene, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(Remote, "read_file", read_file)
     r = scene.build()
+    # words: not the internal-error text: a full disk is a warning, not a crash
     assert r.returncode == 0 and "internal error" not in r.stderr, r.stderr
     assert f"core-app: the image recorded on {scene.cluster.endpoint} {NOT_TAKEN}: [Errno " \
            f"{errno.ENOSPC}] {os.strerror(errno.ENOSPC)}" in r.stderr
@@ -909,6 +915,7 @@ def test_a_service_streaming_more_than_a_blob_has_is_cut_off(
     monkeypatch.setattr(Remote, "_read_stream", endless)
     r = scene.build()
     _refused(scene, r, served=True)
+    # words: the client's mismatch words for people, which name the blob and its size
     assert f"blob {big.hash}/{size} read from the CAS hashes to" in r.stderr
     assert sent[0] <= size + CHUNK
 
@@ -952,5 +959,6 @@ def test_a_hostile_service_error_text_never_reaches_the_terminal(
     monkeypatch.setattr(Remote, "cached_result", cached_result)
     r = scene.build()
     _refused(scene, r, served=True)
+    # words: no escape and no made-up error line from the service reach the terminal
     assert "\x1b" not in r.stderr and "\nerror: fake line" not in r.stderr
     assert len(r.stderr_bytes) < 100_000
