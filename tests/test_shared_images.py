@@ -139,7 +139,8 @@ def test_a_blob_that_does_not_match_its_name_refuses_the_image(tmp_path: Path) -
     assert not (tmp_path / "cache" / "shared").exists()
 
 
-@pytest.mark.parametrize("damage", ["blob", "record", "forged-record"])
+@pytest.mark.parametrize("damage", ["blob", "record", "forged-record", "index",
+                                    "extra-file", "oci-layout"])
 def test_a_kept_image_changed_in_the_cache_is_taken_again(tmp_path: Path,
                                                           damage: str) -> None:
     layout, digest = _layout(tmp_path)
@@ -157,6 +158,16 @@ def test_a_kept_image_changed_in_the_cache_is_taken_again(tmp_path: Path,
     elif damage == "record":  # another image put in place, its record unchanged
         shutil.rmtree(taken.layout)
         shutil.copytree(other, taken.layout)
+    elif damage == "index":  # a second manifest beside the verified one
+        index = json.loads((taken.layout / "index.json").read_text())
+        index["manifests"].append({**index["manifests"][0], "digest": "sha256:" + "0" * 64})
+        os.chmod(taken.layout / "index.json", 0o644)
+        (taken.layout / "index.json").write_text(json.dumps(index))
+    elif damage == "extra-file":  # a file the manifest does not name
+        (taken.layout / "blobs" / "sha256" / ("0" * 64)).write_bytes(b"extra\n")
+    elif damage == "oci-layout":  # no digest or seal covers it: out/ would get it
+        os.chmod(taken.layout / "oci-layout", 0o644)
+        (taken.layout / "oci-layout").write_bytes(ESCAPES.encode() + b" not a layout")
     else:  # another image with a record written by someone without the key
         shutil.rmtree(taken.layout)
         shutil.copytree(other, taken.layout)
@@ -193,13 +204,31 @@ BLOB = digest_of(b"blob")
 
 
 @pytest.mark.parametrize("path", [
-    "../escape", "/etc/passwd", "blobs/sha256/../../x", "blobs/sha256/" + "0" * 64,
-    "blobs/sha512/" + BLOB.hash, "blobs/sha256/" + BLOB.hash.upper(), "index.json/x",
-    "provenance.json", "", "oci-layout\0"])
+    "../escape", "/etc/passwd", "/tmp/pwned", "blobs/../../pwned", "blobs/sha256/../../x",
+    "blobs/sha256/../../../pwned", "image/index.json", "blobs/sha256/", ".",
+    "blobs/sha256/" + "0" * 64, "blobs/sha512/" + BLOB.hash,
+    "blobs/sha256/" + BLOB.hash.upper(), "index.json/x", "provenance.json", "",
+    "oci-layout\0", "oci-layout\0x"])
 def test_a_record_naming_no_layout_file_is_refused(path: str) -> None:
     with pytest.raises(BadOutput) as e:
         RemoteImages._files(_record((path, BLOB)))
     assert e.value.problem is OutputProblem.NOT_AN_IMAGE
+
+
+#: terminal escapes (OSC 52 writes the clipboard) where a digest goes
+ESCAPES = "\x1b]52;c;aGVsbG8=\x07\x1b[2J"
+
+
+@pytest.mark.parametrize("size", [0, 10, 3 << 20])
+@pytest.mark.parametrize("path", ["index.json", "oci-layout"])
+def test_a_digest_that_is_no_sha256_is_refused_before_it_is_shown(path: str,
+                                                                  size: int) -> None:
+    d = re_pb2.Digest(hash=ESCAPES + "A" * (1 << 20), size_bytes=size)
+    with pytest.raises(BadOutput) as e:
+        RemoteImages._files(_record((path, d)))
+    assert e.value.problem is OutputProblem.NOT_AN_IMAGE
+    # words: no terminal escape in the text shown to people
+    assert "\x1b" not in e.value.message and len(e.value.message) < 1000
 
 
 def test_a_record_naming_a_file_twice_or_too_many_is_refused() -> None:
