@@ -31,7 +31,9 @@ shared.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -39,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -121,14 +124,39 @@ class Scene:
         return self.base / cache / AREA / ident_name(self.ident)
 
 
-def _scene(cluster: Cluster, tmp_path: Path, *, pinned: bool = False) -> Scene:
-    """``pinned``: the package's ``[outputs]`` pin /t (so a taken image is unpacked)."""
+def _same_base(tree: Path) -> None:
+    """bootstrap-base the same in every scene (its source tarball made with a fixed gzip
+    time): its steps and its image come from the service's caches after the first
+    scene, instead of running again on workers that the remote stage0 chain keeps busy
+    in CI. Only a test that forges bootstrap-base's record has one of its own."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, data in sorted({"hello-1.0/greet.sh": b"#!/bin/sh\necho hello from $1\n",
+                                  "hello-1.0/README": b"readme\n"}.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if name.endswith(".sh") else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    tarball = tree / "mirror" / "hello-1.0.tar.gz"
+    old = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    tarball.write_bytes(buf.getvalue())
+    toml = tree / "bootstrap" / "base" / "package.toml"
+    toml.write_text(toml.read_text().replace(old, hashlib.sha256(buf.getvalue()).hexdigest()))
+
+
+def _scene(cluster: Cluster, tmp_path: Path, *, pinned: bool = False,
+           own_base: bool = False) -> Scene:
+    """``pinned``: the package's ``[outputs]`` pin /t (so a taken image is unpacked);
+    ``own_base``: bootstrap-base of this test's own (it forges its record)."""
     canaries = Canaries(tmp_path)
     tree = make_tree(tmp_path)
     token = secrets.token_hex(16)
-    # bootstrap-base of this test's own too (a test forges its record)
-    base = tree / "bootstrap" / "base" / "Containerfile"
-    base.write_text(base.read_text() + f"RUN echo {token} > /unique\n")
+    if own_base:
+        base = tree / "bootstrap" / "base" / "Containerfile"
+        base.write_text(base.read_text() + f"RUN echo {token} > /unique\n")
+    else:
+        _same_base(tree)
     t = f"{token}\n".encode()
     outputs = f'[outputs]\n"t" = ["{hashlib.sha256(t).hexdigest()}", {len(t)}]\n' \
         if pinned else ""
@@ -422,11 +450,13 @@ def test_a_valid_forged_image_is_taken_attributed_and_its_worker_shown_safely(
     assert r.returncode == 0 and _digest(r) == scene.digest and _taken(r) == []
 
 
-def test_a_build_without_remote_never_builds_on_a_taken_dependency(scene: Scene) -> None:
+def test_a_build_without_remote_never_builds_on_a_taken_dependency(
+        remote_cluster: Cluster, tmp_path: Path) -> None:
     """bootstrap-base's record is a valid forged image (its files and one more); a
     --remote build takes it and builds the package on it. A build without --remote on
     that cache and out/ builds bootstrap-base itself (its image in out/ is the taken
     one): the package's honest image."""
+    scene = _scene(remote_cluster, tmp_path, own_base=True)
     base = replace(scene, ident=_ident(scene.base / "local", "bootstrap-base"))
     base.forge_layout(_with_extra_file(scene.base / "out-local" / "bootstrap-base"))
     r = scene.build()
