@@ -14,8 +14,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from rootseed.remote.client import BATCH_LIMIT
-from rootseed.remote.executor import _Prefetched
+from rootseed.remote.client import BATCH_LIMIT, Prefetched
 from rootseed.remote.protos import re_pb2
 
 FILES = 512  # of BATCH_LIMIT bytes each: 1 GiB claimed
@@ -47,7 +46,7 @@ class _Client:
 def test_small_files_are_read_ahead_a_window_at_a_time(tmp_path: Path) -> None:
     digests = [_digest(i) for i in range(FILES)] + [_digest(0)]  # one content twice
     client = _Client()
-    reader = _Prefetched(client, list(digests))  # type: ignore[arg-type]
+    reader = Prefetched(client, list(digests))  # type: ignore[arg-type]
     held_before_writing = sum(client.asked)
     for d in digests:
         reader.read_file(d, tmp_path / d.hash, 0o644)

@@ -42,6 +42,8 @@ _HOSTILE = "the remote CAS or a worker is broken or hostile"
 BATCH_LIMIT = 2 << 20
 #: ByteStream chunk size.
 CHUNK = 1 << 20
+#: The most bytes of an output's small blobs read ahead and held in memory at a time.
+PREFETCH_BYTES = 32 << 20
 #: gRPC keepalive ping interval on a busy connection (the servers' default minimum).
 KEEPALIVE_MS = 300_000
 #: Seconds an action may wait for a worker (stage QUEUED) before the build stops
@@ -508,6 +510,39 @@ class Remote:
                 stack.append((child, path / _name(sub.name)))
             if directory.node_properties.HasField("unix_mode"):
                 os.chmod(path, stat.S_IMODE(directory.node_properties.unix_mode.value))
+
+
+class Prefetched:
+    """:meth:`Remote.read_file` with the small blobs of one output (a step's, a shared
+    image's) read in batches ahead of their files (each still verified by its digest, as
+    every blob is): at most :data:`PREFETCH_BYTES` of them held at a time, however many
+    files the output claims (files are written in the order of ``digests``)."""
+
+    def __init__(self, remote: Remote, digests: list[re_pb2.Digest]) -> None:
+        self.remote = remote
+        self.pending = digests
+        self.at = 0  # the first digest not read yet
+        self.blobs: dict[str, bytes] = {}
+
+    def _window(self, d: re_pb2.Digest) -> None:
+        """Read the next blobs, from ``d``'s place in the list on, up to the bound."""
+        start = next((i for i in range(self.at, len(self.pending))
+                      if self.pending[i].hash == d.hash), None)
+        if start is None:
+            return  # not announced: read_file reads it by itself
+        end, size = start, 0
+        while end < len(self.pending) and (end == start or size + max(
+                self.pending[end].size_bytes, 0) <= PREFETCH_BYTES):
+            size += max(self.pending[end].size_bytes, 0)
+            end += 1
+        self.blobs = {}  # the previous window's blobs are written by now
+        self.blobs = self.remote.read_many(self.pending[start:end])
+        self.at = end
+
+    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
+        if d.hash not in self.blobs:
+            self._window(d)
+        self.remote.read_file(d, dest, mode, data=self.blobs.get(d.hash))
 
 
 class _Activity:

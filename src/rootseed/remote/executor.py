@@ -121,6 +121,7 @@ from rootseed.remote import RemoteError
 from rootseed.remote.client import (
     BATCH_LIMIT,
     DEFAULT_QUEUE_TIMEOUT,
+    Prefetched,
     Remote,
     RemoteCancelled,
     RemoteTimeout,
@@ -143,8 +144,6 @@ MOUNTED = ("tmp", "dev", "proc")
 #: How many snapshots' input trees are kept in memory (a child's is made from its
 #: parent's; unchanged subtrees are shared between them).
 TREES_KEPT = 256
-#: The most bytes of an output's small files read ahead and held in memory at a time.
-PREFETCH_BYTES = 32 << 20
 #: The instruction set asked for, by OCI platform (see the module docstring).
 ISA = {"linux/386": "x86-64", "linux/amd64": "x86-64"}
 
@@ -376,42 +375,9 @@ class RemoteExecutor(OverlayExecutor):
         for rel in changes.emptied:
             raise _Ambiguous(f"/{rel} lost all its files: emptied, or removed and made "
                              "again (a layer of its own locally), REAPI cannot say which")
-        changes.apply(_Prefetched(self.remote, changes.small_files()), view)
+        changes.apply(Prefetched(self.remote, changes.small_files()), view)
         if _mode(out.root, 0o755) != _mode(root_in, 0o755):
             os.chmod(view, _mode(out.root, 0o755))
-
-
-class _Prefetched:
-    """The client's ``read_file`` with the small blobs of one output read in batches
-    ahead of their files (each still verified by its digest, as every blob is): at most
-    :data:`PREFETCH_BYTES` of them held at a time, however many files the output claims
-    (the order ``apply`` writes them in is the order of ``digests``)."""
-
-    def __init__(self, remote: Remote, digests: list[re_pb2.Digest]) -> None:
-        self.remote = remote
-        self.pending = digests
-        self.at = 0  # the first digest not read yet
-        self.blobs: dict[str, bytes] = {}
-
-    def _window(self, d: re_pb2.Digest) -> None:
-        """Read the next blobs, from ``d``'s place in the list on, up to the bound."""
-        start = next((i for i in range(self.at, len(self.pending))
-                      if self.pending[i].hash == d.hash), None)
-        if start is None:
-            return  # not announced: read_file reads it by itself
-        end, size = start, 0
-        while end < len(self.pending) and (end == start or size + max(
-                self.pending[end].size_bytes, 0) <= PREFETCH_BYTES):
-            size += max(self.pending[end].size_bytes, 0)
-            end += 1
-        self.blobs = {}  # the previous window's blobs are written by now
-        self.blobs = self.remote.read_many(self.pending[start:end])
-        self.at = end
-
-    def read_file(self, d: re_pb2.Digest, dest: Path, mode: int) -> None:
-        if d.hash not in self.blobs:
-            self._window(d)
-        self.remote.read_file(d, dest, mode, data=self.blobs.get(d.hash))
 
 
 @dataclass
@@ -539,7 +505,7 @@ class _Diff:
                     out.append(c.node.digest)
         return out
 
-    def apply(self, remote: Remote | _Prefetched, view: Path) -> None:
+    def apply(self, remote: Remote | Prefetched, view: Path) -> None:
         dirs: list[tuple[Path, re_pb2.Directory]] = []
         for c in self.changes:
             path = view / c.rel

@@ -17,7 +17,7 @@ cache, and the next builder takes it whole:
   ``execution_metadata.worker`` names the builder that recorded it.
 * **taking it**: one ``GetActionResult``; the names are checked (only a layout's files,
   each blob named by its own digest, none twice); the blobs are read (in batches, at most
-  :data:`~rootseed.remote.executor.PREFETCH_BYTES` held at a time) and each is verified by
+  :data:`~rootseed.remote.client.PREFETCH_BYTES` held at a time) and each is verified by
   its digest; the engine then checks the layout as a whole (engine/shared.py).
 
 The record is a claim, as an action result is: ``UpdateActionResult`` is open to the
@@ -39,6 +39,7 @@ from rootseed.remote.client import (
     BATCH_LIMIT,
     BadOutput,
     OutputProblem,
+    Prefetched,
     Remote,
 )
 from rootseed.remote.merkle import digest_of, file_digest
@@ -50,8 +51,6 @@ FORMAT = "1"
 PLATFORM = ("rootseed-record", "image")
 #: the most files a record may name (an image's layers, config, manifests)
 MAX_FILES = 10_000
-#: blob bytes of one record held in memory at a time while it is written out
-WINDOW_BYTES = 32 << 20
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HOSTILE = "the remote service, or the builder that recorded the image, is broken or hostile"
@@ -103,23 +102,10 @@ class RemoteImages:
         if result is None:
             return None
         files = self._files(result)
-        small = [d for _, d in files if d.size_bytes <= BATCH_LIMIT]
-        blobs: dict[str, bytes] = {}
-        at = 0  # the next small digest not read yet
         (dest / "blobs" / "sha256").mkdir(parents=True)
+        reader = Prefetched(self.remote, [d for _, d in files if d.size_bytes <= BATCH_LIMIT])
         for rel, d in files:
-            data = None
-            if d.size_bytes <= BATCH_LIMIT:
-                if d.hash not in blobs:  # the next window of small blobs, in file order
-                    blobs, size, end = {}, 0, at
-                    while end < len(small) and (end == at or size + small[end].size_bytes
-                                                <= WINDOW_BYTES):
-                        size += small[end].size_bytes
-                        end += 1
-                    blobs = self.remote.read_many(small[at:end])
-                    at = end
-                data = blobs.get(d.hash)
-            self.remote.read_file(d, dest / rel, 0o644, data=data)  # verified again
+            reader.read_file(d, dest / rel, 0o644)  # verified again
         return {"executor": "remote", "remote_cached": True, "image": True,
                 "service": self.where, "record": fingerprint(files),
                 "worker": _shown(result.execution_metadata.worker)}
