@@ -36,7 +36,6 @@ from rootseed.engine.interface import ImageIdent, SharedImages
 from rootseed.engine.maintenance import touch
 from rootseed.engine.publish import layout_files, linked_dirs
 from rootseed.engine.records import Kind
-from rootseed.engine.verify import layout_problem, seal_layout
 from rootseed.errors import ErrorKind, RootseedError
 from rootseed.oci.layout import LAYOUT_VERSION
 from rootseed.oci.verified import MAX_JSON, LayoutError, open_image
@@ -116,7 +115,6 @@ class SharedCache:
                 if os.path.lexists(entry):  # an unrecorded or damaged one: taken again
                     safefs.remove(self.cache.dir, entry)
                 os.replace(tmp, entry)
-            seal_layout(entry / "image", self.cache.dir / "seals")
             return SharedImage(entry / "image", digest, origin)
 
     def _kept(self, entry: Path, ident: ImageIdent, where: str) -> SharedImage | None:
@@ -128,10 +126,10 @@ class SharedCache:
                                                 ident_name(ident))
         record = read.record
         layout = entry / "image"
-        if record is None or not safefs.is_dir(layout) or linked_dirs(layout) is not None \
-                or layout_problem(layout, self.cache.dir / "seals") is not None:
+        if record is None or not safefs.is_dir(layout) or linked_dirs(layout) is not None:
             return None
-        try:  # checked as a take checks it: oci-layout and index.json are in no seal
+        try:  # checked whole, as a take checks it (every blob re-hashed, oci-layout and
+            # index.json read): a seal covers neither file, so none is kept
             digest = self._check(layout, str(layout))
         except (OSError, RootseedError):
             return None
