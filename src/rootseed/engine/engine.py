@@ -433,7 +433,7 @@ class _PackageBuild:
                                                            final.manifest_digest))
         except (RootseedError, OSError, ValueError, KeyError, TypeError) as e:
             self.b._warn(f"{self.pkg.name}: the image was not recorded on {images.where} "
-                         f"for other builders: {getattr(e, 'message', e)}")
+                         f"for other builders: {why_refused(e)}")
 
     def _final(self) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""

@@ -65,10 +65,10 @@ class SharedImage:
     fetched: bool = True  # read from the shared cache now (False: kept from before)
 
 
-def why_refused(e: RootseedError | OSError) -> str:
-    """Why a record was refused (or could not be taken: a full disk), as a warning says
-    it: one line of at most :data:`REASON_CHARS` printable characters (it may quote the
-    record, or the service's own error text)."""
+def why_refused(e: Exception) -> str:
+    """Why a record was refused (or could not be taken: a full disk; or stored), as a
+    warning says it: one line of at most :data:`REASON_CHARS` printable characters (it
+    may quote the record, or the service's own error text)."""
     text = e.message if isinstance(e, RootseedError) else str(e)
     shown = "".join(c if c.isprintable() else " " for c in text[:REASON_CHARS])
     return shown + ("..." if len(text) > REASON_CHARS else "")
