@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -77,7 +78,5 @@ def remote_target(remote: str | None, instance: str, fresh: bool = False
         return None
     from rootseed.remote.executor import RemoteService  # the remote extra, only now
 
-    if queue_timeout is None:
-        return RemoteService(remote, instance, fresh, images=not no_images)
-    return RemoteService(remote, instance, fresh, queue_timeout=queue_timeout,
-                         images=not no_images)
+    service = RemoteService(remote, instance, fresh, images=not no_images)
+    return service if queue_timeout is None else replace(service, queue_timeout=queue_timeout)
