@@ -377,6 +377,12 @@ class _PackageBuild:
         self.say(f"{state} {result.manifest_digest} in {seconds:.2f}s")
         return result
 
+    @property
+    def _uncached(self) -> bool:
+        """``--no-cache``, or ``--no-cache-from`` forcing stages: the target is built
+        again, from no cache of any kind, and its image is no claim to share."""
+        return self.options.no_cache or bool(self.forced)
+
     # -- images shared with other builders (engine/shared.py) ----------------------------
     def _shared_ident(self) -> tuple[SharedImages, ImageIdent] | None:
         images = self.executor.shared_images()
@@ -422,7 +428,7 @@ class _PackageBuild:
     def _share(self, final: CachedStage) -> None:
         """Record the image this build made for other builders (a failure is a warning:
         the build itself is done)."""
-        found = None if self.options.no_cache or self.forced else self._shared_ident()
+        found = None if self._uncached else self._shared_ident()
         if found is None or final.layout is None or final.manifest_digest is None:
             return
         images, ident = found
@@ -438,13 +444,11 @@ class _PackageBuild:
     def _final(self) -> CachedStage:
         """The target stage's cache entry with its OCI layout (built first if needed)."""
         key = self.nodes[self.target.index].key
-        hit = None if self.options.no_cache or self.forced else self.b.cache.lookup(
-            key, self.executor)
+        hit = None if self._uncached else self.b.cache.lookup(key, self.executor)
         if hit is not None:
             self.cached.append(self.target.label)
             final = hit
-        elif not (self.options.no_cache or self.forced) \
-                and (taken := self._take_shared()) is not None:
+        elif not self._uncached and (taken := self._take_shared()) is not None:
             return taken  # verified as a whole layout; exported by another builder
         else:
             final = self.execute()
