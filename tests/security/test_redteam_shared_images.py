@@ -676,17 +676,17 @@ if os.environ["STOP_AT"] == "fetch":  # the first file of the image written, in 
         if "entry/image" in str(dest):
             stop()
     Remote.read_file = read_file
-else:  # the entry in place, its layout not sealed yet
-    shared.seal_layout = lambda layout, seals: stop()
+else:  # the entry in place, the take not returned yet (its result not made)
+    shared.SharedImage = lambda *args, **kwargs: stop()
 main(sys.argv[1:])
 """
 
 
-@pytest.mark.parametrize("stop_at", ["fetch", "seal"])
+@pytest.mark.parametrize("stop_at", ["fetch", "placed"])
 def test_a_builder_killed_mid_take(scene: Scene, stop_at: str) -> None:
     """Killed (SIGKILL) while the image's files arrive, or with the entry in place before
-    its seal: no entry of half an image, nothing in out/; the next build takes the image
-    (a whole unsealed entry is verified again in full) and sweeps the dead one's work."""
+    the take returns: no entry of half an image, nothing in out/; the next build takes the
+    image (a whole kept entry is verified again in full) and sweeps the dead one's work."""
     r = scene.build("a")
     assert r.returncode == 0, r.stderr
     stopped = scene.base / "stopped"
