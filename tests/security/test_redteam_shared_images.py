@@ -24,9 +24,10 @@ text with terminal escapes, was repeated whole; a full disk during a take was an
 written to disk before the size was checked; an image kept from one service was used
 for a build naming another.
 
-Each test forges the records of packages of its own (a RUN with a random token in both
-packages of its tree), so records never reach another test, however the cluster is
-shared.
+Each test forges the record of a core-app of its own (a RUN with a random token), so
+records never reach another test, however the cluster is shared. bootstrap-base is the
+same in every scene (honest records only, taken from the service's caches); the one
+test that forges its record has a bootstrap-base of its own.
 """
 
 from __future__ import annotations
